@@ -1,0 +1,55 @@
+// swift-tools-version:6.0
+// peekd: the Peek Live real-time server. The target list is the architecture:
+// pure, socket-free modules (PeekCore, PeekHTTP, PeekWebSocket, PeekMail) at
+// the bottom; TLS, networking and storage shells above them; PeekServer wires
+// them together; `peekd` is only the command line.
+import PackageDescription
+
+let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "peekd",
+    products: [
+        .executable(name: "peekd", targets: ["peekd"]),
+    ],
+    targets: [
+        // C enters only through these: system calls Glibc lacks, and macros/variadics.
+        .target(name: "CSystem"),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl"),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3"),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib"),
+
+        // Pure (bytes in, values out; libcrypto/zlib only for hashing and deflate).
+        .target(name: "PeekCrypto", dependencies: ["COpenSSL"], swiftSettings: swift6),
+        .target(name: "PeekCore", dependencies: ["PeekCrypto"], swiftSettings: swift6, linkerSettings: [.linkedLibrary("m")]),
+        .target(name: "PeekHTTP", dependencies: ["PeekCrypto"], swiftSettings: swift6),
+        .target(name: "PeekWebSocket", dependencies: ["PeekCrypto", "CZlib"], swiftSettings: swift6),
+        .target(name: "PeekMail", dependencies: ["PeekCrypto"], swiftSettings: swift6),
+
+        // Shells: TLS as a byte transform, the epoll loops, SQLite.
+        .target(name: "PeekTLS", dependencies: ["COpenSSL", "PeekCrypto"], swiftSettings: swift6),
+        .target(name: "PeekNet", dependencies: ["CSystem", "PeekTLS"], swiftSettings: swift6),
+        .target(name: "PeekStore", dependencies: ["CSQLite", "PeekCore"], swiftSettings: swift6),
+
+        // Glue and the command line.
+        .target(name: "PeekServer", dependencies: [
+            "PeekCore", "PeekHTTP", "PeekWebSocket", "PeekMail", "PeekTLS", "PeekNet", "PeekStore",
+        ], swiftSettings: swift6),
+        .executableTarget(name: "peekd", dependencies: ["PeekServer"], swiftSettings: swift6),
+
+        // Test clients and fixtures shared by the test targets (not in any product).
+        .target(name: "PeekTestSupport", dependencies: [
+            "PeekCrypto", "PeekTLS", "PeekWebSocket", "PeekCore", "CSystem",
+        ], path: "Tests/PeekTestSupport", swiftSettings: swift6),
+
+        .testTarget(name: "PeekCoreTests", dependencies: ["PeekCore"], swiftSettings: swift6),
+        .testTarget(name: "PeekHTTPTests", dependencies: ["PeekHTTP"], swiftSettings: swift6),
+        .testTarget(name: "PeekWebSocketTests", dependencies: ["PeekWebSocket"], swiftSettings: swift6),
+        .testTarget(name: "PeekTLSTests", dependencies: ["PeekTLS", "PeekTestSupport"], swiftSettings: swift6),
+        .testTarget(name: "PeekMailTests", dependencies: ["PeekMail"], swiftSettings: swift6),
+        .testTarget(name: "PeekStoreTests", dependencies: ["PeekStore"], swiftSettings: swift6),
+        .testTarget(name: "PeekServerTests", dependencies: [
+            "PeekServer", "PeekTestSupport",
+        ], swiftSettings: swift6),
+    ]
+)

@@ -1,0 +1,110 @@
+/// The wire vocabulary of ../shared/CONTRACT.md, mapped once. Every string
+/// that crosses the wire is spelled here and nowhere else.
+
+public enum ErrorCode: String, Sendable, CaseIterable {
+    case unauthorized, forbidden, invalid, conflict, stale
+    case `internal`
+    case notFound = "not_found"
+    case agentOffline = "agent_offline"
+    case noEmailAccount = "no_email_account"
+    case noContactEmail = "no_contact_email"
+    case dispatchFailed = "dispatch_failed"
+    case rateLimited = "rate_limited"
+    case tooLarge = "too_large"
+
+    /// The HTTP status the back-end API answers this code with.
+    public var httpStatus: Int {
+        switch self {
+        case .unauthorized: 401
+        case .forbidden: 403
+        case .notFound: 404
+        case .invalid: 400
+        case .conflict, .stale: 409
+        case .rateLimited: 429
+        case .tooLarge: 413
+        case .agentOffline, .dispatchFailed, .noEmailAccount, .noContactEmail: 422
+        case .internal: 500
+        }
+    }
+}
+
+/// An error a person can act on: the code for programs, the sentence for people.
+public struct PeekError: Error, Equatable, Sendable {
+    public var code: ErrorCode
+    public var message: String
+    /// For `stale`: the messages the sender had not seen, as encoded JSON objects.
+    public var missed: [[UInt8]]?
+
+    public init(_ code: ErrorCode, _ message: String, missed: [[UInt8]]? = nil) {
+        self.code = code
+        self.message = message
+        self.missed = missed
+    }
+}
+
+public enum DeltaKind: String, Sendable {
+    case messageCreated = "message.created"
+    case ticketUpdated = "ticket.updated"
+    case sessionStatus = "session.status"
+    case summaryUpdated = "summary.updated"
+    case timeUpdated = "time.updated"
+    case slaBreached = "sla.breached"
+    case slaTick = "sla.tick"
+    case assetTelemetry = "asset.telemetry"
+    case presenceUpdated = "presence.updated"
+
+    public var isDurable: Bool {
+        switch self {
+        case .slaTick, .assetTelemetry, .presenceUpdated: false
+        default: true
+        }
+    }
+}
+
+public enum Channel: String, Sendable {
+    case customer, technician, system
+    case internalNote = "internal_note"
+}
+
+public enum Via: String, Sendable {
+    case email, web, system
+    case agentMTLS = "agent_mtls"
+}
+
+public enum TicketStatus: String, Sendable, CaseIterable {
+    case new, open, resolved, closed
+    case inProgress = "in_progress"
+    case waitingOnCustomer = "waiting_on_customer"
+
+    /// Resolved and closed tickets stop the resolution clock for good.
+    public var stopsResolutionClock: Bool { self == .resolved || self == .closed }
+    /// Waiting on the customer pauses the resolution clock (protocol.md, SLA).
+    public var pausesResolutionClock: Bool { self == .waitingOnCustomer }
+}
+
+public enum Priority: String, Sendable, CaseIterable {
+    case low, normal, high, urgent
+}
+
+public enum SessionStatus: String, Sendable {
+    case awaitingConsent = "awaiting_consent"
+    case active, denied, expired, ended
+
+    public var isPending: Bool { self == .awaitingConsent }
+    public var isOpen: Bool { self == .awaitingConsent || self == .active }
+}
+
+public enum CommandOp: String, Sendable, CaseIterable {
+    case reply, note, assign
+    case setStatus = "set_status"
+    case setPriority = "set_priority"
+    case takeOwnership = "take_ownership"
+    case startSession = "start_session"
+    case endSession = "end_session"
+    case timerStart = "timer_start"
+    case timerStop = "timer_stop"
+}
+
+public enum ComposingMode: String, Sendable {
+    case reply, note
+}

@@ -1,0 +1,1 @@
+// PeekHTTP: filled in by its own commit.

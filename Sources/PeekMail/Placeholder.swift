@@ -1,0 +1,1 @@
+// PeekMail: filled in by its own commit.

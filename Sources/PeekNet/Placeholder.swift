@@ -1,0 +1,1 @@
+// PeekNet: filled in by its own commit.

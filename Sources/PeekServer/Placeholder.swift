@@ -1,0 +1,1 @@
+// PeekServer: filled in by its own commit.

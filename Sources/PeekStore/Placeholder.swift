@@ -1,0 +1,1 @@
+// PeekStore: filled in by its own commit.

@@ -1,0 +1,1 @@
+// PeekTLS: filled in by its own commit.

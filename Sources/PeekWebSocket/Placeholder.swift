@@ -1,0 +1,1 @@
+// PeekWebSocket: filled in by its own commit.
