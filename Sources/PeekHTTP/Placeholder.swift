@@ -1,1 +1,0 @@
-// PeekHTTP: filled in by its own commit.
