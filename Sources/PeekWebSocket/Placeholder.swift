@@ -1,1 +1,0 @@
-// PeekWebSocket: filled in by its own commit.
