@@ -1,1 +1,0 @@
-// PeekTLS: filled in by its own commit.
