@@ -1,1 +1,0 @@
-// PeekMail: filled in by its own commit.
