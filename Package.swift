@@ -39,7 +39,7 @@ let package = Package(
 
         // Test clients and fixtures shared by the test targets (not in any product).
         .target(name: "PeekTestSupport", dependencies: [
-            "PeekCrypto", "PeekTLS", "PeekWebSocket", "PeekCore", "CSystem",
+            "PeekCrypto", "PeekTLS", "PeekWebSocket", "PeekCore", "PeekServer", "CSystem",
         ], path: "Tests/PeekTestSupport", swiftSettings: swift6),
 
         .testTarget(name: "PeekCoreTests", dependencies: ["PeekCore"], swiftSettings: swift6),

@@ -95,7 +95,9 @@ public enum Wire {
         w.endObject()
     }
 
-    public static func timeState(_ t: TimeState, into w: inout JSONWriter) {
+    /// `time`: {active, entries, total} plus the ticket's contract/billing
+    /// context, so the Time + contract card has one source.
+    public static func timeState(_ t: TimeState, contract: String?, into w: inout JSONWriter) {
         w.beginObject()
         w.key("active")
         if let active = t.active {
@@ -110,6 +112,7 @@ public enum Wire {
         }
         w.endArray()
         w.field("total", t.total)
+        w.field("contract", contract)
         w.endObject()
     }
 

@@ -1,1 +1,201 @@
-print("peekd")
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import PeekCore
+import PeekServer
+
+/// The command line: flags (and `PEEK_<FLAG>` variables) into a
+/// `ServerConfig`, the `token` and `echo` subcommands, signals, and the
+/// `ready` line tests and scripts wait for.
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("peekd: \(message)\n".utf8))
+    exit(2)
+}
+
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+let usage = """
+usage: peekd [flags]                          run the server
+       peekd token --tenant T --user U [--name N] [--role R] [--ttl SECONDS]
+       peekd echo --port P [--host H]        WebSocket echo endpoint (conformance suites)
+
+flags (each also PEEK_<FLAG>, e.g. PEEK_JWT_SECRET; repeatable flags take a comma list):
+  --host H               listen address (127.0.0.1)
+  --port P               plain HTTP/WebSocket port (8080; 0 picks a free one)
+  --tls-port P           HTTPS/wss port (off); --tls-cert FILE --tls-key FILE (default: generated dev certs)
+  --agent-port P         mutual-TLS agent port (off); --agent-ca FILE (default: generated dev agent CA)
+  --agent-cert FILE --agent-key FILE   certificate the agent listener presents (default: --tls-cert/--tls-key)
+  --agent-crl FILE       revoked agent certificates (PEM CRL)
+  --data DIR             database, attachments and generated certificates (./peek-data)
+  --jwt-secret S         technician token secret (dev-secret)
+  --service-token S      back-end API bearer token (dev-service-token)
+  --allowed-origin O     browser origin allowed to open /v1/ws (repeatable; default: same host only)
+  --heartbeat S          seconds between server pings (30)
+  --hello-timeout S      seconds to wait for hello (10)
+  --max-message B        largest WebSocket message in bytes (1048576)
+  --consent-timeout S    seconds before an unanswered consent expires (120)
+  --sla-tick S           seconds between sla.tick deltas (15)
+  --retain N             durable deltas kept per ticket for resume (1000)
+  --smtp-ca FILE         extra CA trusted for outbound mail servers
+  --smtp-timeout S       seconds each SMTP step may take (30)
+  --threads N            event-loop threads (one per core)
+  --max-connections N    connections per process (19900)
+  --max-tenant-connections N   technician connections per tenant (20000)
+  --client DIR           where the browser files are (client)
+  --demo                 seed a demo tenant on first start and allow demo sign-in
+"""
+
+/// Flags from argv, then PEEK_* variables for those not given.
+struct Arguments {
+    var values: [String: [String]] = [:]
+    var switches: Set<String> = []
+    static let booleanFlags: Set<String> = ["demo", "help"]
+
+    init(_ args: ArraySlice<String>, environment: [String: String]) {
+        var i = args.startIndex
+        while i < args.endIndex {
+            var arg = args[i]
+            guard arg.hasPrefix("--") else { fail("unexpected argument \(arg)\n\(usage)") }
+            arg.removeFirst(2)
+            var value: String?
+            if let eq = arg.firstIndex(of: "=") {
+                value = String(arg[arg.index(after: eq)...])
+                arg = String(arg[..<eq])
+            }
+            if Self.booleanFlags.contains(arg) && value == nil {
+                switches.insert(arg)
+            } else {
+                if value == nil {
+                    i += 1
+                    guard i < args.endIndex else { fail("--\(arg) needs a value") }
+                    value = args[i]
+                }
+                values[arg, default: []].append(value!)
+            }
+            i += 1
+        }
+        for (key, value) in environment where key.hasPrefix("PEEK_") {
+            let flag = key.dropFirst(5).lowercased().replacingOccurrences(of: "_", with: "-")
+            if Self.booleanFlags.contains(flag) {
+                if ["1", "true", "yes"].contains(value.lowercased()) { switches.insert(flag) }
+            } else if values[flag] == nil {
+                values[flag] = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            }
+        }
+    }
+
+    func string(_ name: String) -> String? { values[name]?.last }
+    func list(_ name: String) -> [String] { values[name] ?? [] }
+
+    func int(_ name: String, min: Int = 0, max: Int = Int.max) -> Int? {
+        guard let s = string(name) else { return nil }
+        guard let v = Int(s), v >= min, v <= max else { fail("--\(name) must be a whole number from \(min) to \(max), not \(s)") }
+        return v
+    }
+
+    func port(_ name: String) -> UInt16? { int(name, max: 65535).map { UInt16($0) } }
+}
+
+let argv = CommandLine.arguments
+var mode = "serve"
+var rest = argv.dropFirst()
+if let first = rest.first, !first.hasPrefix("-") {
+    mode = first
+    rest = rest.dropFirst()
+}
+let args = Arguments(rest, environment: ProcessInfo.processInfo.environment)
+if args.switches.contains("help") { say(usage); exit(0) }
+
+let known: Set<String> = ["host", "port", "tls-port", "tls-cert", "tls-key", "agent-port", "agent-ca", "agent-cert", "agent-key",
+                          "agent-crl", "data", "jwt-secret", "service-token", "allowed-origin", "heartbeat", "hello-timeout",
+                          "max-message", "consent-timeout", "sla-tick", "retain", "smtp-ca", "smtp-timeout", "threads",
+                          "max-connections", "max-tenant-connections", "client", "tenant", "user", "name", "role", "ttl"]
+for name in args.values.keys where !known.contains(name) && argv.contains(where: { $0.hasPrefix("--" + name) }) {
+    fail("unknown flag --\(name)\n\(usage)")
+}
+
+var config = ServerConfig()
+config.host = args.string("host") ?? config.host
+config.port = args.port("port") ?? config.port
+config.tlsPort = args.port("tls-port")
+config.tlsCert = args.string("tls-cert")
+config.tlsKey = args.string("tls-key")
+config.agentPort = args.port("agent-port")
+config.agentCA = args.string("agent-ca")
+config.agentCert = args.string("agent-cert")
+config.agentKey = args.string("agent-key")
+config.agentCRL = args.string("agent-crl")
+config.dataDirectory = args.string("data") ?? config.dataDirectory
+config.jwtSecret = args.string("jwt-secret") ?? config.jwtSecret
+config.serviceToken = args.string("service-token") ?? config.serviceToken
+config.allowedOrigins = args.list("allowed-origin")
+config.heartbeatSeconds = args.int("heartbeat", min: 1, max: 3600) ?? config.heartbeatSeconds
+config.helloTimeoutSeconds = args.int("hello-timeout", min: 1, max: 3600) ?? config.helloTimeoutSeconds
+config.maxMessageBytes = args.int("max-message", min: 1024, max: 64 << 20) ?? config.maxMessageBytes
+config.consentTimeoutSeconds = args.int("consent-timeout", min: 1, max: 86400) ?? config.consentTimeoutSeconds
+config.slaTickSeconds = args.int("sla-tick", min: 1, max: 3600) ?? config.slaTickSeconds
+config.retainDeltas = args.int("retain", min: 1, max: 1_000_000) ?? config.retainDeltas
+config.smtpCA = args.string("smtp-ca")
+config.smtpTimeoutSeconds = args.int("smtp-timeout", min: 1, max: 600) ?? config.smtpTimeoutSeconds
+config.threads = args.int("threads", min: 1, max: 64) ?? 0
+config.maxConnections = args.int("max-connections", min: 1) ?? config.maxConnections
+config.maxConnectionsPerTenant = args.int("max-tenant-connections", min: 1) ?? config.maxConnectionsPerTenant
+config.clientDirectory = args.string("client") ?? config.clientDirectory
+config.demo = args.switches.contains("demo")
+
+switch mode {
+case "token":
+    guard let tenant = args.string("tenant"), let user = args.string("user") else { fail("token needs --tenant and --user") }
+    let ttl = args.int("ttl", min: 1) ?? 12 * 3600
+    let claims = TechnicianClaims(subject: user, tenant: tenant, name: args.string("name") ?? user,
+                                  role: args.string("role") ?? "technician", expiresAt: Int64(Date().timeIntervalSince1970) + Int64(ttl))
+    say(JWT.sign(claims, secret: Array(config.jwtSecret.utf8)))
+    exit(0)
+case "echo", "serve":
+    break
+default:
+    fail("unknown command \(mode)\n\(usage)")
+}
+
+let echo = mode == "echo"
+if echo {
+    // Conformance suites send 16 MiB messages (Autobahn 9.*).
+    config.maxMessageBytes = max(config.maxMessageBytes, 16 << 20)
+    config.heartbeatSeconds = 3600
+}
+if !echo && !FileManager.default.fileExists(atPath: config.clientDirectory + "/index.html") {
+    // Run from elsewhere (an installed binary): look beside the package.
+    let candidate = URL(fileURLWithPath: argv[0]).deletingLastPathComponent().appendingPathComponent("../../client").standardized.path
+    if FileManager.default.fileExists(atPath: candidate + "/index.html") { config.clientDirectory = candidate }
+}
+
+let server = Server(config: config, echoMode: echo)
+do {
+    try server.start()
+} catch {
+    fail("cannot start: \(error)")
+}
+
+// Signals are turned into a drain on a normal thread: close every socket
+// with 1001, flush, exit 0.
+signal(SIGTERM, SIG_IGN)
+signal(SIGINT, SIG_IGN)
+let signals = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
+    let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+    source.setEventHandler {
+        server.stop()
+        say("peekd stopped")
+        exit(0)
+    }
+    source.resume()
+    return source
+}
+say(server.readyLine)
+if config.demo && !echo {
+    say("peekd demo: open \(server.readyLine.split(separator: " ").last.map { String($0.dropFirst(4)) } ?? "") and sign in as a demo technician")
+}
+withExtendedLifetime(signals) { dispatchMain() }

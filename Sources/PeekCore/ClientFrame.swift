@@ -1,0 +1,173 @@
+/// A frame a technician client sends, decoded and validated. Validation
+/// lives here, once: a frame that decodes is well-formed, and every refusal
+/// carries the frame's `id` (when it had one) and a sentence to act on.
+public enum ClientFrame: Equatable, Sendable {
+    case hello(token: String)
+    case subscribe(id: String?, ticket: String, since: Int?)
+    case unsubscribe(ticket: String)
+    case command(CommandRequest)
+    case composing(ticket: String, mode: ComposingMode?)
+
+    public struct Refusal: Error, Equatable {
+        public var id: String?
+        public var error: PeekError
+    }
+
+    public static func decode(_ bytes: [UInt8]) -> Result<ClientFrame, Refusal> {
+        let value: JSONValue
+        do { value = try JSONParser.parse(bytes) } catch {
+            return .failure(Refusal(id: nil, error: PeekError(.invalid, "The frame is not valid JSON (\(error.description)).")))
+        }
+        guard case .object = value else {
+            return .failure(Refusal(id: nil, error: PeekError(.invalid, "A frame must be a JSON object.")))
+        }
+        let id = value["id"]?.stringValue
+        func refuse(_ message: String) -> Result<ClientFrame, Refusal> {
+            .failure(Refusal(id: id, error: PeekError(.invalid, message)))
+        }
+        guard let type = value["type"]?.stringValue else { return refuse("A frame needs a string \"type\".") }
+        switch type {
+        case "hello":
+            guard let token = value["token"]?.stringValue else { return refuse("\"hello\" needs a string \"token\".") }
+            return .success(.hello(token: token))
+        case "subscribe":
+            guard let ticket = value["ticket"]?.stringValue else { return refuse("\"subscribe\" needs a string \"ticket\".") }
+            var since: Int?
+            if let s = value["since"], !s.isNull {
+                guard let n = s.intValue, n >= 0 else { return refuse("\"since\" must be a non-negative integer seq.") }
+                since = n
+            }
+            return .success(.subscribe(id: id, ticket: ticket, since: since))
+        case "unsubscribe":
+            guard let ticket = value["ticket"]?.stringValue else { return refuse("\"unsubscribe\" needs a string \"ticket\".") }
+            return .success(.unsubscribe(ticket: ticket))
+        case "composing":
+            guard let ticket = value["ticket"]?.stringValue else { return refuse("\"composing\" needs a string \"ticket\".") }
+            let raw = value["mode"]
+            if raw == nil || raw!.isNull { return .success(.composing(ticket: ticket, mode: nil)) }
+            guard let s = raw?.stringValue, let mode = ComposingMode(rawValue: s) else {
+                return refuse("\"mode\" must be \"reply\", \"note\" or null.")
+            }
+            return .success(.composing(ticket: ticket, mode: mode))
+        case "command":
+            switch CommandRequest.decode(value) {
+            case .success(let c): return .success(.command(c))
+            case .failure(let message): return refuse(message.text)
+            }
+        default:
+            return refuse("Unknown frame type \"\(type)\"; expected hello, subscribe, unsubscribe, command or composing.")
+        }
+    }
+}
+
+public struct DecodeMessage: Error { public var text: String; init(_ t: String) { text = t } }
+
+/// A `command` frame with its op's arguments checked.
+public struct CommandRequest: Equatable, Sendable {
+    public var id: String
+    public var ticket: String
+    public var op: CommandOp
+    public var args: Arguments
+    public var ifVersion: Int?
+    public var seen: Int?
+
+    public enum Arguments: Equatable, Sendable {
+        case reply(body: String, force: Bool, attachments: [String])
+        case note(body: String, force: Bool, attachments: [String])
+        case setStatus(TicketStatus)
+        case setPriority(Priority)
+        case assign(technician: String)
+        case takeOwnership, startSession, endSession, timerStart
+        case timerStop(note: String?)
+    }
+
+    /// Longest body accepted for a reply or note; the frame bound
+    /// (`--max-message`) applies first.
+    public static let maxBodyBytes = 64 * 1024
+
+    static func decode(_ v: JSONValue) -> Result<CommandRequest, DecodeMessage> {
+        guard let id = v["id"]?.stringValue, !id.isEmpty, id.utf8.count <= 128 else {
+            return .failure(DecodeMessage("A command needs a string \"id\" of 1 to 128 bytes."))
+        }
+        guard let ticket = v["ticket"]?.stringValue else { return .failure(DecodeMessage("A command needs a string \"ticket\".")) }
+        guard let opName = v["op"]?.stringValue else { return .failure(DecodeMessage("A command needs a string \"op\".")) }
+        guard let op = CommandOp(rawValue: opName) else {
+            return .failure(DecodeMessage("Unknown op \"\(opName)\"; expected one of \(CommandOp.allCases.map(\.rawValue).joined(separator: ", "))."))
+        }
+        var ifVersion: Int?, seen: Int?
+        if let x = v["if_version"], !x.isNull {
+            guard let n = x.intValue else { return .failure(DecodeMessage("\"if_version\" must be an integer.")) }
+            ifVersion = n
+        }
+        if let x = v["seen"], !x.isNull {
+            guard let n = x.intValue, n >= 0 else { return .failure(DecodeMessage("\"seen\" must be a non-negative integer seq.")) }
+            seen = n
+        }
+        let args = v["args"] ?? .object([:])
+        guard case .object = args else { return .failure(DecodeMessage("\"args\" must be an object.")) }
+        func body() -> Result<(String, Bool, [String]), DecodeMessage> {
+            guard let b = args["body"]?.stringValue else { return .failure(DecodeMessage("\(opName) needs a string \"args.body\".")) }
+            guard !b.trimmingWhitespace.isEmpty else { return .failure(DecodeMessage("The message body is empty; write something first.")) }
+            guard b.utf8.count <= maxBodyBytes else { return .failure(DecodeMessage("The message body is over \(maxBodyBytes) bytes; shorten it.")) }
+            var force = false
+            if let f = args["force"], !f.isNull {
+                guard let fb = f.boolValue else { return .failure(DecodeMessage("\"args.force\" must be a boolean.")) }
+                force = fb
+            }
+            var attachments: [String] = []
+            if let a = args["attachments"], !a.isNull {
+                guard let list = a.arrayValue, list.count <= 20 else { return .failure(DecodeMessage("\"args.attachments\" must be a list of at most 20 attachment ids.")) }
+                for item in list {
+                    guard let s = item.stringValue else { return .failure(DecodeMessage("\"args.attachments\" must hold attachment id strings.")) }
+                    attachments.append(s)
+                }
+            }
+            return .success((b, force, attachments))
+        }
+        let parsed: Arguments
+        switch op {
+        case .reply, .note:
+            switch body() {
+            case .failure(let e): return .failure(e)
+            case .success(let (b, force, attachments)):
+                parsed = op == .reply ? .reply(body: b, force: force, attachments: attachments) : .note(body: b, force: force, attachments: attachments)
+            }
+        case .setStatus:
+            guard let s = args["status"]?.stringValue, let status = TicketStatus(rawValue: s) else {
+                return .failure(DecodeMessage("set_status needs \"args.status\": one of \(TicketStatus.allCases.map(\.rawValue).joined(separator: ", "))."))
+            }
+            parsed = .setStatus(status)
+        case .setPriority:
+            guard let s = args["priority"]?.stringValue, let p = Priority(rawValue: s) else {
+                return .failure(DecodeMessage("set_priority needs \"args.priority\": one of low, normal, high, urgent."))
+            }
+            parsed = .setPriority(p)
+        case .assign:
+            guard let t = args["technician"]?.stringValue, !t.isEmpty else {
+                return .failure(DecodeMessage("assign needs \"args.technician\": a technician id."))
+            }
+            parsed = .assign(technician: t)
+        case .takeOwnership: parsed = .takeOwnership
+        case .startSession: parsed = .startSession
+        case .endSession: parsed = .endSession
+        case .timerStart: parsed = .timerStart
+        case .timerStop:
+            var note: String?
+            if let n = args["note"], !n.isNull {
+                guard let s = n.stringValue, s.utf8.count <= 4096 else { return .failure(DecodeMessage("\"args.note\" must be a string of at most 4096 bytes.")) }
+                note = s
+            }
+            parsed = .timerStop(note: note)
+        }
+        return .success(CommandRequest(id: id, ticket: ticket, op: op, args: parsed, ifVersion: ifVersion, seen: seen))
+    }
+}
+
+extension String {
+    var trimmingWhitespace: Substring {
+        var s = self[...]
+        while let f = s.first, f.isWhitespace { s = s.dropFirst() }
+        while let l = s.last, l.isWhitespace { s = s.dropLast() }
+        return s
+    }
+}

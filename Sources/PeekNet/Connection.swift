@@ -1,0 +1,320 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSystem
+import PeekTLS
+
+/// What sits on top of a connection: the HTTP parser, then after an upgrade
+/// a WebSocket session. All calls arrive on the connection's loop thread.
+public protocol ConnectionHandler: AnyObject {
+    /// The transport is ready (immediately for TCP, after the handshake for TLS).
+    func connectionDidOpen(_ connection: Connection)
+    /// Input arrived. The view is into a loop-shared buffer and valid only
+    /// during the call: copy what must outlive it.
+    func connection(_ connection: Connection, didReceive bytes: UnsafeRawBufferPointer)
+    /// The peer will send no more (EOF).
+    func connectionDidReadEOF(_ connection: Connection)
+    /// About once a second: deadlines, heartbeats.
+    func connectionTick(_ connection: Connection, nowMillis: Int64)
+    /// Server shutdown: say goodbye (WebSocket close 1001) and close after flush.
+    func connectionShutdown(_ connection: Connection)
+    /// The connection is gone; release what refers to it.
+    func connectionDidClose(_ connection: Connection)
+}
+
+/// How `Connection.send` went: the caller decides what a slow consumer means
+/// for its own traffic (shed ephemeral deltas, close on durable ones).
+public enum SendResult {
+    case queued
+    case closed
+}
+
+/// One accepted socket, owned by one loop. Output is a queue of shared
+/// chunks written with `writev` at the end of the loop iteration; TLS
+/// connections encrypt through a memory-BIO session first.
+///
+/// Lifetime: `close()` deregisters and closes at once and tells the handler;
+/// `closeAfterFlush()` is the graceful path (flush, shut down the write side,
+/// drain the peer's input until EOF or a linger deadline, then close), which
+/// keeps the last frame from being lost to an RST (LINUX-NOTES).
+public final class Connection: Selectable {
+    public let fd: Int32
+    public unowned let loop: EventLoop
+    private var generation: UInt32 = 0
+    public var handler: (any ConnectionHandler)?
+    public let listenerKind: ListenerKind
+
+    private var output = OutputQueue()
+    private var tls: TLSSession?
+    private let needsTLS: Bool
+    /// Plaintext waiting to be encrypted at flush time (TLS only), so many
+    /// small frames become few records.
+    private var plaintextPending: [ByteChunk] = []
+    private var plaintextPendingBytes = 0
+
+    private var writableArmed = false
+    private var flushScheduled = false
+    public private(set) var isClosed = false
+    public private(set) var isClosing = false
+    private var writeShutDown = false
+    private var opened = false
+    public let openedAtMillis: Int64
+    private var lingerDeadline: Int64 = 0
+    /// Last time input arrived; handlers use it for idle and heartbeat rules.
+    public var lastReadMillis: Int64
+
+    /// Peer certificate identity after a verified mutual-TLS handshake.
+    public private(set) var peerIdentity: PeerIdentity?
+
+    static let tlsHandshakeTimeoutMillis: Int64 = 10_000
+    static let lingerMillis: Int64 = 2_000
+
+    init(fd: Int32, loop: EventLoop, kind: ListenerKind, tlsContext: TLSContext?) {
+        self.fd = fd
+        self.loop = loop
+        self.listenerKind = kind
+        let now = monotonicMillis()
+        openedAtMillis = now
+        lastReadMillis = now
+        // A session that cannot be made (out of memory) leaves `tls` nil
+        // with `needsTLS` set: the connection is closed on start.
+        if let tlsContext { tls = try? TLSSession(context: tlsContext); needsTLS = true } else { needsTLS = false }
+    }
+
+    func start(handler: any ConnectionHandler) throws(SystemError) {
+        self.handler = handler
+        generation = try loop.register(fd, self, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
+        loop.track(self)
+        if needsTLS && tls == nil { close(); return }
+        if tls == nil { opened = true; handler.connectionDidOpen(self) }
+    }
+
+    public var isTLS: Bool { tls != nil }
+
+    /// Bytes queued and not yet accepted by the kernel.
+    public var bufferedBytes: Int { output.byteCount + plaintextPendingBytes }
+
+    // MARK: Writing
+
+    /// Queues bytes shared with other connections (a fan-out frame).
+    @discardableResult
+    public func send(_ chunk: ByteChunk) -> SendResult {
+        guard !isClosed, !writeShutDown else { return .closed }
+        if tls != nil {
+            plaintextPending.append(chunk)
+            plaintextPendingBytes += chunk.count
+        } else {
+            output.append(chunk)
+        }
+        scheduleFlush()
+        return .queued
+    }
+
+    @discardableResult
+    public func send(_ bytes: [UInt8]) -> SendResult { send(ByteChunk.make(bytes)) }
+
+    private func scheduleFlush() {
+        if !flushScheduled && !writableArmed {
+            flushScheduled = true
+            loop.scheduleFlush(self)
+        }
+    }
+
+    /// Writes what the kernel takes now; arms EPOLLOUT for the rest.
+    func flushNow() {
+        flushScheduled = false
+        guard !isClosed else { return }
+        if tls != nil { encryptPending() }
+        while !output.isEmpty {
+            let count = output.gather(into: loop.iovecs, max: EventLoop.maxIovecs)
+            let result: IOResult<Int>
+            do {
+                result = try syscall("writev") { writev(fd, loop.iovecs, Int32(count)) }
+            } catch {
+                // EPIPE/ECONNRESET: the peer is gone; nothing more to say to it.
+                close()
+                return
+            }
+            switch result {
+            case .processed(let n):
+                output.consume(n)
+            case .wouldBlock:
+                armWritable(true)
+                return
+            }
+        }
+        armWritable(false)
+        if isClosing && !writeShutDown { shutdownWriteSide() }
+    }
+
+    private func encryptPending() {
+        guard let tls, !plaintextPending.isEmpty else { return }
+        for chunk in plaintextPending {
+            let ok = chunk.withBytes { tls.writePlaintext($0) }
+            if case .failure = ok { close(); return }
+        }
+        plaintextPending = []
+        plaintextPendingBytes = 0
+        drainTLSOutput()
+    }
+
+    private func drainTLSOutput() {
+        guard let tls, tls.hasNetworkOutput else { return }
+        var cipher: [UInt8] = []
+        _ = tls.drainNetworkOutput(into: &cipher)
+        output.append(ByteChunk.make(cipher))
+    }
+
+    private func armWritable(_ on: Bool) {
+        guard on != writableArmed, !isClosed else { return }
+        writableArmed = on
+        var events = EPOLLIN.rawValue | EPOLLRDHUP.rawValue
+        if on { events |= EPOLLOUT.rawValue }
+        loop.modify(fd, generation: generation, events: events)
+    }
+
+    // MARK: Closing
+
+    /// Graceful close: flush what is queued, then FIN, then wait for the
+    /// peer's EOF (bounded by the linger deadline in the sweep).
+    public func closeAfterFlush() {
+        guard !isClosed, !isClosing else { return }
+        isClosing = true
+        lingerDeadline = monotonicMillis() + Self.lingerMillis
+        if tls != nil { tls?.shutdown(); drainTLSOutput() }
+        if output.isEmpty && plaintextPending.isEmpty { shutdownWriteSide() } else { scheduleFlush() }
+    }
+
+    private func shutdownWriteSide() {
+        writeShutDown = true
+        Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
+
+    /// Closes now. Queued output is dropped.
+    public func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        loop.deregister(fd)
+        loop.untrack(self)
+        Glibc.close(fd)
+        output.removeAll()
+        plaintextPending = []
+        plaintextPendingBytes = 0
+        tls = nil
+        let h = handler
+        handler = nil
+        h?.connectionDidClose(self)
+    }
+
+    // MARK: Events
+
+    func handleEvents(_ events: UInt32) {
+        if events & EPOLLOUT.rawValue != 0 {
+            flushNow()
+        }
+        if !isClosed, events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
+            readAvailable()
+        }
+    }
+
+    private func readAvailable() {
+        // Read until the socket is dry, a few rounds at most so one busy
+        // peer cannot starve the rest of the loop.
+        for _ in 0..<4 {
+            guard !isClosed else { return }
+            let result: IOResult<Int>
+            do {
+                result = try syscall("read") { read(fd, loop.readBuffer.baseAddress, EventLoop.readBufferSize) }
+            } catch {
+                close()
+                return
+            }
+            switch result {
+            case .wouldBlock:
+                return
+            case .processed(0):
+                handleEOF()
+                return
+            case .processed(let n):
+                lastReadMillis = monotonicMillis()
+                let view = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(loop.readBuffer)[0..<n])
+                if isClosing && writeShutDown {
+                    continue  // draining before close: discard
+                }
+                if tls != nil { receiveTLS(view) } else { handler?.connection(self, didReceive: view) }
+                if n < EventLoop.readBufferSize { return }
+            }
+        }
+    }
+
+    private func handleEOF() {
+        if isClosing {
+            close()
+            return
+        }
+        handler?.connectionDidReadEOF(self)
+        if !isClosed && !isClosing { closeAfterFlush() }
+        if isClosing && output.isEmpty { close() }
+    }
+
+    private func receiveTLS(_ bytes: UnsafeRawBufferPointer) {
+        guard let tls else { return }
+        tls.feedNetwork(bytes)
+        if !opened {
+            switch tls.handshake() {
+            case .wantMore:
+                drainTLSOutput(); scheduleFlush()
+                return
+            case .failed:
+                // A missing, expired or foreign certificate ends here, before
+                // any byte reaches the WebSocket layer. Send the alert, then go.
+                drainTLSOutput()
+                isClosing = true
+                flushNow()
+                close()
+                return
+            case .complete:
+                opened = true
+                peerIdentity = tls.peerIdentity
+                drainTLSOutput(); scheduleFlush()
+                handler?.connectionDidOpen(self)
+            }
+        }
+        var plaintext = loop.plaintextBuffer
+        loop.plaintextBuffer = []
+        defer { plaintext.removeAll(keepingCapacity: true); loop.plaintextBuffer = plaintext }
+        while !isClosed {
+            plaintext.removeAll(keepingCapacity: true)
+            switch tls.readPlaintext(into: &plaintext) {
+            case .bytes(let n) where n > 0:
+                plaintext.withUnsafeBytes { handler?.connection(self, didReceive: $0) }
+            case .bytes, .wantMore:
+                if tls.hasNetworkOutput { drainTLSOutput(); scheduleFlush() }
+                return
+            case .closed:
+                handleEOF()
+                return
+            case .failed:
+                close()
+                return
+            }
+        }
+    }
+
+    func tick(nowMillis: Int64) {
+        if isClosing {
+            if nowMillis >= lingerDeadline { close() }
+            return
+        }
+        if !opened {
+            if nowMillis - openedAtMillis > Self.tlsHandshakeTimeoutMillis { close() }
+            return
+        }
+        handler?.connectionTick(self, nowMillis: nowMillis)
+    }
+
+    public func shutdownGracefully() {
+        guard !isClosed, !isClosing else { return }
+        if let handler, opened { handler.connectionShutdown(self) } else { close() }
+    }
+}

@@ -1,1 +1,0 @@
-// PeekNet: filled in by its own commit.

@@ -1,0 +1,402 @@
+import PeekCore
+import PeekCrypto
+import PeekMail
+import PeekStore
+
+/// The back-end API (service token), the browser's small HTTP needs
+/// (technician token) and the demo sign-in (`--demo` only).
+extension Engine {
+    func handleAPI(_ r: APIRequest, reply: @escaping @Sendable (APIResponse) -> Void) {
+        let response: APIResponse
+        do {
+            response = try route(r)
+        } catch let e as PeekError {
+            response = .error(e)
+        } catch let e as UnprocessableError {
+            response = APIResponse(status: 422, body: Wire.errorBody(e.error))
+        } catch let e as StoreError where e.isConstraintViolation {
+            response = .error(PeekError(.conflict, "That already exists (\(e.message)); use another id."))
+        } catch {
+            log("API \(r.method) \(r.path) failed: \(error)")
+            response = .error(PeekError(.internal, "The request could not be completed; try again."))
+        }
+        outputs.append(.http(reply, response))
+    }
+
+    private func route(_ r: APIRequest) throws -> APIResponse {
+        switch r.route {
+        case .demoTechnicians, .demoSignIn:
+            guard config.demo else { throw PeekError(.notFound, "Demo sign-in exists only when peekd runs with --demo.") }
+            return try demo(r)
+        case .myTickets, .myTechnicians:
+            let tech = try technicianFromBearer(r)
+            if r.route == .myTechnicians {
+                var w = JSONWriter()
+                w.beginObject(); w.key("technicians"); w.beginArray()
+                for t in try store.technicians(tenant: tech.tenant) { w.beginObject(); w.field("id", t.id); w.field("name", t.name); w.endObject() }
+                w.endArray(); w.endObject()
+                return .json(200, w.bytes)
+            }
+            var w = JSONWriter()
+            w.beginObject(); w.key("tickets"); w.beginArray()
+            for t in try store.tickets(tenant: tech.tenant, limit: 500) { Wire.ticket(t, into: &w) }
+            w.endArray(); w.endObject()
+            return .json(200, w.bytes)
+        case .getAttachment:
+            // Browsers follow plain links to attachments, so a technician
+            // token may also come as ?token=.
+            let tech = try? technicianFromBearer(r)
+            guard tech != nil || isService(r) else { throw PeekError(.unauthorized, "Sign in to download attachments.") }
+            guard let id = r.params["id"], let a = try store.attachment(id), let t = try store.ticket(a.ticket),
+                  tech == nil || tech?.tenant == t.tenant,
+                  let bytes = AttachmentFiles.read(sha256: a.sha256, in: config.attachmentsDirectory) else {
+                throw PeekError(.notFound, "No such attachment.")
+            }
+            return APIResponse(status: 200, body: bytes, contentType: a.ref.contentType,
+                               headers: [("Content-Disposition", "attachment; filename=\"\(a.ref.filename.filter { $0 != "\"" && $0.isASCII })\"")])
+        case .uploadAttachment:
+            let tech = try? technicianFromBearer(r)
+            guard tech != nil || isService(r) else { throw PeekError(.unauthorized, "Send a service token or a technician token.") }
+            return try uploadAttachment(r, tech: tech)
+        default:
+            guard isService(r) else {
+                throw PeekError(.unauthorized, "This API needs \"Authorization: Bearer <service token>\".")
+            }
+            return try backend(r)
+        }
+    }
+
+    private func isService(_ r: APIRequest) -> Bool {
+        guard let auth = r.authorization, auth.hasPrefix("Bearer ") else { return false }
+        return Crypto.constantTimeEquals(Array(auth.dropFirst(7).utf8), Array(config.serviceToken.utf8))
+    }
+
+    private func technicianFromBearer(_ r: APIRequest) throws -> Technician {
+        var token = r.authorization.flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
+        if token == nil { token = r.query.first { $0.0 == "token" }?.1 }
+        guard let token else { throw PeekError(.unauthorized, "Sign in first: send \"Authorization: Bearer <technician token>\".") }
+        let claims: TechnicianClaims
+        do { claims = try JWT.verify(token, secret: Array(config.jwtSecret.utf8), nowSeconds: now / 1000) } catch {
+            throw PeekError(.unauthorized, error.message)
+        }
+        guard let tech = try store.technician(tenant: claims.tenant, id: claims.subject) else {
+            throw PeekError(.unauthorized, "No technician \(claims.subject) exists in tenant \(claims.tenant).")
+        }
+        return tech
+    }
+
+    private func body(_ r: APIRequest) throws -> JSONValue {
+        guard let v = try? JSONParser.parse(r.body), case .object = v else {
+            throw PeekError(.invalid, "The body must be a JSON object.")
+        }
+        return v
+    }
+
+    private func string(_ v: JSONValue, _ key: String, max: Int = 200, optional: Bool = false) throws -> String? {
+        guard let raw = v[key], !raw.isNull else {
+            if optional { return nil }
+            throw PeekError(.invalid, "\"\(key)\" is required.")
+        }
+        guard let s = raw.stringValue, !s.isEmpty, s.utf8.count <= max else {
+            throw PeekError(.invalid, "\"\(key)\" must be a non-empty string of at most \(max) bytes.")
+        }
+        return s
+    }
+
+    private func requireTenant(_ r: APIRequest) throws -> Tenant {
+        guard let id = r.params["tenant"], let t = try store.tenant(id) else {
+            throw PeekError(.notFound, "No tenant \(r.params["tenant"] ?? "") exists; create it with POST /v1/tenants.")
+        }
+        return t
+    }
+
+    private func backend(_ r: APIRequest) throws -> APIResponse {
+        switch r.route {
+        case .createTenant:
+            let v = try body(r)
+            let t = Tenant(id: try string(v, "id")!, name: try string(v, "name")!)
+            try store.createTenant(t, at: now)
+            var w = JSONWriter()
+            w.beginObject(); w.field("id", t.id); w.field("name", t.name); w.endObject()
+            return .json(201, w.bytes)
+        case .createTechnician:
+            let tenant = try requireTenant(r)
+            let v = try body(r)
+            let email = try string(v, "email", max: 320)!
+            guard email.contains("@") else { throw PeekError(.invalid, "\"email\" must be an email address.") }
+            let t = Technician(tenant: tenant.id, id: try string(v, "id")!, name: try string(v, "name")!, email: email)
+            try store.createTechnician(t)
+            var w = JSONWriter()
+            w.beginObject(); w.field("id", t.id); w.field("name", t.name); w.field("email", t.email); w.field("tenant", t.tenant); w.endObject()
+            return .json(201, w.bytes)
+        case .createAsset:
+            let tenant = try requireTenant(r)
+            let v = try body(r)
+            var posture: [UInt8]?
+            if let p = v["posture"], !p.isNull {
+                guard case .object = p else { throw PeekError(.invalid, "\"posture\" must be an object.") }
+                posture = JSONWriter.encode(p)
+            }
+            let a = Asset(tenant: tenant.id, id: try string(v, "id")!, name: try string(v, "name")!, agent: try string(v, "agent")!, posture: posture)
+            if try store.asset(agent: a.agent) != nil {
+                throw PeekError(.conflict, "Agent \(a.agent) is already linked to an asset; each agent certificate belongs to one asset.")
+            }
+            try store.createAsset(a)
+            var w = JSONWriter()
+            w.beginObject(); w.field("id", a.id); w.field("name", a.name); w.field("agent", a.agent); w.field("tenant", a.tenant); w.endObject()
+            return .json(201, w.bytes)
+        case .createTicket:
+            let tenant = try requireTenant(r)
+            let t = try createTicket(tenant: tenant.id, try body(r))
+            var w = JSONWriter()
+            Wire.ticket(t, into: &w)
+            return .json(201, w.bytes)
+        case .putEmailAccount:
+            let tenant = try requireTenant(r)
+            let v = try body(r)
+            guard let port = v["port"]?.intValue, (1...65535).contains(port) else { throw PeekError(.invalid, "\"port\" must be a TCP port (1-65535).") }
+            guard let sec = v["security"]?.stringValue, let security = EmailSecurity(rawValue: sec) else {
+                throw PeekError(.invalid, "\"security\" must be \"starttls\", \"tls\" or \"none\".")
+            }
+            let from = try string(v, "from", max: 320)!
+            guard from.contains("@") else { throw PeekError(.invalid, "\"from\" must be an email address.") }
+            let account = EmailAccount(host: try string(v, "host", max: 253)!, port: port, security: security,
+                                       username: try string(v, "username", max: 320, optional: true),
+                                       password: try string(v, "password", max: 1024, optional: true), from: from)
+            try store.putEmailAccount(tenant: tenant.id, account)
+            return .json(200, emailAccountBody(account))
+        case .getEmailAccount:
+            let tenant = try requireTenant(r)
+            guard let account = try store.emailAccount(tenant: tenant.id) else { throw PeekError(.notFound, "No email account is configured") }
+            return .json(200, emailAccountBody(account))
+        case .putSLAPolicy:
+            let tenant = try requireTenant(r)
+            let v = try body(r)
+            var w = JSONWriter()
+            w.beginObject()
+            for p in Priority.allCases {
+                guard let entry = v[p.rawValue], !entry.isNull else { continue }
+                guard let resp = entry["response"]?.intValue, let res = entry["resolution"]?.intValue, resp > 0, res > 0 else {
+                    throw PeekError(.invalid, "\"\(p.rawValue)\" needs positive integer \"response\" and \"resolution\" (seconds).")
+                }
+                try store.putSLAPolicy(tenant: tenant.id, priority: p, SLATarget(response: resp, resolution: res))
+                w.key(p.rawValue); w.beginObject(); w.field("response", resp); w.field("resolution", res); w.endObject()
+            }
+            w.endObject()
+            return .json(200, w.bytes)
+        case .getTicket:
+            guard let id = r.params["id"], let t = try store.ticket(id) else { throw PeekError(.notFound, "No ticket \(r.params["id"] ?? "").") }
+            var w = JSONWriter(capacity: 8192)
+            w.beginObject(); w.field("ticket", t.id); w.field("seq", t.seq); w.key("state"); writeState(t, into: &w); w.endObject()
+            return .json(200, w.bytes)
+        case .ticketSends:
+            guard let id = r.params["id"], try store.ticket(id) != nil else { throw PeekError(.notFound, "No ticket \(r.params["id"] ?? "").") }
+            var w = JSONWriter()
+            w.beginObject(); w.key("attempts"); w.beginArray()
+            for s in try store.sends(ticket: id) {
+                w.beginObject(); w.key("at"); Wire.time(s.at, into: &w); w.field("technician", s.technician)
+                w.field("to", s.recipient); w.field("outcome", s.outcome); w.field("reply", s.reply); w.endObject()
+            }
+            w.endArray(); w.endObject()
+            return .json(200, w.bytes)
+        case .postSummary:
+            guard let id = r.params["id"], var t = try store.ticket(id) else { throw PeekError(.notFound, "No ticket \(r.params["id"] ?? "").") }
+            let v = try body(r)
+            let text = try string(v, "text", max: 32 * 1024)!
+            let model = try string(v, "model", max: 200)!
+            var covers: Int?
+            if let c = v["covers"], !c.isNull {
+                guard let n = c.intValue, n >= 0 else { throw PeekError(.invalid, "\"covers\" must be a seq (a non-negative integer) or null.") }
+                covers = n
+            }
+            let at = now
+            let s = Summary(text: text, model: model, at: at, covers: covers)
+            let mark = outputs.count
+            do {
+                try store.savepoint()
+                try store.putSummary(ticket: id, s)
+                var w = JSONWriter()
+                Wire.summary(s, into: &w)
+                let seq = try appendDelta(&t, kind: .summaryUpdated, data: w.bytes, at: at)
+                try store.updateTicket(t)
+                try store.releaseSavepoint()
+                var out = JSONWriter()
+                out.beginObject(); out.field("ticket", id); out.field("seq", seq); out.key("summary"); Wire.summary(s, into: &out); out.endObject()
+                return .json(201, out.bytes)
+            } catch {
+                rollbackCommandOutputs(to: mark)
+                throw error
+            }
+        case .inboundEmail:
+            return try inboundEmail(r)
+        default:
+            throw PeekError(.notFound, "No such endpoint.")
+        }
+    }
+
+    /// The account as the API shows it: the password is never echoed.
+    private func emailAccountBody(_ a: EmailAccount) -> [UInt8] {
+        var w = JSONWriter()
+        w.beginObject(); w.field("host", a.host); w.field("port", a.port); w.field("security", a.security.rawValue)
+        w.field("username", a.username); w.field("password_set", a.password != nil); w.field("from", a.from); w.endObject()
+        return w.bytes
+    }
+
+    func createTicket(tenant: String, _ v: JSONValue) throws -> Ticket {
+        let subject = try string(v, "subject", max: 500)!
+        guard let contactValue = v["contact"], case .object = contactValue,
+              let contactName = contactValue["name"]?.stringValue, !contactName.isEmpty else {
+            throw PeekError(.invalid, "\"contact\" must be an object with a \"name\" (and optionally \"email\").")
+        }
+        var email: String?
+        if let e = contactValue["email"], !e.isNull {
+            guard let s = e.stringValue, s.contains("@"), s.utf8.count <= 320 else { throw PeekError(.invalid, "\"contact.email\" must be an email address or null.") }
+            email = s
+        }
+        let client = try string(v, "client")!
+        let priority: Priority
+        if let p = v["priority"]?.stringValue {
+            guard let pp = Priority(rawValue: p) else { throw PeekError(.invalid, "\"priority\" must be low, normal, high or urgent.") }
+            priority = pp
+        } else { priority = .normal }
+        var status = TicketStatus.new
+        if let s = v["status"]?.stringValue {
+            guard let st = TicketStatus(rawValue: s) else { throw PeekError(.invalid, "\"status\" is not a ticket status.") }
+            status = st
+        }
+        var assetRef: PersonRef?
+        if let a = try string(v, "asset", optional: true) {
+            guard let asset = try store.asset(tenant: tenant, id: a) else { throw PeekError(.invalid, "No asset \(a) in this tenant; create it first.") }
+            assetRef = PersonRef(id: asset.id, name: asset.name)
+        }
+        var assignee: PersonRef?
+        if let a = try string(v, "assignee", optional: true) {
+            guard let tech = try store.technician(tenant: tenant, id: a) else { throw PeekError(.invalid, "No technician \(a) in this tenant.") }
+            assignee = PersonRef(id: tech.id, name: tech.name)
+        }
+        let at = now
+        var sla = SLAClocks()
+        if let policy = try store.slaPolicy(tenant: tenant, priority: priority) {
+            sla.responseDue = at + Int64(policy.response) * 1000
+            sla.resolutionDue = at + Int64(policy.resolution) * 1000
+        }
+        let number = try store.nextTicketNumber()
+        var t = Ticket(id: Ticket.id(forNumber: number), tenant: tenant, number: number, subject: subject, status: status,
+                       priority: priority, assignee: assignee, contact: Contact(name: contactName, email: email), client: client,
+                       asset: assetRef, firstResponseAt: nil, createdAt: at, version: 1, seq: 0, sla: sla,
+                       contract: try string(v, "contract", max: 500, optional: true))
+        try store.insertTicket(t)
+        if let body = try string(v, "body", max: CommandRequest.maxBodyBytes, optional: true) {
+            let m = Message(id: "M-\(number)-1", ticket: t.id, seq: 1, channel: .customer,
+                            author: PersonRef(id: "contact", name: contactName), body: body, via: .email, at: at)
+            try store.insertMessage(m, mailMessageID: nil)
+            try appendDelta(&t, kind: .messageCreated, data: Wire.messageBytes(m), at: at)
+            try store.updateTicket(t)
+        }
+        if let next = SLAClock.nextDeadline(t) { timers.schedule(.slaDeadline(ticket: t.id), at: next.dueAt) }
+        return t
+    }
+
+    private func uploadAttachment(_ r: APIRequest, tech: Technician?) throws -> APIResponse {
+        guard let id = r.params["id"], let t = try store.ticket(id), tech == nil || tech?.tenant == t.tenant else {
+            throw PeekError(.notFound, "No ticket \(r.params["id"] ?? "") is visible to you.")
+        }
+        guard !r.body.isEmpty else { throw PeekError(.invalid, "The upload is empty; send the file's bytes as the body.") }
+        guard r.body.count <= config.maxAttachmentBytes else {
+            throw PeekError(.tooLarge, "Attachments may be at most \(config.maxAttachmentBytes / (1024 * 1024)) MiB.")
+        }
+        let contentType = (r.contentType ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        guard AttachmentFiles.isAllowed(contentType: contentType) else {
+            throw PeekError(.invalid, "Content type \"\(contentType)\" is not accepted; send images, PDFs, text, logs, office documents or zip files.")
+        }
+        let rawName = r.query.first { $0.0 == "filename" }?.1 ?? "attachment"
+        let filename = AttachmentFiles.sanitize(filename: rawName)
+        let digest = Crypto.hex(Crypto.sha256(r.body))
+        try AttachmentFiles.write(r.body, sha256: digest, in: config.attachmentsDirectory)
+        let ref = AttachmentRef(id: "A-" + Crypto.hex(Crypto.randomBytes(8)), filename: filename, contentType: contentType, size: r.body.count)
+        try store.insertAttachment(ref, ticket: t.id, sha256: digest, at: now)
+        var w = JSONWriter()
+        w.beginObject(); w.field("id", ref.id); w.field("ticket", t.id); w.field("filename", ref.filename)
+        w.field("content_type", ref.contentType); w.field("size", ref.size); w.field("sha256", digest); w.endObject()
+        return .json(201, w.bytes)
+    }
+
+    private func inboundEmail(_ r: APIRequest) throws -> APIResponse {
+        let mail: InboundMail
+        do {
+            mail = try InboundMailParser().parse(r.body)
+        } catch {
+            throw PeekError(.invalid, "The message could not be parsed: \(error.message)").unprocessable
+        }
+        var ticketID: String?
+        if let n = mail.ticketNumber { ticketID = Ticket.id(forNumber: n) }
+        let tagged = try ticketID.flatMap { try store.ticket($0) }
+        if tagged == nil {
+            ticketID = nil
+            for ref in mail.referencedMessageIDs.reversed() {
+                if let id = try store.ticketForMailMessageID(ref) { ticketID = id; break }
+            }
+        }
+        guard let id = ticketID, var t = try store.ticket(id) else {
+            throw PeekError(.notFound, "No ticket matches this message: its subject has no known [#<number>] tag and it does not reply to a message we sent.").unprocessable
+        }
+        let body = mail.bodyText.isEmpty ? mail.fullBodyText : mail.bodyText
+        guard !body.isEmpty else { throw PeekError(.invalid, "The message has no text body.").unprocessable }
+        let at = now
+        var attachments: [AttachmentRef] = []
+        let mark = outputs.count
+        do {
+            try store.savepoint()
+            for a in mail.attachments where !a.isInline && a.bytes.count <= config.maxAttachmentBytes {
+                let digest = Crypto.hex(Crypto.sha256(a.bytes))
+                try AttachmentFiles.write(a.bytes, sha256: digest, in: config.attachmentsDirectory)
+                let ref = AttachmentRef(id: "A-" + Crypto.hex(Crypto.randomBytes(8)), filename: AttachmentFiles.sanitize(filename: a.filename),
+                                        contentType: a.contentType, size: a.bytes.count)
+                try store.insertAttachment(ref, ticket: t.id, sha256: digest, at: at)
+                attachments.append(ref)
+            }
+            let name = mail.from.name ?? t.contact.name
+            let m = Message(id: "M-\(t.number)-\(t.seq + 1)", ticket: t.id, seq: t.seq + 1, channel: .customer,
+                            author: PersonRef(id: mail.from.address, name: name), body: body, via: .email, at: at, attachments: attachments)
+            try store.insertMessage(m, mailMessageID: mail.messageID.flatMap(MailThreading.bareMessageID))
+            let seq = try appendDelta(&t, kind: .messageCreated, data: Wire.messageBytes(m), at: at)
+            try store.updateTicket(t)
+            try store.releaseSavepoint()
+            var w = JSONWriter()
+            w.beginObject(); w.field("ticket", t.id); w.field("seq", seq); w.key("message"); Wire.message(m, into: &w); w.endObject()
+            return .json(201, w.bytes)
+        } catch {
+            rollbackCommandOutputs(to: mark)
+            throw error
+        }
+    }
+
+    private func demo(_ r: APIRequest) throws -> APIResponse {
+        let tenant = DemoData.tenant
+        if r.route == .demoTechnicians {
+            var w = JSONWriter()
+            w.beginObject(); w.key("technicians"); w.beginArray()
+            for t in try store.technicians(tenant: tenant) { w.beginObject(); w.field("id", t.id); w.field("name", t.name); w.endObject() }
+            w.endArray(); w.endObject()
+            return .json(200, w.bytes)
+        }
+        let v = try body(r)
+        let id = try string(v, "technician")!
+        guard let tech = try store.technician(tenant: tenant, id: id) else { throw PeekError(.notFound, "No demo technician \(id).") }
+        let token = JWT.sign(TechnicianClaims(subject: tech.id, tenant: tenant, name: tech.name, expiresAt: now / 1000 + 12 * 3600),
+                             secret: Array(config.jwtSecret.utf8))
+        var w = JSONWriter()
+        w.beginObject(); w.field("token", token)
+        w.key("user"); w.beginObject(); w.field("id", tech.id); w.field("name", tech.name); w.field("tenant", tenant); w.endObject()
+        w.endObject()
+        return .json(200, w.bytes)
+    }
+}
+
+extension PeekError {
+    /// The inbound-mail contract answers 422 for unknown tickets and
+    /// unparsable mail; the code stays the closest contract code.
+    var unprocessable: UnprocessableError { UnprocessableError(error: self) }
+}
+
+struct UnprocessableError: Error { var error: PeekError }

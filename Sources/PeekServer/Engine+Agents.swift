@@ -1,0 +1,205 @@
+import PeekCore
+import PeekStore
+import PeekCrypto
+import PeekNet
+
+/// RMM agents (mutual TLS) and the consent-gated remote sessions they answer.
+extension Engine {
+    func handleAgentConnected(_ peer: Peer, commonName: String) {
+        guard let asset = try? store.asset(agent: commonName) else {
+            outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.forbidden, "No asset is linked to agent \(commonName); register it through the back-end API."))))
+            outputs.append(.close(peer, code: 4403, reason: "unknown agent"))
+            return
+        }
+        // One connection per agent identity: the newer one wins (a restarted
+        // agent must not be locked out by its own half-dead predecessor).
+        if let old = agents[commonName], old != peer {
+            agentPeers[old] = nil
+            outputs.append(.close(old, code: 4409, reason: "replaced by a newer connection"))
+        }
+        agents[commonName] = peer
+        agentPeers[peer] = AgentState(commonName: commonName, asset: asset)
+        var w = JSONWriter()
+        w.beginObject(); w.field("type", "welcome")
+        w.key("asset"); w.beginObject(); w.field("id", asset.id); w.field("name", asset.name); w.endObject()
+        w.endObject()
+        outputs.append(.agentSend(peer, w.bytes))
+    }
+
+    func handleAgentDisconnected(_ peer: Peer) {
+        guard let state = agentPeers.removeValue(forKey: peer) else { return }
+        if agents[state.commonName] == peer { agents[state.commonName] = nil }
+    }
+
+    func handleAgentFrame(_ peer: Peer, _ frame: AgentFrame) {
+        guard let agent = agentPeers[peer] else { return }
+        let at = now
+        switch frame {
+        case .chat(let ticketID, let body):
+            guard var t = try? store.ticket(ticketID), t.tenant == agent.asset.tenant, t.asset?.id == agent.asset.id else {
+                outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.notFound, "Ticket \(ticketID) is not linked to this device."))))
+                return
+            }
+            let mark = outputs.count
+            do {
+                try store.savepoint()
+                // `via` is the server's word, never the frame's: the mTLS
+                // identity is what makes this message the end user's.
+                let m = Message(id: "M-\(t.number)-\(t.seq + 1)", ticket: t.id, seq: t.seq + 1, channel: .customer,
+                                author: PersonRef(id: "contact", name: t.contact.name), body: body, via: .agentMTLS, at: at)
+                try store.insertMessage(m, mailMessageID: nil)
+                try appendDelta(&t, kind: .messageCreated, data: Wire.messageBytes(m), at: at)
+                try store.updateTicket(t)
+                try store.releaseSavepoint()
+            } catch {
+                rollbackCommandOutputs(to: mark)
+                outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.internal, "The message could not be saved; send it again."))))
+            }
+        case .telemetry(let cpu, let ram, let disk):
+            receiveTelemetry(agent.asset, Telemetry(cpu: cpu, ram: ram, disk: disk, at: at))
+        case .consent(let sessionID, let accept):
+            guard let s = try? store.session(sessionID), s.asset == agent.asset.id, var t = try? store.ticket(s.ticket),
+                  t.tenant == agent.asset.tenant else {
+                outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.notFound, "No session \(sessionID) is waiting on this device."))))
+                return
+            }
+            guard s.status == .awaitingConsent else {
+                outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.conflict, "Session \(sessionID) is already \(s.status.rawValue)."))))
+                return
+            }
+            resolveSession(s, ticket: &t, to: accept ? .active : .denied, at: at)
+        }
+    }
+
+    /// Moves a pending session to its outcome, pushed once: a session
+    /// resolves at most once because only `awaiting_consent` may move here.
+    func resolveSession(_ s: RemoteSession, ticket t: inout Ticket, to status: SessionStatus, at: Int64) {
+        let mark = outputs.count
+        do {
+            try store.savepoint()
+            try store.updateSession(id: s.id, status: status)
+            var updated = s
+            updated.status = status
+            try appendDelta(&t, kind: .sessionStatus, data: sessionData(updated), at: at)
+            let text: String
+            switch status {
+            case .active: text = "The end user accepted the recorded session; recording started."
+            case .denied: text = "The end user declined the recorded session."
+            case .expired: text = "The consent request for the recorded session expired."
+            default: text = "The recorded session ended."
+            }
+            try appendSystemMessage(&t, text, at: at)
+            try store.updateTicket(t)
+            try store.releaseSavepoint()
+        } catch {
+            rollbackCommandOutputs(to: mark)
+            log("session \(s.id) could not move to \(status.rawValue): \(error)")
+        }
+    }
+
+    func sessionData(_ s: RemoteSession) -> [UInt8] {
+        var w = JSONWriter()
+        Wire.session(s, into: &w)
+        return w.bytes
+    }
+
+    func startSession(_ t: inout Ticket, by tech: Technician, at: Int64) throws -> Int {
+        guard let ref = t.asset, let asset = try store.asset(tenant: t.tenant, id: ref.id) else {
+            throw PeekError(.invalid, "This ticket has no linked asset, so there is no device to start a session on.")
+        }
+        guard let agentPeer = agents[asset.agent] else {
+            throw PeekError(.agentOffline, "The agent on \(asset.name) is offline; a session can start once it reconnects.")
+        }
+        if let open = try store.latestSession(ticket: t.id), open.status.isOpen {
+            throw PeekError(.conflict, "A session is already \(open.status == .active ? "active" : "waiting for consent") on this ticket.")
+        }
+        let s = RemoteSession(id: "S-" + Crypto.hex(Crypto.randomBytes(8)), ticket: t.id, asset: asset.id,
+                              technician: PersonRef(id: tech.id, name: tech.name), status: .awaitingConsent,
+                              expiresAt: at + Int64(config.consentTimeoutSeconds) * 1000, createdAt: at)
+        try store.insertSession(s)
+        try appendDelta(&t, kind: .sessionStatus, data: sessionData(s), at: at)
+        try appendSystemMessage(&t, "\(tech.name) requested a recorded remote session on \(asset.name); waiting for the end user's consent.", at: at)
+        var w = JSONWriter()
+        w.beginObject(); w.field("type", "consent_request"); w.field("session", s.id); w.field("ticket", t.id)
+        w.key("technician"); Wire.person(s.technician, into: &w)
+        w.key("expires_at"); Wire.time(s.expiresAt, into: &w); w.endObject()
+        pendingAgentMessages.append((agentPeer, w.bytes))
+        // One timer per pending session; answered sessions are skipped when it fires.
+        timers.schedule(.consentExpiry(session: s.id), at: s.expiresAt)
+        return t.seq
+    }
+
+    func endSession(_ t: inout Ticket, by tech: Technician, at: Int64) throws -> Int {
+        guard var s = try store.latestSession(ticket: t.id), s.status == .active else {
+            throw PeekError(.invalid, "No remote session is active on this ticket.")
+        }
+        s.status = .ended
+        try store.updateSession(id: s.id, status: .ended)
+        try appendDelta(&t, kind: .sessionStatus, data: sessionData(s), at: at)
+        try appendSystemMessage(&t, "\(tech.name) ended the recorded session.", at: at)
+        if let asset = try store.asset(tenant: t.tenant, id: s.asset), let agentPeer = agents[asset.agent] {
+            var w = JSONWriter()
+            w.beginObject(); w.field("type", "session_ended"); w.field("session", s.id); w.endObject()
+            pendingAgentMessages.append((agentPeer, w.bytes))
+        }
+        return t.seq
+    }
+
+    func expireSession(_ id: String) {
+        guard let s = try? store.session(id), s.status == .awaitingConsent, var t = try? store.ticket(s.ticket) else { return }
+        resolveSession(s, ticket: &t, to: .expired, at: now)
+    }
+
+    // MARK: Telemetry
+
+    /// Live tiles, coalesced to at most one push per asset per second: the
+    /// latest value wins, and one that arrives inside the second is sent
+    /// when the second is up, so the screen never shows a stale reading.
+    func receiveTelemetry(_ asset: Asset, _ value: Telemetry) {
+        let key = asset.tenant + "/" + asset.id
+        let mono = monotonicMillis()
+        if var state = telemetry[key] {
+            state.latest = value
+            if mono - state.lastSentMonotonic >= 1000 {
+                state.lastSentMonotonic = mono
+                state.pending = false
+                telemetry[key] = state
+                pushTelemetry(asset.tenant, asset.id, value)
+            } else if !state.pending {
+                state.pending = true
+                telemetry[key] = state
+                timers.schedule(.telemetryFlush(key: key), at: now + (1000 - (mono - state.lastSentMonotonic)))
+            } else {
+                telemetry[key] = state
+            }
+        } else {
+            telemetry[key] = TelemetryState(latest: value, lastSentMonotonic: mono, pending: false)
+            pushTelemetry(asset.tenant, asset.id, value)
+        }
+    }
+
+    func flushTelemetry(_ key: String) {
+        guard var state = telemetry[key], state.pending else { return }
+        state.pending = false
+        state.lastSentMonotonic = monotonicMillis()
+        telemetry[key] = state
+        let parts = key.split(separator: "/", maxSplits: 1).map(String.init)
+        guard parts.count == 2 else { return }
+        pushTelemetry(parts[0], parts[1], state.latest)
+    }
+
+    private func pushTelemetry(_ tenant: String, _ assetID: String, _ value: Telemetry) {
+        // Persisted at the coalesced rate, so a snapshot after a restart
+        // still has the last reading.
+        try? store.saveTelemetry(tenant: tenant, asset: assetID, value)
+        var w = JSONWriter()
+        Wire.telemetry(asset: assetID, value, into: &w)
+        for ticketID in (try? store.ticketsLinked(tenant: tenant, asset: assetID)) ?? [] where viewers[ticketID] != nil {
+            publishEphemeral(ticket: ticketID, kind: .assetTelemetry, data: w.bytes)
+        }
+    }
+
+    func latestTelemetry(tenant: String, asset: String) -> Telemetry? {
+        telemetry[tenant + "/" + asset]?.latest ?? (try? store.telemetry(tenant: tenant, asset: asset)) ?? nil
+    }
+}

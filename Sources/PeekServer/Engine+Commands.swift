@@ -1,0 +1,220 @@
+import PeekCore
+import PeekStore
+
+/// Ticket lifecycle commands. Each runs in its own savepoint inside the
+/// batch's transaction: it either changes everything it says (the field,
+/// the system event, the log rows, the new seq) or nothing.
+extension Engine {
+    func handleCommand(_ peer: Peer, _ tech: Technician, _ c: CommandRequest) {
+        let at = now
+        // Idempotency: the same technician's command id within 10 minutes
+        // gets the first answer again and changes nothing.
+        if let answer = try? store.commandAnswer(tenant: tech.tenant, technician: tech.id, id: c.id,
+                                                 notBefore: at - Self.idempotencyWindowMillis) {
+            send(peer, answer)
+            return
+        }
+        let replyKey = "\(tech.tenant)/\(tech.id)/\(c.id)"
+        if inFlightReplies[replyKey] != nil {
+            // The same reply is being sent right now; answer both when it is done.
+            inFlightReplies[replyKey]?.append((peer, c.id))
+            return
+        }
+        guard var ticket = visibleTicket(c.ticket, to: tech) else {
+            answer(peer, tech, c, error: Self.notFound(c.ticket), at: at)
+            return
+        }
+        if let expected = c.ifVersion, expected != ticket.version {
+            answer(peer, tech, c, error: PeekError(.conflict, "The ticket changed since you loaded it (now version \(ticket.version), you had \(expected)); review the change and try again."), at: at)
+            return
+        }
+        if case .reply = c.args {
+            beginReply(peer, tech, c, ticket: ticket, at: at)
+            return
+        }
+        do {
+            try store.savepoint()
+        } catch {
+            answer(peer, tech, c, error: PeekError(.internal, "The change could not be saved; try again."), at: at)
+            return
+        }
+        let mark = outputs.count
+        do {
+            let seq = try apply(c, tech: tech, ticket: &ticket, at: at)
+            try store.updateTicket(ticket)
+            let frame = Wire.resultFrame(id: c.id, seq: seq)
+            try store.saveCommandAnswer(tenant: tech.tenant, technician: tech.id, id: c.id, at: at, answer: frame)
+            try store.releaseSavepoint()
+            outputs.append(.result(peer, id: c.id, frame: frame))
+            afterCommand(c, ticket: ticket)
+        } catch let error as PeekError {
+            rollbackCommandOutputs(to: mark)
+            answer(peer, tech, c, error: error, at: at)
+        } catch {
+            rollbackCommandOutputs(to: mark)
+            log("command \(c.op.rawValue) on \(c.ticket) failed: \(error)")
+            answer(peer, tech, c, error: PeekError(.internal, "The change could not be saved; nothing changed. Try again."), at: at)
+        }
+    }
+
+    /// Undo what a failed command queued: its savepoint is rolled back, so
+    /// none of its deltas may go out.
+    func rollbackCommandOutputs(to mark: Int) {
+        store.rollbackToSavepoint()
+        outputs.removeSubrange(mark...)
+        pendingAgentMessages.removeAll()
+    }
+
+    /// Sends an error answer and remembers it for resends of the same id.
+    func answer(_ peer: Peer, _ tech: Technician, _ c: CommandRequest, error: PeekError, at: Int64) {
+        let frame = Wire.errorFrame(id: c.id, error)
+        // `stale` and `conflict` depend on what the client had seen; a retry
+        // with a fresh id is how a client moves on, so they are remembered too.
+        try? store.saveCommandAnswer(tenant: tech.tenant, technician: tech.id, id: c.id, at: at, answer: frame)
+        outputs.append(.send(peer, frame))
+    }
+
+    /// "No reply over an unseen message": customer or technician messages
+    /// after `seen` by someone else make a reply or note stale.
+    func checkStale(_ c: CommandRequest, tech: Technician, ticket: Ticket, force: Bool) throws(PeekError) {
+        guard let seen = c.seen, !force, seen < ticket.seq else { return }
+        let missed = ((try? store.messages(ticket: ticket.id, after: seen)) ?? [])
+            .filter { $0.countsForStaleness && $0.author.id != tech.id }
+        guard !missed.isEmpty else { return }
+        throw PeekError(.stale, "\(missed.count) new message\(missed.count == 1 ? "" : "s") arrived since you started writing; read \(missed.count == 1 ? "it" : "them"), then send again (or send anyway with force).",
+                        missed: missed.map(Wire.messageBytes))
+    }
+
+    private func apply(_ c: CommandRequest, tech: Technician, ticket t: inout Ticket, at: Int64) throws -> Int {
+        let me = PersonRef(id: tech.id, name: tech.name)
+        switch c.args {
+        case .reply:
+            preconditionFailure("reply is dispatched by beginReply")
+        case .note(let body, let force, let attachmentIDs):
+            try checkStale(c, tech: tech, ticket: t, force: force)
+            let attachments = try resolveAttachments(attachmentIDs, ticket: t)
+            let m = Message(id: "M-\(t.number)-\(t.seq + 1)", ticket: t.id, seq: t.seq + 1, channel: .internalNote,
+                            author: me, body: body, via: .web, at: at, attachments: attachments)
+            try store.insertMessage(m, mailMessageID: nil)
+            return try appendDelta(&t, kind: .messageCreated, data: Wire.messageBytes(m), at: at)
+        case .setStatus(let status):
+            guard status != t.status else { return t.seq }
+            let old = t.status
+            t.status = status
+            adjustPause(&t, from: old, to: status, at: at)
+            t.version += 1
+            var w = JSONWriter()
+            w.beginObject(); w.field("status", status.rawValue); w.field("version", t.version); w.endObject()
+            try appendDelta(&t, kind: .ticketUpdated, data: w.bytes, at: at)
+            try appendSystemMessage(&t, "\(tech.name) changed the status from \(old.label) to \(status.label).", at: at)
+            return t.seq
+        case .setPriority(let priority):
+            guard priority != t.priority else { return t.seq }
+            let old = t.priority
+            t.priority = priority
+            if let policy = try store.slaPolicy(tenant: t.tenant, priority: priority) {
+                // Targets follow the new priority. A clock that ran keeps the
+                // pauses it already had: shift it by the change of target.
+                let oldPolicy = try store.slaPolicy(tenant: t.tenant, priority: old)
+                if !t.sla.responseBreached {
+                    if let due = t.sla.responseDue, let o = oldPolicy { t.sla.responseDue = due + Int64(policy.response - o.response) * 1000 }
+                    else { t.sla.responseDue = t.createdAt + Int64(policy.response) * 1000 }
+                }
+                if !t.sla.resolutionBreached {
+                    if let due = t.sla.resolutionDue, let o = oldPolicy { t.sla.resolutionDue = due + Int64(policy.resolution - o.resolution) * 1000 }
+                    else { t.sla.resolutionDue = t.createdAt + Int64(policy.resolution) * 1000 }
+                }
+            }
+            t.version += 1
+            var w = JSONWriter()
+            w.beginObject(); w.field("priority", priority.rawValue); w.field("version", t.version); w.endObject()
+            try appendDelta(&t, kind: .ticketUpdated, data: w.bytes, at: at)
+            try appendSystemMessage(&t, "\(tech.name) changed the priority from \(old.rawValue.capitalized) to \(priority.rawValue.capitalized).", at: at)
+            return t.seq
+        case .assign(let technicianID):
+            guard let assignee = try store.technician(tenant: t.tenant, id: technicianID) else {
+                throw PeekError(.invalid, "No technician \(technicianID) exists in your organisation; pick one from the list.")
+            }
+            return try assign(&t, to: assignee, by: tech, at: at)
+        case .takeOwnership:
+            return try assign(&t, to: tech, by: tech, at: at)
+        case .timerStart:
+            if let active = try store.timeState(ticket: t.id).active {
+                throw PeekError(.conflict, "A timer is already running on this ticket (started by \(active.technician.name)); stop it first.")
+            }
+            try store.startTimer(ticket: t.id, technician: me, at: at)
+            return try appendDelta(&t, kind: .timeUpdated, data: timeData(t), at: at)
+        case .timerStop(let note):
+            guard let active = try store.stopTimer(ticket: t.id) else {
+                throw PeekError(.invalid, "No timer is running on this ticket.")
+            }
+            let seconds = Int(max(0, at - active.startedAt) / 1000)
+            try store.addTimeEntry(ticket: t.id, TimeEntry(technician: me, startedAt: active.startedAt, seconds: seconds, note: note))
+            return try appendDelta(&t, kind: .timeUpdated, data: timeData(t), at: at)
+        case .startSession:
+            return try startSession(&t, by: tech, at: at)
+        case .endSession:
+            return try endSession(&t, by: tech, at: at)
+        }
+    }
+
+    func timeData(_ t: Ticket) throws(StoreError) -> [UInt8] {
+        var w = JSONWriter()
+        Wire.timeState(try store.timeState(ticket: t.id), contract: t.contract, into: &w)
+        return w.bytes
+    }
+
+    private func assign(_ t: inout Ticket, to assignee: Technician, by tech: Technician, at: Int64) throws -> Int {
+        guard t.assignee?.id != assignee.id else { return t.seq }
+        t.assignee = PersonRef(id: assignee.id, name: assignee.name)
+        t.version += 1
+        var w = JSONWriter()
+        w.beginObject(); w.key("assignee"); Wire.person(t.assignee, into: &w); w.field("version", t.version); w.endObject()
+        try appendDelta(&t, kind: .ticketUpdated, data: w.bytes, at: at)
+        let text = assignee.id == tech.id ? "\(tech.name) took ownership." : "\(tech.name) assigned the ticket to \(assignee.name)."
+        try appendSystemMessage(&t, text, at: at)
+        return t.seq
+    }
+
+    /// Waiting on the customer pauses the resolution clock; leaving that
+    /// status resumes it with the paused span added to its due time.
+    func adjustPause(_ t: inout Ticket, from old: TicketStatus, to new: TicketStatus, at: Int64) {
+        if new.pausesResolutionClock && !old.pausesResolutionClock && t.sla.pausedSince == nil {
+            t.sla.pausedSince = at
+        } else if !new.pausesResolutionClock, let since = t.sla.pausedSince {
+            if let due = t.sla.resolutionDue { t.sla.resolutionDue = due + (at - since) }
+            t.sla.pausedSince = nil
+        }
+    }
+
+    private func resolveAttachments(_ ids: [String], ticket: Ticket) throws -> [AttachmentRef] {
+        try ids.map { id in
+            guard let a = try store.attachment(id), a.ticket == ticket.id else {
+                throw PeekError(.invalid, "Attachment \(id) was not uploaded to \(ticket.id); upload it first.")
+            }
+            return a.ref
+        }
+    }
+
+    /// Follow-ups outside the transaction's data: SLA deadlines to re-arm,
+    /// agent notifications of what this command did.
+    func afterCommand(_ c: CommandRequest, ticket: Ticket) {
+        if let next = SLAClock.nextDeadline(ticket) { timers.schedule(.slaDeadline(ticket: ticket.id), at: next.dueAt) }
+        for (peer, bytes) in pendingAgentMessages { outputs.append(.agentSend(peer, bytes)) }
+        pendingAgentMessages.removeAll()
+    }
+}
+
+extension TicketStatus {
+    /// How a system event names a status.
+    var label: String {
+        switch self {
+        case .new: "New"
+        case .open: "Open"
+        case .inProgress: "In progress"
+        case .waitingOnCustomer: "Waiting on customer"
+        case .resolved: "Resolved"
+        case .closed: "Closed"
+        }
+    }
+}

@@ -1,0 +1,139 @@
+import PeekCore
+import PeekCrypto
+import PeekMail
+import PeekStore
+
+/// What the engine hands a mail worker, and what it needs back to finish
+/// the reply once the mail server has answered.
+struct MailJob: Sendable {
+    var key: String
+    var tenant: String
+    var technician: Technician
+    var commandID: String
+    var ticketID: String
+    var body: String
+    var attachments: [AttachmentRef]
+    var mailMessageID: String
+    var recipient: String
+    var account: EmailAccount
+    var message: [UInt8]
+}
+
+enum MailOutcome: Sendable {
+    case sent(reply: String)
+    case failed(message: String, reply: String)
+}
+
+/// The seam to outbound mail: the real one speaks SMTP on a worker thread.
+protocol Mailer: Sendable {
+    func send(_ job: MailJob, completion: @escaping @Sendable (MailOutcome) -> Void)
+}
+
+/// Replies are email. The engine validates and builds the message, a mail
+/// worker talks to the tenant's server (never on a loop, never holding the
+/// transaction), and only an accepted message is stored and fanned out.
+extension Engine {
+    func beginReply(_ peer: Peer, _ tech: Technician, _ c: CommandRequest, ticket: Ticket, at: Int64) {
+        guard case .reply(let body, let force, let attachmentIDs) = c.args else { return }
+        do {
+            try checkStale(c, tech: tech, ticket: ticket, force: force)
+        } catch {
+            answer(peer, tech, c, error: error, at: at)
+            return
+        }
+        guard let to = ticket.contact.email, !to.isEmpty else {
+            answer(peer, tech, c, error: PeekError(.noContactEmail, "The contact \(ticket.contact.name) has no email address, so a reply cannot be sent; add one or post an internal note."), at: at)
+            return
+        }
+        guard let account = try? store.emailAccount(tenant: tech.tenant) else {
+            answer(peer, tech, c, error: PeekError(.noEmailAccount, "No email account is configured"), at: at)
+            return
+        }
+        var attachments: [AttachmentRef] = []
+        var files: [MailAttachment] = []
+        for id in attachmentIDs {
+            guard let a = try? store.attachment(id), a.ticket == ticket.id,
+                  let bytes = AttachmentFiles.read(sha256: a.sha256, in: config.attachmentsDirectory) else {
+                answer(peer, tech, c, error: PeekError(.invalid, "Attachment \(id) was not uploaded to \(ticket.id); upload it first."), at: at)
+                return
+            }
+            attachments.append(a.ref)
+            files.append(MailAttachment(filename: a.ref.filename, contentType: a.ref.contentType, bytes: bytes))
+        }
+        let thread = (try? store.mailThreadIDs(ticket: ticket.id)) ?? []
+        let domain = account.from.split(separator: "@").last.map(String.init) ?? "peek.local"
+        let messageID = "\(ticket.id).\(Crypto.hex(Crypto.randomBytes(8)))@\(domain)"
+        let builder = MIMEMessageBuilder(
+            from: MailAddress(name: tech.name, address: account.from),
+            to: MailAddress(name: ticket.contact.name, address: to),
+            subject: MailThreading.taggedSubject(ticket.subject, ticketNumber: ticket.number),
+            bodyText: body, messageID: messageID, inReplyTo: thread.last, references: thread,
+            date: at / 1000, attachments: files, boundary: "peek-" + Crypto.hex(Crypto.randomBytes(12)))
+        let message: [UInt8]
+        do { message = try builder.build() } catch {
+            answer(peer, tech, c, error: PeekError(.invalid, "The reply cannot be written as an email: \(error.description)."), at: at)
+            return
+        }
+        let key = "\(tech.tenant)/\(tech.id)/\(c.id)"
+        inFlightReplies[key] = [(peer, c.id)]
+        let job = MailJob(key: key, tenant: tech.tenant, technician: tech, commandID: c.id, ticketID: ticket.id, body: body,
+                          attachments: attachments, mailMessageID: messageID, recipient: to, account: account, message: message)
+        mailer.send(job) { [weak self] outcome in self?.submit(.mailFinished(job, outcome)) }
+    }
+
+    func handleMailFinished(_ job: MailJob, _ outcome: MailOutcome) {
+        let waiting = inFlightReplies.removeValue(forKey: job.key) ?? []
+        let at = now
+        let (outcomeName, reply): (String, String)
+        switch outcome {
+        case .sent(let r): (outcomeName, reply) = ("sent", r)
+        case .failed(_, let r): (outcomeName, reply) = ("failed", r)
+        }
+        // Every attempt is logged, success or not.
+        try? store.recordSend(ticket: job.ticketID, at: at, technician: job.technician.id, recipient: job.recipient,
+                              outcome: outcomeName, reply: reply)
+        let frame: [UInt8]
+        switch outcome {
+        case .failed(let message, _):
+            frame = Wire.errorFrame(id: job.commandID, PeekError(.dispatchFailed, message))
+            for w in waiting { outputs.append(.send(w.peer, frame)) }
+        case .sent:
+            let mark = outputs.count
+            do {
+                guard var t = try store.ticket(job.ticketID) else { throw PeekError(.notFound, "The ticket was removed.") }
+                try store.savepoint()
+                let m = Message(id: "M-\(t.number)-\(t.seq + 1)", ticket: t.id, seq: t.seq + 1, channel: .technician,
+                                author: PersonRef(id: job.technician.id, name: job.technician.name), body: job.body,
+                                via: .email, at: at, attachments: job.attachments)
+                try store.insertMessage(m, mailMessageID: job.mailMessageID)
+                try appendDelta(&t, kind: .messageCreated, data: Wire.messageBytes(m), at: at)
+                if t.firstResponseAt == nil {
+                    // The SLA first-response signal: stamped once, by the first reply that really went out.
+                    t.firstResponseAt = at
+                    t.version += 1
+                    var w = JSONWriter()
+                    w.beginObject(); w.key("first_response_at"); Wire.time(at, into: &w); w.field("version", t.version); w.endObject()
+                    try appendDelta(&t, kind: .ticketUpdated, data: w.bytes, at: at)
+                }
+                try store.updateTicket(t)
+                let result = Wire.resultFrame(id: job.commandID, seq: t.seq)
+                try store.saveCommandAnswer(tenant: job.tenant, technician: job.technician.id, id: job.commandID, at: at, answer: result)
+                try store.releaseSavepoint()
+                for w in waiting { outputs.append(.result(w.peer, id: w.id, frame: result)) }
+                if let ref = t.asset, let asset = try store.asset(tenant: t.tenant, id: ref.id), let agentPeer = agents[asset.agent] {
+                    var w = JSONWriter()
+                    w.beginObject(); w.field("type", "reply"); w.field("ticket", t.id); w.field("body", job.body)
+                    w.key("author"); Wire.person(m.author, into: &w); w.endObject()
+                    outputs.append(.agentSend(agentPeer, w.bytes))
+                }
+                return
+            } catch {
+                rollbackCommandOutputs(to: mark)
+                log("storing sent reply on \(job.ticketID) failed: \(error)")
+                frame = Wire.errorFrame(id: job.commandID, PeekError(.internal, "The email was sent but could not be recorded; check the send log before sending again."))
+                for w in waiting { outputs.append(.send(w.peer, frame)) }
+            }
+        }
+        try? store.saveCommandAnswer(tenant: job.tenant, technician: job.technician.id, id: job.commandID, at: at, answer: frame)
+    }
+}

@@ -1,0 +1,91 @@
+import PeekCore
+import PeekNet
+import PeekStore
+
+/// SLA clocks and the engine's timers.
+extension Engine {
+    /// On start: re-arm every pending deadline from the store. Anything that
+    /// fell due while the server was down is due now, so it fires on the
+    /// first pass and is pushed like any other breach.
+    func recoverTimers() {
+        runBatch {
+            for s in (try? store.pendingSessions()) ?? [] { timers.schedule(.consentExpiry(session: s.id), at: s.expiresAt) }
+            for t in (try? store.ticketsWithOpenSLA()) ?? [] {
+                if let next = SLAClock.nextDeadline(t) { timers.schedule(.slaDeadline(ticket: t.id), at: next.dueAt) }
+            }
+        }
+    }
+
+    func runDueTimers() {
+        let at = now
+        var due: [TimerHeap.Entry] = []
+        while let e = timers.popDue(now: at) { due.append(e) }
+        let tick = monotonicMillis() >= nextSLATickMillis
+        guard !due.isEmpty || tick else { return }
+        runBatch {
+            for e in due {
+                switch e.kind {
+                case .consentExpiry(let id): expireSession(id)
+                case .slaDeadline(let id): checkBreaches(id, at: at)
+                case .telemetryFlush(let key): flushTelemetry(key)
+                }
+            }
+            if tick {
+                nextSLATickMillis = monotonicMillis() + Int64(config.slaTickSeconds) * 1000
+                publishSLATicks(at: at)
+                pruneIdempotency(at: at)
+            }
+        }
+    }
+
+    /// `sla.tick` goes only to watched tickets: the cost is per viewer-ed
+    /// ticket per tick, never a scan of every ticket.
+    private func publishSLATicks(at: Int64) {
+        for ticketID in viewers.keys {
+            guard let t = try? store.ticket(ticketID) else { continue }
+            var w = JSONWriter()
+            Wire.sla(t, nowMillis: at, into: &w)
+            publishEphemeral(ticket: ticketID, kind: .slaTick, data: w.bytes)
+        }
+    }
+
+    private func pruneIdempotency(at: Int64) {
+        guard at - lastPruneMillis > 60_000 else { return }
+        lastPruneMillis = at
+        try? store.pruneCommandAnswers(before: at - Self.idempotencyWindowMillis)
+    }
+
+    /// Records each target's breach exactly once: the flag is stored with
+    /// the delta, so neither a second timer nor a restart repeats it.
+    func checkBreaches(_ ticketID: String, at: Int64) {
+        guard var t = try? store.ticket(ticketID) else { return }
+        let mark = outputs.count
+        do {
+            try store.savepoint()
+            var changed = false
+            if let due = t.sla.responseDue, !t.sla.responseBreached, t.firstResponseAt == nil, !t.status.stopsResolutionClock, due <= at {
+                t.sla.responseBreached = true
+                try recordBreach(&t, target: "response", due: due, at: at)
+                changed = true
+            }
+            if let due = t.sla.resolutionDue, !t.sla.resolutionBreached, t.sla.pausedSince == nil, !t.status.stopsResolutionClock, due <= at {
+                t.sla.resolutionBreached = true
+                try recordBreach(&t, target: "resolution", due: due, at: at)
+                changed = true
+            }
+            if changed { try store.updateTicket(t) }
+            try store.releaseSavepoint()
+        } catch {
+            rollbackCommandOutputs(to: mark)
+            log("SLA check of \(ticketID) failed: \(error)")
+        }
+        if let next = SLAClock.nextDeadline(t) { timers.schedule(.slaDeadline(ticket: t.id), at: max(next.dueAt, at + 1)) }
+    }
+
+    private func recordBreach(_ t: inout Ticket, target: String, due: Int64, at: Int64) throws(StoreError) {
+        var w = JSONWriter()
+        w.beginObject(); w.field("target", target); w.key("due_at"); Wire.time(due, into: &w); w.endObject()
+        try appendDelta(&t, kind: .slaBreached, data: w.bytes, at: at)
+        try appendSystemMessage(&t, "The \(target) SLA was breached (due \(Timestamp.format(millis: due))).", at: at)
+    }
+}

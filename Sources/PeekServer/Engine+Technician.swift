@@ -1,0 +1,210 @@
+import PeekCore
+import PeekNet
+import PeekStore
+
+/// Technician connections: sign-in, subscriptions, presence.
+extension Engine {
+    func handleHello(_ peer: Peer, token: String) {
+        let claims: TechnicianClaims
+        do {
+            claims = try JWT.verify(token, secret: Array(config.jwtSecret.utf8), nowSeconds: now / 1000)
+        } catch {
+            refuseHello(peer, error.message)
+            return
+        }
+        guard let tech = try? store.technician(tenant: claims.tenant, id: claims.subject) else {
+            refuseHello(peer, "No technician \(claims.subject) exists in tenant \(claims.tenant); ask an administrator to add you.")
+            return
+        }
+        let count = tenantConnections[tech.tenant, default: 0]
+        guard count < config.maxConnectionsPerTenant else {
+            sendError(peer, id: nil, PeekError(.rateLimited, "Your organisation has \(count) open connections, the most allowed; close some tabs and reconnect."))
+            outputs.append(.close(peer, code: 1013, reason: "too many connections for this tenant"))
+            return
+        }
+        tenantConnections[tech.tenant] = count + 1
+        sessions[peer] = TechnicianState(technician: tech)
+        var w = JSONWriter()
+        w.beginObject()
+        w.field("type", "welcome")
+        w.key("user"); w.beginObject(); w.field("id", tech.id); w.field("name", tech.name); w.field("tenant", tech.tenant); w.endObject()
+        w.field("heartbeat", config.heartbeatSeconds)
+        w.endObject()
+        outputs.append(.welcome(peer, tenant: tech.tenant, frame: w.bytes))
+    }
+
+    private func refuseHello(_ peer: Peer, _ message: String) {
+        sendError(peer, id: nil, PeekError(.unauthorized, message))
+        outputs.append(.close(peer, code: 4401, reason: "unauthorized"))
+    }
+
+    func handleFrame(_ peer: Peer, _ frame: ClientFrame) {
+        guard let tech = sessions[peer]?.technician else { return }   // hello is enforced by the loop
+        switch frame {
+        case .hello:
+            sendError(peer, id: nil, PeekError(.invalid, "Already signed in; send hello only once per connection."))
+        case .subscribe(let id, let ticketID, let since):
+            subscribe(peer, tech, id: id, ticketID: ticketID, since: since)
+        case .unsubscribe(let ticketID):
+            unsubscribe(peer, tech, ticketID: ticketID)
+        case .composing(let ticketID, let mode):
+            guard var v = viewers[ticketID], var entry = v.byTechnician[tech.id], entry.peers[peer] != nil else { return }
+            if entry.peers[peer] == mode { return }
+            let before = v.list
+            entry.peers[peer] = mode
+            v.byTechnician[tech.id] = entry
+            viewers[ticketID] = v
+            if v.list != before { publishPresence(ticketID) }
+        case .command(let command):
+            handleCommand(peer, tech, command)
+        }
+    }
+
+    /// Loads a ticket if this technician may see it. Tenant isolation is
+    /// enforced here and only here: every path to a ticket comes through.
+    func visibleTicket(_ id: String, to tech: Technician) -> Ticket? {
+        guard let t = try? store.ticket(id), t.tenant == tech.tenant else { return nil }
+        return t
+    }
+
+    static func notFound(_ id: String) -> PeekError {
+        PeekError(.notFound, "No ticket \(id) is visible to you; check the ticket id.")
+    }
+
+    private func subscribe(_ peer: Peer, _ tech: Technician, id: String?, ticketID: String, since: Int?) {
+        guard let ticket = visibleTicket(ticketID, to: tech) else {
+            sendError(peer, id: id, Self.notFound(ticketID))
+            return
+        }
+        // Join presence first so the snapshot's viewers include the newcomer.
+        var v = viewers[ticketID] ?? TicketViewers()
+        var entry = v.byTechnician[tech.id] ?? TicketViewers.Entry(name: tech.name, peers: [:])
+        let isNewViewer = entry.peers.isEmpty
+        entry.peers[peer] = .some(nil)
+        if v.byTechnician[tech.id] == nil { v.order.append(tech.id) }
+        v.byTechnician[tech.id] = entry
+        viewers[ticketID] = v
+        sessions[peer]?.tickets.insert(ticketID)
+
+        var frames: [[UInt8]] = []
+        var served = false
+        if let since, since <= ticket.seq {
+            if since == ticket.seq {
+                served = true
+            } else if let oldest = try? store.oldestDeltaSeq(ticket: ticketID), oldest <= since + 1,
+                      let rows = try? store.deltas(ticket: ticketID, after: since, limit: config.retainDeltas + 64),
+                      rows.count == ticket.seq - since {
+                for row in rows {
+                    frames.append(Wire.deltaFrame(ticket: ticketID, seq: row.seq, at: row.at,
+                                                  kind: DeltaKind(rawValue: row.kind) ?? .messageCreated, data: row.data))
+                }
+                served = true
+            }
+        }
+        if served {
+            var w = JSONWriter()
+            w.beginObject(); w.field("type", "subscribed"); w.field("id", id); w.field("ticket", ticketID); w.field("seq", ticket.seq); w.endObject()
+            frames.append(w.bytes)
+        } else {
+            frames.append(snapshotFrame(id: id, ticket))
+        }
+        outputs.append(.subscribe(peer, ticket: ticketID, frames: frames))
+        if isNewViewer { publishPresence(ticketID) } else { publishPresence(ticketID, onlyTo: peer) }
+    }
+
+    private func unsubscribe(_ peer: Peer, _ tech: Technician, ticketID: String) {
+        sessions[peer]?.tickets.remove(ticketID)
+        leave(peer, techID: tech.id, ticketID: ticketID)
+    }
+
+    /// Removes one connection from a ticket's viewers; presence changes only
+    /// when the technician's last connection on that ticket goes.
+    func leave(_ peer: Peer, techID: String, ticketID: String) {
+        guard var v = viewers[ticketID], var entry = v.byTechnician[techID] else { return }
+        let before = v.list
+        entry.peers[peer] = nil
+        if entry.peers.isEmpty {
+            v.byTechnician[techID] = nil
+            v.order.removeAll { $0 == techID }
+        } else {
+            v.byTechnician[techID] = entry
+        }
+        viewers[ticketID] = v.isEmpty ? nil : v
+        if v.list != before { publishPresence(ticketID) }
+    }
+
+    func handleDisconnect(_ peer: Peer) {
+        guard let state = sessions.removeValue(forKey: peer) else { return }
+        if let tech = state.technician {
+            tenantConnections[tech.tenant, default: 1] -= 1
+            for ticketID in state.tickets { leave(peer, techID: tech.id, ticketID: ticketID) }
+        }
+    }
+
+    func publishPresence(_ ticketID: String, onlyTo peer: Peer? = nil) {
+        let list = viewers[ticketID]?.list ?? []
+        var w = JSONWriter()
+        w.beginObject(); w.key("viewers"); Wire.viewers(list, into: &w); w.endObject()
+        if let peer {
+            send(peer, Wire.deltaFrame(ticket: ticketID, seq: nil, at: now, kind: .presenceUpdated, data: w.bytes))
+        } else {
+            // Sent even to an empty room's loops? No viewers means nobody to tell.
+            guard let v = viewers[ticketID] else { return }
+            let frame = Wire.deltaFrame(ticket: ticketID, seq: nil, at: now, kind: .presenceUpdated, data: w.bytes)
+            outputs.append(.publish(ticket: ticketID, frame: frame, durable: false, loops: v.loops))
+        }
+    }
+
+    // MARK: Snapshot
+
+    func snapshotFrame(id: String?, _ t: Ticket) -> [UInt8] {
+        var w = JSONWriter(capacity: 8192)
+        w.beginObject()
+        w.field("type", "snapshot")
+        w.field("id", id)
+        w.field("ticket", t.id)
+        w.field("seq", t.seq)
+        w.key("state")
+        writeState(t, into: &w)
+        w.endObject()
+        return w.bytes
+    }
+
+    func writeState(_ t: Ticket, into w: inout JSONWriter) {
+        let at = now
+        w.beginObject()
+        w.key("ticket"); Wire.ticket(t, into: &w)
+        w.key("messages"); w.beginArray()
+        for m in (try? store.recentMessages(ticket: t.id, limit: Self.snapshotMessages)) ?? [] { Wire.message(m, into: &w) }
+        w.endArray()
+        w.key("sla"); Wire.sla(t, nowMillis: at, into: &w)
+        w.key("asset")
+        if let ref = t.asset, let asset = try? store.asset(tenant: t.tenant, id: ref.id) {
+            w.beginObject()
+            w.field("id", asset.id)
+            w.field("name", asset.name)
+            w.field("agent", asset.agent)
+            w.field("agent_online", agents[asset.agent] != nil)
+            w.key("telemetry")
+            if let latest = latestTelemetry(tenant: t.tenant, asset: asset.id) {
+                Wire.telemetry(asset: asset.id, latest, into: &w)
+            } else { w.null() }
+            w.key("posture")
+            if let posture = asset.posture { w.raw(posture) } else { w.null() }
+            w.endObject()
+        } else { w.null() }
+        w.key("session"); Wire.session(try? store.latestSession(ticket: t.id), into: &w)
+        w.key("summary"); Wire.summary(try? store.summary(ticket: t.id), into: &w)
+        w.key("time")
+        let time = (try? store.timeState(ticket: t.id)) ?? TimeState(active: nil, entries: [])
+        Wire.timeState(time, contract: t.contract, into: &w)
+        w.key("related"); w.beginArray()
+        for r in (try? store.related(to: t, limit: 10)) ?? [] {
+            w.beginObject(); w.field("id", r.id); w.field("number", r.number); w.field("subject", r.subject)
+            w.field("status", r.status.rawValue); w.endObject()
+        }
+        w.endArray()
+        w.key("viewers"); Wire.viewers(viewers[t.id]?.list ?? [], into: &w)
+        w.endObject()
+    }
+}

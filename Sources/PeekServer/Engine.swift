@@ -1,0 +1,262 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import PeekCore
+import PeekNet
+import PeekStore
+import Synchronization
+
+/// The single owner of durable ticket state. One thread runs it: it is the
+/// store's only writer, it assigns every `seq`, it knows who views what, and
+/// it owns the timers (consent deadlines, SLA breaches, telemetry coalescing).
+///
+/// Group commit: the thread takes every queued job at once, runs them inside
+/// one transaction (each command in its own savepoint, so one failure undoes
+/// only that command), commits once, and only then lets the outputs go:
+/// deltas to the loops, then `result`s. A `result` therefore always means
+/// "on disk and handed to every subscriber", and under load one fsync
+/// serves hundreds of commands.
+///
+/// `@unchecked Sendable`: all state except `inbox`/`doorbell` is touched only
+/// by the engine thread; other threads call `submit` only.
+public final class Engine: @unchecked Sendable {
+    let config: ServerConfig
+    let store: any TicketStore
+    let bus: any DeltaBus
+    let mailer: Mailer
+    private let inbox = Mutex<[EngineJob]>([])
+    private let doorbell = Doorbell()
+    private let stopped = Atomic<Bool>(false)
+    private let finished = Atomic<Bool>(false)
+
+    // Engine-thread state.
+    var sessions: [Peer: TechnicianState] = [:]
+    var tenantConnections: [String: Int] = [:]
+    var viewers: [String: TicketViewers] = [:]
+    var agents: [String: Peer] = [:]          // agent CN -> its connection
+    var agentPeers: [Peer: AgentState] = [:]
+    var timers = TimerHeap()
+    var telemetry: [String: TelemetryState] = [:]   // "tenant/asset"
+    var inFlightReplies: [String: [(peer: Peer, id: String)]] = [:]
+    var nextSLATickMillis: Int64 = 0
+    var outputs: [EngineOutput] = []
+    var lastPruneMillis: Int64 = 0
+    /// Agent frames a command produced, released only if it succeeds.
+    var pendingAgentMessages: [(Peer, [UInt8])] = []
+
+    /// Replies whose first answer is repeated for this long (CONTRACT: 10 minutes).
+    static let idempotencyWindowMillis: Int64 = 10 * 60 * 1000
+    /// Messages a snapshot carries.
+    static let snapshotMessages = 50
+    /// Jobs taken per transaction; bounds a batch's latency under a flood.
+    static let maxBatch = 2048
+
+    init(config: ServerConfig, store: any TicketStore, bus: any DeltaBus, mailer: Mailer) {
+        self.config = config
+        self.store = store
+        self.bus = bus
+        self.mailer = mailer
+    }
+
+    // MARK: Thread
+
+    /// Hands a job to the engine thread. Safe from any thread.
+    func submit(_ job: EngineJob) {
+        let wasEmpty = inbox.withLock { jobs in
+            let empty = jobs.isEmpty
+            jobs.append(job)
+            return empty
+        }
+        if wasEmpty { doorbell.ring() }
+    }
+
+    func start() {
+        let thread = Thread { [self] in run() }
+        thread.name = "peekd-engine"
+        thread.start()
+    }
+
+    func stop() {
+        stopped.store(true, ordering: .relaxed)
+        doorbell.ring()
+        while !finished.load(ordering: .relaxed) { usleep(1000) }
+    }
+
+    private func run() {
+        recoverTimers()
+        nextSLATickMillis = monotonicMillis() + Int64(config.slaTickSeconds) * 1000
+        while !stopped.load(ordering: .relaxed) {
+            var wait = nextSLATickMillis - monotonicMillis()
+            if let next = timers.nextDue { wait = min(wait, next - now) }
+            doorbell.wait(timeoutMillis: wait)
+            while true {
+                let jobs = inbox.withLock { jobs -> [EngineJob] in
+                    if jobs.count <= Self.maxBatch {
+                        let taken = jobs
+                        jobs.removeAll(keepingCapacity: true)
+                        return taken
+                    }
+                    let taken = Array(jobs.prefix(Self.maxBatch))
+                    jobs.removeFirst(Self.maxBatch)
+                    return taken
+                }
+                if jobs.isEmpty { break }
+                runBatch { for job in jobs { handle(job) } }
+            }
+            runDueTimers()
+        }
+        finished.store(true, ordering: .relaxed)
+    }
+
+    /// Runs `body` in one transaction and releases its outputs after the commit.
+    func runBatch(_ body: () -> Void) {
+        outputs.removeAll(keepingCapacity: true)
+        do {
+            try store.begin()
+        } catch {
+            log("engine.begin failed: \(error)")
+        }
+        body()
+        do {
+            try store.commit()
+        } catch {
+            // Nothing of this batch is on disk: no delta may go out and every
+            // command in it must learn that it failed.
+            log("engine.commit failed: \(error)")
+            store.rollback()
+            outputs = outputs.compactMap { $0.failedCommit() }
+        }
+        bus.deliver(outputs)
+        outputs.removeAll(keepingCapacity: true)
+    }
+
+    private func handle(_ job: EngineJob) {
+        switch job {
+        case .hello(let peer, let token, _): handleHello(peer, token: token)
+        case .frame(let peer, let frame): handleFrame(peer, frame)
+        case .disconnected(let peer): handleDisconnect(peer)
+        case .api(let request, let reply): handleAPI(request, reply: reply)
+        case .agentConnected(let peer, let cn): handleAgentConnected(peer, commonName: cn)
+        case .agentFrame(let peer, let frame): handleAgentFrame(peer, frame)
+        case .agentDisconnected(let peer): handleAgentDisconnected(peer)
+        case .mailFinished(let job, let outcome): handleMailFinished(job, outcome)
+        case .run(let body): body(self)
+        }
+    }
+
+    // MARK: Clock
+
+    /// Wall-clock time for timestamps on the wire and due times in the store.
+    var now: Int64 { wallClockMillis() }
+
+    func log(_ message: String) {
+        let line = "peekd: \(message)\n"
+        _ = line.withCString { write(2, $0, strlen($0)) }
+    }
+
+    // MARK: Output helpers
+
+    func send(_ peer: Peer, _ bytes: [UInt8]) { outputs.append(.send(peer, bytes)) }
+
+    func sendError(_ peer: Peer, id: String?, _ error: PeekError) {
+        outputs.append(.send(peer, Wire.errorFrame(id: id, error)))
+    }
+
+    /// Appends a durable delta to the ticket's log inside the current
+    /// transaction and queues it for every viewer after the commit.
+    @discardableResult
+    func appendDelta(_ ticket: inout Ticket, kind: DeltaKind, data: [UInt8], at: Int64) throws(StoreError) -> Int {
+        ticket.seq += 1
+        try store.appendDelta(ticket: ticket.id, seq: ticket.seq, at: at, kind: kind, data: data)
+        let frame = Wire.deltaFrame(ticket: ticket.id, seq: ticket.seq, at: at, kind: kind, data: data)
+        outputs.append(.publish(ticket: ticket.id, frame: frame, durable: true, loops: viewers[ticket.id]?.loops ?? LoopMask()))
+        if ticket.seq % 64 == 0, ticket.seq > config.retainDeltas {
+            try store.pruneDeltas(ticket: ticket.id, keepingAfter: ticket.seq - config.retainDeltas)
+        }
+        return ticket.seq
+    }
+
+    /// Queues an ephemeral delta (no seq, not stored) for the ticket's viewers.
+    func publishEphemeral(ticket: String, kind: DeltaKind, data: [UInt8]) {
+        guard let v = viewers[ticket], !v.isEmpty else { return }
+        let frame = Wire.deltaFrame(ticket: ticket, seq: nil, at: now, kind: kind, data: data)
+        outputs.append(.publish(ticket: ticket, frame: frame, durable: false, loops: v.loops))
+    }
+
+    /// Adds a system-event message (status changes, assignments, SLA, sessions).
+    func appendSystemMessage(_ ticket: inout Ticket, _ text: String, at: Int64) throws(StoreError) {
+        let seq = ticket.seq + 1
+        let m = Message(id: "M-\(ticket.number)-\(seq)", ticket: ticket.id, seq: seq, channel: .system,
+                        author: .system, body: text, via: .system, at: at)
+        try store.insertMessage(m, mailMessageID: nil)
+        try appendDelta(&ticket, kind: .messageCreated, data: Wire.messageBytes(m), at: at)
+    }
+}
+
+/// What the engine releases after a commit, in order.
+enum EngineOutput {
+    case publish(ticket: String, frame: [UInt8], durable: Bool, loops: LoopMask)
+    case send(Peer, [UInt8])
+    /// A command's answer: sent, or replaced by an `internal` error if the commit failed.
+    case result(Peer, id: String, frame: [UInt8])
+    case subscribe(Peer, ticket: String, frames: [[UInt8]])
+    case unsubscribeAll(Peer)
+    case close(Peer, code: UInt16, reason: String)
+    case welcome(Peer, tenant: String, frame: [UInt8])
+    case http(@Sendable (APIResponse) -> Void, APIResponse)
+    case agentSend(Peer, [UInt8])
+
+    func failedCommit() -> EngineOutput? {
+        switch self {
+        case .publish, .subscribe: return nil
+        case .result(let peer, let id, _):
+            return .send(peer, Wire.errorFrame(id: id, PeekError(.internal, "The change could not be saved; nothing changed. Try again.")))
+        case .http(let reply, _):
+            return .http(reply, .error(PeekError(.internal, "The change could not be saved; nothing changed. Try again.")))
+        default: return self
+        }
+    }
+}
+
+/// What the engine knows of a technician connection.
+struct TechnicianState {
+    var technician: Technician?
+    var tickets: Set<String> = []
+}
+
+/// Who views a ticket: one entry per technician however many tabs, with
+/// the connections behind it, so presence changes only when the last tab goes.
+struct TicketViewers {
+    struct Entry { var name: String; var peers: [Peer: ComposingMode?] }
+    var byTechnician: [String: Entry] = [:]
+    var order: [String] = []
+
+    var isEmpty: Bool { byTechnician.isEmpty }
+
+    var loops: LoopMask {
+        var mask = LoopMask()
+        for entry in byTechnician.values { for peer in entry.peers.keys { mask.insert(peer.loop) } }
+        return mask
+    }
+
+    var list: [Viewer] {
+        order.compactMap { id in
+            guard let e = byTechnician[id] else { return nil }
+            // A technician is composing if any of their tabs is.
+            let mode = e.peers.values.compactMap { $0 }.first
+            return Viewer(id: id, name: e.name, composing: mode)
+        }
+    }
+}
+
+struct AgentState {
+    var commonName: String
+    var asset: Asset
+}
+
+struct TelemetryState {
+    var latest: Telemetry
+    var lastSentMonotonic: Int64
+    var pending: Bool
+}

@@ -1,0 +1,81 @@
+import PeekCore
+import PeekNet
+import PeekWebSocket
+
+/// A loop's share of the server: its WebSocket sessions by id, which of
+/// them view which ticket, and the deflate codec every connection on the
+/// loop shares. Lives in `EventLoop.context`; touched only on that loop.
+final class LoopHub {
+    let loop: EventLoop
+    let server: ServerShared
+    var sessions: [UInt64: WebSocketSession] = [:]
+    var subscriptions: [String: [TechnicianSession]] = [:]
+    private var nextID: UInt64 = 1
+    /// One deflate/inflate pair per loop (uWebSockets' shared compressor):
+    /// the server negotiates no-context-takeover both ways, so a message
+    /// compresses the same for every connection and the streams reset after
+    /// each one. Per-connection zlib state would cost ~300 KiB each.
+    let deflate = PerMessageDeflateCodec()
+
+    // Counters for /metrics, summed across loops on demand.
+    var framesIn = 0
+    var deltasDelivered = 0
+    var ephemeralShed = 0
+    var slowConsumersClosed = 0
+
+    init(loop: EventLoop, server: ServerShared) {
+        self.loop = loop
+        self.server = server
+    }
+
+    static func of(_ loop: EventLoop) -> LoopHub {
+        // Set in the loop's set-up closure before any connection exists.
+        unsafeDowncast(loop.context!, to: LoopHub.self)
+    }
+
+    func register(_ session: WebSocketSession) -> Peer {
+        let id = nextID
+        nextID += 1
+        sessions[id] = session
+        return Peer(loop: loop.index, id: id)
+    }
+
+    func unregister(_ session: WebSocketSession) {
+        sessions[session.peer.id] = nil
+    }
+
+    func subscribe(_ session: TechnicianSession, to ticket: String) {
+        if session.tickets.contains(ticket) { return }
+        session.tickets.append(ticket)
+        subscriptions[ticket, default: []].append(session)
+    }
+
+    func unsubscribe(_ session: TechnicianSession, from ticket: String) {
+        guard let i = session.tickets.firstIndex(of: ticket) else { return }
+        session.tickets.remove(at: i)
+        guard var list = subscriptions[ticket] else { return }
+        list.removeAll { $0 === session }
+        subscriptions[ticket] = list.isEmpty ? nil : list
+    }
+
+    /// Fans one delta out to this loop's viewers of `ticket`. The frame was
+    /// encoded once for every loop; a compressed copy is made at most once
+    /// per loop, and only if some viewer negotiated deflate.
+    func publish(ticket: String, frame: ByteChunk, payload: [UInt8], durable: Bool) {
+        guard let viewers = subscriptions[ticket] else { return }
+        var compressed: [Int: ByteChunk] = [:]
+        for session in viewers {
+            var chunk = frame
+            if let bits = session.deflateWindowBits, payload.count >= deflate.minimumCompressedBytes {
+                if let c = compressed[bits] { chunk = c } else {
+                    let body = deflate.compress(payload, windowBits: bits)
+                    let c = ByteChunk.make(FrameEncoder.frame(opcode: .text, payload: body, rsv1: true))
+                    compressed[bits] = c
+                    chunk = c
+                }
+            }
+            session.deliver(chunk, durable: durable)
+        }
+        deltasDelivered += viewers.count
+    }
+}

@@ -1,1 +1,0 @@
-// PeekServer: filled in by its own commit.

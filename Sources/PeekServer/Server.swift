@@ -1,0 +1,102 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import PeekNet
+import PeekStore
+import PeekTLS
+
+/// The running server: loops, listeners, the engine. `start` returns once
+/// every listener is bound; `readyLine` is what `peekd` prints.
+public final class Server: @unchecked Sendable {
+    // @unchecked: fields are set once in start() before any other thread sees them.
+    public let config: ServerConfig
+    public private(set) var plainPort: UInt16 = 0
+    public private(set) var tlsPort: UInt16?
+    public private(set) var agentPort: UInt16?
+    private var loops: LoopGroup?
+    private var engine: Engine?
+    let echoMode: Bool
+
+    public init(config: ServerConfig, echoMode: Bool = false) {
+        self.config = config
+        self.echoMode = echoMode
+    }
+
+    public func start() throws {
+        signal(SIGPIPE, SIG_IGN)
+        var config = self.config
+        try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: config.attachmentsDirectory, withIntermediateDirectories: true)
+
+        // Development certificates when TLS listeners are asked for without files.
+        if (config.tlsPort != nil && (config.tlsCert == nil || config.tlsKey == nil)) || (config.agentPort != nil && config.agentCA == nil) {
+            let dev = try DevCertificates.ensure(in: config.dataDirectory + "/certs")
+            if config.tlsCert == nil || config.tlsKey == nil { config.tlsCert = dev.serverCert; config.tlsKey = dev.serverKey }
+            if config.agentCA == nil { config.agentCA = dev.agentCAFile }
+        }
+        let tlsContext = try config.tlsPort.map { _ in try TLSContext.makeServer(certificateChainFile: config.tlsCert!, privateKeyFile: config.tlsKey!) }
+        let agentContext = try config.agentPort.map { _ in
+            try TLSContext.makeMutualServer(certificateChainFile: config.agentCert ?? config.tlsCert!, privateKeyFile: config.agentKey ?? config.tlsKey!,
+                                            clientCAFile: config.agentCA!, crlFile: config.agentCRL)
+        }
+
+        let store = try SQLiteTicketStore(path: echoMode ? ":memory:" : config.databasePath)
+        let threads = config.threads > 0 ? config.threads : max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let bus = BusProxy()
+        let mailer = SMTPMailer(smtpCA: config.smtpCA, timeoutSeconds: Double(config.smtpTimeoutSeconds))
+        let engine = Engine(config: config, store: store, bus: bus, mailer: mailer)
+        let shared = ServerShared(config: config, engine: engine, staticFiles: StaticFileCache(directory: config.clientDirectory),
+                                  echoMode: echoMode, loopCount: threads)
+        let group = try LoopGroup(count: threads) { loop in
+            let hub = LoopHub(loop: loop, server: shared)
+            loop.context = hub
+            loop.addSweepTask { _ in
+                let counters = [loop.connectionCount, hub.framesIn, hub.deltasDelivered, hub.ephemeralShed, hub.slowConsumersClosed]
+                shared.loopCounters.withLock { $0[loop.index] = counters }
+            }
+        }
+        bus.target = InProcessBus(loops: group.loops)
+        if config.demo && !echoMode { DemoData.seed(engine) }
+        engine.start()
+        self.engine = engine
+        self.loops = group
+
+        let perLoop = max(1, config.maxConnections / threads)
+        let factory: HandlerFactory = { connection in HTTPConnectionHandler(hub: LoopHub.of(connection.loop)) }
+        plainPort = try group.listen(host: config.host, port: config.port, kind: .plain, tls: nil, maxConnectionsPerLoop: perLoop, makeHandler: factory)
+        if let port = config.tlsPort {
+            tlsPort = try group.listen(host: config.host, port: port, kind: .tls, tls: tlsContext, maxConnectionsPerLoop: perLoop, makeHandler: factory)
+        }
+        if let port = config.agentPort {
+            agentPort = try group.listen(host: config.host, port: port, kind: .mutualTLS, tls: agentContext, maxConnectionsPerLoop: perLoop, makeHandler: factory)
+        }
+    }
+
+    public var readyLine: String {
+        let host = config.host.contains(":") ? "[\(config.host)]" : config.host
+        var line = "peekd ready plain=\(host):\(plainPort)"
+        if let tlsPort { line += " tls=\(host):\(tlsPort)" }
+        if let agentPort { line += " agent=\(host):\(agentPort)" }
+        let browseHost = config.host == "0.0.0.0" || config.host == "::" ? "127.0.0.1" : host
+        line += " url=http://\(browseHost):\(plainPort)/"
+        return line
+    }
+
+    /// Graceful stop: no new connections, every WebSocket closed with 1001,
+    /// output flushed, then the engine finishes its last batch.
+    public func stop(drainSeconds: Double = 5) {
+        loops?.shutdown(drainSeconds: drainSeconds)
+        loops = nil
+        engine?.stop()
+        engine = nil
+    }
+}
+
+/// Lets the engine be built before the loops exist (the loops' set-up needs
+/// the engine); set once before the engine starts.
+final class BusProxy: DeltaBus, @unchecked Sendable {
+    // @unchecked: `target` is written once before the engine thread starts.
+    var target: InProcessBus?
+    func deliver(_ outputs: [EngineOutput]) { target?.deliver(outputs) }
+}

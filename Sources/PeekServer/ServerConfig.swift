@@ -1,0 +1,52 @@
+/// Everything `peekd` can be told, with the defaults protocol.md states.
+/// Flags and `PEEK_<FLAG>` variables are parsed into this in `peekd/main.swift`.
+public struct ServerConfig: Sendable {
+    public var host = "127.0.0.1"
+    public var port: UInt16 = 8080
+    public var tlsPort: UInt16?
+    public var tlsCert: String?
+    public var tlsKey: String?
+    public var agentPort: UInt16?
+    public var agentCA: String?
+    public var agentCert: String?
+    public var agentKey: String?
+    public var agentCRL: String?
+    public var dataDirectory = "./peek-data"
+    public var jwtSecret = "dev-secret"
+    public var serviceToken = "dev-service-token"
+    public var allowedOrigins: [String] = []
+    /// Seconds between server pings; a peer silent for two heartbeats is dead.
+    public var heartbeatSeconds = 30
+    public var helloTimeoutSeconds = 10
+    /// Largest WebSocket message accepted (bytes); larger closes with 1009.
+    public var maxMessageBytes = 1 << 20
+    public var consentTimeoutSeconds = 120
+    public var slaTickSeconds = 15
+    /// Durable deltas kept per ticket for resume; older `since` get a snapshot.
+    public var retainDeltas = 1000
+    public var smtpCA: String?
+    /// Seconds each SMTP step may take before the send fails.
+    public var smtpTimeoutSeconds = 30
+    public var demo = false
+    public var threads = 0
+    /// Technician connections one tenant may hold at once (across loops).
+    public var maxConnectionsPerTenant = 20_000
+    /// Per-process cap; the machine allows ~19,990 descriptors (LINUX-NOTES).
+    public var maxConnections = 19_900
+    /// Output a connection may have queued before it counts as slow (bytes).
+    /// Ephemeral deltas are shed above `softOutputLimit`; a connection whose
+    /// queue passes `hardOutputLimit` is closed with 1013 and must resume.
+    public var softOutputLimit = 256 * 1024
+    public var hardOutputLimit = 4 * 1024 * 1024
+    /// Frames a technician connection may send per second (burst = 2x); over
+    /// it, commands get `rate_limited`.
+    public var framesPerSecond = 200
+    public var maxAttachmentBytes = 10 * 1024 * 1024
+    /// Where `client/` is, for `GET /` and static files.
+    public var clientDirectory = "client"
+
+    public init() {}
+
+    public var databasePath: String { dataDirectory + "/peek.sqlite" }
+    public var attachmentsDirectory: String { dataDirectory + "/attachments" }
+}

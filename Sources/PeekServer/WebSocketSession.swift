@@ -1,0 +1,221 @@
+import PeekCore
+import PeekNet
+import PeekWebSocket
+
+/// A connection after the WebSocket upgrade: the protocol state machine,
+/// heartbeats and the write path. Subclasses decide what messages mean.
+/// Owned by its loop; the engine reaches it only through `LoopHub`.
+class WebSocketSession: ConnectionHandler {
+    unowned let hub: LoopHub
+    unowned let connection: Connection
+    var ws: WebSocketStateMachine
+    private(set) var peer = Peer(loop: 0, id: 0)
+    private var lastPingMillis: Int64
+    let deflateWindowBits: Int?
+
+    init(hub: LoopHub, connection: Connection, deflate: PerMessageDeflateParameters?, maxMessageBytes: Int) {
+        self.hub = hub
+        self.connection = connection
+        ws = WebSocketStateMachine(configuration: .init(maxMessageBytes: maxMessageBytes, deflate: deflate))
+        deflateWindowBits = deflate?.deflateWindowBits
+        lastPingMillis = monotonicMillis()
+        peer = hub.register(self)
+    }
+
+    var isClosing: Bool { ws.isClosing || connection.isClosing || connection.isClosed }
+
+    // MARK: Subclass hooks
+
+    func didReceiveText(_ bytes: [UInt8]) {}
+    func didReceiveBinary(_ bytes: [UInt8]) { close(code: .unsupportedData, reason: "binary frames are not accepted here") }
+    func willClose() {}
+    func onTick(nowMillis: Int64) {}
+
+    // MARK: Writing
+
+    /// Sends one text message encoded for this connection (compressed when
+    /// negotiated). For fan-out, `deliver` takes a frame encoded once.
+    func sendText(_ payload: [UInt8]) {
+        guard let frame = ws.makeMessageFrame(payload, deflate: hub.deflate) else { return }
+        connection.send(frame)
+    }
+
+    /// Queues a shared frame, applying the slow-consumer policy: ephemeral
+    /// deltas (ticks, telemetry, presence) are shed once the queue passes the
+    /// soft limit; a connection whose queue passes the hard limit is closed
+    /// with 1013, and its client resumes with `since` and loses nothing.
+    func deliver(_ frame: ByteChunk, durable: Bool) {
+        guard !isClosing else { return }
+        let queued = connection.bufferedBytes
+        if !durable && queued > hub.server.config.softOutputLimit {
+            hub.ephemeralShed += 1
+            return
+        }
+        if queued > hub.server.config.hardOutputLimit {
+            hub.slowConsumersClosed += 1
+            close(code: .tryAgainLater, reason: "too far behind; reconnect and resume with since")
+            return
+        }
+        connection.send(frame)
+    }
+
+    /// Starts the close handshake; the connection closes after the flush
+    /// (and at the latest after the linger deadline).
+    func close(code: CloseCode, reason: String) {
+        if let frame = ws.initiateClose(code: code, reason: reason) { connection.send(frame) }
+        connection.closeAfterFlush()
+    }
+
+    // MARK: ConnectionHandler
+
+    func connectionDidOpen(_ connection: Connection) {}
+
+    func connection(_ connection: Connection, didReceive bytes: UnsafeRawBufferPointer) {
+        var input = bytes
+        while let event = ws.next(&input, deflate: hub.deflate) {
+            hub.framesIn += 1
+            switch event {
+            case .text(let message): didReceiveText(message)
+            case .binary(let message): didReceiveBinary(message)
+            case .ping(_, let pong): connection.send(pong)
+            case .pong: break
+            case .closed(let reply, _):
+                if let reply { connection.send(reply) }
+                connection.closeAfterFlush()
+                return
+            }
+            if connection.isClosed { return }
+        }
+    }
+
+    func connectionDidReadEOF(_ connection: Connection) {}
+
+    /// Heartbeat: a ping when the peer has been quiet for a heartbeat; a
+    /// peer quiet for two heartbeats is dead and is closed without ceremony.
+    func connectionTick(_ connection: Connection, nowMillis: Int64) {
+        let heartbeat = Int64(hub.server.config.heartbeatSeconds) * 1000
+        if nowMillis - connection.lastReadMillis > 2 * heartbeat + 1000 {
+            connection.close()
+            return
+        }
+        if nowMillis - connection.lastReadMillis >= heartbeat && nowMillis - lastPingMillis >= heartbeat {
+            lastPingMillis = nowMillis
+            if !ws.isClosing { connection.send(FrameEncoder.ping()) }
+        }
+        onTick(nowMillis: nowMillis)
+    }
+
+    func connectionShutdown(_ connection: Connection) {
+        close(code: .goingAway, reason: "server shutting down")
+    }
+
+    func connectionDidClose(_ connection: Connection) {
+        willClose()
+        hub.unregister(self)
+    }
+}
+
+/// `/v1/ws`: a technician's browser or tool.
+final class TechnicianSession: WebSocketSession {
+    enum Phase { case awaitingHello, authenticating, signedIn }
+    var phase = Phase.awaitingHello
+    var tickets: [String] = []
+    /// Token bucket for frames (`--frames-per-second`, burst twice that).
+    private var tokens: Double
+    private var tokensAt: Int64
+
+    override init(hub: LoopHub, connection: Connection, deflate: PerMessageDeflateParameters?, maxMessageBytes: Int) {
+        tokens = Double(hub.server.config.framesPerSecond * 2)
+        tokensAt = monotonicMillis()
+        super.init(hub: hub, connection: connection, deflate: deflate, maxMessageBytes: maxMessageBytes)
+    }
+
+    func signedIn() { phase = .signedIn }
+
+    override func didReceiveText(_ bytes: [UInt8]) {
+        let config = hub.server.config
+        let now = monotonicMillis()
+        tokens = min(Double(config.framesPerSecond * 2), tokens + Double(now - tokensAt) * Double(config.framesPerSecond) / 1000)
+        tokensAt = now
+        let frame = ClientFrame.decode(bytes)
+        guard tokens >= 1 else {
+            let id = (try? frame.get()).flatMap { f -> String? in if case .command(let c) = f { return c.id }; return nil }
+            sendText(Wire.errorFrame(id: id, PeekError(.rateLimited, "Too many frames; slow down to \(config.framesPerSecond) per second.")))
+            return
+        }
+        tokens -= 1
+        switch frame {
+        case .failure(let refusal):
+            if phase == .awaitingHello {
+                refuseUnauthorized("The first frame must be a valid hello; sign in again.")
+                return
+            }
+            sendText(Wire.errorFrame(id: refusal.id, refusal.error))
+        case .success(let f):
+            if phase == .awaitingHello {
+                guard case .hello(let token) = f else {
+                    refuseUnauthorized("The first frame must be hello with a token; sign in first.")
+                    return
+                }
+                phase = .authenticating
+                hub.server.engine.submit(.hello(peer, token: token, origin: connection.isTLS ? .tls : .plain))
+                return
+            }
+            if case .unsubscribe(let ticket) = f { hub.unsubscribe(self, from: ticket) }
+            hub.server.engine.submit(.frame(peer, f))
+        }
+    }
+
+    private func refuseUnauthorized(_ message: String) {
+        sendText(Wire.errorFrame(id: nil, PeekError(.unauthorized, message)))
+        close(code: CloseCode(4401), reason: "unauthorized")
+    }
+
+    override func didReceiveBinary(_ bytes: [UInt8]) {
+        close(code: .unsupportedData, reason: "binary frames are not accepted on /v1/ws")
+    }
+
+    override func onTick(nowMillis: Int64) {
+        if phase == .awaitingHello, nowMillis - connection.openedAtMillis > Int64(hub.server.config.helloTimeoutSeconds) * 1000 {
+            refuseUnauthorized("No hello arrived within \(hub.server.config.helloTimeoutSeconds) seconds; sign in again.")
+        }
+    }
+
+    override func willClose() {
+        for t in tickets { hub.unsubscribe(self, from: t) }
+        if phase != .awaitingHello { hub.server.engine.submit(.disconnected(peer)) }
+    }
+}
+
+/// `/v1/agent` on the mutual-TLS listener: an RMM agent, known by its
+/// certificate's CN and nothing it says.
+final class AgentSession: WebSocketSession {
+    let commonName: String
+
+    init(hub: LoopHub, connection: Connection, deflate: PerMessageDeflateParameters?, maxMessageBytes: Int, commonName: String) {
+        self.commonName = commonName
+        super.init(hub: hub, connection: connection, deflate: deflate, maxMessageBytes: maxMessageBytes)
+        hub.server.engine.submit(.agentConnected(peer, commonName: commonName))
+    }
+
+    override func didReceiveText(_ bytes: [UInt8]) {
+        switch AgentFrame.decode(bytes) {
+        case .success(let frame): hub.server.engine.submit(.agentFrame(peer, frame))
+        case .failure(let error): sendText(Wire.errorFrame(id: nil, error))
+        }
+    }
+
+    override func willClose() {
+        hub.server.engine.submit(.agentDisconnected(peer))
+    }
+}
+
+/// `peekd echo`: every message back, on the same stack, for conformance suites.
+final class EchoSession: WebSocketSession {
+    override func didReceiveText(_ bytes: [UInt8]) { sendText(bytes) }
+
+    override func didReceiveBinary(_ bytes: [UInt8]) {
+        guard let frame = ws.makeMessageFrame(bytes, opcode: .binary, deflate: hub.deflate) else { return }
+        connection.send(frame)
+    }
+}

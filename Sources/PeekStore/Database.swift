@@ -1,0 +1,179 @@
+import CSQLite
+
+/// A SQLite failure, with SQLite's own message and the statement that failed.
+public struct StoreError: Error, CustomStringConvertible, Sendable {
+    public let code: Int32
+    public let message: String
+    public var description: String { "SQLite error \(code): \(message)" }
+    public var isConstraintViolation: Bool { code & 0xFF == SQLITE_CONSTRAINT }
+}
+
+/// A value bound to or read from a statement.
+public enum SQLValue: Equatable, Sendable {
+    case null
+    case int(Int64)
+    case double(Double)
+    case text(String)
+    case blob([UInt8])
+
+    public var int: Int64? { if case .int(let v) = self { return v }; return nil }
+    public var text: String? { if case .text(let v) = self { return v }; return nil }
+    public var double: Double? {
+        switch self {
+        case .double(let v): return v
+        case .int(let v): return Double(v)
+        default: return nil
+        }
+    }
+    public var blob: [UInt8]? {
+        switch self {
+        case .blob(let b): return b
+        case .text(let t): return Array(t.utf8)
+        default: return nil
+        }
+    }
+}
+
+extension SQLValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByNilLiteral {
+    public init(stringLiteral value: String) { self = .text(value) }
+    public init(integerLiteral value: Int64) { self = .int(value) }
+    public init(nilLiteral: ()) { self = .null }
+    public init(_ value: String?) { self = value.map { .text($0) } ?? .null }
+    public init(_ value: Int64?) { self = value.map { .int($0) } ?? .null }
+    public init(_ value: Int) { self = .int(Int64(value)) }
+}
+
+/// One SQLite connection, used by exactly one thread (the store's writer, or
+/// a reader). Statements are prepared once and cached by their SQL text.
+public final class Database {
+    private var handle: OpaquePointer?
+    private var cache: [String: OpaquePointer] = [:]
+
+    public init(path: String) throws(StoreError) {
+        var db: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        guard rc == SQLITE_OK, let db else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open \(path)"
+            sqlite3_close(db)
+            throw StoreError(code: rc, message: message)
+        }
+        handle = db
+        // Another process (a backup, a second peekd) may hold the lock for a
+        // moment; wait rather than fail the whole batch.
+        sqlite3_busy_timeout(db, 5000)
+        sqlite3_extended_result_codes(db, 1)
+    }
+
+    deinit {
+        for (_, stmt) in cache { sqlite3_finalize(stmt) }
+        sqlite3_close_v2(handle)
+    }
+
+    private func error(_ rc: Int32) -> StoreError {
+        StoreError(code: rc, message: handle.map { String(cString: sqlite3_errmsg($0)) } ?? "no database")
+    }
+
+    /// Runs one or more statements with no parameters and no rows (DDL, pragmas).
+    public func execute(_ sql: String) throws(StoreError) {
+        var message: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &message)
+        if rc != SQLITE_OK {
+            let text = message.map { String(cString: $0) } ?? "error"
+            sqlite3_free(message)
+            throw StoreError(code: rc, message: text)
+        }
+    }
+
+    private func prepared(_ sql: String) throws(StoreError) -> OpaquePointer {
+        if let stmt = cache[sql] { return stmt }
+        var stmt: OpaquePointer?
+        let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
+        guard rc == SQLITE_OK, let stmt else { throw error(rc) }
+        cache[sql] = stmt
+        return stmt
+    }
+
+    private func bind(_ stmt: OpaquePointer, _ values: [SQLValue]) throws(StoreError) {
+        for (i, value) in values.enumerated() {
+            let index = Int32(i + 1)
+            let rc: Int32
+            switch value {
+            case .null: rc = sqlite3_bind_null(stmt, index)
+            case .int(let v): rc = sqlite3_bind_int64(stmt, index, v)
+            case .double(let v): rc = sqlite3_bind_double(stmt, index, v)
+            case .text(let v): rc = sqlite3_bind_text(stmt, index, v, -1, CSQLite_TRANSIENT())
+            case .blob(let v):
+                rc = v.withUnsafeBytes { sqlite3_bind_blob(stmt, index, $0.baseAddress, Int32($0.count), CSQLite_TRANSIENT()) }
+            }
+            guard rc == SQLITE_OK else { throw error(rc) }
+        }
+    }
+
+    private func column(_ stmt: OpaquePointer, _ i: Int32) -> SQLValue {
+        switch sqlite3_column_type(stmt, i) {
+        case SQLITE_INTEGER: return .int(sqlite3_column_int64(stmt, i))
+        case SQLITE_FLOAT: return .double(sqlite3_column_double(stmt, i))
+        case SQLITE_TEXT:
+            guard let p = sqlite3_column_text(stmt, i) else { return .text("") }
+            let n = Int(sqlite3_column_bytes(stmt, i))
+            return .text(String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self))
+        case SQLITE_BLOB:
+            let n = Int(sqlite3_column_bytes(stmt, i))
+            guard n > 0, let p = sqlite3_column_blob(stmt, i) else { return .blob([]) }
+            return .blob(Array(UnsafeRawBufferPointer(start: p, count: n)))
+        default: return .null
+        }
+    }
+
+    /// Runs a statement that returns no rows; answers the rows changed.
+    @discardableResult
+    public func run(_ sql: String, _ values: SQLValue...) throws(StoreError) -> Int {
+        try run(sql, values)
+    }
+
+    @discardableResult
+    public func run(_ sql: String, _ values: [SQLValue]) throws(StoreError) -> Int {
+        let stmt = try prepared(sql)
+        defer { sqlite3_reset(stmt); sqlite3_clear_bindings(stmt) }
+        try bind(stmt, values)
+        let rc = sqlite3_step(stmt)
+        guard rc == SQLITE_DONE || rc == SQLITE_ROW else { throw error(rc) }
+        return Int(sqlite3_changes(handle))
+    }
+
+    /// Runs a query and returns every row as an array of column values.
+    public func query(_ sql: String, _ values: SQLValue...) throws(StoreError) -> [[SQLValue]] {
+        try query(sql, values)
+    }
+
+    public func query(_ sql: String, _ values: [SQLValue]) throws(StoreError) -> [[SQLValue]] {
+        let stmt = try prepared(sql)
+        defer { sqlite3_reset(stmt); sqlite3_clear_bindings(stmt) }
+        try bind(stmt, values)
+        var rows: [[SQLValue]] = []
+        let columns = sqlite3_column_count(stmt)
+        while true {
+            let rc = sqlite3_step(stmt)
+            if rc == SQLITE_DONE { break }
+            guard rc == SQLITE_ROW else { throw error(rc) }
+            var row: [SQLValue] = []
+            row.reserveCapacity(Int(columns))
+            for i in 0..<columns { row.append(column(stmt, i)) }
+            rows.append(row)
+        }
+        return rows
+    }
+
+    public func queryOne(_ sql: String, _ values: SQLValue...) throws(StoreError) -> [SQLValue]? {
+        try query(sql, values).first
+    }
+
+    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+
+    public var userVersion: Int {
+        get { (try? queryOne("PRAGMA user_version"))?.first?.int.map(Int.init) ?? 0 }
+    }
+
+    public func setUserVersion(_ v: Int) throws(StoreError) { try execute("PRAGMA user_version = \(v)") }
+}

@@ -1,1 +1,0 @@
-// PeekStore: filled in by its own commit.

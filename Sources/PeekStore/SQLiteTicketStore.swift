@@ -1,0 +1,398 @@
+import PeekCore
+
+/// The embedded default store: one SQLite file in WAL mode. The engine is
+/// its only writer, and commits in groups (many commands per transaction),
+/// so throughput does not collapse to one fsync per message.
+///
+/// `synchronous=FULL`: a commit returns only after the WAL is on disk, so an
+/// acknowledged change survives `kill -9` and power loss alike. Group commit
+/// is what makes FULL affordable.
+public final class SQLiteTicketStore: TicketStore {
+    public let db: Database
+
+    public init(path: String) throws(StoreError) {
+        db = try Database(path: path)
+        try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;")
+        try migrate()
+    }
+
+    private func migrate() throws(StoreError) {
+        let current = db.userVersion
+        guard current < Schema.migrations.count else { return }
+        for (i, sql) in Schema.migrations.enumerated() where i >= current {
+            try db.execute("BEGIN IMMEDIATE")
+            do {
+                try db.execute(sql)
+                try db.setUserVersion(i + 1)
+                try db.execute("COMMIT")
+            } catch {
+                try? db.execute("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    // MARK: Transactions
+
+    public func begin() throws(StoreError) { try db.run("BEGIN IMMEDIATE") }
+    public func commit() throws(StoreError) { try db.run("COMMIT") }
+    public func rollback() { _ = try? db.run("ROLLBACK") }
+    public func savepoint() throws(StoreError) { try db.run("SAVEPOINT command") }
+    public func releaseSavepoint() throws(StoreError) { try db.run("RELEASE command") }
+    public func rollbackToSavepoint() { _ = try? db.run("ROLLBACK TO command"); _ = try? db.run("RELEASE command") }
+
+    // MARK: Directory
+
+    public func createTenant(_ t: Tenant, at: Int64) throws(StoreError) {
+        try db.run("INSERT INTO tenants(id, name, created_at) VALUES (?, ?, ?)", .text(t.id), .text(t.name), .int(at))
+    }
+
+    public func tenant(_ id: String) throws(StoreError) -> Tenant? {
+        try db.queryOne("SELECT id, name FROM tenants WHERE id = ?", .text(id)).map { Tenant(id: $0[0].text ?? "", name: $0[1].text ?? "") }
+    }
+
+    public func createTechnician(_ t: Technician) throws(StoreError) {
+        try db.run("INSERT INTO technicians(tenant, id, name, email) VALUES (?, ?, ?, ?)", .text(t.tenant), .text(t.id), .text(t.name), .text(t.email))
+    }
+
+    private func technician(row: [SQLValue]) -> Technician {
+        Technician(tenant: row[0].text ?? "", id: row[1].text ?? "", name: row[2].text ?? "", email: row[3].text ?? "")
+    }
+
+    public func technician(tenant: String, id: String) throws(StoreError) -> Technician? {
+        try db.queryOne("SELECT tenant, id, name, email FROM technicians WHERE tenant = ? AND id = ?", .text(tenant), .text(id)).map(technician(row:))
+    }
+
+    public func technicians(tenant: String) throws(StoreError) -> [Technician] {
+        try db.query("SELECT tenant, id, name, email FROM technicians WHERE tenant = ? ORDER BY name", .text(tenant)).map(technician(row:))
+    }
+
+    public func createAsset(_ a: Asset) throws(StoreError) {
+        try db.run("INSERT INTO assets(tenant, id, name, agent, posture) VALUES (?, ?, ?, ?, ?)",
+                   .text(a.tenant), .text(a.id), .text(a.name), .text(a.agent), a.posture.map { .blob($0) } ?? .null)
+    }
+
+    private func asset(row: [SQLValue]) -> Asset {
+        Asset(tenant: row[0].text ?? "", id: row[1].text ?? "", name: row[2].text ?? "", agent: row[3].text ?? "", posture: row[4].blob)
+    }
+
+    public func asset(tenant: String, id: String) throws(StoreError) -> Asset? {
+        try db.queryOne("SELECT tenant, id, name, agent, posture FROM assets WHERE tenant = ? AND id = ?", .text(tenant), .text(id)).map(asset(row:))
+    }
+
+    public func asset(agent: String) throws(StoreError) -> Asset? {
+        try db.queryOne("SELECT tenant, id, name, agent, posture FROM assets WHERE agent = ? AND revoked = 0", .text(agent)).map(asset(row:))
+    }
+
+    public func saveTelemetry(tenant: String, asset: String, _ t: Telemetry) throws(StoreError) {
+        try db.run("UPDATE assets SET cpu = ?, ram = ?, disk = ?, telemetry_at = ? WHERE tenant = ? AND id = ?",
+                   .double(t.cpu), .double(t.ram), .double(t.disk), .int(t.at), .text(tenant), .text(asset))
+    }
+
+    public func telemetry(tenant: String, asset: String) throws(StoreError) -> Telemetry? {
+        guard let row = try db.queryOne("SELECT cpu, ram, disk, telemetry_at FROM assets WHERE tenant = ? AND id = ?", .text(tenant), .text(asset)),
+              let cpu = row[0].double, let ram = row[1].double, let disk = row[2].double, let at = row[3].int else { return nil }
+        return Telemetry(cpu: cpu, ram: ram, disk: disk, at: at)
+    }
+
+    // MARK: Tickets
+
+    public func nextTicketNumber() throws(StoreError) -> Int {
+        let max = try db.queryOne("SELECT MAX(number) FROM tickets")?.first?.int ?? 1000
+        return Int(max) + 1
+    }
+
+    private static let ticketColumns = """
+        t.id, t.tenant, t.number, t.subject, t.status, t.priority, t.assignee, tech.name, t.contact_name, t.contact_email,
+        t.client, t.asset, a.name, t.first_response_at, t.created_at, t.version, t.seq, t.contract,
+        t.response_due, t.resolution_due, t.paused_since, t.response_breached, t.resolution_breached
+        FROM tickets t LEFT JOIN technicians tech ON tech.tenant = t.tenant AND tech.id = t.assignee
+        LEFT JOIN assets a ON a.tenant = t.tenant AND a.id = t.asset
+        """
+
+    private func ticket(row r: [SQLValue]) -> Ticket {
+        let assignee = r[6].text.map { PersonRef(id: $0, name: r[7].text ?? $0) }
+        let asset = r[11].text.map { PersonRef(id: $0, name: r[12].text ?? $0) }
+        return Ticket(
+            id: r[0].text ?? "", tenant: r[1].text ?? "", number: Int(r[2].int ?? 0), subject: r[3].text ?? "",
+            status: TicketStatus(rawValue: r[4].text ?? "") ?? .open, priority: Priority(rawValue: r[5].text ?? "") ?? .normal,
+            assignee: assignee, contact: Contact(name: r[8].text ?? "", email: r[9].text), client: r[10].text ?? "",
+            asset: asset, firstResponseAt: r[13].int, createdAt: r[14].int ?? 0, version: Int(r[15].int ?? 0),
+            seq: Int(r[16].int ?? 0),
+            sla: SLAClocks(responseDue: r[18].int, resolutionDue: r[19].int, pausedSince: r[20].int,
+                           responseBreached: r[21].int == 1, resolutionBreached: r[22].int == 1),
+            contract: r[17].text)
+    }
+
+    public func insertTicket(_ t: Ticket) throws(StoreError) {
+        try db.run("""
+            INSERT INTO tickets(number, id, tenant, subject, status, priority, assignee, contact_name, contact_email, client,
+                asset, first_response_at, created_at, version, seq, contract, response_due, resolution_due, paused_since,
+                response_breached, resolution_breached)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, [.int(Int64(t.number)), .text(t.id), .text(t.tenant), .text(t.subject), .text(t.status.rawValue),
+                  .text(t.priority.rawValue), SQLValue(t.assignee?.id), .text(t.contact.name), SQLValue(t.contact.email),
+                  .text(t.client), SQLValue(t.asset?.id), SQLValue(t.firstResponseAt), .int(t.createdAt), SQLValue(t.version),
+                  SQLValue(t.seq), SQLValue(t.contract), SQLValue(t.sla.responseDue), SQLValue(t.sla.resolutionDue),
+                  SQLValue(t.sla.pausedSince), .int(t.sla.responseBreached ? 1 : 0), .int(t.sla.resolutionBreached ? 1 : 0)])
+    }
+
+    public func updateTicket(_ t: Ticket) throws(StoreError) {
+        try db.run("""
+            UPDATE tickets SET subject = ?, status = ?, priority = ?, assignee = ?, contact_name = ?, contact_email = ?,
+                client = ?, asset = ?, first_response_at = ?, version = ?, seq = ?, contract = ?, response_due = ?,
+                resolution_due = ?, paused_since = ?, response_breached = ?, resolution_breached = ?
+            WHERE id = ?
+            """, [.text(t.subject), .text(t.status.rawValue), .text(t.priority.rawValue), SQLValue(t.assignee?.id),
+                  .text(t.contact.name), SQLValue(t.contact.email), .text(t.client), SQLValue(t.asset?.id),
+                  SQLValue(t.firstResponseAt), SQLValue(t.version), SQLValue(t.seq), SQLValue(t.contract),
+                  SQLValue(t.sla.responseDue), SQLValue(t.sla.resolutionDue), SQLValue(t.sla.pausedSince),
+                  .int(t.sla.responseBreached ? 1 : 0), .int(t.sla.resolutionBreached ? 1 : 0), .text(t.id)])
+    }
+
+    public func ticket(_ id: String) throws(StoreError) -> Ticket? {
+        try db.queryOne("SELECT \(Self.ticketColumns) WHERE t.id = ?", .text(id)).map(ticket(row:))
+    }
+
+    public func tickets(tenant: String, limit: Int) throws(StoreError) -> [Ticket] {
+        try db.query("SELECT \(Self.ticketColumns) WHERE t.tenant = ? ORDER BY t.number LIMIT ?", .text(tenant), SQLValue(limit)).map(ticket(row:))
+    }
+
+    public func ticketsLinked(tenant: String, asset: String) throws(StoreError) -> [String] {
+        try db.query("SELECT id FROM tickets WHERE tenant = ? AND asset = ? ORDER BY number", .text(tenant), .text(asset)).compactMap { $0[0].text }
+    }
+
+    /// Other tickets of the same contact or asset, newest first.
+    public func related(to t: Ticket, limit: Int) throws(StoreError) -> [Ticket] {
+        try db.query("""
+            SELECT \(Self.ticketColumns) WHERE t.tenant = ? AND t.id <> ?
+              AND ((t.contact_email IS NOT NULL AND t.contact_email = ?) OR (t.asset IS NOT NULL AND t.asset = ?))
+            ORDER BY t.number DESC LIMIT ?
+            """, .text(t.tenant), .text(t.id), SQLValue(t.contact.email), SQLValue(t.asset?.id), SQLValue(limit)).map(ticket(row:))
+    }
+
+    public func ticketsWithOpenSLA() throws(StoreError) -> [Ticket] {
+        try db.query("""
+            SELECT \(Self.ticketColumns) WHERE t.status NOT IN ('resolved', 'closed')
+              AND ((t.response_due IS NOT NULL AND t.response_breached = 0 AND t.first_response_at IS NULL)
+                OR (t.resolution_due IS NOT NULL AND t.resolution_breached = 0))
+            """).map(ticket(row:))
+    }
+
+    // MARK: Log
+
+    public func appendDelta(ticket: String, seq: Int, at: Int64, kind: DeltaKind, data: [UInt8]) throws(StoreError) {
+        try db.run("INSERT INTO deltas(ticket, seq, at, kind, data) VALUES (?, ?, ?, ?, ?)",
+                   .text(ticket), SQLValue(seq), .int(at), .text(kind.rawValue), .blob(data))
+    }
+
+    public func deltas(ticket: String, after seq: Int, limit: Int) throws(StoreError) -> [(seq: Int, at: Int64, kind: String, data: [UInt8])] {
+        try db.query("SELECT seq, at, kind, data FROM deltas WHERE ticket = ? AND seq > ? ORDER BY seq LIMIT ?",
+                     .text(ticket), SQLValue(seq), SQLValue(limit)).map { r in
+            (Int(r[0].int ?? 0), r[1].int ?? 0, r[2].text ?? "", r[3].blob ?? [])
+        }
+    }
+
+    public func oldestDeltaSeq(ticket: String) throws(StoreError) -> Int? {
+        try db.queryOne("SELECT MIN(seq) FROM deltas WHERE ticket = ?", .text(ticket))?.first?.int.map(Int.init)
+    }
+
+    public func pruneDeltas(ticket: String, keepingAfter seq: Int) throws(StoreError) {
+        try db.run("DELETE FROM deltas WHERE ticket = ? AND seq <= ?", .text(ticket), SQLValue(seq))
+    }
+
+    // MARK: Messages
+
+    private static func encodeAttachments(_ list: [AttachmentRef]) -> SQLValue {
+        guard !list.isEmpty else { return .null }
+        var w = JSONWriter()
+        w.beginArray()
+        for a in list {
+            w.beginObject(); w.field("id", a.id); w.field("filename", a.filename)
+            w.field("content_type", a.contentType); w.field("size", a.size); w.endObject()
+        }
+        w.endArray()
+        return .blob(w.bytes)
+    }
+
+    private static func decodeAttachments(_ value: SQLValue) -> [AttachmentRef] {
+        guard let bytes = value.blob, let list = (try? JSONParser.parse(bytes))?.arrayValue else { return [] }
+        return list.compactMap { v in
+            guard let id = v["id"]?.stringValue, let name = v["filename"]?.stringValue else { return nil }
+            return AttachmentRef(id: id, filename: name, contentType: v["content_type"]?.stringValue ?? "application/octet-stream",
+                                 size: v["size"]?.intValue ?? 0)
+        }
+    }
+
+    public func insertMessage(_ m: Message, mailMessageID: String?) throws(StoreError) {
+        try db.run("""
+            INSERT INTO messages(id, ticket, seq, channel, author_id, author_name, body, via, at, attachments, mail_message_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, [.text(m.id), .text(m.ticket), SQLValue(m.seq), .text(m.channel.rawValue), .text(m.author.id),
+                  .text(m.author.name), .text(m.body), .text(m.via.rawValue), .int(m.at),
+                  Self.encodeAttachments(m.attachments), SQLValue(mailMessageID)])
+    }
+
+    private func message(row r: [SQLValue]) -> Message {
+        Message(id: r[0].text ?? "", ticket: r[1].text ?? "", seq: Int(r[2].int ?? 0),
+                channel: Channel(rawValue: r[3].text ?? "") ?? .system,
+                author: PersonRef(id: r[4].text ?? "", name: r[5].text ?? ""), body: r[6].text ?? "",
+                via: Via(rawValue: r[7].text ?? "") ?? .system, at: r[8].int ?? 0,
+                attachments: Self.decodeAttachments(r[9]))
+    }
+
+    private static let messageColumns = "id, ticket, seq, channel, author_id, author_name, body, via, at, attachments FROM messages"
+
+    public func recentMessages(ticket: String, limit: Int) throws(StoreError) -> [Message] {
+        try db.query("SELECT \(Self.messageColumns) WHERE ticket = ? ORDER BY seq DESC LIMIT ?", .text(ticket), SQLValue(limit))
+            .map(message(row:)).reversed()
+    }
+
+    public func messages(ticket: String, after seq: Int) throws(StoreError) -> [Message] {
+        try db.query("SELECT \(Self.messageColumns) WHERE ticket = ? AND seq > ? ORDER BY seq", .text(ticket), SQLValue(seq)).map(message(row:))
+    }
+
+    public func mailThreadIDs(ticket: String) throws(StoreError) -> [String] {
+        try db.query("SELECT mail_message_id FROM messages WHERE ticket = ? AND mail_message_id IS NOT NULL ORDER BY seq", .text(ticket))
+            .compactMap { $0[0].text }
+    }
+
+    public func ticketForMailMessageID(_ id: String) throws(StoreError) -> String? {
+        try db.queryOne("SELECT ticket FROM messages WHERE mail_message_id = ?", .text(id))?.first?.text
+    }
+
+    // MARK: Idempotency
+
+    public func commandAnswer(tenant: String, technician: String, id: String, notBefore: Int64) throws(StoreError) -> [UInt8]? {
+        try db.queryOne("SELECT answer FROM command_answers WHERE tenant = ? AND technician = ? AND id = ? AND at >= ?",
+                        .text(tenant), .text(technician), .text(id), .int(notBefore))?.first?.blob
+    }
+
+    public func saveCommandAnswer(tenant: String, technician: String, id: String, at: Int64, answer: [UInt8]) throws(StoreError) {
+        try db.run("INSERT OR REPLACE INTO command_answers(tenant, technician, id, at, answer) VALUES (?, ?, ?, ?, ?)",
+                   .text(tenant), .text(technician), .text(id), .int(at), .blob(answer))
+    }
+
+    public func pruneCommandAnswers(before: Int64) throws(StoreError) {
+        try db.run("DELETE FROM command_answers WHERE at < ?", .int(before))
+    }
+
+    // MARK: Mail
+
+    public func putEmailAccount(tenant: String, _ a: EmailAccount) throws(StoreError) {
+        try db.run("INSERT OR REPLACE INTO email_accounts(tenant, host, port, security, username, password, from_address) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   [.text(tenant), .text(a.host), SQLValue(a.port), .text(a.security.rawValue), SQLValue(a.username), SQLValue(a.password), .text(a.from)])
+    }
+
+    public func emailAccount(tenant: String) throws(StoreError) -> EmailAccount? {
+        try db.queryOne("SELECT host, port, security, username, password, from_address FROM email_accounts WHERE tenant = ?", .text(tenant)).map { r in
+            EmailAccount(host: r[0].text ?? "", port: Int(r[1].int ?? 25), security: EmailSecurity(rawValue: r[2].text ?? "") ?? .startTLS,
+                         username: r[3].text, password: r[4].text, from: r[5].text ?? "")
+        }
+    }
+
+    public func recordSend(ticket: String, at: Int64, technician: String, recipient: String?, outcome: String, reply: String) throws(StoreError) {
+        try db.run("INSERT INTO sends(ticket, at, technician, recipient, outcome, reply) VALUES (?, ?, ?, ?, ?, ?)",
+                   .text(ticket), .int(at), .text(technician), SQLValue(recipient), .text(outcome), .text(reply))
+    }
+
+    public func sends(ticket: String) throws(StoreError) -> [(at: Int64, technician: String, recipient: String?, outcome: String, reply: String)] {
+        try db.query("SELECT at, technician, recipient, outcome, reply FROM sends WHERE ticket = ? ORDER BY rowid", .text(ticket)).map { r in
+            (r[0].int ?? 0, r[1].text ?? "", r[2].text, r[3].text ?? "", r[4].text ?? "")
+        }
+    }
+
+    // MARK: SLA
+
+    public func putSLAPolicy(tenant: String, priority: Priority, _ target: SLATarget) throws(StoreError) {
+        try db.run("INSERT OR REPLACE INTO sla_policies(tenant, priority, response, resolution) VALUES (?, ?, ?, ?)",
+                   .text(tenant), .text(priority.rawValue), SQLValue(target.response), SQLValue(target.resolution))
+    }
+
+    public func slaPolicy(tenant: String, priority: Priority) throws(StoreError) -> SLATarget? {
+        try db.queryOne("SELECT response, resolution FROM sla_policies WHERE tenant = ? AND priority = ?", .text(tenant), .text(priority.rawValue))
+            .map { SLATarget(response: Int($0[0].int ?? 0), resolution: Int($0[1].int ?? 0)) }
+    }
+
+    // MARK: Sessions, summaries, time, attachments
+
+    public func insertSession(_ s: RemoteSession) throws(StoreError) {
+        try db.run("INSERT INTO sessions(id, ticket, asset, technician_id, technician_name, status, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   [.text(s.id), .text(s.ticket), .text(s.asset), .text(s.technician.id), .text(s.technician.name),
+                    .text(s.status.rawValue), .int(s.expiresAt), .int(s.createdAt)])
+    }
+
+    public func updateSession(id: String, status: SessionStatus) throws(StoreError) {
+        try db.run("UPDATE sessions SET status = ? WHERE id = ?", .text(status.rawValue), .text(id))
+    }
+
+    private static let sessionColumns = "id, ticket, asset, technician_id, technician_name, status, expires_at, created_at FROM sessions"
+
+    private func session(row r: [SQLValue]) -> RemoteSession {
+        RemoteSession(id: r[0].text ?? "", ticket: r[1].text ?? "", asset: r[2].text ?? "",
+                      technician: PersonRef(id: r[3].text ?? "", name: r[4].text ?? ""),
+                      status: SessionStatus(rawValue: r[5].text ?? "") ?? .ended, expiresAt: r[6].int ?? 0, createdAt: r[7].int ?? 0)
+    }
+
+    public func latestSession(ticket: String) throws(StoreError) -> RemoteSession? {
+        try db.queryOne("SELECT \(Self.sessionColumns) WHERE ticket = ? ORDER BY created_at DESC, rowid DESC LIMIT 1", .text(ticket)).map(session(row:))
+    }
+
+    public func session(_ id: String) throws(StoreError) -> RemoteSession? {
+        try db.queryOne("SELECT \(Self.sessionColumns) WHERE id = ?", .text(id)).map(session(row:))
+    }
+
+    public func pendingSessions() throws(StoreError) -> [RemoteSession] {
+        try db.query("SELECT \(Self.sessionColumns) WHERE status = 'awaiting_consent' ORDER BY expires_at").map(session(row:))
+    }
+
+    public func putSummary(ticket: String, _ s: Summary) throws(StoreError) {
+        try db.run("INSERT OR REPLACE INTO summaries(ticket, text, model, at, covers) VALUES (?, ?, ?, ?, ?)",
+                   .text(ticket), .text(s.text), .text(s.model), .int(s.at), SQLValue(s.covers.map(Int64.init)))
+    }
+
+    public func summary(ticket: String) throws(StoreError) -> Summary? {
+        try db.queryOne("SELECT text, model, at, covers FROM summaries WHERE ticket = ?", .text(ticket)).map {
+            Summary(text: $0[0].text ?? "", model: $0[1].text ?? "", at: $0[2].int ?? 0, covers: $0[3].int.map(Int.init))
+        }
+    }
+
+    public func timeState(ticket: String) throws(StoreError) -> TimeState {
+        let active = try db.queryOne("SELECT technician_id, technician_name, started_at FROM active_timers WHERE ticket = ?", .text(ticket)).map {
+            (technician: PersonRef(id: $0[0].text ?? "", name: $0[1].text ?? ""), startedAt: $0[2].int ?? 0)
+        }
+        let entries = try db.query("SELECT technician_id, technician_name, started_at, seconds, note FROM time_entries WHERE ticket = ? ORDER BY rowid", .text(ticket)).map {
+            TimeEntry(technician: PersonRef(id: $0[0].text ?? "", name: $0[1].text ?? ""), startedAt: $0[2].int ?? 0,
+                      seconds: Int($0[3].int ?? 0), note: $0[4].text)
+        }
+        return TimeState(active: active, entries: entries)
+    }
+
+    public func startTimer(ticket: String, technician: PersonRef, at: Int64) throws(StoreError) {
+        try db.run("INSERT INTO active_timers(ticket, technician_id, technician_name, started_at) VALUES (?, ?, ?, ?)",
+                   .text(ticket), .text(technician.id), .text(technician.name), .int(at))
+    }
+
+    public func stopTimer(ticket: String) throws(StoreError) -> (technician: PersonRef, startedAt: Int64)? {
+        let active = try timeState(ticket: ticket).active
+        try db.run("DELETE FROM active_timers WHERE ticket = ?", .text(ticket))
+        return active
+    }
+
+    public func addTimeEntry(ticket: String, _ e: TimeEntry) throws(StoreError) {
+        try db.run("INSERT INTO time_entries(ticket, technician_id, technician_name, started_at, seconds, note) VALUES (?, ?, ?, ?, ?, ?)",
+                   .text(ticket), .text(e.technician.id), .text(e.technician.name), .int(e.startedAt), SQLValue(e.seconds), SQLValue(e.note))
+    }
+
+    public func insertAttachment(_ a: AttachmentRef, ticket: String, sha256: String, at: Int64) throws(StoreError) {
+        try db.run("INSERT INTO attachments(id, ticket, filename, content_type, size, sha256, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   .text(a.id), .text(ticket), .text(a.filename), .text(a.contentType), SQLValue(a.size), .text(sha256), .int(at))
+    }
+
+    public func attachment(_ id: String) throws(StoreError) -> (ref: AttachmentRef, ticket: String, sha256: String)? {
+        try db.queryOne("SELECT id, filename, content_type, size, ticket, sha256 FROM attachments WHERE id = ?", .text(id)).map {
+            (AttachmentRef(id: $0[0].text ?? "", filename: $0[1].text ?? "", contentType: $0[2].text ?? "", size: Int($0[3].int ?? 0)),
+             $0[4].text ?? "", $0[5].text ?? "")
+        }
+    }
+}

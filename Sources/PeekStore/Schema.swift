@@ -1,0 +1,71 @@
+/// Schema migrations, applied in order; `PRAGMA user_version` records how
+/// many ran. A migration is never edited once released: add a new one.
+enum Schema {
+    static let migrations: [String] = [
+        // 1: the whole first schema.
+        """
+        CREATE TABLE tenants (id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at INTEGER NOT NULL);
+        CREATE TABLE technicians (
+            tenant TEXT NOT NULL REFERENCES tenants(id), id TEXT NOT NULL, name TEXT NOT NULL, email TEXT NOT NULL,
+            PRIMARY KEY (tenant, id)) WITHOUT ROWID;
+        CREATE TABLE assets (
+            tenant TEXT NOT NULL REFERENCES tenants(id), id TEXT NOT NULL, name TEXT NOT NULL,
+            agent TEXT NOT NULL UNIQUE, posture BLOB, revoked INTEGER NOT NULL DEFAULT 0,
+            cpu REAL, ram REAL, disk REAL, telemetry_at INTEGER,
+            PRIMARY KEY (tenant, id)) WITHOUT ROWID;
+        -- Ticket numbers are global: inbound mail carries only [#<number>].
+        CREATE TABLE tickets (
+            number INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, tenant TEXT NOT NULL REFERENCES tenants(id),
+            subject TEXT NOT NULL, status TEXT NOT NULL, priority TEXT NOT NULL,
+            assignee TEXT, contact_name TEXT NOT NULL, contact_email TEXT, client TEXT NOT NULL,
+            asset TEXT, first_response_at INTEGER, created_at INTEGER NOT NULL,
+            version INTEGER NOT NULL, seq INTEGER NOT NULL, contract TEXT,
+            response_due INTEGER, resolution_due INTEGER, paused_since INTEGER,
+            response_breached INTEGER NOT NULL DEFAULT 0, resolution_breached INTEGER NOT NULL DEFAULT 0,
+            message_id TEXT);
+        CREATE INDEX tickets_tenant ON tickets(tenant, number);
+        CREATE INDEX tickets_contact ON tickets(tenant, contact_email);
+        CREATE INDEX tickets_asset ON tickets(tenant, asset);
+        CREATE TABLE messages (
+            id TEXT PRIMARY KEY, ticket TEXT NOT NULL, seq INTEGER NOT NULL, channel TEXT NOT NULL,
+            author_id TEXT NOT NULL, author_name TEXT NOT NULL, body TEXT NOT NULL, via TEXT NOT NULL,
+            at INTEGER NOT NULL, attachments BLOB, mail_message_id TEXT);
+        CREATE INDEX messages_ticket ON messages(ticket, seq);
+        -- The durable delta log: a change, its row and its seq commit together.
+        CREATE TABLE deltas (
+            ticket TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL, kind TEXT NOT NULL, data BLOB NOT NULL,
+            PRIMARY KEY (ticket, seq)) WITHOUT ROWID;
+        -- Idempotency: the first answer to (technician, command id), for 10 minutes.
+        CREATE TABLE command_answers (
+            tenant TEXT NOT NULL, technician TEXT NOT NULL, id TEXT NOT NULL, at INTEGER NOT NULL, answer BLOB NOT NULL,
+            PRIMARY KEY (tenant, technician, id)) WITHOUT ROWID;
+        CREATE INDEX command_answers_at ON command_answers(at);
+        CREATE TABLE email_accounts (
+            tenant TEXT PRIMARY KEY REFERENCES tenants(id), host TEXT NOT NULL, port INTEGER NOT NULL,
+            security TEXT NOT NULL, username TEXT, password TEXT, from_address TEXT NOT NULL);
+        CREATE TABLE sla_policies (
+            tenant TEXT NOT NULL, priority TEXT NOT NULL, response INTEGER NOT NULL, resolution INTEGER NOT NULL,
+            PRIMARY KEY (tenant, priority)) WITHOUT ROWID;
+        CREATE TABLE sends (
+            rowid INTEGER PRIMARY KEY, ticket TEXT NOT NULL, at INTEGER NOT NULL, technician TEXT NOT NULL,
+            recipient TEXT, outcome TEXT NOT NULL, reply TEXT NOT NULL);
+        CREATE INDEX sends_ticket ON sends(ticket, rowid);
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY, ticket TEXT NOT NULL, asset TEXT NOT NULL, technician_id TEXT NOT NULL,
+            technician_name TEXT NOT NULL, status TEXT NOT NULL, expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL);
+        CREATE INDEX sessions_ticket ON sessions(ticket, created_at);
+        CREATE INDEX sessions_pending ON sessions(status, expires_at);
+        CREATE TABLE summaries (
+            ticket TEXT PRIMARY KEY, text TEXT NOT NULL, model TEXT NOT NULL, at INTEGER NOT NULL, covers INTEGER);
+        CREATE TABLE time_entries (
+            rowid INTEGER PRIMARY KEY, ticket TEXT NOT NULL, technician_id TEXT NOT NULL, technician_name TEXT NOT NULL,
+            started_at INTEGER NOT NULL, seconds INTEGER NOT NULL, note TEXT);
+        CREATE INDEX time_entries_ticket ON time_entries(ticket, rowid);
+        CREATE TABLE active_timers (
+            ticket TEXT PRIMARY KEY, technician_id TEXT NOT NULL, technician_name TEXT NOT NULL, started_at INTEGER NOT NULL);
+        CREATE TABLE attachments (
+            id TEXT PRIMARY KEY, ticket TEXT NOT NULL, filename TEXT NOT NULL, content_type TEXT NOT NULL,
+            size INTEGER NOT NULL, sha256 TEXT NOT NULL, uploaded_at INTEGER NOT NULL);
+        """,
+    ]
+}

@@ -1,0 +1,83 @@
+import PeekCore
+
+/// The storage seam. Everything above it (the engine, the API) speaks in
+/// domain values and transactions; only `SQLiteTicketStore` knows SQL. A
+/// PostgreSQL store implements the same protocol: nothing here assumes one
+/// process or SQLite's locking, and every time is passed in, never read
+/// from this machine's clock.
+///
+/// Threading: a store is used by one thread at a time (the engine's).
+public protocol TicketStore: AnyObject {
+    // Transactions. `commit` returning means the batch is durable.
+    func begin() throws(StoreError)
+    func commit() throws(StoreError)
+    func rollback()
+    func savepoint() throws(StoreError)
+    func releaseSavepoint() throws(StoreError)
+    func rollbackToSavepoint()
+
+    // Directory.
+    func createTenant(_ t: Tenant, at: Int64) throws(StoreError)
+    func tenant(_ id: String) throws(StoreError) -> Tenant?
+    func createTechnician(_ t: Technician) throws(StoreError)
+    func technician(tenant: String, id: String) throws(StoreError) -> Technician?
+    func technicians(tenant: String) throws(StoreError) -> [Technician]
+    func createAsset(_ a: Asset) throws(StoreError)
+    func asset(tenant: String, id: String) throws(StoreError) -> Asset?
+    func asset(agent: String) throws(StoreError) -> Asset?
+    func saveTelemetry(tenant: String, asset: String, _ t: Telemetry) throws(StoreError)
+    func telemetry(tenant: String, asset: String) throws(StoreError) -> Telemetry?
+
+    // Tickets.
+    func nextTicketNumber() throws(StoreError) -> Int
+    func insertTicket(_ t: Ticket) throws(StoreError)
+    func ticket(_ id: String) throws(StoreError) -> Ticket?
+    func tickets(tenant: String, limit: Int) throws(StoreError) -> [Ticket]
+    func ticketsLinked(tenant: String, asset: String) throws(StoreError) -> [String]
+    func related(to t: Ticket, limit: Int) throws(StoreError) -> [Ticket]
+    func updateTicket(_ t: Ticket) throws(StoreError)
+    func ticketsWithOpenSLA() throws(StoreError) -> [Ticket]
+
+    // The log.
+    func appendDelta(ticket: String, seq: Int, at: Int64, kind: DeltaKind, data: [UInt8]) throws(StoreError)
+    func deltas(ticket: String, after seq: Int, limit: Int) throws(StoreError) -> [(seq: Int, at: Int64, kind: String, data: [UInt8])]
+    func oldestDeltaSeq(ticket: String) throws(StoreError) -> Int?
+    func pruneDeltas(ticket: String, keepingAfter seq: Int) throws(StoreError)
+
+    // Messages.
+    func insertMessage(_ m: Message, mailMessageID: String?) throws(StoreError)
+    func recentMessages(ticket: String, limit: Int) throws(StoreError) -> [Message]
+    func messages(ticket: String, after seq: Int) throws(StoreError) -> [Message]
+    func mailThreadIDs(ticket: String) throws(StoreError) -> [String]
+    func ticketForMailMessageID(_ id: String) throws(StoreError) -> String?
+
+    // Idempotency.
+    func commandAnswer(tenant: String, technician: String, id: String, notBefore: Int64) throws(StoreError) -> [UInt8]?
+    func saveCommandAnswer(tenant: String, technician: String, id: String, at: Int64, answer: [UInt8]) throws(StoreError)
+    func pruneCommandAnswers(before: Int64) throws(StoreError)
+
+    // Mail.
+    func putEmailAccount(tenant: String, _ a: EmailAccount) throws(StoreError)
+    func emailAccount(tenant: String) throws(StoreError) -> EmailAccount?
+    func recordSend(ticket: String, at: Int64, technician: String, recipient: String?, outcome: String, reply: String) throws(StoreError)
+    func sends(ticket: String) throws(StoreError) -> [(at: Int64, technician: String, recipient: String?, outcome: String, reply: String)]
+
+    // SLA.
+    func putSLAPolicy(tenant: String, priority: Priority, _ target: SLATarget) throws(StoreError)
+    func slaPolicy(tenant: String, priority: Priority) throws(StoreError) -> SLATarget?
+
+    // Sessions, summaries, time, attachments.
+    func insertSession(_ s: RemoteSession) throws(StoreError)
+    func updateSession(id: String, status: SessionStatus) throws(StoreError)
+    func latestSession(ticket: String) throws(StoreError) -> RemoteSession?
+    func session(_ id: String) throws(StoreError) -> RemoteSession?
+    func pendingSessions() throws(StoreError) -> [RemoteSession]
+    func putSummary(ticket: String, _ s: Summary) throws(StoreError)
+    func summary(ticket: String) throws(StoreError) -> Summary?
+    func timeState(ticket: String) throws(StoreError) -> TimeState
+    func startTimer(ticket: String, technician: PersonRef, at: Int64) throws(StoreError)
+    func stopTimer(ticket: String) throws(StoreError) -> (technician: PersonRef, startedAt: Int64)?
+    func addTimeEntry(ticket: String, _ e: TimeEntry) throws(StoreError)
+    func insertAttachment(_ a: AttachmentRef, ticket: String, sha256: String, at: Int64) throws(StoreError)
+    func attachment(_ id: String) throws(StoreError) -> (ref: AttachmentRef, ticket: String, sha256: String)?
+}
