@@ -181,7 +181,15 @@ public final class Connection: Selectable {
         guard !isClosed, !isClosing else { return }
         isClosing = true
         lingerDeadline = monotonicMillis() + Self.lingerMillis
-        if tls != nil { tls?.shutdown(); drainTLSOutput() }
+        if tls != nil {
+            // The last frames (an error, the close frame) are still plaintext
+            // waiting for the flush; they must be sealed before close_notify,
+            // which ends what the peer will read (and what SSL_write accepts).
+            encryptPending()
+            guard !isClosed else { return }
+            tls?.shutdown()
+            drainTLSOutput()
+        }
         if output.isEmpty && plaintextPending.isEmpty { shutdownWriteSide() } else { scheduleFlush() }
     }
 

@@ -54,7 +54,10 @@ public final class EventLoop: @unchecked Sendable {
     static let maxIovecs = 64
 
     private var nextSweepMillis: Int64 = 0
-    public static let sweepIntervalMillis: Int64 = 1000
+    /// How often the sweep runs. One second suits heartbeats of tens of
+    /// seconds; the server shortens it for short heartbeats so a dead peer
+    /// is noticed within two of them.
+    public var sweepIntervalMillis: Int64 = 1000
     private var sweepTasks: [(Int64) -> Void] = []
     var listeners: [Listener] = []
 
@@ -196,7 +199,7 @@ public final class EventLoop: @unchecked Sendable {
         let maxEvents: Int32 = 1024
         let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: Int(maxEvents))
         defer { events.deallocate() }
-        nextSweepMillis = monotonicMillis() + Self.sweepIntervalMillis
+        nextSweepMillis = monotonicMillis() + sweepIntervalMillis
         while !stopped.load(ordering: .relaxed) {
             flushPending()
             let now = monotonicMillis()
@@ -220,7 +223,7 @@ public final class EventLoop: @unchecked Sendable {
             if wokeUp { runInbox() }
             let after = monotonicMillis()
             if after >= nextSweepMillis {
-                nextSweepMillis = after + Self.sweepIntervalMillis
+                nextSweepMillis = after + sweepIntervalMillis
                 sweep(nowMillis: after)
             }
         }

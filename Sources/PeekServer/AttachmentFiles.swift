@@ -13,7 +13,9 @@ enum AttachmentFiles {
     ]
 
     static func isAllowed(contentType: String) -> Bool {
-        guard !contentType.isEmpty, !contentType.contains("html"), !contentType.contains("javascript") else { return false }
+        // Types a browser would run or render as a page (HTML, scripts, SVG
+        // with its scripts) are refused: attachments are downloads, not pages.
+        guard !contentType.isEmpty, !contentType.contains("html"), !contentType.contains("javascript"), !contentType.contains("svg") else { return false }
         return allowedTypes.contains(contentType) || allowedPrefixes.contains { contentType.hasPrefix($0) }
     }
 

@@ -53,7 +53,8 @@ extension Engine {
                 throw PeekError(.notFound, "No such attachment.")
             }
             return APIResponse(status: 200, body: bytes, contentType: a.ref.contentType,
-                               headers: [("Content-Disposition", "attachment; filename=\"\(a.ref.filename.filter { $0 != "\"" && $0.isASCII })\"")])
+                               headers: [("Content-Disposition", "attachment; filename=\"\(a.ref.filename.filter { $0 != "\"" && $0.isASCII })\""),
+                                         ("X-Content-Type-Options", "nosniff")])
         case .uploadAttachment:
             let tech = try? technicianFromBearer(r)
             guard tech != nil || isService(r) else { throw PeekError(.unauthorized, "Send a service token or a technician token.") }
@@ -179,7 +180,10 @@ extension Engine {
                 guard let resp = entry["response"]?.intValue, let res = entry["resolution"]?.intValue, resp > 0, res > 0 else {
                     throw PeekError(.invalid, "\"\(p.rawValue)\" needs positive integer \"response\" and \"resolution\" (seconds).")
                 }
-                try store.putSLAPolicy(tenant: tenant.id, priority: p, SLATarget(response: resp, resolution: res))
+                let old = try store.slaPolicy(tenant: tenant.id, priority: p)
+                let target = SLATarget(response: resp, resolution: res)
+                try store.putSLAPolicy(tenant: tenant.id, priority: p, target)
+                try remeasureOpenTickets(tenant: tenant.id, priority: p, from: old, to: target)
                 w.key(p.rawValue); w.beginObject(); w.field("response", resp); w.field("resolution", res); w.endObject()
             }
             w.endObject()
@@ -190,11 +194,14 @@ extension Engine {
             w.beginObject(); w.field("ticket", t.id); w.field("seq", t.seq); w.key("state"); writeState(t, into: &w); w.endObject()
             return .json(200, w.bytes)
         case .ticketSends:
-            guard let id = r.params["id"], try store.ticket(id) != nil else { throw PeekError(.notFound, "No ticket \(r.params["id"] ?? "").") }
+            guard let id = r.params["id"], let ticket = try store.ticket(id) else { throw PeekError(.notFound, "No ticket \(r.params["id"] ?? "").") }
             var w = JSONWriter()
             w.beginObject(); w.key("attempts"); w.beginArray()
             for s in try store.sends(ticket: id) {
-                w.beginObject(); w.key("at"); Wire.time(s.at, into: &w); w.field("technician", s.technician)
+                // People are objects with id and name (CONTRACT).
+                let name = (try? store.technician(tenant: ticket.tenant, id: s.technician))??.name ?? s.technician
+                w.beginObject(); w.key("at"); Wire.time(s.at, into: &w)
+                w.key("technician"); Wire.person(PersonRef(id: s.technician, name: name), into: &w)
                 w.field("to", s.recipient); w.field("outcome", s.outcome); w.field("reply", s.reply); w.endObject()
             }
             w.endArray(); w.endObject()
@@ -231,6 +238,27 @@ extension Engine {
             return try inboundEmail(r)
         default:
             throw PeekError(.notFound, "No such endpoint.")
+        }
+    }
+
+    /// A new policy applies to open tickets too (CONTRACT: "the SLA targets
+    /// new and open tickets are measured against"). A clock keeps the pauses
+    /// it already had: its due time moves by the change of target. Breached
+    /// targets stay breached: a breach is recorded once and never undone.
+    private func remeasureOpenTickets(tenant: String, priority: Priority, from old: SLATarget?, to new: SLATarget) throws {
+        for var t in try store.tickets(tenant: tenant, limit: Int.max) where t.priority == priority && !t.status.stopsResolutionClock {
+            let before = t.sla
+            if !t.sla.responseBreached && t.firstResponseAt == nil {
+                if let due = t.sla.responseDue, let old { t.sla.responseDue = due + Int64(new.response - old.response) * 1000 }
+                else { t.sla.responseDue = t.createdAt + Int64(new.response) * 1000 }
+            }
+            if !t.sla.resolutionBreached {
+                if let due = t.sla.resolutionDue, let old { t.sla.resolutionDue = due + Int64(new.resolution - old.resolution) * 1000 }
+                else { t.sla.resolutionDue = t.createdAt + Int64(new.resolution) * 1000 }
+            }
+            guard t.sla != before else { continue }
+            try store.updateTicket(t)
+            if let next = SLAClock.nextDeadline(t) { timers.schedule(.slaDeadline(ticket: t.id), at: next.dueAt) }
         }
     }
 
@@ -280,6 +308,7 @@ extension Engine {
             sla.responseDue = at + Int64(policy.response) * 1000
             sla.resolutionDue = at + Int64(policy.resolution) * 1000
         }
+        if status.pausesResolutionClock { sla.pausedSince = at }
         let number = try store.nextTicketNumber()
         var t = Ticket(id: Ticket.id(forNumber: number), tenant: tenant, number: number, subject: subject, status: status,
                        priority: priority, assignee: assignee, contact: Contact(name: contactName, email: email), client: client,
@@ -347,7 +376,8 @@ extension Engine {
         let mark = outputs.count
         do {
             try store.savepoint()
-            for a in mail.attachments where !a.isInline && a.bytes.count <= config.maxAttachmentBytes {
+            for a in mail.attachments where !a.isInline && a.bytes.count <= config.maxAttachmentBytes
+                && AttachmentFiles.isAllowed(contentType: a.contentType.lowercased()) {
                 let digest = Crypto.hex(Crypto.sha256(a.bytes))
                 try AttachmentFiles.write(a.bytes, sha256: digest, in: config.attachmentsDirectory)
                 let ref = AttachmentRef(id: "A-" + Crypto.hex(Crypto.randomBytes(8)), filename: AttachmentFiles.sanitize(filename: a.filename),

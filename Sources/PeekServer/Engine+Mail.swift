@@ -76,6 +76,7 @@ extension Engine {
         }
         let key = "\(tech.tenant)/\(tech.id)/\(c.id)"
         inFlightReplies[key] = [(peer, c.id)]
+        repliesInFlight.add(1, ordering: .relaxed)
         let job = MailJob(key: key, tenant: tech.tenant, technician: tech, commandID: c.id, ticketID: ticket.id, body: body,
                           attachments: attachments, mailMessageID: messageID, recipient: to, account: account, message: message)
         mailer.send(job) { [weak self] outcome in self?.submit(.mailFinished(job, outcome)) }
@@ -83,6 +84,7 @@ extension Engine {
 
     func handleMailFinished(_ job: MailJob, _ outcome: MailOutcome) {
         let waiting = inFlightReplies.removeValue(forKey: job.key) ?? []
+        repliesInFlight.subtract(1, ordering: .relaxed)
         let at = now
         let (outcomeName, reply): (String, String)
         switch outcome {

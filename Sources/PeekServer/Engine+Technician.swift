@@ -80,7 +80,7 @@ extension Engine {
         var v = viewers[ticketID] ?? TicketViewers()
         var entry = v.byTechnician[tech.id] ?? TicketViewers.Entry(name: tech.name, peers: [:])
         let isNewViewer = entry.peers.isEmpty
-        entry.peers[peer] = .some(nil)
+        if entry.peers[peer] == nil { entry.peers[peer] = .some(nil) }
         if v.byTechnician[tech.id] == nil { v.order.append(tech.id) }
         v.byTechnician[tech.id] = entry
         viewers[ticketID] = v

@@ -77,11 +77,19 @@ public final class Engine: @unchecked Sendable {
         thread.start()
     }
 
+    /// Stops after the current batch. Replies whose email is on its way are
+    /// waited for (up to the SMTP timeout), so a sent email is never left
+    /// unrecorded by a shutdown.
     func stop() {
+        let deadline = monotonicMillis() + Int64(config.smtpTimeoutSeconds + 5) * 1000
+        while monotonicMillis() < deadline && repliesInFlight.load(ordering: .relaxed) > 0 { usleep(10_000) }
         stopped.store(true, ordering: .relaxed)
         doorbell.ring()
         while !finished.load(ordering: .relaxed) { usleep(1000) }
     }
+
+    /// Mirrors `inFlightReplies.count` for `stop()`, which runs on another thread.
+    let repliesInFlight = Atomic<Int>(0)
 
     private func run() {
         recoverTimers()
@@ -209,7 +217,10 @@ enum EngineOutput {
 
     func failedCommit() -> EngineOutput? {
         switch self {
-        case .publish, .subscribe: return nil
+        case .publish, .agentSend: return nil
+        case .subscribe(let peer, let ticket, _):
+            // The snapshot was read inside the failed transaction: say so.
+            return .send(peer, Wire.errorFrame(id: nil, PeekError(.internal, "Subscribing to \(ticket) failed; subscribe again.")))
         case .result(let peer, let id, _):
             return .send(peer, Wire.errorFrame(id: id, PeekError(.internal, "The change could not be saved; nothing changed. Try again.")))
         case .http(let reply, _):

@@ -15,6 +15,9 @@ final class HTTPConnectionHandler: ConnectionHandler {
     private var awaitingResponse = false
     private var closeAfterResponse = false
     private var lastActivityMillis: Int64
+    /// When the current request's first byte came: a client dripping a byte
+    /// at a time still gets its 408 on time.
+    private var requestStartedMillis: Int64 = 0
 
     /// Keep-alive connections idle this long are closed; a request that
     /// has started must finish within `requestTimeout` (else 408).
@@ -33,6 +36,7 @@ final class HTTPConnectionHandler: ConnectionHandler {
 
     func connection(_ connection: Connection, didReceive bytes: UnsafeRawBufferPointer) {
         lastActivityMillis = monotonicMillis()
+        if !parser.isMidRequest { requestStartedMillis = lastActivityMillis }
         parser.append(bytes)
         process(connection)
     }
@@ -80,6 +84,12 @@ final class HTTPConnectionHandler: ConnectionHandler {
     // MARK: Requests
 
     private func handle(_ connection: Connection, _ h: HTTPRequestHead, body: [UInt8]) {
+        if connection.listenerKind == .mutualTLS && h.path != "/healthz" && h.path != "/v1/agent" {
+            // The agent listener is for agents: no technician socket, API or
+            // files there, so an agent certificate opens nothing else.
+            respond(connection, .error(404, code: "not_found", message: "The agent listener serves only /v1/agent."), head: h)
+            return
+        }
         if h.path == "/healthz" && (h.method == "GET" || h.method == "HEAD") {
             respond(connection, .json(200, Array(#"{"status":"ok"}"#.utf8)), head: h)
             return
@@ -175,8 +185,8 @@ final class HTTPConnectionHandler: ConnectionHandler {
             finishUpgrade(connection, acceptance) { EchoSession(hub: hub, connection: connection, deflate: acceptance.deflate, maxMessageBytes: config.maxMessageBytes) }
             return
         }
-        if h.path == "/v1/agent" {
-            guard connection.listenerKind == .mutualTLS, let identity = connection.peerIdentity, let cn = identity.commonName else {
+        if h.path == "/v1/agent" || connection.listenerKind == .mutualTLS {
+            guard h.path == "/v1/agent", connection.listenerKind == .mutualTLS, let identity = connection.peerIdentity, let cn = identity.commonName else {
                 respond(connection, .error(403, code: "forbidden", message: "Agents connect to the mutual-TLS listener with a client certificate.", closeConnection: true), head: h)
                 return
             }
@@ -220,7 +230,7 @@ final class HTTPConnectionHandler: ConnectionHandler {
 
     func connectionTick(_ connection: Connection, nowMillis: Int64) {
         if awaitingResponse { return }
-        if parser.isMidRequest && nowMillis - lastActivityMillis > Self.requestTimeoutMillis {
+        if parser.isMidRequest && nowMillis - requestStartedMillis > Self.requestTimeoutMillis {
             respond(connection, .error(408, code: "timeout", message: "The request was not completed in time.", closeConnection: true), head: nil)
         } else if nowMillis - lastActivityMillis > Self.idleTimeoutMillis {
             connection.closeAfterFlush()

@@ -21,6 +21,9 @@ final class InProcessBus: DeltaBus {
     func deliver(_ outputs: [EngineOutput]) {
         guard !outputs.isEmpty else { return }
         var perLoop = [[LoopAction]](repeating: [], count: loops.count)
+        // API answers go out after the deltas are posted to the loops, so
+        // the back end never hears "done" before the viewers are handed it.
+        var replies: [(@Sendable (APIResponse) -> Void, APIResponse)] = []
         for output in outputs {
             switch output {
             case .publish(let ticket, let payload, let durable, let mask):
@@ -45,7 +48,7 @@ final class InProcessBus: DeltaBus {
                 guard loops.indices.contains(peer.loop) else { continue }
                 perLoop[peer.loop].append(.close(peer.id, code: code, reason: reason))
             case .http(let reply, let response):
-                reply(response)
+                replies.append((reply, response))
             }
         }
         for (i, actions) in perLoop.enumerated() where !actions.isEmpty {
@@ -54,6 +57,7 @@ final class InProcessBus: DeltaBus {
                 for action in actions { action.run(on: hub) }
             }
         }
+        for (reply, response) in replies { reply(response) }
     }
 }
 

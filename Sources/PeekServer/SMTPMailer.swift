@@ -16,13 +16,13 @@ final class SMTPMailer: Mailer {
     /// At most this many conversations at once; more wait their turn.
     private let slots = DispatchSemaphore(value: 16)
     let timeoutSeconds: Double
-    let tls: TLSContext?
+    let tls: TLSContext
     let clientHostname: String
 
-    init(smtpCA: String?, timeoutSeconds: Double, clientHostname: String = "peekd.localhost") {
+    init(tls: TLSContext, timeoutSeconds: Double, clientHostname: String = "peekd.localhost") {
         self.timeoutSeconds = timeoutSeconds
         self.clientHostname = clientHostname
-        tls = try? TLSContext.makeClient(caFile: smtpCA, useSystemTrust: true)
+        self.tls = tls
     }
 
     func send(_ job: MailJob, completion: @escaping @Sendable (MailOutcome) -> Void) {
@@ -59,7 +59,6 @@ final class SMTPMailer: Mailer {
         var parser = SMTPReplyParser()
         var event: SMTPDialogue.Event = .connected
         if security == .implicitTLS {
-            guard let tls else { return .failed(message: "TLS is not available for outbound mail.", reply: "no TLS context") }
             if let failure = stream.startTLS(tls, serverName: a.host, timeout: timeoutSeconds) {
                 event = .tlsFailed(reason: failure)
             }
@@ -74,7 +73,7 @@ final class SMTPMailer: Mailer {
                 stream.writeQuietly(SMTPDialogue.quitCommand)
                 return .failed(message: failure.message, reply: failure.reply?.text ?? failure.message)
             case .startTLS:
-                guard let tls, !parser.hasUnconsumedInput else {
+                guard !parser.hasUnconsumedInput else {
                     event = .tlsFailed(reason: "the server sent data before the TLS handshake")
                     continue
                 }
@@ -96,7 +95,8 @@ final class SMTPMailer: Mailer {
             do {
                 if let reply = try parser.next() { return .reply(reply) }
             } catch {
-                return .connectionClosed
+                // Not "closed": the technician must learn the port speaks something else.
+                return .unreadableReply(error)
             }
             let left = deadline - monotonicMillis()
             if left <= 0 { return .timedOut }

@@ -30,7 +30,9 @@ public final class Server: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: config.attachmentsDirectory, withIntermediateDirectories: true)
 
         // Development certificates when TLS listeners are asked for without files.
-        if (config.tlsPort != nil && (config.tlsCert == nil || config.tlsKey == nil)) || (config.agentPort != nil && config.agentCA == nil) {
+        let needsServerCert = (config.tlsPort != nil || config.agentPort != nil) && (config.tlsCert == nil || config.tlsKey == nil)
+            && (config.tlsPort != nil || config.agentCert == nil || config.agentKey == nil)
+        if needsServerCert || (config.agentPort != nil && config.agentCA == nil) {
             let dev = try DevCertificates.ensure(in: config.dataDirectory + "/certs")
             if config.tlsCert == nil || config.tlsKey == nil { config.tlsCert = dev.serverCert; config.tlsKey = dev.serverKey }
             if config.agentCA == nil { config.agentCA = dev.agentCAFile }
@@ -44,12 +46,15 @@ public final class Server: @unchecked Sendable {
         let store = try SQLiteTicketStore(path: echoMode ? ":memory:" : config.databasePath)
         let threads = config.threads > 0 ? config.threads : max(1, ProcessInfo.processInfo.activeProcessorCount)
         let bus = BusProxy()
-        let mailer = SMTPMailer(smtpCA: config.smtpCA, timeoutSeconds: Double(config.smtpTimeoutSeconds))
+        // A wrong --smtp-ca must stop the start, not every later reply.
+        let mailTLS = try TLSContext.makeClient(caFile: config.smtpCA, useSystemTrust: true)
+        let mailer = SMTPMailer(tls: mailTLS, timeoutSeconds: Double(config.smtpTimeoutSeconds))
         let engine = Engine(config: config, store: store, bus: bus, mailer: mailer)
         let shared = ServerShared(config: config, engine: engine, staticFiles: StaticFileCache(directory: config.clientDirectory),
                                   echoMode: echoMode, loopCount: threads)
         let group = try LoopGroup(count: threads) { loop in
             let hub = LoopHub(loop: loop, server: shared)
+            loop.sweepIntervalMillis = min(1000, max(100, Int64(shared.config.heartbeatSeconds) * 250))
             loop.context = hub
             loop.addSweepTask { _ in
                 let counters = [loop.connectionCount, hub.framesIn, hub.deltasDelivered, hub.ephemeralShed, hub.slowConsumersClosed]

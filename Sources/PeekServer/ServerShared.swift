@@ -56,8 +56,11 @@ struct StaticFileCache: Sendable {
     struct File: Sendable { var bytes: [UInt8]; var etag: String; var contentType: String }
     private(set) var files: [String: File] = [:]
 
-    init(directory: String) {
+    init(directory configured: String) {
         let fm = FileManager.default
+        // The enumerator does not descend into a symlink given as the root
+        // (a deploy's `client -> releases/42/client`): resolve it first.
+        let directory = URL(fileURLWithPath: configured).resolvingSymlinksInPath().path
         guard let walker = fm.enumerator(atPath: directory) else { return }
         while let relative = walker.nextObject() as? String {
             let full = directory + "/" + relative

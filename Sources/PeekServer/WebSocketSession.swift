@@ -94,7 +94,8 @@ class WebSocketSession: ConnectionHandler {
     /// peer quiet for two heartbeats is dead and is closed without ceremony.
     func connectionTick(_ connection: Connection, nowMillis: Int64) {
         let heartbeat = Int64(hub.server.config.heartbeatSeconds) * 1000
-        if nowMillis - connection.lastReadMillis > 2 * heartbeat + 1000 {
+        // Dead within two heartbeats (CONTRACT), counting the sweep's own granularity.
+        if nowMillis - connection.lastReadMillis >= 2 * heartbeat - connection.loop.sweepIntervalMillis {
             connection.close()
             return
         }
@@ -139,7 +140,12 @@ final class TechnicianSession: WebSocketSession {
         tokensAt = now
         let frame = ClientFrame.decode(bytes)
         guard tokens >= 1 else {
-            let id = (try? frame.get()).flatMap { f -> String? in if case .command(let c) = f { return c.id }; return nil }
+            let id: String? = switch frame {
+            case .success(.command(let c)): c.id
+            case .success(.subscribe(let id, _, _)): id
+            case .failure(let refusal): refusal.id
+            default: nil
+            }
             sendText(Wire.errorFrame(id: id, PeekError(.rateLimited, "Too many frames; slow down to \(config.framesPerSecond) per second.")))
             return
         }

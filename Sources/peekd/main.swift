@@ -45,6 +45,7 @@ flags (each also PEEK_<FLAG>, e.g. PEEK_JWT_SECRET; repeatable flags take a comm
   --threads N            event-loop threads (one per core)
   --max-connections N    connections per process (19900)
   --max-tenant-connections N   technician connections per tenant (20000)
+  --frames-per-second N  frames one technician connection may send per second, burst twice that (200)
   --client DIR           where the browser files are (client)
   --demo                 seed a demo tenant on first start and allow demo sign-in
 """
@@ -54,6 +55,7 @@ struct Arguments {
     var values: [String: [String]] = [:]
     var switches: Set<String> = []
     static let booleanFlags: Set<String> = ["demo", "help"]
+    static let repeatableFlags: Set<String> = ["allowed-origin"]
 
     init(_ args: ArraySlice<String>, environment: [String: String]) {
         var i = args.startIndex
@@ -83,7 +85,10 @@ struct Arguments {
             if Self.booleanFlags.contains(flag) {
                 if ["1", "true", "yes"].contains(value.lowercased()) { switches.insert(flag) }
             } else if values[flag] == nil {
-                values[flag] = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                // Only repeatable flags take a comma list; a secret or a path
+                // may itself contain commas.
+                values[flag] = Self.repeatableFlags.contains(flag)
+                    ? value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } : [value]
             }
         }
     }
@@ -113,7 +118,7 @@ if args.switches.contains("help") { say(usage); exit(0) }
 let known: Set<String> = ["host", "port", "tls-port", "tls-cert", "tls-key", "agent-port", "agent-ca", "agent-cert", "agent-key",
                           "agent-crl", "data", "jwt-secret", "service-token", "allowed-origin", "heartbeat", "hello-timeout",
                           "max-message", "consent-timeout", "sla-tick", "retain", "smtp-ca", "smtp-timeout", "threads",
-                          "max-connections", "max-tenant-connections", "client", "tenant", "user", "name", "role", "ttl"]
+                          "max-connections", "max-tenant-connections", "frames-per-second", "client", "tenant", "user", "name", "role", "ttl"]
 for name in args.values.keys where !known.contains(name) && argv.contains(where: { $0.hasPrefix("--" + name) }) {
     fail("unknown flag --\(name)\n\(usage)")
 }
@@ -144,6 +149,7 @@ config.smtpTimeoutSeconds = args.int("smtp-timeout", min: 1, max: 600) ?? config
 config.threads = args.int("threads", min: 1, max: 64) ?? 0
 config.maxConnections = args.int("max-connections", min: 1) ?? config.maxConnections
 config.maxConnectionsPerTenant = args.int("max-tenant-connections", min: 1) ?? config.maxConnectionsPerTenant
+config.framesPerSecond = args.int("frames-per-second", min: 1, max: 10_000_000) ?? config.framesPerSecond
 config.clientDirectory = args.string("client") ?? config.clientDirectory
 config.demo = args.switches.contains("demo")
 

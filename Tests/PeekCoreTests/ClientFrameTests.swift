@@ -1,0 +1,110 @@
+import XCTest
+@testable import PeekCore
+
+final class ClientFrameTests: XCTestCase {
+    func decode(_ text: String) -> Result<ClientFrame, ClientFrame.Refusal> { ClientFrame.decode(Array(text.utf8)) }
+
+    func testClientFrame_hello_decodes() {
+        XCTAssertEqual(try decode(#"{"type":"hello","token":"abc"}"#).get(), .hello(token: "abc"))
+    }
+
+    func testClientFrame_subscribeWithSince_decodes() {
+        XCTAssertEqual(try decode(#"{"type":"subscribe","id":"s1","ticket":"T-1001","since":7}"#).get(),
+                       .subscribe(id: "s1", ticket: "T-1001", since: 7))
+        XCTAssertEqual(try decode(#"{"type":"subscribe","ticket":"T-1001","since":null}"#).get(),
+                       .subscribe(id: nil, ticket: "T-1001", since: nil))
+    }
+
+    func testClientFrame_negativeSince_isInvalidWithId() {
+        guard case .failure(let r) = decode(#"{"type":"subscribe","id":"s1","ticket":"T-1","since":-1}"#) else { return XCTFail() }
+        XCTAssertEqual(r.id, "s1")
+        XCTAssertEqual(r.error.code, .invalid)
+    }
+
+    func testClientFrame_commandOps_decodeTheirArgs() throws {
+        let note = try decode(#"{"type":"command","id":"c1","ticket":"T-1","op":"note","args":{"body":"hi"},"seen":3,"if_version":2}"#).get()
+        XCTAssertEqual(note, .command(CommandRequest(id: "c1", ticket: "T-1", op: .note, args: .note(body: "hi", force: false, attachments: []), ifVersion: 2, seen: 3)))
+        let status = try decode(#"{"type":"command","id":"c2","ticket":"T-1","op":"set_status","args":{"status":"waiting_on_customer"}}"#).get()
+        guard case .command(let c) = status else { return XCTFail() }
+        XCTAssertEqual(c.args, .setStatus(.waitingOnCustomer))
+        let own = try decode(#"{"type":"command","id":"c3","ticket":"T-1","op":"take_ownership"}"#).get()
+        guard case .command(let o) = own else { return XCTFail() }
+        XCTAssertEqual(o.args, .takeOwnership)
+    }
+
+    func testClientFrame_badInputs_areInvalidWithASentence() {
+        let cases: [(String, String?)] = [
+            ("not json", nil),
+            ("[1,2]", nil),
+            (#"{"id":"x"}"#, "x"),
+            (#"{"type":"dance","id":"d"}"#, "d"),
+            (#"{"type":"command","id":"c","ticket":"T-1","op":"fly","args":{}}"#, "c"),
+            (#"{"type":"command","id":"c","ticket":"T-1","op":"note","args":{}}"#, "c"),
+            (#"{"type":"command","id":"c","ticket":"T-1","op":"note","args":{"body":"   "}}"#, "c"),
+            (#"{"type":"command","id":"c","ticket":"T-1","op":"set_status","args":{"status":"done"}}"#, "c"),
+            (#"{"type":"command","id":"c","ticket":"T-1","op":"set_priority","args":{"priority":5}}"#, "c"),
+            (#"{"type":"command","id":"c","ticket":"T-1","op":"assign","args":{}}"#, "c"),
+            (#"{"type":"command","id":"c","ticket":"T-1","op":"note","args":"body"}"#, "c"),
+            (#"{"type":"command","ticket":"T-1","op":"note","args":{"body":"x"}}"#, nil),
+            (#"{"type":"composing","ticket":"T-1","mode":"shout"}"#, nil),
+        ]
+        for (text, id) in cases {
+            guard case .failure(let r) = decode(text) else { XCTFail("accepted \(text)"); continue }
+            XCTAssertEqual(r.error.code, .invalid, text)
+            XCTAssertEqual(r.id, id, text)
+            XCTAssertTrue(r.error.message.hasSuffix(".") || r.error.message.hasSuffix(")."), "message should be a sentence: \(r.error.message)")
+        }
+    }
+
+    func testClientFrame_composingNull_decodes() {
+        XCTAssertEqual(try decode(#"{"type":"composing","ticket":"T-1","mode":null}"#).get(), .composing(ticket: "T-1", mode: nil))
+        XCTAssertEqual(try decode(#"{"type":"composing","ticket":"T-1","mode":"reply"}"#).get(), .composing(ticket: "T-1", mode: .reply))
+    }
+}
+
+final class WireEncodingTests: XCTestCase {
+    func testDeltaFrame_carriesContractFields() throws {
+        let m = Message(id: "M-1-3", ticket: "T-1", seq: 3, channel: .customer, author: PersonRef(id: "contact", name: "Casey"),
+                        body: "Hello", via: .agentMTLS, at: 1_795_937_400_123)
+        let frame = try JSONParser.parse(Wire.deltaFrame(ticket: "T-1", seq: 3, at: m.at, kind: .messageCreated, data: Wire.messageBytes(m)))
+        XCTAssertEqual(frame["type"], "delta")
+        XCTAssertEqual(frame["ticket"], "T-1")
+        XCTAssertEqual(frame["seq"], 3)
+        XCTAssertEqual(frame["at"], "2026-11-29T07:30:00.123Z")
+        XCTAssertEqual(frame["kind"], "message.created")
+        let data = try XCTUnwrap(frame["data"])
+        XCTAssertEqual(data["id"], "M-1-3")
+        XCTAssertEqual(data["channel"], "customer")
+        XCTAssertEqual(data["via"], "agent_mtls")
+        XCTAssertEqual(data["author"], ["id": "contact", "name": "Casey"])
+        XCTAssertEqual(data["attachments"], [])
+    }
+
+    func testEphemeralDelta_hasNoSeq() throws {
+        let frame = try JSONParser.parse(Wire.deltaFrame(ticket: "T-1", seq: nil, at: 0, kind: .presenceUpdated, data: Array("{}".utf8)))
+        XCTAssertNil(frame["seq"])
+    }
+
+    func testErrorFrame_staleCarriesMissed() throws {
+        let missed = [Array(#"{"id":"M-1-2"}"#.utf8)]
+        let frame = try JSONParser.parse(Wire.errorFrame(id: "c9", PeekError(.stale, "New messages.", missed: missed)))
+        XCTAssertEqual(frame["type"], "error")
+        XCTAssertEqual(frame["id"], "c9")
+        XCTAssertEqual(frame["code"], "stale")
+        XCTAssertEqual(frame["missed"], [["id": "M-1-2"]])
+    }
+
+    func testTicket_nothingToShowIsNullNotMissing() throws {
+        let t = Ticket(id: "T-1", tenant: "a", number: 1, subject: "s", status: .open, priority: .normal, assignee: nil,
+                       contact: Contact(name: "c", email: nil), client: "x", asset: nil, firstResponseAt: nil,
+                       createdAt: 0, version: 1, seq: 0, sla: SLAClocks())
+        var w = JSONWriter()
+        Wire.ticket(t, into: &w)
+        let v = try JSONParser.parse(w.bytes)
+        for key in ["assignee", "asset", "first_response_at"] { XCTAssertEqual(v[key], .null, key) }
+        XCTAssertEqual(v["contact"]?["email"], .null)
+        var s = JSONWriter()
+        Wire.sla(t, nowMillis: 0, into: &s)
+        XCTAssertEqual(try JSONParser.parse(s.bytes), ["response": nil, "resolution": nil])
+    }
+}
