@@ -1,0 +1,653 @@
+// PeekClient: the browser side of the technician socket (/v1/ws).
+//
+// It owns one WebSocket at a time and hides its losses: it says `hello`
+// first, keeps a local model of every subscribed ticket (snapshot, then
+// durable deltas in seq order, ephemeral deltas as latest value), resumes
+// each subscription with `since` after a reconnect or a detected gap, and
+// resends commands that were in flight with the SAME id (the server answers a
+// repeated id with its first answer, so a resend never acts twice).
+//
+// The rules themselves (delta application, gaps, backoff, liveness budget)
+// live in peek-model.js, which has no socket or timer and is unit-tested on
+// its own. README.md documents the policy.
+
+import {
+  applyDelta,
+  backoffDelay,
+  livenessBudget,
+  makeId,
+  missedMessages,
+  modelFromSnapshot,
+  recordMissed,
+} from './peek-model.js';
+
+/** An `error` frame (or a local failure) as a throwable. */
+export class PeekError extends Error {
+  constructor(code, message, extra = {}) {
+    super(message || code);
+    this.name = 'PeekError';
+    this.code = code;
+    if (extra.id !== undefined) this.id = extra.id;
+    if (extra.missed !== undefined) this.missed = extra.missed;
+    if (extra.frame !== undefined) this.frame = extra.frame;
+  }
+}
+
+const WS_OPEN = 1;
+/** How often the liveness and housekeeping check runs while connected. */
+const LIVENESS_CHECK_MS = 1000;
+
+/**
+ * The local view of one subscribed ticket. `model` is null until the first
+ * snapshot. Handlers (all optional) are called with the view first:
+ *   onSnapshot(view)                 a snapshot replaced the model
+ *   onDelta(view, delta, outcome)    a delta was applied / dropped
+ *   onChange(view, reason)           the model changed in any way
+ *   onStatus(view, status)           subscribing | live | resyncing | offline | error | closed
+ *   onError(view, error)             the server refused the subscription (e.g. not_found)
+ */
+export class TicketView {
+  constructor(client, ticketId, handlers = {}) {
+    this.client = client;
+    this.ticketId = ticketId;
+    this.handlers = handlers;
+    this.model = null;
+    this.status = 'subscribing';
+    this.error = null;
+    /** True while a resume (subscribe with `since`) is in flight. */
+    this.resyncing = false;
+    this.stats = { applied: 0, duplicates: 0, gaps: 0, resumes: 0, snapshots: 0 };
+  }
+
+  /** The last durable seq applied, or null before the snapshot. */
+  get seq() {
+    return this.model ? this.model.seq : null;
+  }
+
+  /** Sends a command on this ticket; see PeekClient#command. */
+  command(op, args = {}, options = {}) {
+    return this.client.command(this.ticketId, op, args, options);
+  }
+
+  /** Announces (or, with null, withdraws) that this user is composing. */
+  composing(mode) {
+    this.client.composing(this.ticketId, mode);
+  }
+
+  unsubscribe() {
+    this.client.unsubscribe(this.ticketId);
+  }
+
+  _emit(name, ...args) {
+    const fn = this.handlers[name];
+    if (typeof fn !== 'function') return;
+    try {
+      fn(this, ...args);
+    } catch (err) {
+      // A renderer bug must not break the protocol state machine.
+      console.error(`PeekClient: ${name} handler failed`, err);
+    }
+  }
+
+  _setStatus(status) {
+    if (this.status === status) return;
+    this.status = status;
+    this._emit('onStatus', status);
+  }
+}
+
+/**
+ * new PeekClient({url, token | getToken, heartbeat?, WebSocketImpl?, onStatus?,
+ *                 backoff?: {baseMs, capMs}, random?, now?, timers?})
+ *
+ *  - url: the ws:// or wss:// address of /v1/ws
+ *  - token: a technician JWT, or getToken: async () => token (called before
+ *    every connection, so it may refresh)
+ *  - heartbeat: seconds; overrides the server's `welcome.heartbeat` for the
+ *    liveness budget (handy in tests)
+ *  - onStatus({state, attempt, delayMs, reason, user}): state is one of
+ *    idle | connecting | open | reconnecting | unauthorized | closed
+ */
+export class PeekClient {
+  constructor(options = {}) {
+    if (!options.url) throw new TypeError('PeekClient needs a url');
+    if (!options.token && typeof options.getToken !== 'function') {
+      throw new TypeError('PeekClient needs a token or getToken');
+    }
+    this.url = options.url;
+    this._token = options.token ?? null;
+    this._getToken = typeof options.getToken === 'function' ? options.getToken : null;
+    this._heartbeatOverride = Number.isFinite(options.heartbeat) ? options.heartbeat : null;
+    this._WebSocket = options.WebSocketImpl ?? globalThis.WebSocket;
+    this._backoff = { baseMs: 250, capMs: 10000, ...(options.backoff || {}) };
+    this._random = options.random ?? Math.random;
+    this._now = options.now ?? (() => Date.now());
+    this._timers = options.timers ?? {
+      setTimeout: globalThis.setTimeout.bind(globalThis),
+      clearTimeout: globalThis.clearTimeout.bind(globalThis),
+      setInterval: globalThis.setInterval.bind(globalThis),
+      clearInterval: globalThis.clearInterval.bind(globalThis),
+    };
+    this._listeners = { status: new Set(), error: new Set(), welcome: new Set() };
+    if (typeof options.onStatus === 'function') this._listeners.status.add(options.onStatus);
+
+    this.user = null;
+    this.heartbeat = null;
+    this.state = 'idle';
+    this._ws = null;
+    this._welcomed = false;
+    this._everWelcomed = false;
+    this._welcome = null;
+    this._closed = false;
+    this._attempt = 0;
+    this._reconnectTimer = null;
+    this._livenessTimer = null;
+    this._holdUntil = 0;
+    this._lastFrameAt = 0;
+    this._awaitingSince = null;
+    this._probeTicket = null;
+    this._budget = livenessBudget(this._heartbeatOverride ?? 30);
+    this._triedFreshToken = false;
+    this._connectWaiters = [];
+    /** ticket id -> TicketView */
+    this._views = new Map();
+    /** command id -> {frame, resolve, reject} (kept in send order) */
+    this._pending = new Map();
+    /** subscribe id -> ticket id */
+    this._requests = new Map();
+    this._onOnline = () => this._reconnectNow('browser online');
+    if (typeof globalThis.addEventListener === 'function') {
+      globalThis.addEventListener('online', this._onOnline);
+    }
+  }
+
+  /** on('status' | 'error' | 'welcome', fn) -> function that removes it. */
+  on(event, fn) {
+    const set = this._listeners[event];
+    if (!set) throw new TypeError(`unknown event ${event}`);
+    set.add(fn);
+    return () => set.delete(fn);
+  }
+
+  /** The subscribed views, by ticket id. */
+  get views() {
+    return this._views;
+  }
+
+  /** Ids of commands still waiting for their answer. */
+  get pendingCommandIds() {
+    return [...this._pending.keys()];
+  }
+
+  /**
+   * Opens the connection. Resolves with the `welcome` frame of the first
+   * successful hello; rejects if the token is refused. Losses after that are
+   * repaired in the background (watch onStatus).
+   */
+  connect() {
+    if (this._closed) return Promise.reject(new PeekError('closed', 'The client was closed'));
+    if (this._welcomed && this._ws) return Promise.resolve(this._welcome);
+    const promise = new Promise((resolve, reject) => this._connectWaiters.push({ resolve, reject }));
+    if (!this._ws && !this._reconnectTimer) this._open();
+    return promise;
+  }
+
+  /**
+   * Subscribes to a ticket and returns its TicketView. Subscribing twice to
+   * the same ticket returns the existing view (with the new handlers).
+   */
+  subscribe(ticketId, handlers = {}) {
+    if (this._closed) throw new PeekError('closed', 'The client was closed');
+    let view = this._views.get(ticketId);
+    if (view) {
+      view.handlers = handlers;
+      return view;
+    }
+    view = new TicketView(this, ticketId, handlers);
+    this._views.set(ticketId, view);
+    if (this._isReady()) this._sendSubscribe(view, null);
+    else view._setStatus('offline');
+    return view;
+  }
+
+  /** Stops the ticket's deltas and forgets its view. */
+  unsubscribe(ticketId) {
+    const view = this._views.get(ticketId);
+    if (!view) return;
+    this._views.delete(ticketId);
+    for (const [id, ticket] of this._requests) if (ticket === ticketId) this._requests.delete(id);
+    if (this._probeTicket === ticketId) this._probeTicket = null;
+    if (this._isReady()) this._send({ type: 'unsubscribe', ticket: ticketId });
+    view._setStatus('closed');
+  }
+
+  /**
+   * Sends a command; resolves with the `result` ({id, ok, seq}) once the
+   * change is durable, rejects with a PeekError carrying `code`, `message`
+   * (and `missed` for `stale`). A command sent while disconnected, or whose
+   * answer was lost with the connection, is (re)sent after the next hello
+   * with the same id.
+   */
+  command(ticketId, op, args = {}, { ifVersion, seen, id } = {}) {
+    if (this._closed) return Promise.reject(new PeekError('closed', 'The client was closed'));
+    const frame = { type: 'command', id: id ?? makeId('cmd'), ticket: ticketId, op, args: args ?? {} };
+    if (ifVersion !== undefined && ifVersion !== null) frame.if_version = ifVersion;
+    if (seen !== undefined && seen !== null) frame.seen = seen;
+    return new Promise((resolve, reject) => {
+      this._pending.set(frame.id, { frame, resolve, reject });
+      if (this._isReady()) this._sendExpectingAnswer(frame);
+    });
+  }
+
+  /** Presence: `mode` is 'reply', 'note' or null. Dropped while offline. */
+  composing(ticketId, mode) {
+    if (!this._isReady()) return;
+    this._send({ type: 'composing', ticket: ticketId, mode: mode ?? null });
+  }
+
+  /**
+   * Closes for good: every timer and listener is cleared, pending commands
+   * are rejected with code `closed`, and nothing reconnects.
+   */
+  close() {
+    if (this._closed) return;
+    this._closed = true;
+    this._clearReconnect();
+    this._stopLiveness();
+    if (typeof globalThis.removeEventListener === 'function') {
+      globalThis.removeEventListener('online', this._onOnline);
+    }
+    const ws = this._ws;
+    this._ws = null;
+    this._welcomed = false;
+    if (ws) {
+      detach(ws);
+      try {
+        ws.close(1000, 'client closed');
+      } catch {
+        /* already closing */
+      }
+    }
+    const closed = new PeekError('closed', 'The connection was closed');
+    for (const { reject } of this._pending.values()) reject(closed);
+    this._pending.clear();
+    this._requests.clear();
+    for (const view of this._views.values()) view._setStatus('closed');
+    this._views.clear();
+    for (const waiter of this._connectWaiters) waiter.reject(closed);
+    this._connectWaiters = [];
+    this._setState('closed', { reason: 'closed by client' });
+    for (const set of Object.values(this._listeners)) set.clear();
+  }
+
+  /**
+   * Test hook: drops the socket the way a network failure would (no warning
+   * to the server protocol, nothing flushed) and stays down at least
+   * `holdMs` before reconnecting, so a test can make changes meanwhile.
+   */
+  dropForTest(holdMs = 0) {
+    if (this._closed) return;
+    this._holdUntil = this._now() + Math.max(0, holdMs);
+    this._lost('dropped for test', { code: 4000 });
+  }
+
+  // -------------------------------------------------------------------------
+  // Connection lifecycle
+
+  _isReady() {
+    return Boolean(this._ws && this._welcomed && this._ws.readyState === WS_OPEN);
+  }
+
+  async _open() {
+    if (this._closed) return;
+    this._setState(this._attempt === 0 && !this._everWelcomed ? 'connecting' : 'reconnecting', {
+      attempt: this._attempt,
+    });
+    let token = this._token;
+    if (this._getToken) {
+      try {
+        token = await this._getToken();
+      } catch (err) {
+        this._scheduleReconnect(`token unavailable: ${err?.message ?? err}`);
+        return;
+      }
+    }
+    if (this._closed || this._ws) return;
+    let ws;
+    try {
+      ws = new this._WebSocket(this.url);
+    } catch (err) {
+      this._scheduleReconnect(`cannot open socket: ${err?.message ?? err}`);
+      return;
+    }
+    this._ws = ws;
+    this._welcomed = false;
+    ws.onopen = () => {
+      if (ws !== this._ws) return;
+      this._lastFrameAt = this._now();
+      this._sendExpectingAnswer({ type: 'hello', token });
+      this._startLiveness();
+    };
+    ws.onmessage = (event) => {
+      if (ws !== this._ws) return;
+      this._onFrameText(event.data);
+    };
+    ws.onerror = () => {
+      // The close event that follows carries the details; nothing to do here.
+    };
+    ws.onclose = (event) => {
+      if (ws !== this._ws) return;
+      this._lost(`socket closed (${event.code}${event.reason ? ` ${event.reason}` : ''})`, { code: event.code });
+    };
+  }
+
+  /** The connection is gone: forget it and, unless told otherwise, come back. */
+  _lost(reason, { code } = {}) {
+    const ws = this._ws;
+    this._ws = null;
+    this._welcomed = false;
+    this._awaitingSince = null;
+    this._probeTicket = null;
+    this._stopLiveness();
+    if (ws) {
+      detach(ws);
+      try {
+        if (ws.readyState <= WS_OPEN) ws.close(code && code >= 4000 ? code : 4000, 'client gave up');
+      } catch {
+        /* already closing */
+      }
+    }
+    // Answers to subscribes of the old socket will never come.
+    this._requests.clear();
+    for (const view of this._views.values()) {
+      view.resyncing = false;
+      view._setStatus('offline');
+    }
+    if (this._closed) return;
+    if (code === 4401 || this.state === 'unauthorized') {
+      this._onUnauthorized(reason);
+      return;
+    }
+    this._scheduleReconnect(reason);
+  }
+
+  _scheduleReconnect(reason) {
+    if (this._closed || this._reconnectTimer) return;
+    const backoff = backoffDelay(this._attempt, { ...this._backoff, random: this._random });
+    const hold = Math.max(0, this._holdUntil - this._now());
+    const delayMs = Math.max(backoff, hold);
+    this._attempt += 1;
+    this._setState('reconnecting', { attempt: this._attempt, delayMs, reason });
+    this._reconnectTimer = this._timers.setTimeout(() => {
+      this._reconnectTimer = null;
+      this._open();
+    }, delayMs);
+  }
+
+  _reconnectNow(reason) {
+    if (this._closed || !this._reconnectTimer) return;
+    if (this._holdUntil > this._now()) return;
+    this._clearReconnect();
+    this._setState('reconnecting', { attempt: this._attempt, delayMs: 0, reason });
+    this._open();
+  }
+
+  _clearReconnect() {
+    if (this._reconnectTimer) {
+      this._timers.clearTimeout(this._reconnectTimer);
+      this._reconnectTimer = null;
+    }
+  }
+
+  _onUnauthorized(reason) {
+    // One retry with a fresh token (it may simply have expired); after that
+    // a person has to sign in again.
+    if (this._getToken && !this._triedFreshToken) {
+      this._triedFreshToken = true;
+      this.state = 'reconnecting';
+      this._scheduleReconnect(reason);
+      return;
+    }
+    this._setState('unauthorized', { reason });
+    const err = new PeekError('unauthorized', reason || 'The sign-in was refused');
+    for (const waiter of this._connectWaiters) waiter.reject(err);
+    this._connectWaiters = [];
+  }
+
+  // -------------------------------------------------------------------------
+  // Liveness
+  //
+  // Browsers answer the server's WebSocket pings themselves and never tell the
+  // page, so a half-open connection (laptop lid, NAT timeout) looks exactly
+  // like a quiet ticket. The check: after `silenceMs` (2.5 heartbeats)
+  // without any frame, probe with a resume subscribe (`since` = last applied
+  // seq) of one subscribed ticket, which the server must answer (`subscribed`
+  // or the deltas we missed). Any frame that demands an answer (hello,
+  // subscribe, command, probe) that is followed by no frame at all for
+  // `probeTimeoutMs` means the connection is dead: close it and reconnect.
+
+  _startLiveness() {
+    this._stopLiveness();
+    this._livenessTimer = this._timers.setInterval(() => this._checkLiveness(), LIVENESS_CHECK_MS);
+  }
+
+  _stopLiveness() {
+    if (this._livenessTimer) {
+      this._timers.clearInterval(this._livenessTimer);
+      this._livenessTimer = null;
+    }
+  }
+
+  _checkLiveness() {
+    if (!this._ws) return;
+    const now = this._now();
+    if (this._awaitingSince !== null && now - this._awaitingSince > this._budget.probeTimeoutMs) {
+      this._lost('no answer from the server (liveness)');
+      return;
+    }
+    if (!this._welcomed || this._awaitingSince !== null) return;
+    if (now - this._lastFrameAt <= this._budget.silenceMs) return;
+    const view = [...this._views.values()].find((v) => v.model && !v.resyncing);
+    if (!view) return;
+    this._probeTicket = view.ticketId;
+    this._sendSubscribe(view, view.model.seq, { probe: true });
+  }
+
+  // -------------------------------------------------------------------------
+  // Frames
+
+  _send(frame) {
+    const ws = this._ws;
+    if (!ws || ws.readyState !== WS_OPEN) return false;
+    try {
+      ws.send(JSON.stringify(frame));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  _sendExpectingAnswer(frame) {
+    if (this._send(frame) && this._awaitingSince === null) this._awaitingSince = this._now();
+  }
+
+  _sendSubscribe(view, since, { probe = false } = {}) {
+    const frame = { type: 'subscribe', id: makeId('sub'), ticket: view.ticketId };
+    if (since !== null && since !== undefined) {
+      frame.since = since;
+      view.resyncing = true;
+      view.stats.resumes += 1;
+      // A liveness probe is invisible unless it turns out to repair something.
+      if (!probe) view._setStatus(view.model ? 'resyncing' : 'subscribing');
+    } else {
+      view._setStatus('subscribing');
+    }
+    this._requests.set(frame.id, view.ticketId);
+    this._sendExpectingAnswer(frame);
+  }
+
+  _onFrameText(text) {
+    this._lastFrameAt = this._now();
+    this._awaitingSince = null;
+    let frame;
+    try {
+      frame = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (!frame || typeof frame.type !== 'string') return;
+    switch (frame.type) {
+      case 'welcome':
+        return this._onWelcome(frame);
+      case 'snapshot':
+        return this._onSnapshot(frame);
+      case 'subscribed':
+        return this._onSubscribed(frame);
+      case 'delta':
+        return this._onDelta(frame);
+      case 'result':
+        return this._onResult(frame);
+      case 'error':
+        return this._onError(frame);
+      default:
+        return undefined; // unknown frames are ignored, as the contract says
+    }
+  }
+
+  _onWelcome(frame) {
+    this._welcomed = true;
+    this._everWelcomed = true;
+    this._welcome = frame;
+    this._attempt = 0;
+    this._triedFreshToken = false;
+    this.user = frame.user ?? null;
+    this.heartbeat = Number.isFinite(frame.heartbeat) ? frame.heartbeat : null;
+    this._budget = livenessBudget(this._heartbeatOverride ?? this.heartbeat ?? 30);
+    this._setState('open', { user: this.user });
+    for (const fn of this._listeners.welcome) safeCall(fn, frame);
+    // Resume every subscription first, then resend what is still unanswered,
+    // in the order it was first sent.
+    for (const view of this._views.values()) this._sendSubscribe(view, view.model ? view.model.seq : null);
+    for (const { frame: command } of this._pending.values()) this._sendExpectingAnswer(command);
+    for (const waiter of this._connectWaiters) waiter.resolve(frame);
+    this._connectWaiters = [];
+  }
+
+  _onSnapshot(frame) {
+    if (frame.id) this._requests.delete(frame.id);
+    const view = this._views.get(frame.ticket);
+    if (!view) return;
+    view.model = modelFromSnapshot(frame, this._now());
+    view.resyncing = false;
+    view.error = null;
+    view.stats.snapshots += 1;
+    if (this._probeTicket === frame.ticket) this._probeTicket = null;
+    view._setStatus('live');
+    view._emit('onSnapshot');
+    view._emit('onChange', 'snapshot');
+  }
+
+  _onSubscribed(frame) {
+    if (frame.id) this._requests.delete(frame.id);
+    const view = this._views.get(frame.ticket);
+    if (!view) return;
+    if (this._probeTicket === frame.ticket) this._probeTicket = null;
+    view.resyncing = false;
+    if (!view.model) {
+      // A resume answer without a model to resume: ask for the whole state.
+      this._sendSubscribe(view, null);
+      return;
+    }
+    if (Number.isInteger(frame.seq) && frame.seq > view.model.seq) {
+      // The server says there is more than it replayed: start over.
+      this._sendSubscribe(view, null);
+      return;
+    }
+    view._setStatus('live');
+  }
+
+  _onDelta(frame) {
+    const view = this._views.get(frame.ticket);
+    if (!view || !view.model) return;
+    const { outcome } = applyDelta(view.model, frame, this._now());
+    if (outcome === 'applied') view.stats.applied += 1;
+    if (outcome === 'duplicate') view.stats.duplicates += 1;
+    if (outcome === 'gap') {
+      view.stats.gaps += 1;
+      // Resume once from the last applied seq; deltas past the gap are
+      // dropped until then (the resume replays them in order).
+      if (!view.resyncing) {
+        view._emit('onResync', 'gap');
+        this._sendSubscribe(view, view.model.seq);
+      }
+    }
+    view._emit('onDelta', frame, outcome);
+    if (outcome === 'applied' || outcome === 'ephemeral') view._emit('onChange', frame.kind);
+  }
+
+  _onResult(frame) {
+    const pending = this._pending.get(frame.id);
+    if (!pending) return;
+    this._pending.delete(frame.id);
+    pending.resolve(frame);
+  }
+
+  _onError(frame) {
+    const id = frame.id ?? null;
+    const pending = id !== null ? this._pending.get(id) : undefined;
+    if (pending) {
+      this._pending.delete(id);
+      const missed = missedMessages(frame);
+      const err = new PeekError(frame.code, frame.message, { id, frame, missed: frame.code === 'stale' ? missed : undefined });
+      if (frame.code === 'stale') {
+        const view = this._views.get(pending.frame.ticket);
+        if (view && view.model) {
+          recordMissed(view.model, missed);
+          view._emit('onChange', 'missed');
+        }
+      }
+      pending.reject(err);
+      return;
+    }
+    if (id !== null && this._requests.has(id)) {
+      const ticket = this._requests.get(id);
+      this._requests.delete(id);
+      const view = this._views.get(ticket);
+      if (view) {
+        view.resyncing = false;
+        view.error = new PeekError(frame.code, frame.message, { id, frame });
+        view._setStatus('error');
+        view._emit('onError', view.error);
+      }
+      return;
+    }
+    if (frame.code === 'unauthorized') {
+      this.state = 'unauthorized';
+      this._lost(frame.message || 'unauthorized', { code: 4401 });
+      return;
+    }
+    const err = new PeekError(frame.code, frame.message, { id: id ?? undefined, frame });
+    for (const fn of this._listeners.error) safeCall(fn, err);
+  }
+
+  _setState(state, details = {}) {
+    this.state = state;
+    const status = { state, attempt: this._attempt, user: this.user, ...details };
+    for (const fn of this._listeners.status) safeCall(fn, status);
+  }
+}
+
+function detach(ws) {
+  ws.onopen = null;
+  ws.onmessage = null;
+  ws.onerror = null;
+  ws.onclose = null;
+}
+
+function safeCall(fn, ...args) {
+  try {
+    fn(...args);
+  } catch (err) {
+    console.error('PeekClient: listener failed', err);
+  }
+}

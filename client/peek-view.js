@@ -1,0 +1,1208 @@
+// The Ticket Peek: a slide-out dialog over the queue, rendered from a
+// TicketView's model. One PeekPanel per open Peek; close() tears down the
+// subscription and every timer and listener it made.
+
+import { avatar, formatTimestamp, h, icon, priorityTag, PRIORITY_LABELS, relativeTime, replaceChildren, STATUS_LABELS, statusPill } from './dom.js';
+import {
+  formatClock,
+  formatDuration,
+  newMessagesSinceSummary,
+  slaRemainingSeconds,
+  timerElapsedSeconds,
+} from './peek-model.js';
+
+/** Idle time after the last keystroke before presence says "not composing". */
+const COMPOSING_IDLE_MS = 5000;
+const SLA_DUE_SOON_SECONDS = 3600;
+
+const SESSION_TEXT = {
+  awaiting_consent: 'Waiting for the end user to accept',
+  active: 'Recording',
+  denied: 'The end user declined the session',
+  expired: 'The consent request expired',
+  ended: 'Session ended',
+};
+
+const FOCUSABLE = 'a[href], button:not([disabled]), textarea:not([disabled]), input:not([disabled]), select:not([disabled]), [tabindex]:not([tabindex="-1"])';
+
+export class PeekPanel {
+  /**
+   * options: {client, ticketId, me, technicians, drafts (Map), toast(msg, tone),
+   *           onClose(), onTicketChange(ticket), onOpenTicket(id), summary (queue row, optional)}
+   */
+  constructor(options) {
+    this.client = options.client;
+    this.ticketId = options.ticketId;
+    this.me = options.me || {};
+    this.getTechnicians = options.getTechnicians || (() => options.technicians || []);
+    this.drafts = options.drafts || new Map();
+    this.toast = options.toast || (() => {});
+    this.onClose = options.onClose || (() => {});
+    this.onTicketChange = options.onTicketChange || (() => {});
+    this.onOpenTicket = options.onOpenTicket || (() => {});
+    this.queueRow = options.summary || null;
+
+    this.view = null;
+    this.closed = false;
+    this.mode = null;
+    this.sending = false;
+    this.composingSent = null;
+    this.composingTimer = null;
+    this.tickTimer = null;
+    this.disposers = [];
+    this.renderedIds = [];
+    this.rendered = {};
+    this.liveUpdaters = new Map();
+    this.popover = null;
+    this.busyControls = new Set();
+    this.sessionBusy = false;
+    this.sessionError = null;
+    this.timerBusy = false;
+    this.lastMissed = [];
+  }
+
+  get model() {
+    return this.view ? this.view.model : null;
+  }
+
+  // -------------------------------------------------------------------------
+  // Open / close
+
+  open(opener) {
+    this.opener = opener || document.activeElement;
+    this.build();
+    document.body.append(this.scrim, this.panel);
+    document.documentElement.classList.add('peek-open');
+    const app = document.getElementById('app');
+    if (app) {
+      app.inert = true;
+      this.disposers.push(() => {
+        app.inert = false;
+      });
+    }
+    this.listen(document, 'keydown', (e) => this.onKeydown(e));
+    this.listen(document, 'pointerdown', (e) => this.onDocumentPointer(e), true);
+    this.view = this.client.subscribe(this.ticketId, {
+      onChange: (_view, reason) => this.render(reason),
+      onStatus: (_view, status) => this.renderConnection(status),
+      onError: (_view, err) => this.renderError(err),
+    });
+    this.renderConnection(this.view.status);
+    if (this.view.model) this.render('snapshot');
+    this.tickTimer = setInterval(() => this.tick(), 1000);
+    // Keep the thread pinned to its newest message while the composer grows
+    // (errors, stale warnings) or the composing indicator appears.
+    this.pinned = true;
+    this.listen(this.els.thread, 'scroll', () => {
+      const t = this.els.thread;
+      this.pinned = t.scrollHeight - t.scrollTop - t.clientHeight < 48;
+    });
+    const resize = new ResizeObserver(() => {
+      if (this.pinned) this.els.thread.scrollTop = this.els.thread.scrollHeight;
+    });
+    resize.observe(this.els.thread);
+    this.disposers.push(() => resize.disconnect());
+    requestAnimationFrame(() => {
+      if (!this.closed) this.panel.classList.add('is-open');
+    });
+    this.els.title.focus({ preventScroll: true });
+  }
+
+  /** Unsubscribes and removes every timer, listener and node this Peek made. */
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    this.saveDraft();
+    if (this.composingSent !== null && this.view) this.view.composing(null);
+    this.composingSent = null;
+    clearTimeout(this.composingTimer);
+    this.composingTimer = null;
+    clearInterval(this.tickTimer);
+    this.tickTimer = null;
+    clearTimeout(this.flashTimer);
+    this.liveUpdaters.clear();
+    if (this.view) this.view.unsubscribe();
+    this.view = null;
+    for (const dispose of this.disposers.splice(0)) dispose();
+    this.scrim.remove();
+    this.panel.remove();
+    document.documentElement.classList.remove('peek-open');
+    if (this.opener && typeof this.opener.focus === 'function' && this.opener.isConnected) {
+      this.opener.focus({ preventScroll: true });
+    }
+    this.onClose();
+  }
+
+  listen(target, type, fn, capture = false) {
+    target.addEventListener(type, fn, capture);
+    this.disposers.push(() => target.removeEventListener(type, fn, capture));
+  }
+
+  onKeydown(e) {
+    if (e.key === 'Escape') {
+      e.preventDefault();
+      if (this.popover) this.closePopover(true);
+      else this.close();
+      return;
+    }
+    if (e.key === 'Tab') this.trapFocus(e);
+  }
+
+  trapFocus(e) {
+    const items = [...this.panel.querySelectorAll(FOCUSABLE)].filter((el) => el.offsetParent !== null || el === document.activeElement);
+    if (items.length === 0) return;
+    const first = items[0];
+    const last = items[items.length - 1];
+    if (!this.panel.contains(document.activeElement)) {
+      e.preventDefault();
+      first.focus();
+    } else if (e.shiftKey && (document.activeElement === first || document.activeElement === this.els.title)) {
+      e.preventDefault();
+      last.focus();
+    } else if (!e.shiftKey && document.activeElement === last) {
+      e.preventDefault();
+      first.focus();
+    }
+  }
+
+  onDocumentPointer(e) {
+    if (this.popover && !this.popover.wrap.contains(e.target)) this.closePopover(false);
+  }
+
+  // -------------------------------------------------------------------------
+  // Skeleton
+
+  build() {
+    const els = {};
+    this.els = els;
+    this.scrim = h('div', { class: 'peek-scrim', 'data-testid': 'peek-scrim', onclick: () => this.close() });
+    els.title = h('h2', { id: 'peek-title', class: 'peek-subject', tabindex: '-1', 'data-testid': 'peek-subject' }, this.queueRow?.subject || 'Loading…');
+    els.number = h('span', { class: 'ticket-number', 'data-testid': 'peek-number' }, this.queueRow ? `#${this.queueRow.number}` : this.ticketId);
+    els.client = h('span', { class: 'peek-client', 'data-testid': 'peek-client' }, this.queueRow?.client || '');
+    els.contact = h('span', { class: 'peek-contact', 'data-testid': 'peek-contact' });
+    els.presence = h('div', { class: 'presence', 'data-testid': 'presence-list', 'aria-label': 'Also viewing' });
+    els.close = h(
+      'button',
+      { type: 'button', class: 'icon-btn peek-close', 'data-testid': 'peek-close', 'aria-label': 'Close Peek', title: 'Close (Esc)', onclick: () => this.close() },
+      icon('close'),
+    );
+
+    els.statusControl = this.menuControl('status', 'Status');
+    els.priorityControl = this.menuControl('priority', 'Priority');
+    els.assigneeControl = this.menuControl('assignee', 'Assignee');
+    els.takeOwnership = h(
+      'button',
+      { type: 'button', class: 'btn btn-secondary btn-sm', 'data-testid': 'take-ownership', onclick: () => this.runControl('take', 'take_ownership', {}) },
+      icon('user'),
+      h('span', null, 'Take ownership'),
+    );
+
+    const header = h(
+      'header',
+      { class: 'peek-header' },
+      h(
+        'div',
+        { class: 'peek-header-top' },
+        h('div', { class: 'peek-crumbs' }, els.number, h('span', { class: 'dot-sep', 'aria-hidden': 'true' }), els.client),
+        h('div', { class: 'peek-header-actions' }, els.presence, els.close),
+      ),
+      els.title,
+      h('div', { class: 'peek-meta' }, els.contact),
+      h('div', { class: 'peek-controls' }, els.statusControl.wrap, els.priorityControl.wrap, els.assigneeControl.wrap, els.takeOwnership),
+    );
+
+    els.banner = h('div', { class: 'peek-banner', 'data-testid': 'peek-banner', role: 'status', hidden: true });
+
+    els.thread = h('div', { class: 'thread', 'data-testid': 'thread', role: 'log', 'aria-live': 'polite', 'aria-label': 'Conversation', tabindex: '0' },
+      h('div', { class: 'thread-loading' }, h('span', { class: 'spinner' }), 'Loading conversation…'));
+    els.composingIndicator = h('div', { class: 'composing-indicator', 'data-testid': 'composing-indicator', 'aria-live': 'polite' });
+    this.buildComposer();
+
+    els.context = h('aside', { class: 'peek-context', 'aria-label': 'Ticket context' });
+    els.cards = {};
+    for (const [key, title, iconName, testid] of [
+      ['sla', 'SLA', 'clock', 'sla-card'],
+      ['asset', 'Linked asset', 'laptop', 'asset-card'],
+      ['posture', 'RMM-Sentinel', 'shield', 'posture-card'],
+      ['remote', 'Remote actions', 'monitor', 'remote-card'],
+      ['summary', 'Nexie summary', 'sparkles', 'summary-card'],
+      ['time', 'Time + contract', 'timer', 'time-card'],
+      ['related', 'Related tickets', 'link', 'related-card'],
+    ]) {
+      const body = h('div', { class: 'card-body' }, h('div', { class: 'skeleton-line' }), h('div', { class: 'skeleton-line short' }));
+      const aside = h('span', { class: 'card-aside' });
+      const card = h(
+        'section',
+        { class: `card card-${key}`, 'data-testid': testid, 'aria-label': title },
+        h('header', { class: 'card-header' }, h('h3', { class: 'card-title' }, icon(iconName), title), aside),
+        body,
+      );
+      els.cards[key] = { card, body, aside };
+      els.context.append(card);
+    }
+
+    this.panel = h(
+      'section',
+      {
+        class: 'peek',
+        role: 'dialog',
+        'aria-modal': 'true',
+        'aria-labelledby': 'peek-title',
+        'data-testid': 'peek-dialog',
+        'data-ticket': this.ticketId,
+      },
+      header,
+      els.banner,
+      h(
+        'div',
+        { class: 'peek-body' },
+        h('section', { class: 'peek-conversation', 'aria-label': 'Conversation and composer' }, els.thread, els.composingIndicator, els.composer),
+        els.context,
+      ),
+    );
+  }
+
+  buildComposer() {
+    const els = this.els;
+    els.modeReply = h('button', { type: 'button', class: 'mode-btn', 'data-testid': 'mode-reply', 'aria-pressed': 'false', onclick: () => this.setMode('reply', true) }, icon('mail'), 'Reply');
+    els.modeNote = h('button', { type: 'button', class: 'mode-btn', 'data-testid': 'mode-note', 'aria-pressed': 'false', onclick: () => this.setMode('note', true) }, icon('note'), 'Internal note');
+    els.replyReason = h('p', { class: 'composer-reason', 'data-testid': 'reply-disabled-reason', hidden: true });
+    els.input = h('textarea', {
+      class: 'composer-input',
+      'data-testid': 'composer-input',
+      rows: '3',
+      'aria-label': 'Message',
+      placeholder: 'Write a reply…',
+    });
+    els.input.value = this.drafts.get(this.ticketId)?.body || '';
+    els.input.addEventListener('input', () => this.onInput());
+    els.input.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
+        e.preventDefault();
+        this.send(false);
+      }
+    });
+    els.input.addEventListener('blur', () => this.saveDraft());
+    els.stale = h('div', { class: 'composer-stale', 'data-testid': 'composer-stale', hidden: true, role: 'alert' });
+    els.error = h('div', { class: 'composer-error', 'data-testid': 'composer-error', role: 'alert', hidden: true });
+    els.sendState = h('span', { class: 'composer-state', 'data-testid': 'composer-state', 'aria-live': 'polite' });
+    els.send = h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'send-button' }, icon('send'), h('span', { class: 'send-label' }, 'Send reply'));
+    els.composer = h(
+      'form',
+      { class: 'composer', 'data-testid': 'composer', onsubmit: (e) => { e.preventDefault(); this.send(false); } },
+      h('div', { class: 'composer-modes', role: 'group', 'aria-label': 'Composer mode' }, els.modeReply, els.modeNote),
+      els.replyReason,
+      els.input,
+      els.stale,
+      els.error,
+      h('div', { class: 'composer-footer' }, h('span', { class: 'composer-hint' }, h('kbd', null, 'Ctrl'), '+', h('kbd', null, 'Enter'), ' to send'), els.sendState, els.send),
+    );
+  }
+
+  // -------------------------------------------------------------------------
+  // Header controls (status, priority, assignee popovers)
+
+  menuControl(name, label) {
+    const value = h('span', { class: 'control-value' }, '—');
+    const button = h(
+      'button',
+      {
+        type: 'button',
+        class: `control control-${name}`,
+        'data-testid': `${name}-control`,
+        'aria-haspopup': 'listbox',
+        'aria-expanded': 'false',
+        onclick: () => this.togglePopover(name),
+      },
+      h('span', { class: 'control-label' }, label),
+      value,
+      icon('chevron', 'control-chevron'),
+    );
+    const menu = h('div', { class: 'popover', role: 'listbox', 'aria-label': label, 'data-testid': `${name}-menu`, hidden: true });
+    const wrap = h('div', { class: 'control-wrap' }, button, menu);
+    menu.addEventListener('keydown', (e) => this.onMenuKey(e, menu));
+    return { name, wrap, button, menu, value };
+  }
+
+  menuOptions(name) {
+    const t = this.model?.ticket || {};
+    if (name === 'status') {
+      return Object.keys(STATUS_LABELS).map((v) => ({ value: v, node: statusPill(v), current: t.status === v }));
+    }
+    if (name === 'priority') {
+      return Object.keys(PRIORITY_LABELS).map((v) => ({ value: v, node: priorityTag(v), current: t.priority === v }));
+    }
+    return this.getTechnicians().map((tech) => ({
+      value: tech.id,
+      node: h('span', { class: 'option-person' }, avatar(tech, 'xs'), tech.name, tech.id === this.me.id ? h('span', { class: 'muted' }, ' (you)') : null),
+      current: t.assignee?.id === tech.id,
+    }));
+  }
+
+  togglePopover(name) {
+    const control = this.controlFor(name);
+    if (this.popover === control) {
+      this.closePopover(true);
+      return;
+    }
+    this.closePopover(false);
+    if (!this.model) return;
+    const options = this.menuOptions(name);
+    replaceChildren(
+      control.menu,
+      options.length === 0 ? h('div', { class: 'popover-empty' }, 'Nothing to choose from') : null,
+      options.map((opt) =>
+        h(
+          'button',
+          {
+            type: 'button',
+            role: 'option',
+            class: `popover-option${opt.current ? ' is-current' : ''}`,
+            'aria-selected': opt.current ? 'true' : 'false',
+            'data-testid': `${name}-option-${opt.value}`,
+            'data-value': opt.value,
+            onclick: () => this.choose(name, opt.value),
+          },
+          opt.node,
+          opt.current ? icon('check', 'option-check') : null,
+        ),
+      ),
+    );
+    control.menu.hidden = false;
+    control.button.setAttribute('aria-expanded', 'true');
+    this.popover = control;
+    const current = control.menu.querySelector('.is-current') || control.menu.querySelector('button');
+    if (current) current.focus();
+  }
+
+  closePopover(returnFocus) {
+    const control = this.popover;
+    if (!control) return;
+    control.menu.hidden = true;
+    control.button.setAttribute('aria-expanded', 'false');
+    this.popover = null;
+    if (returnFocus) control.button.focus();
+  }
+
+  onMenuKey(e, menu) {
+    if (e.key !== 'ArrowDown' && e.key !== 'ArrowUp') return;
+    e.preventDefault();
+    const items = [...menu.querySelectorAll('button')];
+    const index = items.indexOf(document.activeElement);
+    const next = e.key === 'ArrowDown' ? (index + 1) % items.length : (index - 1 + items.length) % items.length;
+    items[next]?.focus();
+  }
+
+  controlFor(name) {
+    return { status: this.els.statusControl, priority: this.els.priorityControl, assignee: this.els.assigneeControl }[name];
+  }
+
+  choose(name, value) {
+    this.closePopover(true);
+    const t = this.model?.ticket || {};
+    if (name === 'status' && value !== t.status) this.runControl('status', 'set_status', { status: value });
+    if (name === 'priority' && value !== t.priority) this.runControl('priority', 'set_priority', { priority: value });
+    if (name === 'assignee' && value !== t.assignee?.id) this.runControl('assignee', 'assign', { technician: value });
+  }
+
+  /** Runs a header command; the change shows when its delta arrives, never before. */
+  async runControl(name, op, args) {
+    if (!this.view || this.busyControls.has(name)) return;
+    this.busyControls.add(name);
+    this.renderHeader();
+    const version = this.model?.ticket?.version;
+    try {
+      await this.view.command(op, args, { ifVersion: Number.isInteger(version) ? version : undefined });
+    } catch (err) {
+      if (err.code !== 'closed') this.toast(err.message || 'The change failed', 'danger');
+    } finally {
+      this.busyControls.delete(name);
+      if (!this.closed) this.renderHeader();
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Composer
+
+  hasContactEmail() {
+    const email = this.model?.ticket?.contact?.email;
+    return typeof email === 'string' && email.trim() !== '';
+  }
+
+  setMode(mode, fromUser = false) {
+    if (mode === 'reply' && !this.hasContactEmail()) mode = 'note';
+    const changed = this.mode !== mode;
+    this.mode = mode;
+    const els = this.els;
+    els.modeReply.setAttribute('aria-pressed', String(mode === 'reply'));
+    els.modeNote.setAttribute('aria-pressed', String(mode === 'note'));
+    els.composer.dataset.mode = mode;
+    els.composer.classList.toggle('is-note', mode === 'note');
+    els.input.placeholder = mode === 'reply' ? 'Write a reply to the customer…' : 'Add an internal note (staff only)…';
+    els.send.querySelector('.send-label').textContent = mode === 'reply' ? 'Send reply' : 'Add note';
+    if (changed && fromUser) {
+      this.hideFeedback();
+      if (els.input.value.trim() !== '') this.announceComposing(mode);
+      els.input.focus();
+    }
+  }
+
+  onInput() {
+    this.hideError();
+    if (this.els.input.value.trim() === '') {
+      this.announceComposing(null);
+      return;
+    }
+    this.announceComposing(this.mode);
+    clearTimeout(this.composingTimer);
+    this.composingTimer = setTimeout(() => {
+      this.composingTimer = null;
+      this.announceComposing(null);
+    }, COMPOSING_IDLE_MS);
+  }
+
+  announceComposing(mode) {
+    if (!this.view) return;
+    if (mode === null) {
+      clearTimeout(this.composingTimer);
+      this.composingTimer = null;
+    }
+    if (this.composingSent === mode) return;
+    this.composingSent = mode;
+    this.view.composing(mode);
+  }
+
+  saveDraft() {
+    if (!this.els) return;
+    const body = this.els.input.value;
+    if (body.trim() === '') this.drafts.delete(this.ticketId);
+    else this.drafts.set(this.ticketId, { body, mode: this.mode });
+  }
+
+  async send(force) {
+    if (!this.view || !this.model || this.sending) return;
+    const els = this.els;
+    const body = els.input.value.trim();
+    if (body === '') {
+      this.showError('Write something first.');
+      els.input.focus();
+      return;
+    }
+    const mode = this.mode;
+    if (mode === 'reply' && !this.hasContactEmail()) return;
+    this.sending = true;
+    this.hideFeedback();
+    this.renderSendState();
+    const args = { body };
+    if (force) args.force = true;
+    try {
+      await this.view.command(mode, args, { seen: this.view.seq });
+      if (this.closed) return;
+      // Only now, with the server's `result`, is the message real.
+      if (els.input.value.trim() === body) els.input.value = '';
+      this.drafts.delete(this.ticketId);
+      this.announceComposing(null);
+      this.flashState(mode === 'reply' ? 'Reply sent' : 'Note added');
+      this.lastMissed = [];
+    } catch (err) {
+      if (this.closed || err.code === 'closed') return;
+      if (err.code === 'stale') this.showStale(err.missed || []);
+      else this.showError(err.message || 'Sending failed');
+    } finally {
+      this.sending = false;
+      if (!this.closed) this.renderSendState();
+    }
+  }
+
+  renderSendState() {
+    const els = this.els;
+    els.send.disabled = this.sending || !this.model;
+    els.input.readOnly = this.sending;
+    els.composer.setAttribute('aria-busy', String(this.sending));
+    if (this.sending) els.sendState.textContent = this.view && this.view.status !== 'live' ? 'Waiting for connection…' : 'Sending…';
+    else if (!els.sendState.dataset.flash) els.sendState.textContent = '';
+  }
+
+  flashState(text) {
+    const el = this.els.sendState;
+    el.textContent = text;
+    el.dataset.flash = '1';
+    clearTimeout(this.flashTimer);
+    this.flashTimer = setTimeout(() => {
+      delete el.dataset.flash;
+      el.textContent = '';
+    }, 2500);
+  }
+
+  showError(message) {
+    const el = this.els.error;
+    replaceChildren(el, icon('warning'), h('span', { 'data-testid': 'composer-error-text' }, message));
+    el.hidden = false;
+  }
+
+  hideError() {
+    this.els.error.hidden = true;
+  }
+
+  hideFeedback() {
+    this.hideError();
+    this.els.stale.hidden = true;
+  }
+
+  showStale(missed) {
+    this.lastMissed = missed;
+    const el = this.els.stale;
+    const n = missed.length;
+    replaceChildren(
+      el,
+      h('p', { class: 'stale-title' }, icon('warning'), `${n} new message${n === 1 ? '' : 's'} arrived while you were writing. Nothing was sent.`),
+      h(
+        'ul',
+        { class: 'stale-list', 'data-testid': 'stale-missed' },
+        missed.map((m) =>
+          h('li', { 'data-testid': 'stale-missed-message', 'data-id': m.id ?? '' }, h('strong', null, m.author?.name || 'Someone'), ': ', truncate(m.body, 140)),
+        ),
+      ),
+      h(
+        'div',
+        { class: 'stale-actions' },
+        h('button', { type: 'button', class: 'btn btn-secondary btn-sm', 'data-testid': 'stale-review', onclick: () => this.reviewMissed() }, 'Review first'),
+        h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'send-anyway', onclick: () => this.send(true) }, 'Send anyway'),
+      ),
+    );
+    el.hidden = false;
+    this.scrollToMessage(missed.find((m) => m.id != null)?.id);
+  }
+
+  /** Scrolls the thread (only the thread) so the message is in view. */
+  scrollToMessage(id) {
+    if (id == null) return;
+    const thread = this.els.thread;
+    const node = thread.querySelector(`[data-id="${CSS.escape(String(id))}"]`);
+    if (!node) return;
+    const offset = node.getBoundingClientRect().top - thread.getBoundingClientRect().top;
+    thread.scrollTop += offset - 16;
+    this.pinned = thread.scrollHeight - thread.scrollTop - thread.clientHeight < 48;
+  }
+
+  reviewMissed() {
+    this.els.stale.hidden = true;
+    this.scrollToMessage(this.lastMissed.find((m) => m.id != null)?.id);
+    this.els.input.focus({ preventScroll: true });
+  }
+
+  // -------------------------------------------------------------------------
+  // Rendering
+
+  render(reason) {
+    if (this.closed || !this.model) return;
+    if (reason === 'snapshot') {
+      this.rendered = {};
+      this.renderedIds = [];
+      this.panel.classList.remove('is-error');
+      if (this.mode === null) {
+        const draft = this.drafts.get(this.ticketId);
+        this.setMode(draft?.mode || (this.hasContactEmail() ? 'reply' : 'note'));
+      }
+    }
+    this.renderHeader();
+    this.renderThread(reason === 'snapshot');
+    this.renderPresence();
+    this.renderComposerAvailability();
+    this.renderCards();
+    this.renderSendState();
+    this.onTicketChange(this.model.ticket);
+  }
+
+  renderConnection(status) {
+    if (this.closed) return;
+    const banner = this.els.banner;
+    this.panel.dataset.status = status;
+    // A new connection starts with "not composing" on the server's side.
+    if (status === 'offline') this.composingSent = null;
+    if (status === 'offline') {
+      replaceChildren(banner, h('span', { class: 'spinner' }), 'Connection lost — reconnecting. Changes made meanwhile will appear when it is back.');
+      banner.hidden = false;
+    } else if (status === 'resyncing') {
+      replaceChildren(banner, h('span', { class: 'spinner' }), 'Catching up on what changed…');
+      banner.hidden = false;
+    } else {
+      banner.hidden = true;
+    }
+    if (this.sending) this.renderSendState();
+  }
+
+  renderError(err) {
+    if (this.closed) return;
+    this.panel.classList.add('is-error');
+    const message = err.code === 'not_found' ? 'This ticket does not exist or you cannot see it.' : err.message;
+    replaceChildren(this.els.thread, h('div', { class: 'empty-state', 'data-testid': 'peek-error' }, icon('warning'), h('p', null, message)));
+    this.els.title.textContent = this.queueRow?.subject || this.ticketId;
+  }
+
+  renderHeader() {
+    const t = this.model?.ticket;
+    if (!t) return;
+    const els = this.els;
+    els.number.textContent = `#${t.number ?? this.ticketId}`;
+    els.title.textContent = t.subject || '(no subject)';
+    els.client.textContent = t.client || '';
+    const email = t.contact?.email;
+    replaceChildren(
+      els.contact,
+      avatar({ id: `contact:${t.contact?.name}`, name: t.contact?.name }, 'sm', 'avatar-customer'),
+      h('span', { class: 'contact-name' }, t.contact?.name || 'Unknown contact'),
+      email
+        ? h('a', { class: 'contact-email', href: `mailto:${email}` }, email)
+        : h('span', { class: 'badge badge-muted', 'data-testid': 'no-contact-email' }, 'No email on file'),
+    );
+    this.setControl(els.statusControl, statusPill(t.status), this.busyControls.has('status'));
+    this.setControl(els.priorityControl, priorityTag(t.priority), this.busyControls.has('priority'));
+    this.setControl(
+      els.assigneeControl,
+      t.assignee ? h('span', { class: 'option-person' }, avatar(t.assignee, 'xs'), t.assignee.name) : h('span', { class: 'muted' }, 'Unassigned'),
+      this.busyControls.has('assignee'),
+    );
+    els.statusControl.button.dataset.value = t.status || '';
+    els.priorityControl.button.dataset.value = t.priority || '';
+    els.assigneeControl.button.dataset.value = t.assignee?.id || '';
+    const mine = t.assignee && t.assignee.id === this.me.id;
+    els.takeOwnership.disabled = Boolean(mine) || this.busyControls.has('take');
+    els.takeOwnership.querySelector('span:last-child').textContent = mine ? 'You own this' : this.busyControls.has('take') ? 'Taking…' : 'Take ownership';
+    els.takeOwnership.classList.toggle('is-done', Boolean(mine));
+  }
+
+  setControl(control, valueNode, busy) {
+    replaceChildren(control.value, valueNode);
+    control.button.classList.toggle('is-busy', busy);
+    control.button.setAttribute('aria-busy', String(busy));
+  }
+
+  renderThread(full) {
+    const messages = this.model.messages;
+    const ids = messages.map((m) => m.id);
+    const thread = this.els.thread;
+    const prefixOk = !full && this.renderedIds.length <= ids.length && this.renderedIds.every((id, i) => id === ids[i]);
+    const nearBottom = this.pinned !== false;
+    if (!prefixOk || this.renderedIds.length === 0) {
+      replaceChildren(thread);
+      this.renderedIds = [];
+      if (messages.length === 0) thread.append(h('div', { class: 'empty-state' }, 'No messages yet.'));
+    } else if (messages.length > this.renderedIds.length) {
+      thread.querySelector('.empty-state')?.remove();
+    }
+    for (let i = this.renderedIds.length; i < messages.length; i += 1) {
+      thread.append(this.messageNode(messages[i]));
+      this.renderedIds.push(ids[i]);
+    }
+    for (const node of thread.querySelectorAll('.msg')) {
+      node.classList.toggle('is-missed', this.model.missedIds.has(node.dataset.id));
+    }
+    if (full || nearBottom || !prefixOk) {
+      thread.scrollTop = thread.scrollHeight;
+      this.pinned = true;
+    }
+  }
+
+  messageNode(m) {
+    const channel = m.channel || 'system';
+    const via = m.via || '';
+    const base = {
+      class: `msg msg-${channel}`,
+      'data-testid': 'thread-message',
+      'data-kind': channel,
+      'data-via': via,
+      'data-id': m.id ?? '',
+    };
+    const time = h('time', { class: 'msg-time', datetime: m.at || '', title: m.at || '' }, formatTimestamp(m.at));
+    if (channel === 'system') {
+      return h('div', { ...base, role: 'note' }, h('span', { class: 'msg-system-text' }, m.body), time);
+    }
+    const author = m.author?.name || 'Unknown';
+    let tag = null;
+    if (channel === 'customer') {
+      tag =
+        via === 'agent_mtls'
+          ? h('span', { class: 'via-badge via-agent', 'data-testid': 'via-agent', title: 'Sent through the RMM agent over mutual TLS' }, icon('lock'), 'via agent (mTLS)')
+          : h('span', { class: 'via-badge' }, icon('mail'), via === 'email' ? 'via email' : `via ${via || 'web'}`);
+    } else if (channel === 'technician') {
+      tag = h('span', { class: 'via-badge' }, icon('mail'), 'Reply · emailed');
+    } else if (channel === 'internal_note') {
+      tag = h('span', { class: 'via-badge via-note' }, icon('lock'), 'Internal note · staff only');
+    }
+    const attachments = (m.attachments || []).length
+      ? h('ul', { class: 'msg-attachments' }, m.attachments.map((a) => h('li', null, icon('note'), a.name || a.filename || 'attachment')))
+      : null;
+    return h(
+      'article',
+      base,
+      avatar(m.author || { name: author }, 'sm', channel === 'customer' ? 'avatar-customer' : ''),
+      h(
+        'div',
+        { class: 'msg-main' },
+        h('div', { class: 'msg-head' }, h('span', { class: 'msg-author' }, author), tag, time),
+        h('div', { class: 'msg-bubble' }, h('div', { class: 'msg-body' }, m.body || ''), attachments),
+      ),
+    );
+  }
+
+  renderPresence() {
+    const viewers = (this.model.viewers || []).filter((v) => v.id !== this.me.id);
+    const list = this.els.presence;
+    replaceChildren(
+      list,
+      viewers.length === 0
+        ? h('span', { class: 'presence-alone' }, 'Only you')
+        : h('span', { class: 'presence-label' }, 'Also here'),
+      viewers.map((v) =>
+        h(
+          'span',
+          {
+            class: `presence-viewer${v.composing ? ' is-composing' : ''}`,
+            'data-testid': 'presence-viewer',
+            'data-id': v.id,
+            'data-composing': v.composing || '',
+            title: `${v.name}${v.composing ? (v.composing === 'note' ? ' — writing a note' : ' — writing a reply') : ' — viewing'}`,
+          },
+          avatar(v, 'sm'),
+          h('span', { class: 'presence-name' }, v.name),
+        ),
+      ),
+    );
+    const composing = viewers.filter((v) => v.composing === 'reply' || v.composing === 'note');
+    const indicator = this.els.composingIndicator;
+    if (composing.length === 0) {
+      indicator.textContent = '';
+      indicator.classList.remove('is-active');
+    } else {
+      const first = composing[0];
+      const what = first.composing === 'note' ? 'an internal note' : 'a reply';
+      const who = composing.length === 1 ? `${firstName(first.name)} is` : `${composing.map((v) => firstName(v.name)).join(' and ')} are`;
+      replaceChildren(indicator, h('span', { class: 'typing-dots', 'aria-hidden': 'true' }, h('i'), h('i'), h('i')), `${who} writing ${composing.length === 1 ? what : ''}…`.replace(' …', '…'));
+      indicator.classList.add('is-active');
+    }
+  }
+
+  renderComposerAvailability() {
+    const els = this.els;
+    const can = this.hasContactEmail();
+    els.modeReply.disabled = !can;
+    els.modeReply.title = can ? '' : 'This contact has no email address';
+    if (!can) {
+      const name = this.model.ticket?.contact?.name || 'This contact';
+      els.replyReason.textContent = `Reply is unavailable: ${name} has no email address on file, so nothing can be sent to them. You can still post an internal note.`;
+      els.replyReason.hidden = false;
+      if (this.mode === 'reply') this.setMode('note');
+    } else {
+      els.replyReason.hidden = true;
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Context cards: each is re-rendered only when its inputs changed, so a
+  // telemetry tick does not rebuild (and steal focus from) the timer buttons.
+
+  renderCards() {
+    const m = this.model;
+    const inputs = {
+      sla: [m.sla, m.ticket?.first_response_at, m.ticket?.status],
+      asset: [m.asset, m.ticket?.asset],
+      posture: [m.asset?.posture, m.asset],
+      remote: [m.session, m.asset, this.sessionBusy, this.sessionError],
+      summary: [m.summary, m.messages.length],
+      time: [m.time, m.contract, this.timerBusy],
+      related: [m.related],
+    };
+    for (const [key, deps] of Object.entries(inputs)) {
+      const previous = this.rendered[key];
+      if (previous && previous.length === deps.length && previous.every((d, i) => d === deps[i])) continue;
+      this.rendered[key] = deps;
+      const card = this.els.cards[key];
+      const focusKey = card.card.contains(document.activeElement) ? document.activeElement.dataset.testid : null;
+      this.liveUpdaters.delete(key);
+      this[`render${key[0].toUpperCase()}${key.slice(1)}Card`](card);
+      if (focusKey) card.card.querySelector(`[data-testid="${focusKey}"]`)?.focus();
+    }
+    this.tick();
+  }
+
+  live(key, fn) {
+    this.liveUpdaters.set(key, fn);
+  }
+
+  tick() {
+    if (this.closed || !this.model) return;
+    const now = Date.now();
+    for (const fn of this.liveUpdaters.values()) fn(now);
+  }
+
+  renderSlaCard({ body, aside }) {
+    const m = this.model;
+    const rows = [
+      ['response', 'First response'],
+      ['resolution', 'Resolution'],
+    ].map(([target, label]) => {
+      const state = h('span', { class: 'sla-state' });
+      const countdown = h('span', { class: 'sla-countdown', 'data-testid': `sla-${target}-countdown` });
+      const due = h('span', { class: 'sla-due' });
+      const row = h('div', { class: 'sla-row', 'data-testid': `sla-${target}` }, h('div', { class: 'sla-label' }, label, state), h('div', { class: 'sla-values' }, countdown, due));
+      return { target, row, state, countdown, due };
+    });
+    replaceChildren(body, rows.map((r) => r.row));
+    const update = (now) => {
+      let worst = 'ok';
+      for (const r of rows) {
+        const clock = m.sla ? m.sla[r.target] : null;
+        let state;
+        let text;
+        let dueText = '';
+        if (!clock) {
+          if (r.target === 'response' && m.ticket?.first_response_at) {
+            state = 'met';
+            text = 'Responded';
+            dueText = relativeTime(m.ticket.first_response_at, now);
+          } else {
+            state = 'stopped';
+            text = 'Not running';
+          }
+        } else {
+          const remaining = slaRemainingSeconds(clock, now);
+          const breached = clock.breached || (remaining !== null && remaining < 0);
+          if (clock.paused) {
+            state = breached ? 'breached' : 'paused';
+            text = remaining === null ? 'Paused' : breached ? `Paused · ${formatDuration(remaining)} over` : `Paused · ${formatDuration(remaining)} left`;
+          } else if (breached) {
+            state = 'breached';
+            text = remaining === null ? 'Breached' : `${formatDuration(remaining)} overdue`;
+          } else {
+            state = remaining !== null && remaining < SLA_DUE_SOON_SECONDS ? 'due-soon' : 'ok';
+            text = remaining === null ? '—' : `${formatDuration(remaining)} left`;
+          }
+          if (clock.due_at) dueText = `Due ${formatTimestamp(clock.due_at, now)}`;
+        }
+        r.row.dataset.state = state;
+        r.state.textContent = { met: 'Met', stopped: 'Stopped', paused: 'Paused', breached: 'Breached', 'due-soon': 'Due soon', ok: 'On track' }[state];
+        r.state.className = `sla-state badge badge-${state}`;
+        r.countdown.textContent = text;
+        r.due.textContent = dueText;
+        if (state === 'breached') worst = 'breached';
+        else if (state === 'due-soon' && worst !== 'breached') worst = 'due-soon';
+      }
+      body.parentElement.dataset.state = worst;
+    };
+    replaceChildren(aside);
+    this.live('sla', update);
+  }
+
+  renderAssetCard({ body, aside }) {
+    const asset = this.model.asset;
+    if (!asset) {
+      replaceChildren(aside);
+      replaceChildren(body, h('p', { class: 'empty-note' }, 'No asset is linked to this ticket.'));
+      return;
+    }
+    const online = asset.online ?? asset.agent_online;
+    replaceChildren(
+      aside,
+      online === undefined || online === null
+        ? null
+        : h('span', { class: `badge ${online ? 'badge-ok' : 'badge-muted'}`, 'data-testid': 'asset-online' }, h('span', { class: 'status-dot' }), online ? 'Agent online' : 'Agent offline'),
+    );
+    const telemetry = asset.telemetry || (Number.isFinite(asset.cpu) ? { cpu: asset.cpu, ram: asset.ram, disk: asset.disk, at: asset.at } : null);
+    const tile = (key, label) => {
+      const value = telemetry && Number.isFinite(Number(telemetry[key])) ? Math.round(Number(telemetry[key])) : null;
+      const level = value === null ? 'none' : value >= 90 ? 'danger' : value >= 75 ? 'warn' : 'ok';
+      return h(
+        'div',
+        { class: `tile tile-${level}`, 'data-testid': `telemetry-${key}`, 'data-value': value ?? '' },
+        h('span', { class: 'tile-label' }, label),
+        h('span', { class: 'tile-value' }, value === null ? '—' : `${value}`, value === null ? null : h('small', null, '%')),
+        h('span', { class: 'tile-meter', 'aria-hidden': 'true' }, h('span', { style: { width: `${value ?? 0}%` } })),
+      );
+    };
+    const age = h('span', { class: 'muted', 'data-testid': 'telemetry-age' });
+    replaceChildren(
+      body,
+      h('div', { class: 'asset-id' }, h('span', { class: 'asset-name', 'data-testid': 'asset-name' }, asset.name || asset.id), asset.agent ? h('code', { class: 'asset-agent', title: 'Agent certificate CN' }, asset.agent) : null),
+      h('div', { class: 'tiles' }, tile('cpu', 'CPU'), tile('ram', 'RAM'), tile('disk', 'Disk')),
+      h('div', { class: 'card-foot' }, telemetry ? age : h('span', { class: 'muted' }, online === false ? 'No live telemetry while the agent is offline' : 'Waiting for telemetry from the agent')),
+    );
+    if (telemetry) {
+      this.live('asset', (now) => {
+        const at = telemetry.receivedAt ?? Date.parse(telemetry.at);
+        age.textContent = Number.isFinite(at) ? `Live · updated ${Math.max(0, Math.round((now - at) / 1000))}s ago` : 'Live';
+      });
+    }
+  }
+
+  renderPostureCard({ body, aside }) {
+    const posture = this.model.asset?.posture;
+    replaceChildren(aside);
+    if (!posture || typeof posture !== 'object') {
+      replaceChildren(body, h('p', { class: 'empty-note', 'data-testid': 'posture-empty' }, 'No posture data'));
+      return;
+    }
+    const checks = postureChecks(posture);
+    const worst = checks.some((c) => c.tone === 'breached') ? 'breached' : checks.some((c) => c.tone === 'due-soon') ? 'due-soon' : 'ok';
+    const stated = posture.status || posture.level;
+    const tone = stated ? toneOf(stated) : worst;
+    const label = stated ? String(stated).replace(/_/g, ' ') : { ok: 'Healthy', 'due-soon': 'Needs attention', breached: 'At risk' }[worst];
+    replaceChildren(aside, h('span', { class: `badge badge-${tone}`, 'data-testid': 'posture-status' }, label));
+    const scanned = posture.at || posture.last_scan || posture.scanned_at;
+    replaceChildren(
+      body,
+      posture.summary ? h('p', { class: 'posture-summary' }, posture.summary) : null,
+      checks.length
+        ? h(
+            'ul',
+            { class: 'pills', 'data-testid': 'posture-checks' },
+            checks.map((c) => h('li', { class: `pill pill-${c.tone}`, title: c.detail || c.name }, c.name, c.detail ? h('span', { class: 'pill-detail' }, `· ${c.detail}`) : null)),
+          )
+        : null,
+      scanned ? h('div', { class: 'card-foot muted' }, `Scanned ${relativeTime(scanned)}`) : null,
+    );
+  }
+
+  renderRemoteCard({ body, aside }) {
+    const m = this.model;
+    const session = m.session;
+    const status = session?.status || null;
+    const running = status === 'awaiting_consent' || status === 'active';
+    const hasAsset = Boolean(m.asset || m.ticket?.asset);
+    replaceChildren(aside);
+    const action = (iconName, label, sub, opts) =>
+      h('button', { type: 'button', class: 'action', ...opts }, icon(iconName), h('span', { class: 'action-text' }, h('span', { class: 'action-label' }, label), h('span', { class: 'action-sub' }, sub)));
+    const start = action('record', 'Start session', hasAsset ? 'Recorded, needs end-user consent' : 'Link an asset first', {
+      'data-testid': 'start-session',
+      class: 'action action-primary',
+      disabled: running || this.sessionBusy || !hasAsset,
+      onclick: () => this.sessionCommand('start_session'),
+    });
+    const statusLine = h('div', { class: `session-status session-${status || 'none'}`, 'data-testid': 'session-status', 'data-status': status || 'none', role: 'status' });
+    const expiry = h('span', { class: 'session-expiry muted' });
+    if (status) {
+      replaceChildren(
+        statusLine,
+        status === 'awaiting_consent' ? h('span', { class: 'spinner' }) : h('span', { class: 'status-dot' }),
+        h('span', { class: 'session-text' }, SESSION_TEXT[status] || status),
+        expiry,
+      );
+    } else {
+      replaceChildren(statusLine, h('span', { class: 'muted' }, 'No session yet'));
+    }
+    replaceChildren(
+      body,
+      h(
+        'div',
+        { class: 'actions' },
+        action('monitor', 'Remote desktop', 'Not available', { disabled: true, 'data-testid': 'remote-desktop', title: 'Not available in Peek Live' }),
+        action('terminal', 'Shell', 'Not available', { disabled: true, 'data-testid': 'remote-shell', title: 'Not available in Peek Live' }),
+        start,
+      ),
+      statusLine,
+      status === 'active'
+        ? h('button', { type: 'button', class: 'btn btn-danger btn-sm', 'data-testid': 'end-session', disabled: this.sessionBusy, onclick: () => this.sessionCommand('end_session') }, icon('stop'), 'End session')
+        : null,
+      this.sessionError ? h('p', { class: 'inline-error', 'data-testid': 'session-error', role: 'alert' }, this.sessionError) : null,
+    );
+    if (status === 'awaiting_consent' && session.expires_at) {
+      // Local countdown to the consent deadline; removed with the card or the Peek.
+      this.live('remote', (now) => {
+        const left = Math.round((Date.parse(session.expires_at) - now - (m.clockOffsetMs || 0)) / 1000);
+        expiry.textContent = Number.isFinite(left) ? (left > 0 ? `Consent request expires in ${formatDuration(left)}` : 'Consent request expiring…') : '';
+      });
+    } else if (status === 'active' && session.started_at) {
+      this.live('remote', (now) => {
+        expiry.textContent = `Elapsed ${formatClock(timerElapsedSeconds(session, now, m.clockOffsetMs))}`;
+      });
+    }
+  }
+
+  async sessionCommand(op) {
+    if (!this.view || this.sessionBusy) return;
+    this.sessionBusy = true;
+    this.sessionError = null;
+    this.renderCards();
+    try {
+      await this.view.command(op, {});
+    } catch (err) {
+      if (err.code !== 'closed') this.sessionError = err.message || 'The request failed';
+    } finally {
+      this.sessionBusy = false;
+      if (!this.closed) this.renderCards();
+    }
+  }
+
+  renderSummaryCard({ body, aside }) {
+    const m = this.model;
+    const summary = m.summary;
+    if (!summary || !summary.text) {
+      replaceChildren(aside);
+      replaceChildren(body, h('p', { class: 'empty-note' }, 'No summary yet. Nexie writes one as the conversation grows.'));
+      return;
+    }
+    const fresh = newMessagesSinceSummary(summary, m.messages);
+    replaceChildren(
+      aside,
+      h(
+        'span',
+        { class: `badge ${fresh ? 'badge-due-soon' : 'badge-ok'}`, 'data-testid': 'summary-new', 'data-count': fresh ?? 0 },
+        fresh ? `${fresh} new message${fresh === 1 ? '' : 's'} since` : 'Up to date',
+      ),
+    );
+    const when = h('span', null);
+    replaceChildren(
+      body,
+      h('p', { class: 'summary-text', 'data-testid': 'summary-text' }, summary.text),
+      h('div', { class: 'card-foot muted' }, summary.model ? h('span', { class: 'summary-model' }, summary.model) : null, when),
+    );
+    this.live('summary', (now) => {
+      when.textContent = summary.at ? `${summary.model ? ' · ' : ''}${relativeTime(summary.at, now)}` : '';
+    });
+  }
+
+  renderTimeCard({ body, aside }) {
+    const m = this.model;
+    const time = m.time || { active: null, entries: [], total: 0 };
+    const active = time.active;
+    const entries = Array.isArray(time.entries) ? time.entries : [];
+    replaceChildren(aside, h('span', { class: 'muted', 'data-testid': 'time-total' }, `Total ${formatDuration(time.total || 0)}`));
+    const elapsed = h('span', { class: 'timer-clock', 'data-testid': 'timer-elapsed' }, '0:00:00');
+    const timerRow = active
+      ? h(
+          'div',
+          { class: 'timer is-running' },
+          h('span', { class: 'status-dot pulse' }),
+          h('div', { class: 'timer-text' }, elapsed, h('span', { class: 'muted' }, `${active.technician?.name || 'Someone'} · since ${formatTimestamp(active.started_at)}`)),
+          h('button', { type: 'button', class: 'btn btn-secondary btn-sm', 'data-testid': 'timer-stop', disabled: this.timerBusy, onclick: () => this.timerCommand('timer_stop') }, icon('stop'), 'Stop'),
+        )
+      : h(
+          'div',
+          { class: 'timer' },
+          h('div', { class: 'timer-text' }, h('span', { class: 'muted' }, 'No timer running')),
+          h('button', { type: 'button', class: 'btn btn-secondary btn-sm', 'data-testid': 'timer-start', disabled: this.timerBusy, onclick: () => this.timerCommand('timer_start') }, icon('play'), 'Start timer'),
+        );
+    const contract = m.contract ?? time.contract ?? null;
+    replaceChildren(
+      body,
+      timerRow,
+      entries.length
+        ? h(
+            'ul',
+            { class: 'entries', 'data-testid': 'time-entries' },
+            entries.slice(-5).reverse().map((e) =>
+              h('li', null, avatar(e.technician, 'xs'), h('span', { class: 'entry-note' }, e.note || e.technician?.name || 'Time'), h('span', { class: 'entry-dur' }, formatDuration(e.seconds))),
+            ),
+          )
+        : h('p', { class: 'empty-note' }, 'No time logged yet.'),
+      h(
+        'div',
+        { class: 'card-foot contract' },
+        icon('note'),
+        typeof contract === 'string'
+          ? h('span', { 'data-testid': 'contract' }, contract)
+          : contract
+            ? h('span', { 'data-testid': 'contract' }, contract.name || 'Contract', contract.remaining != null ? ` · ${formatDuration(contract.remaining)} remaining` : '')
+            : h('span', { class: 'muted' }, 'No contract on file'),
+      ),
+    );
+    if (active) {
+      this.live('time', (now) => {
+        elapsed.textContent = formatClock(timerElapsedSeconds(active, now, m.clockOffsetMs));
+      });
+    }
+  }
+
+  async timerCommand(op) {
+    if (!this.view || this.timerBusy) return;
+    this.timerBusy = true;
+    this.renderCards();
+    try {
+      await this.view.command(op, {});
+    } catch (err) {
+      if (err.code !== 'closed') this.toast(err.message || 'The timer request failed', 'danger');
+    } finally {
+      this.timerBusy = false;
+      if (!this.closed) this.renderCards();
+    }
+  }
+
+  renderRelatedCard({ body, aside }) {
+    const related = this.model.related || [];
+    replaceChildren(aside, related.length ? h('span', { class: 'muted' }, String(related.length)) : null);
+    if (related.length === 0) {
+      replaceChildren(body, h('p', { class: 'empty-note' }, 'No related tickets.'));
+      return;
+    }
+    replaceChildren(
+      body,
+      h(
+        'ul',
+        { class: 'related' },
+        related.map((r) =>
+          h(
+            'li',
+            null,
+            h(
+              'button',
+              { type: 'button', class: 'related-item', 'data-testid': 'related-ticket', 'data-ticket': r.id, onclick: () => this.onOpenTicket(r.id) },
+              h('span', { class: 'ticket-number' }, `#${r.number ?? r.id}`),
+              h('span', { class: 'related-subject' }, r.subject || ''),
+              statusPill(r.status),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+}
+
+const GOOD_VALUES = new Set(['ok', 'pass', 'passed', 'good', 'healthy', 'on', 'enabled', 'compliant', 'true', 'yes', 'up_to_date', 'current']);
+const WARN_VALUES = new Set(['warn', 'warning', 'at_risk', 'degraded', 'outdated', 'pending', 'unknown']);
+const BAD_VALUES = new Set(['fail', 'failed', 'bad', 'critical', 'off', 'disabled', 'unhealthy', 'missing', 'false', 'no', 'noncompliant', 'infected']);
+
+function toneOf(value) {
+  const v = String(value).toLowerCase();
+  if (GOOD_VALUES.has(v)) return 'ok';
+  if (BAD_VALUES.has(v)) return 'breached';
+  if (WARN_VALUES.has(v)) return 'due-soon';
+  return 'muted';
+}
+
+/**
+ * Posture comes either as {checks: [{name, status, detail}]} or as a flat
+ * object of facts ({antivirus: "healthy", firewall: "on", pending_patches: 3});
+ * both become pills with a tone.
+ */
+function postureChecks(posture) {
+  if (Array.isArray(posture.checks)) {
+    return posture.checks.map((c) => ({
+      name: c.name || 'check',
+      detail: c.detail || null,
+      tone: toneOf(c.status ?? (c.ok === true ? 'pass' : c.ok === false ? 'fail' : 'unknown')),
+    }));
+  }
+  const skip = new Set(['status', 'level', 'summary', 'at', 'last_scan', 'scanned_at', 'checks']);
+  const out = [];
+  for (const [key, value] of Object.entries(posture)) {
+    if (skip.has(key) || value === null || typeof value === 'object') continue;
+    const name = key.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
+    if (typeof value === 'number') {
+      out.push({ name, detail: String(value), tone: value === 0 ? 'ok' : 'due-soon' });
+    } else if (typeof value === 'boolean') {
+      out.push({ name, detail: null, tone: value ? 'ok' : 'breached' });
+    } else {
+      out.push({ name, detail: String(value).replace(/_/g, ' '), tone: toneOf(value) });
+    }
+  }
+  return out;
+}
+
+function firstName(name) {
+  return String(name || 'Someone').split(/\s+/)[0];
+}
+
+function truncate(text, n) {
+  const s = String(text || '');
+  return s.length > n ? `${s.slice(0, n - 1)}…` : s;
+}

@@ -1,0 +1,629 @@
+// Unit tests for peek-model.js (pure rules) and for PeekClient driven by a
+// fake WebSocket and a fake clock. Open model.test.html in a browser; the
+// element #results ends as "N passed, M failed" with data-done="1".
+
+import {
+  applyDelta,
+  backoffDelay,
+  classifyDelta,
+  formatClock,
+  formatDuration,
+  livenessBudget,
+  makeId,
+  missedMessages,
+  modelFromSnapshot,
+  newMessagesSinceSummary,
+  recordMissed,
+  slaRemainingSeconds,
+  timerElapsedSeconds,
+} from '../peek-model.js';
+import { PeekClient, PeekError } from '../peek-client.js';
+
+const tests = [];
+function test(name, fn) {
+  tests.push({ name, fn });
+}
+
+class AssertionError extends Error {}
+function assert(condition, message) {
+  if (!condition) throw new AssertionError(message || 'assertion failed');
+}
+function eq(actual, expected, message) {
+  const a = JSON.stringify(actual);
+  const e = JSON.stringify(expected);
+  if (a !== e) throw new AssertionError(`${message ? `${message}: ` : ''}expected ${e}, got ${a}`);
+}
+
+// ---------------------------------------------------------------- fixtures
+
+const T0 = Date.parse('2026-11-29T07:30:00.000Z');
+
+function snapshot(overrides = {}) {
+  return {
+    type: 'snapshot',
+    id: 'sub-1',
+    ticket: 'T-1001',
+    seq: 5,
+    state: {
+      ticket: { id: 'T-1001', number: 1001, subject: 'VPN drops', status: 'open', priority: 'high', assignee: { id: 'tech-ana', name: 'Ana Ruiz' }, contact: { name: 'Maria', email: 'm@x.example' }, client: 'Harbor', asset: { id: 'asset-1', name: 'ANA-LAPTOP' }, first_response_at: null, version: 3 },
+      messages: [
+        { id: 'm1', channel: 'customer', author: { id: 'c1', name: 'Maria' }, body: 'Hi', via: 'email', at: '2026-11-29T07:00:00.000Z', attachments: [] },
+        { id: 'm2', channel: 'system', author: { id: 'system', name: 'System' }, body: 'Created', via: 'system', at: '2026-11-29T07:00:01.000Z', attachments: [] },
+      ],
+      sla: { response: { due_at: '2026-11-29T08:30:00.000Z', remaining: 3600, breached: false, paused: false }, resolution: null },
+      asset: { id: 'asset-1', name: 'ANA-LAPTOP', telemetry: null },
+      session: null,
+      summary: null,
+      time: { active: null, entries: [], total: 0 },
+      related: [],
+      viewers: [{ id: 'tech-ana', name: 'Ana Ruiz', composing: null }],
+      ...overrides,
+    },
+  };
+}
+
+function delta(seq, kind, data, at = '2026-11-29T07:30:00.000Z') {
+  const frame = { type: 'delta', ticket: 'T-1001', at, kind, data };
+  if (seq !== null) frame.seq = seq;
+  return frame;
+}
+
+function message(id, channel = 'customer', extra = {}) {
+  return { id, channel, author: { id: 'c1', name: 'Maria' }, body: `body ${id}`, via: 'email', at: '2026-11-29T07:31:00.000Z', attachments: [], ...extra };
+}
+
+// ------------------------------------------------------------- model tests
+
+test('snapshot: builds the model with seq, ticket, messages and stamped SLA clocks', () => {
+  const m = modelFromSnapshot(snapshot(), T0);
+  eq(m.seq, 5);
+  eq(m.ticketId, 'T-1001');
+  eq(m.ticket.version, 3);
+  eq(m.messages.length, 2);
+  eq(m.messages[0].seq, null, 'snapshot messages without seq are marked null');
+  eq(m.sla.response.receivedAt, T0);
+  eq(m.sla.resolution, null);
+  eq(m.viewers.length, 1);
+});
+
+test('classifyDelta: ephemeral, duplicate, next, gap, invalid', () => {
+  eq(classifyDelta(5, delta(null, 'sla.tick', {})), 'ephemeral');
+  eq(classifyDelta(5, delta(null, 'presence.updated', {})), 'ephemeral');
+  eq(classifyDelta(5, delta(5, 'message.created', {})), 'duplicate');
+  eq(classifyDelta(5, delta(2, 'message.created', {})), 'duplicate');
+  eq(classifyDelta(5, delta(6, 'message.created', {})), 'next');
+  eq(classifyDelta(5, delta(8, 'message.created', {})), 'gap');
+  eq(classifyDelta(5, delta(null, 'message.created', {})), 'invalid', 'a durable kind without seq');
+  eq(classifyDelta(5, delta(6.5, 'message.created', {})), 'invalid');
+});
+
+test('message.created appends in order and records the seq', () => {
+  const m = modelFromSnapshot(snapshot(), T0);
+  eq(applyDelta(m, delta(6, 'message.created', message('m3')), T0).outcome, 'applied');
+  eq(m.seq, 6);
+  eq(m.messages.map((x) => x.id), ['m1', 'm2', 'm3']);
+  eq(m.messages[2].seq, 6);
+});
+
+test('duplicates (seq <= current) are dropped without touching the model', () => {
+  const m = modelFromSnapshot(snapshot(), T0);
+  applyDelta(m, delta(6, 'message.created', message('m3')), T0);
+  eq(applyDelta(m, delta(6, 'message.created', message('m3')), T0).outcome, 'duplicate');
+  eq(applyDelta(m, delta(4, 'ticket.updated', { status: 'closed' }), T0).outcome, 'duplicate');
+  eq(m.messages.length, 3);
+  eq(m.ticket.status, 'open');
+  eq(m.seq, 6);
+});
+
+test('a gap (seq > current+1) is reported and not applied', () => {
+  const m = modelFromSnapshot(snapshot(), T0);
+  eq(applyDelta(m, delta(7, 'message.created', message('m4')), T0).outcome, 'gap');
+  eq(m.seq, 5);
+  eq(m.messages.length, 2);
+  // The missing one, then the one after, apply normally.
+  eq(applyDelta(m, delta(6, 'message.created', message('m3')), T0).outcome, 'applied');
+  eq(applyDelta(m, delta(7, 'message.created', message('m4')), T0).outcome, 'applied');
+  eq(m.messages.map((x) => x.id), ['m1', 'm2', 'm3', 'm4']);
+});
+
+test('ticket.updated merges only the changed fields', () => {
+  const m = modelFromSnapshot(snapshot(), T0);
+  applyDelta(m, delta(6, 'ticket.updated', { status: 'in_progress', version: 4 }), T0);
+  eq(m.ticket.status, 'in_progress');
+  eq(m.ticket.version, 4);
+  eq(m.ticket.priority, 'high', 'untouched field kept');
+  eq(m.ticket.subject, 'VPN drops');
+});
+
+test('session.status sets the session and keeps details of the same session', () => {
+  const m = modelFromSnapshot(snapshot(), T0);
+  applyDelta(m, delta(6, 'session.status', { session: 's1', status: 'awaiting_consent', expires_at: '2026-11-29T07:32:00.000Z' }), T0);
+  eq(m.session.id, 's1');
+  eq(m.session.status, 'awaiting_consent');
+  applyDelta(m, delta(7, 'session.status', { session: 's1', status: 'active' }), T0);
+  eq(m.session.status, 'active');
+  eq(m.session.expires_at, '2026-11-29T07:32:00.000Z', 'same session keeps earlier fields');
+  applyDelta(m, delta(8, 'session.status', { session: 's2', status: 'denied' }), T0);
+  eq(m.session.id, 's2');
+  eq(m.session.expires_at, undefined, 'a new session starts clean');
+});
+
+test('summary.updated and time.updated replace their sections', () => {
+  const m = modelFromSnapshot(snapshot(), T0);
+  applyDelta(m, delta(6, 'summary.updated', { text: 'S', model: 'nexie', at: '2026-11-29T07:30:00.000Z', covers: 5 }), T0);
+  eq(m.summary.text, 'S');
+  eq(m.summary.covers, 5);
+  const time = { active: { technician: { id: 'tech-ana', name: 'Ana' }, started_at: '2026-11-29T07:29:00.000Z' }, entries: [], total: 0 };
+  applyDelta(m, delta(7, 'time.updated', time), T0);
+  eq(m.time.active.technician.id, 'tech-ana');
+  eq(m.seq, 7);
+});
+
+test('sla.breached marks the target breached', () => {
+  const m = modelFromSnapshot(snapshot(), T0);
+  applyDelta(m, delta(6, 'sla.breached', { target: 'response', due_at: '2026-11-29T07:20:00.000Z' }), T0);
+  eq(m.sla.response.breached, true);
+  assert(m.sla.response.remaining <= 0, 'remaining not positive once breached');
+  applyDelta(m, delta(7, 'sla.breached', { target: 'resolution', due_at: '2026-11-29T07:29:00.000Z' }), T0);
+  eq(m.sla.resolution.breached, true, 'a stopped clock can be marked breached too');
+  eq(m.seq, 7);
+});
+
+test('sla.tick replaces the SLA and counts down locally; a paused clock stays', () => {
+  const m = modelFromSnapshot(snapshot(), T0);
+  const tick = { response: { due_at: null, remaining: 600, breached: false, paused: false }, resolution: { due_at: null, remaining: 7200, breached: false, paused: true } };
+  eq(applyDelta(m, delta(null, 'sla.tick', tick), T0 + 1000).outcome, 'ephemeral');
+  eq(m.seq, 5, 'ephemeral deltas leave seq alone');
+  eq(slaRemainingSeconds(m.sla.response, T0 + 1000), 600);
+  eq(slaRemainingSeconds(m.sla.response, T0 + 61000), 540);
+  eq(slaRemainingSeconds(m.sla.resolution, T0 + 61000), 7200, 'paused');
+  eq(slaRemainingSeconds(m.sla.response, T0 + 701000), -100, 'negative once overdue');
+  eq(slaRemainingSeconds(null, T0), null);
+});
+
+test('asset.telemetry updates the linked asset only', () => {
+  const m = modelFromSnapshot(snapshot(), T0);
+  applyDelta(m, delta(null, 'asset.telemetry', { asset: 'asset-1', cpu: 12, ram: 40, disk: 70, at: '2026-11-29T07:30:00.000Z' }), T0);
+  eq([m.asset.telemetry.cpu, m.asset.telemetry.ram, m.asset.telemetry.disk], [12, 40, 70]);
+  eq(m.asset.name, 'ANA-LAPTOP', 'identity kept');
+  applyDelta(m, delta(null, 'asset.telemetry', { asset: 'asset-9', cpu: 99, ram: 99, disk: 99 }), T0);
+  eq(m.asset.telemetry.cpu, 12, 'another asset is ignored');
+});
+
+test('presence.updated replaces the viewers', () => {
+  const m = modelFromSnapshot(snapshot(), T0);
+  applyDelta(m, delta(null, 'presence.updated', { viewers: [{ id: 'tech-ben', name: 'Ben', composing: 'reply' }] }), T0);
+  eq(m.viewers, [{ id: 'tech-ben', name: 'Ben', composing: 'reply' }]);
+});
+
+test('an unknown durable kind still advances seq (no false gap later)', () => {
+  const m = modelFromSnapshot(snapshot(), T0);
+  eq(applyDelta(m, delta(6, 'something.new', { x: 1 }), T0).outcome, 'applied');
+  eq(m.seq, 6);
+  eq(applyDelta(m, delta(7, 'message.created', message('m3')), T0).outcome, 'applied');
+});
+
+test('stale: missed messages are extracted, recorded once and highlighted', () => {
+  const err = { code: 'stale', message: '1 new message', missed: [message('m9', 'customer', { at: '2026-11-29T07:00:00.500Z' })] };
+  const missed = missedMessages(err);
+  eq(missed.length, 1);
+  eq(missedMessages({ code: 'no_email_account', missed: [message('x')] }), [], 'only stale has missed');
+  eq(missedMessages(null), []);
+  const m = modelFromSnapshot(snapshot(), T0);
+  eq(recordMissed(m, missed), 1);
+  eq(m.messages.map((x) => x.id), ['m1', 'm9', 'm2'], 'inserted in time order');
+  assert(m.missedIds.has('m9'));
+  eq(m.seq, 5, 'seq untouched: the delta still comes');
+  // Its delta arriving later is not a second copy.
+  applyDelta(m, delta(6, 'message.created', message('m9')), T0);
+  eq(m.messages.filter((x) => x.id === 'm9').length, 1);
+  eq(m.seq, 6);
+  eq(recordMissed(m, missed), 0, 'recording again adds nothing');
+});
+
+test('summary: N new messages since covers, by seq, with a time fallback', () => {
+  const m = modelFromSnapshot(snapshot(), T0);
+  applyDelta(m, delta(6, 'message.created', message('m3')), T0);
+  applyDelta(m, delta(7, 'message.created', message('m4', 'internal_note')), T0);
+  applyDelta(m, delta(8, 'message.created', message('m5', 'system')), T0);
+  eq(newMessagesSinceSummary({ text: 's', covers: 6, at: '2026-11-29T07:30:00.000Z' }, m.messages), 1, 'm4 only (system excluded)');
+  eq(newMessagesSinceSummary({ text: 's', covers: 5 }, m.messages), 2);
+  eq(newMessagesSinceSummary({ text: 's', covers: 8 }, m.messages), 0);
+  // covers null: count by time against the summary's at.
+  eq(newMessagesSinceSummary({ text: 's', covers: null, at: '2026-11-29T07:00:00.500Z' }, m.messages), 2);
+  eq(newMessagesSinceSummary(null, m.messages), null);
+});
+
+test('backoff: full jitter within [0, min(cap, base*2^n)) and capped at 10 s', () => {
+  const zero = () => 0;
+  const almostOne = () => 0.999999;
+  for (let n = 0; n < 25; n += 1) {
+    const ceiling = Math.min(10000, 250 * 2 ** n);
+    eq(backoffDelay(n, { random: zero }), 0);
+    const high = backoffDelay(n, { random: almostOne });
+    assert(high < ceiling && high >= ceiling - 1, `attempt ${n}: ${high} vs ceiling ${ceiling}`);
+  }
+  eq(backoffDelay(0, { random: almostOne }), 249);
+  eq(backoffDelay(3, { random: () => 0.5 }), 1000);
+  eq(backoffDelay(100, { random: almostOne }), 9999, 'huge attempt stays capped');
+  eq(backoffDelay(-3, { random: almostOne }), 249, 'negative attempt treated as 0');
+  const samples = Array.from({ length: 400 }, () => backoffDelay(6));
+  assert(samples.every((d) => d >= 0 && d < 10000), 'every sample in range');
+  assert(new Set(samples).size > 100, 'jitter spreads the delays');
+  const mean = samples.reduce((a, b) => a + b, 0) / samples.length;
+  assert(mean > 3500 && mean < 6500, `mean ${mean} near half the ceiling`);
+});
+
+test('liveness budget: 2.5 heartbeats of silence, probe timeout bounded', () => {
+  eq(livenessBudget(20), { silenceMs: 50000, probeTimeoutMs: 20000 });
+  eq(livenessBudget(2), { silenceMs: 5000, probeTimeoutMs: 5000 });
+  eq(livenessBudget(120), { silenceMs: 300000, probeTimeoutMs: 30000 });
+  eq(livenessBudget(undefined), { silenceMs: 75000, probeTimeoutMs: 30000 });
+  eq(livenessBudget(-1).silenceMs, 75000);
+});
+
+test('timer and formatting helpers', () => {
+  eq(timerElapsedSeconds({ started_at: '2026-11-29T07:29:00.000Z' }, T0), 60);
+  eq(timerElapsedSeconds({ started_at: '2026-11-29T07:29:00.000Z' }, T0, 5000), 65, 'server clock offset applied');
+  eq(timerElapsedSeconds(null, T0), null);
+  eq(formatDuration(45), '45s');
+  eq(formatDuration(843), '14m 03s');
+  eq(formatDuration(-7500), '2h 05m');
+  eq(formatDuration(90000), '1d 1h');
+  eq(formatClock(3723), '1:02:03');
+});
+
+test('makeId: prefixed and unique', () => {
+  const ids = new Set(Array.from({ length: 500 }, () => makeId('cmd')));
+  eq(ids.size, 500);
+  assert([...ids].every((id) => /^cmd-[0-9a-f]{24}$/.test(id)));
+});
+
+// ------------------------------------------------- client with fake socket
+
+class FakeClock {
+  constructor() {
+    this.now = T0;
+    this.nextId = 1;
+    this.timers = new Map();
+  }
+  api() {
+    return {
+      setTimeout: (fn, ms) => this.add(fn, ms, false),
+      clearTimeout: (id) => this.timers.delete(id),
+      setInterval: (fn, ms) => this.add(fn, ms, true),
+      clearInterval: (id) => this.timers.delete(id),
+    };
+  }
+  add(fn, ms, repeat) {
+    const id = this.nextId++;
+    this.timers.set(id, { fn, at: this.now + Math.max(0, ms), ms, repeat });
+    return id;
+  }
+  advance(ms) {
+    const end = this.now + ms;
+    for (;;) {
+      let next = null;
+      for (const [id, t] of this.timers) if (t.at <= end && (!next || t.at < next[1].at)) next = [id, t];
+      if (!next) break;
+      const [id, t] = next;
+      this.now = t.at;
+      if (t.repeat) t.at += t.ms;
+      else this.timers.delete(id);
+      t.fn();
+    }
+    this.now = end;
+  }
+}
+
+class FakeSocket {
+  static instances = [];
+  constructor(url) {
+    this.url = url;
+    this.readyState = 0;
+    this.sent = [];
+    this.closedWith = null;
+    FakeSocket.instances.push(this);
+  }
+  send(text) {
+    this.sent.push(JSON.parse(text));
+  }
+  close(code) {
+    this.closedWith = code ?? 1005;
+    this.readyState = 3;
+  }
+  // server side helpers
+  serverOpen() {
+    this.readyState = 1;
+    this.onopen?.({});
+  }
+  serverSend(frame) {
+    this.onmessage?.({ data: JSON.stringify(frame) });
+  }
+  serverClose(code = 1006) {
+    this.readyState = 3;
+    this.onclose?.({ code, reason: '' });
+  }
+  last(type) {
+    return [...this.sent].reverse().find((f) => f.type === type);
+  }
+}
+
+const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+async function connected(options = {}) {
+  FakeSocket.instances = [];
+  const clock = new FakeClock();
+  const client = new PeekClient({
+    url: 'ws://test/v1/ws',
+    token: 'tok',
+    WebSocketImpl: FakeSocket,
+    timers: clock.api(),
+    now: () => clock.now,
+    random: () => 0.5,
+    ...options,
+  });
+  const welcome = client.connect();
+  await tick();
+  const ws = FakeSocket.instances[0];
+  ws.serverOpen();
+  ws.serverSend({ type: 'welcome', user: { id: 'tech-ana', name: 'Ana Ruiz', tenant: 'demo' }, heartbeat: 20 });
+  await welcome;
+  return { client, clock, ws };
+}
+
+test('client: hello first, subscribe after welcome, snapshot builds the view', async () => {
+  const { client, ws } = await connected();
+  eq(ws.sent[0], { type: 'hello', token: 'tok' });
+  const changes = [];
+  const view = client.subscribe('T-1001', { onChange: (_v, why) => changes.push(why) });
+  const sub = ws.last('subscribe');
+  eq([sub.ticket, sub.since], ['T-1001', undefined]);
+  ws.serverSend({ ...snapshot(), id: sub.id });
+  eq(view.seq, 5);
+  eq(view.status, 'live');
+  eq(changes, ['snapshot']);
+  client.close();
+});
+
+test('client: a gap resumes with since = last applied seq; replay dedups', async () => {
+  const { client, ws } = await connected();
+  const view = client.subscribe('T-1001');
+  ws.serverSend({ ...snapshot(), id: ws.last('subscribe').id });
+  ws.serverSend(delta(6, 'message.created', message('m3')));
+  ws.serverSend(delta(8, 'message.created', message('m5')));
+  const resume = ws.last('subscribe');
+  eq(resume.since, 6, 'resume from the last applied seq');
+  eq(view.status, 'resyncing');
+  ws.serverSend(delta(9, 'message.created', message('m6'))); // still past the gap: dropped, no second resume
+  eq(ws.sent.filter((f) => f.type === 'subscribe').length, 2);
+  ws.serverSend(delta(6, 'message.created', message('m3'))); // overlap: duplicate
+  ws.serverSend(delta(7, 'message.created', message('m4')));
+  ws.serverSend(delta(8, 'message.created', message('m5')));
+  ws.serverSend(delta(9, 'message.created', message('m6')));
+  ws.serverSend({ type: 'subscribed', id: resume.id, ticket: 'T-1001', seq: 9 });
+  eq(view.status, 'live');
+  eq(view.model.messages.map((m) => m.id), ['m1', 'm2', 'm3', 'm4', 'm5', 'm6']);
+  eq(view.stats.duplicates, 1);
+  client.close();
+});
+
+test('client: commands resolve on result and reject with the server error', async () => {
+  const { client, ws } = await connected();
+  const view = client.subscribe('T-1001');
+  ws.serverSend({ ...snapshot(), id: ws.last('subscribe').id });
+  const ok = view.command('note', { body: 'hi' }, { seen: 5 });
+  const cmd = ws.last('command');
+  eq([cmd.op, cmd.args.body, cmd.seen, cmd.ticket], ['note', 'hi', 5, 'T-1001']);
+  assert(/^cmd-/.test(cmd.id));
+  ws.serverSend({ type: 'result', id: cmd.id, ok: true, seq: 6 });
+  eq((await ok).seq, 6);
+
+  const failing = view.command('reply', { body: 'x' }, { ifVersion: 3 });
+  const cmd2 = ws.last('command');
+  eq(cmd2.if_version, 3);
+  ws.serverSend({ type: 'error', id: cmd2.id, code: 'no_email_account', message: 'No email account is configured' });
+  let caught = null;
+  try {
+    await failing;
+  } catch (err) {
+    caught = err;
+  }
+  assert(caught instanceof PeekError, 'rejects with PeekError');
+  eq([caught.code, caught.message], ['no_email_account', 'No email account is configured']);
+
+  const stale = view.command('reply', { body: 'y' }, { seen: 5 });
+  const cmd3 = ws.last('command');
+  ws.serverSend({ type: 'error', id: cmd3.id, code: 'stale', message: '1 new message', missed: [message('m7')] });
+  caught = null;
+  try {
+    await stale;
+  } catch (err) {
+    caught = err;
+  }
+  eq(caught.code, 'stale');
+  eq(caught.missed.map((m) => m.id), ['m7']);
+  assert(view.model.missedIds.has('m7'), 'missed recorded on the view');
+  client.close();
+});
+
+test('client: reconnect backs off, re-hellos, resumes with since and resends with the same id', async () => {
+  const statuses = [];
+  const { client, clock, ws } = await connected({ onStatus: (s) => statuses.push(s) });
+  const view = client.subscribe('T-1001');
+  ws.serverSend({ ...snapshot(), id: ws.last('subscribe').id });
+  ws.serverSend(delta(6, 'message.created', message('m3')));
+  const pending = view.command('note', { body: 'in flight' });
+  const firstId = ws.last('command').id;
+  ws.serverClose(1006);
+  eq(view.status, 'offline');
+  const reconnecting = statuses[statuses.length - 1];
+  eq(reconnecting.state, 'reconnecting');
+  eq(reconnecting.delayMs, 125, 'attempt 0 with random 0.5: half of 250');
+  eq(FakeSocket.instances.length, 1, 'waits before reconnecting');
+  clock.advance(125);
+  await tick();
+  eq(FakeSocket.instances.length, 2);
+  const ws2 = FakeSocket.instances[1];
+  ws2.serverOpen();
+  eq(ws2.sent[0].type, 'hello', 'hello first again');
+  ws2.serverSend({ type: 'welcome', user: { id: 'tech-ana', name: 'Ana Ruiz', tenant: 'demo' }, heartbeat: 20 });
+  const resume = ws2.last('subscribe');
+  eq([resume.ticket, resume.since], ['T-1001', 6]);
+  const resent = ws2.last('command');
+  eq(resent.id, firstId, 'same id so the server can answer idempotently');
+  ws2.serverSend(delta(7, 'message.created', message('m4')));
+  ws2.serverSend({ type: 'subscribed', id: resume.id, ticket: 'T-1001', seq: 7 });
+  ws2.serverSend({ type: 'result', id: firstId, ok: true, seq: 7 });
+  eq((await pending).seq, 7);
+  eq(view.model.messages.length, 4);
+  eq(view.status, 'live');
+  client.close();
+});
+
+test('client: backoff grows with consecutive failures and resets after welcome', async () => {
+  const statuses = [];
+  const { client, clock, ws } = await connected({ onStatus: (s) => statuses.push(s), random: () => 0.999 });
+  ws.serverClose(1006);
+  const delays = [];
+  for (let i = 0; i < 8; i += 1) {
+    delays.push(statuses[statuses.length - 1].delayMs);
+    clock.advance(10000);
+    await tick();
+    FakeSocket.instances[FakeSocket.instances.length - 1].serverClose(1006); // fails before open
+  }
+  eq(delays, [249, 499, 999, 1998, 3996, 7992, 9990, 9990]);
+  clock.advance(10000);
+  await tick();
+  const wsN = FakeSocket.instances[FakeSocket.instances.length - 1];
+  wsN.serverOpen();
+  wsN.serverSend({ type: 'welcome', user: { id: 'tech-ana', name: 'Ana' }, heartbeat: 20 });
+  wsN.serverClose(1006);
+  eq(statuses[statuses.length - 1].delayMs, 249, 'back to the first step');
+  client.close();
+});
+
+test('client: silence past 2.5 heartbeats sends a resume probe; no answer reconnects', async () => {
+  const { client, clock, ws } = await connected();
+  client.subscribe('T-1001');
+  ws.serverSend({ ...snapshot(), id: ws.last('subscribe').id });
+  const before = ws.sent.length;
+  clock.advance(49000);
+  eq(ws.sent.length, before, 'quiet but within budget: nothing sent');
+  clock.advance(2000);
+  const probe = ws.last('subscribe');
+  eq(ws.sent.length, before + 1);
+  eq([probe.ticket, probe.since], ['T-1001', 5]);
+  ws.serverSend({ type: 'subscribed', id: probe.id, ticket: 'T-1001', seq: 5 });
+  clock.advance(21000);
+  eq(ws.closedWith, null, 'answered probe keeps the connection');
+  clock.advance(51000); // silence again -> probe; then no answer
+  clock.advance(21000);
+  assert(ws.closedWith !== null, 'unanswered probe closes the socket');
+  eq(client.state, 'reconnecting');
+  client.close();
+});
+
+test('client: close() clears every timer, closes the socket, rejects pending, never reconnects', async () => {
+  const { client, clock, ws } = await connected();
+  const view = client.subscribe('T-1001');
+  ws.serverSend({ ...snapshot(), id: ws.last('subscribe').id });
+  const pending = view.command('note', { body: 'x' });
+  client.close();
+  eq(clock.timers.size, 0, 'no timers left');
+  eq(ws.closedWith, 1000);
+  let code = null;
+  try {
+    await pending;
+  } catch (err) {
+    code = err.code;
+  }
+  eq(code, 'closed');
+  clock.advance(60000);
+  eq(FakeSocket.instances.length, 1, 'no reconnect after close');
+  eq(view.status, 'closed');
+});
+
+test('client: unauthorized stops reconnecting and rejects connect()', async () => {
+  FakeSocket.instances = [];
+  const clock = new FakeClock();
+  const statuses = [];
+  const client = new PeekClient({ url: 'ws://x', token: 'bad', WebSocketImpl: FakeSocket, timers: clock.api(), now: () => clock.now, onStatus: (s) => statuses.push(s.state) });
+  const connecting = client.connect();
+  await tick();
+  const ws = FakeSocket.instances[0];
+  ws.serverOpen();
+  ws.serverSend({ type: 'error', code: 'unauthorized', message: 'The token was refused' });
+  let code = null;
+  try {
+    await connecting;
+  } catch (err) {
+    code = err.code;
+  }
+  eq(code, 'unauthorized');
+  eq(statuses[statuses.length - 1], 'unauthorized');
+  clock.advance(60000);
+  eq(FakeSocket.instances.length, 1, 'no retry with a refused static token');
+  client.close();
+});
+
+test('client: dropForTest holds the connection down for the given time', async () => {
+  const { client, clock, ws } = await connected();
+  client.subscribe('T-1001');
+  ws.serverSend({ ...snapshot(), id: ws.last('subscribe').id });
+  client.dropForTest(3000);
+  assert(ws.closedWith !== null, 'socket closed');
+  clock.advance(2900);
+  await tick();
+  eq(FakeSocket.instances.length, 1, 'still down');
+  clock.advance(200);
+  await tick();
+  eq(FakeSocket.instances.length, 2, 'back after the hold');
+  client.close();
+});
+
+test('client: unsubscribe sends unsubscribe and drops later deltas', async () => {
+  const { client, ws } = await connected();
+  const view = client.subscribe('T-1001');
+  ws.serverSend({ ...snapshot(), id: ws.last('subscribe').id });
+  client.unsubscribe('T-1001');
+  eq(ws.last('unsubscribe'), { type: 'unsubscribe', ticket: 'T-1001' });
+  ws.serverSend(delta(6, 'message.created', message('m3')));
+  eq(view.model.messages.length, 2);
+  eq(view.status, 'closed');
+  client.composing('T-1001', 'reply');
+  eq(ws.last('composing'), { type: 'composing', ticket: 'T-1001', mode: 'reply' });
+  client.close();
+});
+
+// ------------------------------------------------------------------ runner
+
+async function run() {
+  const log = document.getElementById('log');
+  let passed = 0;
+  let failed = 0;
+  for (const { name, fn } of tests) {
+    const li = document.createElement('li');
+    try {
+      await fn();
+      passed += 1;
+      li.className = 'pass';
+      li.textContent = `PASS ${name}`;
+    } catch (err) {
+      failed += 1;
+      li.className = 'fail';
+      li.textContent = `FAIL ${name}`;
+      const pre = document.createElement('pre');
+      pre.textContent = err && err.stack ? err.stack : String(err);
+      li.append(pre);
+    }
+    log.append(li);
+  }
+  const results = document.getElementById('results');
+  results.textContent = `${passed} passed, ${failed} failed`;
+  results.dataset.passed = String(passed);
+  results.dataset.failed = String(failed);
+  results.dataset.done = '1';
+}
+
+run();
