@@ -66,6 +66,15 @@ public final class Connection: Selectable {
     /// Peer certificate identity after a verified mutual-TLS handshake.
     public private(set) var peerIdentity: PeerIdentity?
 
+    /// The peer half-closed (EOF); its input is no longer watched, since a
+    /// level-triggered EOF would wake the loop on every iteration.
+    public private(set) var inputEnded = false
+    /// Set by a handler in `connectionDidReadEOF` when it still owes the
+    /// peer an answer (an API response the engine is working on): the
+    /// connection stays open for writing until the handler calls
+    /// `closeAfterFlush()`, and closes as soon as that output is out.
+    public var answersAfterEOF = false
+
     static let tlsHandshakeTimeoutMillis: Int64 = 10_000
     static let lingerMillis: Int64 = 2_000
 
@@ -168,7 +177,7 @@ public final class Connection: Selectable {
     private func armWritable(_ on: Bool) {
         guard on != writableArmed, !isClosed else { return }
         writableArmed = on
-        var events = EPOLLIN.rawValue | EPOLLRDHUP.rawValue
+        var events = inputEnded ? 0 : EPOLLIN.rawValue | EPOLLRDHUP.rawValue
         if on { events |= EPOLLOUT.rawValue }
         loop.modify(fd, generation: generation, events: events)
     }
@@ -196,6 +205,8 @@ public final class Connection: Selectable {
     private func shutdownWriteSide() {
         writeShutDown = true
         Glibc.shutdown(fd, Int32(SHUT_WR))
+        // Both directions are done: nothing left to linger for.
+        if inputEnded { close() }
     }
 
     /// Closes now. Queued output is dropped.
@@ -256,11 +267,16 @@ public final class Connection: Selectable {
     }
 
     private func handleEOF() {
-        if isClosing {
+        // A second EOF (a hang-up reported while input is unwatched) or
+        // one during the close handshake: nothing more can happen.
+        if isClosing || inputEnded {
             close()
             return
         }
+        inputEnded = true
+        loop.modify(fd, generation: generation, events: writableArmed ? EPOLLOUT.rawValue : 0)
         handler?.connectionDidReadEOF(self)
+        if answersAfterEOF && !isClosed && !isClosing { return }
         if !isClosed && !isClosing { closeAfterFlush() }
         if isClosing && output.isEmpty { close() }
     }

@@ -3,31 +3,43 @@ import Glibc
 #endif
 
 /// A connection's pending output: a FIFO of chunks, the first one possibly
-/// half written. Empty when idle, so an idle connection holds no buffer.
+/// half written.
+///
+/// The first chunk sits in an inline slot and only the ones behind it go
+/// to an array: a fan-out delivery to a connection that has nothing queued
+/// (the common case) stores one reference and allocates nothing, and an
+/// idle connection holds no buffer at all. The overflow array keeps its
+/// capacity while the connection is busy and is released when it drains.
 struct OutputQueue {
-    private(set) var chunks: [ByteChunk] = []
-    /// Bytes of `chunks[0]` already written.
+    private var head: ByteChunk?
+    private var rest: [ByteChunk] = []
+    private var restStart = 0
+    /// Bytes of `head` already written.
     private(set) var headOffset = 0
     private(set) var byteCount = 0
 
-    var isEmpty: Bool { chunks.isEmpty }
+    var isEmpty: Bool { head == nil }
 
     mutating func append(_ chunk: ByteChunk) {
         guard chunk.count > 0 else { return }
-        chunks.append(chunk)
+        if head == nil { head = chunk } else { rest.append(chunk) }
         byteCount += chunk.count
     }
 
     /// Fills `iovecs` with up to `max` entries pointing into the queued
     /// chunks. The pointers stay valid while the chunks are queued.
     func gather(into iovecs: UnsafeMutablePointer<iovec>, max: Int) -> Int {
-        var n = 0
-        for (i, chunk) in chunks.enumerated() where n < max {
-            let skip = i == 0 ? headOffset : 0
-            chunk.withUnsafeMutablePointerToElements { p in
-                iovecs[n] = iovec(iov_base: UnsafeMutableRawPointer(p + skip), iov_len: chunk.count - skip)
-            }
+        guard let head, max > 0 else { return 0 }
+        head.withUnsafeMutablePointerToElements { p in
+            iovecs[0] = iovec(iov_base: UnsafeMutableRawPointer(p + headOffset), iov_len: head.count - headOffset)
+        }
+        var n = 1
+        var i = restStart
+        while n < max, i < rest.count {
+            let chunk = rest[i]
+            chunk.withUnsafeMutablePointerToElements { p in iovecs[n] = iovec(iov_base: UnsafeMutableRawPointer(p), iov_len: chunk.count) }
             n += 1
+            i += 1
         }
         return n
     }
@@ -36,29 +48,39 @@ struct OutputQueue {
     mutating func consume(_ written: Int) {
         var left = written
         byteCount -= written
-        var drop = 0
-        while left > 0, drop < chunks.count {
-            let available = chunks[drop].count - (drop == 0 ? headOffset : 0)
-            if left >= available {
-                left -= available
-                drop += 1
-                headOffset = 0
-            } else {
+        while left > 0, let h = head {
+            let available = h.count - headOffset
+            if left < available {
                 headOffset += left
-                left = 0
+                return
             }
-        }
-        if drop == chunks.count {
-            // Release the array's storage too: idle connections hold nothing.
-            chunks = []
+            left -= available
             headOffset = 0
-        } else if drop > 0 {
-            chunks.removeFirst(drop)
+            advance()
+        }
+    }
+
+    /// Moves the next queued chunk into the inline slot.
+    private mutating func advance() {
+        if restStart < rest.count {
+            head = rest[restStart]
+            restStart += 1
+            if restStart == rest.count {
+                rest.removeAll(keepingCapacity: true)
+                restStart = 0
+            }
+        } else {
+            head = nil
+            // Drained: an idle connection keeps no array storage.
+            if rest.capacity > 0 { rest = [] }
+            restStart = 0
         }
     }
 
     mutating func removeAll() {
-        chunks = []
+        head = nil
+        rest = []
+        restStart = 0
         headOffset = 0
         byteCount = 0
     }

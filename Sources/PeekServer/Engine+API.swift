@@ -160,7 +160,14 @@ extension Engine {
                 throw PeekError(.invalid, "\"security\" must be \"starttls\", \"tls\" or \"none\".")
             }
             let from = try string(v, "from", max: 320)!
-            guard from.contains("@") else { throw PeekError(.invalid, "\"from\" must be an email address.") }
+            // The address goes into MAIL FROM and the From field as is (the
+            // technician's name is the display name), so "Name <a@b>" would
+            // make every reply fail later, far from this mistake.
+            let at = from.lastIndex(of: "@")
+            guard let at, at != from.startIndex, from.index(after: at) != from.endIndex,
+                  from.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "<") && $0 != UInt8(ascii: ">") }) else {
+                throw PeekError(.invalid, "\"from\" must be a bare email address such as support@example.com, without a display name or spaces.")
+            }
             let account = EmailAccount(host: try string(v, "host", max: 253)!, port: port, security: security,
                                        username: try string(v, "username", max: 320, optional: true),
                                        password: try string(v, "password", max: 1024, optional: true), from: from)

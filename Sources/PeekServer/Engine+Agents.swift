@@ -67,6 +67,13 @@ extension Engine {
                 outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.conflict, "Session \(sessionID) is already \(s.status.rawValue)."))))
                 return
             }
+            if at >= s.expiresAt {
+                // Past the deadline, its timer just has not run yet (timers
+                // run after the batch): the answer is late, the session expired.
+                resolveSession(s, ticket: &t, to: .expired, at: at)
+                outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.conflict, "Session \(sessionID) expired before the answer arrived."))))
+                return
+            }
             resolveSession(s, ticket: &t, to: accept ? .active : .denied, at: at)
         }
     }

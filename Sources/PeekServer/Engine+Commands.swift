@@ -11,7 +11,10 @@ extension Engine {
         // gets the first answer again and changes nothing.
         if let answer = try? store.commandAnswer(tenant: tech.tenant, technician: tech.id, id: c.id,
                                                  notBefore: at - Self.idempotencyWindowMillis) {
-            send(peer, answer)
+            // A `.result`, not a plain send: the first answer may have been
+            // saved earlier in this very batch, and if its commit fails the
+            // repeat must not claim a change that never reached the disk.
+            outputs.append(.result(peer, id: c.id, frame: answer))
             return
         }
         let replyKey = "\(tech.tenant)/\(tech.id)/\(c.id)"

@@ -71,7 +71,7 @@ extension Engine {
             date: at / 1000, attachments: files, boundary: "peek-" + Crypto.hex(Crypto.randomBytes(12)))
         let message: [UInt8]
         do { message = try builder.build() } catch {
-            answer(peer, tech, c, error: PeekError(.invalid, "The reply cannot be written as an email: \(error.description)."), at: at)
+            answer(peer, tech, c, error: PeekError(.invalid, "The reply cannot be written as an email: \(error.description)"), at: at)
             return
         }
         let key = "\(tech.tenant)/\(tech.id)/\(c.id)"

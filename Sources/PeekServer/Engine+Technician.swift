@@ -49,9 +49,11 @@ extension Engine {
             unsubscribe(peer, tech, ticketID: ticketID)
         case .composing(let ticketID, let mode):
             guard var v = viewers[ticketID], var entry = v.byTechnician[tech.id], entry.peers[peer] != nil else { return }
-            if entry.peers[peer] == mode { return }
+            if entry.peers[peer] == .some(mode) { return }
             let before = v.list
-            entry.peers[peer] = mode
+            // updateValue, not subscript assignment: assigning a nil mode
+            // through `[Peer: ComposingMode?]` would remove the connection.
+            entry.peers.updateValue(mode, forKey: peer)
             v.byTechnician[tech.id] = entry
             viewers[ticketID] = v
             if v.list != before { publishPresence(ticketID) }
@@ -80,15 +82,20 @@ extension Engine {
         var v = viewers[ticketID] ?? TicketViewers()
         var entry = v.byTechnician[tech.id] ?? TicketViewers.Entry(name: tech.name, peers: [:])
         let isNewViewer = entry.peers.isEmpty
-        if entry.peers[peer] == nil { entry.peers[peer] = .some(nil) }
+        let isNewConnection = entry.peers[peer] == nil
+        if isNewConnection { entry.peers[peer] = .some(nil) }
         if v.byTechnician[tech.id] == nil { v.order.append(tech.id) }
+        if isNewConnection { v.countConnection(peer, 1) }
         v.byTechnician[tech.id] = entry
         viewers[ticketID] = v
         sessions[peer]?.tickets.insert(ticketID)
 
         var frames: [[UInt8]] = []
         var served = false
-        if let since, since <= ticket.seq {
+        // The log is pruned only every 64 seqs, so it may still hold more than
+        // `--retain` deltas; the window is `--retain` regardless, so a resume
+        // costs at most that many frames and behaves the same between prunes.
+        if let since, since <= ticket.seq, ticket.seq - since <= config.retainDeltas {
             if since == ticket.seq {
                 served = true
             } else if let oldest = try? store.oldestDeltaSeq(ticket: ticketID), oldest <= since + 1,
@@ -122,7 +129,8 @@ extension Engine {
     func leave(_ peer: Peer, techID: String, ticketID: String) {
         guard var v = viewers[ticketID], var entry = v.byTechnician[techID] else { return }
         let before = v.list
-        entry.peers[peer] = nil
+        guard entry.peers.removeValue(forKey: peer) != nil else { return }
+        v.countConnection(peer, -1)
         if entry.peers.isEmpty {
             v.byTechnician[techID] = nil
             v.order.removeAll { $0 == techID }

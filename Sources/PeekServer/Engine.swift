@@ -243,12 +243,21 @@ struct TicketViewers {
     var byTechnician: [String: Entry] = [:]
     var order: [String] = []
 
+    /// Connections per loop, kept as viewers come and go, so each delta
+    /// finds its loops in O(loops) rather than O(viewers).
+    private(set) var connectionsPerLoop: [Int] = []
+
     var isEmpty: Bool { byTechnician.isEmpty }
 
     var loops: LoopMask {
         var mask = LoopMask()
-        for entry in byTechnician.values { for peer in entry.peers.keys { mask.insert(peer.loop) } }
+        for (loop, count) in connectionsPerLoop.enumerated() where count > 0 { mask.insert(loop) }
         return mask
+    }
+
+    mutating func countConnection(_ peer: Peer, _ delta: Int) {
+        if peer.loop >= connectionsPerLoop.count { connectionsPerLoop += Array(repeating: 0, count: peer.loop - connectionsPerLoop.count + 1) }
+        connectionsPerLoop[peer.loop] += delta
     }
 
     var list: [Viewer] {

@@ -225,7 +225,10 @@ final class HTTPConnectionHandler: ConnectionHandler {
 
     func connectionDidReadEOF(_ connection: Connection) {
         // A client may half-close after its last request; answer it first.
-        if awaitingResponse { closeAfterResponse = true }
+        if awaitingResponse {
+            closeAfterResponse = true
+            connection.answersAfterEOF = true
+        }
     }
 
     func connectionTick(_ connection: Connection, nowMillis: Int64) {

@@ -35,7 +35,17 @@ class WebSocketSession: ConnectionHandler {
 
     /// Sends one text message encoded for this connection (compressed when
     /// negotiated). For fan-out, `deliver` takes a frame encoded once.
+    ///
+    /// Replies count against the hard limit like fan-out does: otherwise a
+    /// client asking for snapshots it never reads grows its queue forever.
+    /// (Not in echo mode, where a conformance suite's 16 MiB messages are
+    /// the point.)
     func sendText(_ payload: [UInt8]) {
+        if !isClosing && !hub.server.echoMode && connection.bufferedBytes > hub.server.config.hardOutputLimit {
+            hub.slowConsumersClosed += 1
+            close(code: .tryAgainLater, reason: "too far behind; reconnect and resume with since")
+            return
+        }
         guard let frame = ws.makeMessageFrame(payload, deflate: hub.deflate) else { return }
         connection.send(frame)
     }

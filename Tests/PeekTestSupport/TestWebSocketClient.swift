@@ -18,6 +18,8 @@ public final class TestWebSocketClient {
     /// The close code the server sent, once it did.
     public private(set) var closeCode: UInt16?
     public private(set) var closeReason: String?
+    /// Pings the server sent so far (each answered with a pong while pumping).
+    public private(set) var pingsReceived = 0
     public let handshakeResponse: String
 
     public struct Failure: Error, CustomStringConvertible {
@@ -141,6 +143,7 @@ public final class TestWebSocketClient {
     private func deliver(_ h: FrameHeader, _ payload: [UInt8]) throws {
         switch h.opcode {
         case .ping:
+            pingsReceived += 1
             try sendFrame(.pong, payload)
         case .pong:
             break

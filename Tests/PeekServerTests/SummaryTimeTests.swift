@@ -1,0 +1,151 @@
+import XCTest
+import Foundation
+import PeekCore
+import PeekTestSupport
+
+/// The out-of-band AI summary (`POST /v1/tickets/{id}/summary`) and the
+/// Time + contract card (`time` in the snapshot, `time.updated`).
+final class SummaryTimeTests: XCTestCase {
+    private func summaryRequest(_ server: TestServer, _ ticket: String, _ body: [UInt8], service: Bool = true) throws -> TestServer.Response {
+        try server.request("POST", "/v1/tickets/\(ticket)/summary", body: body, service: service)
+    }
+
+    func testSummary_post_201AndDurableDeltaToViewersAndInSnapshot() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let ticket = try server.seed(tenant: "acme", technicians: 2, tickets: 1)[0]
+        let tech = try server.technician()
+        try tech.send(["type": "subscribe", "id": "s", "ticket": .string(ticket)])
+        let snapshot = try tech.next(type: "snapshot")
+        XCTAssertEqual(snapshot["state"]?["summary"], .null, "nothing to show is null, never missing")
+        let seqBefore = try XCTUnwrap(snapshot["seq"]?.intValue)
+
+        let r = try server.api("POST", "/v1/tickets/\(ticket)/summary",
+                               ["text": "Fan noise after BIOS update; rollback suggested.", "model": "peek-summarizer-2", "covers": .int(seqBefore)])
+        XCTAssertEqual(r.status, 201, r.text)
+        XCTAssertEqual(r.json?["seq"]?.intValue, seqBefore + 1)
+        XCTAssertEqual(r.json?["summary"]?["text"]?.stringValue, "Fan noise after BIOS update; rollback suggested.")
+
+        let delta = try tech.nextDelta("summary.updated", ticket: ticket)
+        XCTAssertEqual(delta["seq"]?.intValue, seqBefore + 1)
+        let data = try XCTUnwrap(delta["data"])
+        XCTAssertEqual(data["text"]?.stringValue, "Fan noise after BIOS update; rollback suggested.")
+        XCTAssertEqual(data["model"]?.stringValue, "peek-summarizer-2")
+        XCTAssertEqual(data["covers"]?.intValue, seqBefore)
+        let at = try XCTUnwrap(data["at"]?.stringValue.flatMap(Timestamp.parse))
+        XCTAssertLessThan(abs(at - Int64(Date().timeIntervalSince1970 * 1000)), 10_000)
+
+        // A second summary without `covers`: the field is there, null.
+        let second = try server.api("POST", "/v1/tickets/\(ticket)/summary", ["text": "Resolved by rollback.", "model": "peek-summarizer-2"])
+        XCTAssertEqual(second.status, 201, second.text)
+        let next = try tech.nextDelta("summary.updated", ticket: ticket)
+        XCTAssertEqual(next["seq"]?.intValue, seqBefore + 2)
+        XCTAssertEqual(next["data"]?["covers"], .null)
+
+        let other = try server.technician("tech-2")
+        try other.send(["type": "subscribe", "id": "s2", "ticket": .string(ticket)])
+        let summary = try XCTUnwrap(other.next(type: "snapshot")["state"]?["summary"])
+        XCTAssertEqual(summary["text"]?.stringValue, "Resolved by rollback.")
+        XCTAssertEqual(summary["model"]?.stringValue, "peek-summarizer-2")
+        XCTAssertEqual(summary["covers"], .null)
+        XCTAssertNotNil(summary["at"]?.stringValue)
+    }
+
+    func testSummary_badBody_400JSONErrorAndNothingChanged() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let ticket = try server.seed(tenant: "acme", technicians: 1, tickets: 1)[0]
+        let bodies: [(String, [UInt8])] = [
+            ("not JSON", Array("summary: yes".utf8)),
+            ("an array", Array("[1,2]".utf8)),
+            ("no text", JSONWriter.encode(["model": "m"])),
+            ("empty text", JSONWriter.encode(["text": "", "model": "m"])),
+            ("no model", JSONWriter.encode(["text": "t"])),
+            ("text not a string", JSONWriter.encode(["text": 5, "model": "m"])),
+            ("negative covers", JSONWriter.encode(["text": "t", "model": "m", "covers": -1])),
+            ("covers a string", JSONWriter.encode(["text": "t", "model": "m", "covers": "7"])),
+        ]
+        for (what, body) in bodies {
+            let r = try summaryRequest(server, ticket, body)
+            XCTAssertEqual(r.status, 400, "\(what): \(r.text)")
+            XCTAssertEqual(r.headers["content-type"]?.hasPrefix("application/json"), true, what)
+            XCTAssertEqual(r.json?["error"]?["code"]?.stringValue, "invalid", "\(what): \(r.text)")
+            XCTAssertFalse(r.json?["error"]?["message"]?.stringValue?.isEmpty ?? true, what)
+        }
+        let state = try XCTUnwrap(server.api("GET", "/v1/tickets/\(ticket)").json)
+        XCTAssertEqual(state["seq"]?.intValue, 0)
+        XCTAssertEqual(state["state"]?["summary"], .null)
+    }
+
+    func testSummary_unknownTicket_404() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        try server.seed(tenant: "acme", technicians: 1, tickets: 1)
+        let r = try server.api("POST", "/v1/tickets/T-424242/summary", ["text": "t", "model": "m"])
+        XCTAssertEqual(r.status, 404)
+        XCTAssertEqual(r.json?["error"]?["code"]?.stringValue, "not_found")
+    }
+
+    func testSummary_withoutServiceToken_401() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let ticket = try server.seed(tenant: "acme", technicians: 1, tickets: 1)[0]
+        let body = JSONWriter.encode(["text": "t", "model": "m"])
+        XCTAssertEqual(try summaryRequest(server, ticket, body, service: false).status, 401)
+        // A technician's token is not the service token either.
+        let asTech = try server.request("POST", "/v1/tickets/\(ticket)/summary", body: body, token: server.token(tenant: "acme", user: "tech-1"))
+        XCTAssertEqual(asTech.status, 401)
+        XCTAssertEqual(try server.api("GET", "/v1/tickets/\(ticket)").json?["seq"]?.intValue, 0)
+    }
+
+    // MARK: Time + contract
+
+    func testTime_snapshotAndTimer_activeEntriesTotalContract() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        try server.seed(tenant: "acme", technicians: 2, tickets: 0)
+        let ticket = try AgentFixture.createTicket(server, asset: nil, extra: ["contract": "Gold 24x7, 10 h/month"])
+        let tech = try server.technician()
+        try tech.send(["type": "subscribe", "id": "s", "ticket": .string(ticket)])
+        let time = try XCTUnwrap(tech.next(type: "snapshot")["state"]?["time"]?.objectValue)
+        XCTAssertEqual(Set(time.keys), ["active", "entries", "total", "contract"])
+        XCTAssertEqual(time["active"], .null)
+        XCTAssertEqual(time["entries"], .array([]))
+        XCTAssertEqual(time["total"], .int(0))
+        XCTAssertEqual(time["contract"]?.stringValue, "Gold 24x7, 10 h/month")
+
+        XCTAssertEqual(try tech.commandAnswer("t1", ticket, "timer_start")["type"]?.stringValue, "result")
+        let started = try tech.nextDelta("time.updated", ticket: ticket)
+        XCTAssertNotNil(started["seq"]?.intValue)
+        XCTAssertEqual(started["data"]?["active"]?["technician"]?["id"]?.stringValue, "tech-1")
+        XCTAssertNotNil(started["data"]?["active"]?["started_at"]?.stringValue.flatMap(Timestamp.parse))
+        XCTAssertEqual(started["data"]?["contract"]?.stringValue, "Gold 24x7, 10 h/month")
+        XCTAssertEqual(try tech.commandAnswer("t2", ticket, "timer_start")["code"]?.stringValue, "conflict")
+
+        XCTAssertEqual(try tech.commandAnswer("t3", ticket, "timer_stop", ["note": "Rolled back BIOS"])["type"]?.stringValue, "result")
+        let stopped = try tech.nextDelta("time.updated", ticket: ticket)
+        XCTAssertEqual(stopped["data"]?["active"], .null)
+        let entries = try XCTUnwrap(stopped["data"]?["entries"]?.arrayValue)
+        XCTAssertEqual(entries.count, 1)
+        XCTAssertEqual(entries.first?["note"]?.stringValue, "Rolled back BIOS")
+        XCTAssertEqual(entries.first?["technician"]?["name"]?.stringValue, "Tech 1")
+        XCTAssertEqual(stopped["data"]?["total"]?.intValue, entries.first?["seconds"]?.intValue)
+        XCTAssertEqual(try tech.commandAnswer("t4", ticket, "timer_stop")["code"]?.stringValue, "invalid")
+
+        let other = try server.technician("tech-2")
+        try other.send(["type": "subscribe", "id": "s2", "ticket": .string(ticket)])
+        let after = try XCTUnwrap(other.next(type: "snapshot")["state"]?["time"])
+        XCTAssertEqual(after["entries"]?.arrayValue?.count, 1)
+        XCTAssertEqual(after["active"], .null)
+        XCTAssertEqual(after["contract"]?.stringValue, "Gold 24x7, 10 h/month")
+    }
+
+    func testTime_ticketWithoutContract_contractNull() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let ticket = try server.seed(tenant: "acme", technicians: 1, tickets: 1)[0]
+        let time = try XCTUnwrap(server.api("GET", "/v1/tickets/\(ticket)").json?["state"]?["time"])
+        XCTAssertEqual(time["contract"], .null, "present and null, never missing")
+        XCTAssertEqual(time["total"], .int(0))
+    }
+}

@@ -1,0 +1,212 @@
+import Foundation
+import XCTest
+import PeekCore
+@testable import PeekStore
+
+/// The SQLite store on a real temp file: migrations, savepoints (one
+/// command's undo), the delta log, the idempotency window, re-opening.
+final class SQLiteTicketStoreTests: XCTestCase {
+    private var directory = ""
+    private var path: String { directory + "/peek.sqlite" }
+
+    override func setUpWithError() throws {
+        directory = NSTemporaryDirectory() + "peek-store-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    private func ticket(_ number: Int, tenant: String = "acme", seq: Int = 0) -> Ticket {
+        Ticket(id: Ticket.id(forNumber: number), tenant: tenant, number: number, subject: "Subject \(number)", status: .new,
+               priority: .normal, assignee: nil, contact: Contact(name: "Casey", email: "casey@example.com"), client: "Client Co",
+               asset: nil, firstResponseAt: nil, createdAt: 1_000, version: 1, seq: seq, sla: SLAClocks())
+    }
+
+    private func message(_ ticket: Ticket, seq: Int, body: String) -> Message {
+        Message(id: "M-\(ticket.number)-\(seq)", ticket: ticket.id, seq: seq, channel: .internalNote,
+                author: PersonRef(id: "tech-1", name: "Tech 1"), body: body, via: .web, at: 2_000 + Int64(seq))
+    }
+
+    /// A store with tenant `acme` and ticket T-1001, committed.
+    private func seeded() throws -> SQLiteTicketStore {
+        let store = try SQLiteTicketStore(path: path)
+        try store.begin()
+        try store.createTenant(Tenant(id: "acme", name: "Acme"), at: 1_000)
+        try store.createTechnician(Technician(tenant: "acme", id: "tech-1", name: "Tech 1", email: "t1@acme.example"))
+        try store.insertTicket(ticket(1001))
+        try store.commit()
+        return store
+    }
+
+    // MARK: Migrations
+
+    func testOpen_freshFile_runsEveryMigrationAndSetsUserVersion() throws {
+        XCTAssertGreaterThan(Schema.migrations.count, 0)
+        let store = try SQLiteTicketStore(path: path)
+        XCTAssertEqual(store.db.userVersion, Schema.migrations.count)
+        let tables = try store.db.query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").compactMap { $0[0].text }
+        for table in ["tenants", "technicians", "tickets", "messages", "deltas", "command_answers"] {
+            XCTAssertTrue(tables.contains(table), "table \(table) in \(tables)")
+        }
+        XCTAssertEqual(try store.db.queryOne("PRAGMA journal_mode")?.first?.text, "wal")
+    }
+
+    func testOpen_migratedFile_runsNothingTwice() throws {
+        _ = try seeded()
+        // Re-running migration 1 would fail on CREATE TABLE; opening must not.
+        let again = try SQLiteTicketStore(path: path)
+        XCTAssertEqual(again.db.userVersion, Schema.migrations.count)
+        XCTAssertEqual(try again.ticket("T-1001")?.subject, "Subject 1001")
+    }
+
+    // MARK: Savepoints
+
+    func testSavepoint_rolledBack_leavesNothingAndKeepsTheBatch() throws {
+        let store = try seeded()
+        var t = try XCTUnwrap(try store.ticket("T-1001"))
+        try store.begin()
+
+        // Command 1: kept.
+        try store.savepoint()
+        t.seq = 1
+        try store.insertMessage(message(t, seq: 1, body: "kept"), mailMessageID: nil)
+        try store.appendDelta(ticket: t.id, seq: 1, at: 2_001, kind: .messageCreated, data: Array("{\"kept\":1}".utf8))
+        try store.updateTicket(t)
+        try store.saveCommandAnswer(tenant: "acme", technician: "tech-1", id: "c1", at: 2_001, answer: Array("r1".utf8))
+        try store.releaseSavepoint()
+
+        // Command 2: every kind of write, then undone.
+        try store.savepoint()
+        var t2 = t
+        t2.seq = 2; t2.status = .closed; t2.version = 2
+        try store.insertMessage(message(t2, seq: 2, body: "undone"), mailMessageID: "<undone@x>")
+        try store.appendDelta(ticket: t.id, seq: 2, at: 2_002, kind: .ticketUpdated, data: Array("{}".utf8))
+        try store.updateTicket(t2)
+        try store.saveCommandAnswer(tenant: "acme", technician: "tech-1", id: "c2", at: 2_002, answer: Array("r2".utf8))
+        try store.startTimer(ticket: t.id, technician: PersonRef(id: "tech-1", name: "Tech 1"), at: 2_002)
+        store.rollbackToSavepoint()
+
+        // The same savepoint name is usable again after a rollback.
+        try store.savepoint()
+        try store.saveCommandAnswer(tenant: "acme", technician: "tech-1", id: "c3", at: 2_003, answer: Array("r3".utf8))
+        try store.releaseSavepoint()
+        try store.commit()
+
+        let after = try XCTUnwrap(try store.ticket("T-1001"))
+        XCTAssertEqual(after.seq, 1)
+        XCTAssertEqual(after.status, .new)
+        XCTAssertEqual(after.version, 1)
+        XCTAssertEqual(try store.messages(ticket: t.id, after: 0).map(\.body), ["kept"])
+        XCTAssertEqual(try store.deltas(ticket: t.id, after: 0, limit: 10).map(\.seq), [1])
+        XCTAssertNil(try store.ticketForMailMessageID("<undone@x>"))
+        XCTAssertNil(try store.timeState(ticket: t.id).active)
+        XCTAssertEqual(try store.commandAnswer(tenant: "acme", technician: "tech-1", id: "c1", notBefore: 0), Array("r1".utf8))
+        XCTAssertNil(try store.commandAnswer(tenant: "acme", technician: "tech-1", id: "c2", notBefore: 0))
+        XCTAssertEqual(try store.commandAnswer(tenant: "acme", technician: "tech-1", id: "c3", notBefore: 0), Array("r3".utf8))
+    }
+
+    func testRollback_wholeBatch_leavesNothing() throws {
+        let store = try seeded()
+        try store.begin()
+        try store.appendDelta(ticket: "T-1001", seq: 1, at: 1, kind: .messageCreated, data: [0x7B, 0x7D])
+        try store.createTenant(Tenant(id: "globex", name: "Globex"), at: 1)
+        store.rollback()
+        XCTAssertNil(try store.oldestDeltaSeq(ticket: "T-1001"))
+        XCTAssertNil(try store.tenant("globex"))
+    }
+
+    // MARK: The delta log
+
+    func testDeltas_afterOldestAndPrune_perTicket() throws {
+        let store = try seeded()
+        try store.begin()
+        try store.insertTicket(ticket(1002))
+        for seq in 1...10 {
+            try store.appendDelta(ticket: "T-1001", seq: seq, at: Int64(seq), kind: .messageCreated, data: Array("{\"n\":\(seq)}".utf8))
+        }
+        try store.appendDelta(ticket: "T-1002", seq: 1, at: 1, kind: .timeUpdated, data: Array("{}".utf8))
+        try store.commit()
+
+        XCTAssertEqual(try store.oldestDeltaSeq(ticket: "T-1001"), 1)
+        XCTAssertNil(try store.oldestDeltaSeq(ticket: "T-9999"))
+        let after3 = try store.deltas(ticket: "T-1001", after: 3, limit: 100)
+        XCTAssertEqual(after3.map(\.seq), Array(4...10))
+        XCTAssertEqual(after3.first?.kind, "message.created")
+        XCTAssertEqual(after3.first?.at, 4)
+        XCTAssertEqual(after3.first?.data, Array("{\"n\":4}".utf8))
+        XCTAssertEqual(try store.deltas(ticket: "T-1001", after: 3, limit: 2).map(\.seq), [4, 5], "limit bounds the read")
+        XCTAssertEqual(try store.deltas(ticket: "T-1001", after: 10, limit: 5).map(\.seq), [])
+
+        try store.pruneDeltas(ticket: "T-1001", keepingAfter: 6)
+        XCTAssertEqual(try store.oldestDeltaSeq(ticket: "T-1001"), 7)
+        XCTAssertEqual(try store.deltas(ticket: "T-1001", after: 0, limit: 100).map(\.seq), [7, 8, 9, 10])
+        XCTAssertEqual(try store.deltas(ticket: "T-1002", after: 0, limit: 100).map(\.seq), [1], "pruning is per ticket")
+    }
+
+    func testAppendDelta_sameSeqTwice_isAConstraintViolation() throws {
+        let store = try seeded()
+        try store.appendDelta(ticket: "T-1001", seq: 1, at: 1, kind: .messageCreated, data: [0x7B, 0x7D])
+        XCTAssertThrowsError(try store.appendDelta(ticket: "T-1001", seq: 1, at: 2, kind: .messageCreated, data: [0x7B, 0x7D])) { error in
+            XCTAssertTrue((error as? StoreError)?.isConstraintViolation ?? false, "\(error)")
+        }
+    }
+
+    // MARK: Command answers
+
+    func testCommandAnswers_windowTechnicianAndTenantScoped_prunable() throws {
+        let store = try seeded()
+        let answer = Array("{\"type\":\"result\"}".utf8)
+        try store.saveCommandAnswer(tenant: "acme", technician: "tech-1", id: "c1", at: 10_000, answer: answer)
+        XCTAssertEqual(try store.commandAnswer(tenant: "acme", technician: "tech-1", id: "c1", notBefore: 10_000), answer, "inclusive at the edge")
+        XCTAssertNil(try store.commandAnswer(tenant: "acme", technician: "tech-1", id: "c1", notBefore: 10_001), "outside the window")
+        XCTAssertNil(try store.commandAnswer(tenant: "acme", technician: "tech-2", id: "c1", notBefore: 0), "another technician")
+        XCTAssertNil(try store.commandAnswer(tenant: "globex", technician: "tech-1", id: "c1", notBefore: 0), "another tenant")
+        XCTAssertNil(try store.commandAnswer(tenant: "acme", technician: "tech-1", id: "c2", notBefore: 0))
+
+        try store.saveCommandAnswer(tenant: "acme", technician: "tech-1", id: "c2", at: 20_000, answer: answer)
+        try store.pruneCommandAnswers(before: 15_000)
+        XCTAssertNil(try store.commandAnswer(tenant: "acme", technician: "tech-1", id: "c1", notBefore: 0), "pruned")
+        XCTAssertEqual(try store.commandAnswer(tenant: "acme", technician: "tech-1", id: "c2", notBefore: 0), answer, "kept")
+    }
+
+    // MARK: Re-opening
+
+    func testReopen_keepsCommittedDataAndDropsUncommitted() throws {
+        do {
+            let store = try seeded()
+            var t = try XCTUnwrap(try store.ticket("T-1001"))
+            try store.begin()
+            t.seq = 1; t.status = .inProgress; t.version = 2
+            try store.insertMessage(message(t, seq: 1, body: "durable"), mailMessageID: nil)
+            try store.appendDelta(ticket: t.id, seq: 1, at: 2_001, kind: .messageCreated, data: Array("{}".utf8))
+            try store.updateTicket(t)
+            try store.commit()
+            // Begun and never committed: gone when the connection goes.
+            try store.begin()
+            try store.createTenant(Tenant(id: "ghost", name: "Ghost"), at: 1)
+        }
+        let reopened = try SQLiteTicketStore(path: path)
+        let t = try XCTUnwrap(try reopened.ticket("T-1001"))
+        XCTAssertEqual(t.seq, 1)
+        XCTAssertEqual(t.status, .inProgress)
+        XCTAssertEqual(t.version, 2)
+        XCTAssertEqual(t.contact, Contact(name: "Casey", email: "casey@example.com"))
+        XCTAssertEqual(try reopened.recentMessages(ticket: t.id, limit: 10).map(\.body), ["durable"])
+        XCTAssertEqual(try reopened.deltas(ticket: t.id, after: 0, limit: 10).map(\.seq), [1])
+        XCTAssertEqual(try reopened.technician(tenant: "acme", id: "tech-1")?.name, "Tech 1")
+        XCTAssertNil(try reopened.tenant("ghost"))
+        XCTAssertEqual(try reopened.nextTicketNumber(), 1002)
+    }
+
+    func testMessages_recentAreOldestFirstAndAfterFilters() throws {
+        let store = try seeded()
+        let t = try XCTUnwrap(try store.ticket("T-1001"))
+        for seq in 1...5 { try store.insertMessage(message(t, seq: seq, body: "m\(seq)"), mailMessageID: nil) }
+        XCTAssertEqual(try store.recentMessages(ticket: t.id, limit: 3).map(\.seq), [3, 4, 5])
+        XCTAssertEqual(try store.messages(ticket: t.id, after: 3).map(\.body), ["m4", "m5"])
+        let first = try XCTUnwrap(try store.messages(ticket: t.id, after: 0).first)
+        XCTAssertEqual(first, message(t, seq: 1, body: "m1"), "a message reads back as written")
+    }
+}
