@@ -47,7 +47,8 @@ flags (each also PEEK_<FLAG>, e.g. PEEK_JWT_SECRET; repeatable flags take a comm
   --max-tenant-connections N   technician connections per tenant (20000)
   --frames-per-second N  frames one technician connection may send per second, burst twice that (200)
   --client DIR           where the browser files are (client)
-  --demo                 seed a demo tenant on first start and allow demo sign-in
+  --demo                 seed a demo tenant on first start, allow demo sign-in, and open
+                         --tls-port 8443 and --agent-port 8444 unless given
 """
 
 /// Flags from argv, then PEEK_* variables for those not given.
@@ -152,6 +153,12 @@ config.maxConnectionsPerTenant = args.int("max-tenant-connections", min: 1) ?? c
 config.framesPerSecond = args.int("frames-per-second", min: 1, max: 10_000_000) ?? config.framesPerSecond
 config.clientDirectory = args.string("client") ?? config.clientDirectory
 config.demo = args.switches.contains("demo")
+if config.demo && mode == "serve" {
+    // The newcomer's one command shows every listener: wss and the agent
+    // socket on development certificates generated into --data.
+    if args.string("tls-port") == nil { config.tlsPort = 8443 }
+    if args.string("agent-port") == nil { config.agentPort = 8444 }
+}
 
 switch mode {
 case "token":
