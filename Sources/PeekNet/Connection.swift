@@ -74,6 +74,10 @@ public final class Connection: Selectable {
     /// connection stays open for writing until the handler calls
     /// `closeAfterFlush()`, and closes as soon as that output is out.
     public var answersAfterEOF = false
+    /// Runs once, on the loop, the next time the output queue empties: a
+    /// handler that stopped producing because too much sat unread resumes
+    /// here (backpressure without a timer).
+    public var onDrained: (() -> Void)?
 
     static let tlsHandshakeTimeoutMillis: Int64 = 10_000
     static let lingerMillis: Int64 = 2_000
@@ -153,7 +157,12 @@ public final class Connection: Selectable {
             }
         }
         armWritable(false)
-        if isClosing && !writeShutDown { shutdownWriteSide() }
+        if isClosing && !writeShutDown {
+            shutdownWriteSide()
+        } else if let drained = onDrained {
+            onDrained = nil
+            drained()
+        }
     }
 
     private func encryptPending() {
@@ -220,6 +229,7 @@ public final class Connection: Selectable {
         plaintextPending = []
         plaintextPendingBytes = 0
         tls = nil
+        onDrained = nil
         let h = handler
         handler = nil
         h?.connectionDidClose(self)

@@ -25,6 +25,10 @@ final class HTTPConnectionHandler: ConnectionHandler {
     static let requestTimeoutMillis: Int64 = 30_000
     /// Bodies of the mail gateway's raw messages may be larger than JSON calls.
     static let inboundMailMaxBytes = 25 * 1024 * 1024
+    /// Past this much unread output, pipelined requests wait until the
+    /// client has read: ~40 request bytes buy a 40 kB file, so answering all
+    /// of a 256 KiB read at once could queue hundreds of megabytes.
+    static let maxUnreadResponseBytes = 1 << 20
 
     init(hub: LoopHub) {
         self.hub = hub
@@ -43,6 +47,10 @@ final class HTTPConnectionHandler: ConnectionHandler {
 
     private func process(_ connection: Connection) {
         while !awaitingResponse && !connection.isClosing && !connection.isClosed && connection.handler === self {
+            if connection.bufferedBytes > Self.maxUnreadResponseBytes {
+                connection.onDrained = { [weak self, unowned connection] in self?.process(connection) }
+                return
+            }
             let result: HTTPParseResult
             do { result = try parser.next() } catch {
                 respond(connection, HTTPResponse(parseError: error), head: nil)

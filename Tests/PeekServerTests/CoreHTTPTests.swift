@@ -1,0 +1,384 @@
+import Foundation
+import XCTest
+import PeekCore
+import PeekTestSupport
+
+/// The plain HTTP face of a real server on an ephemeral port: health,
+/// static files, the parser's limits as JSON errors, keep-alive, and the
+/// API router's 404/405.
+final class CoreHTTPTests: XCTestCase {
+    private var server: TestServer!
+
+    override func setUpWithError() throws {
+        server = try TestServer()
+    }
+
+    override func tearDown() {
+        server?.stop()
+        server = nil
+    }
+
+    // MARK: Health
+
+    func testHealthz_get_answers200WithJSONStatus() throws {
+        let r = try server.request("GET", "/healthz", service: false)
+        XCTAssertEqual(r.status, 200)
+        XCTAssertEqual(r.headers["content-type"], "application/json")
+        XCTAssertEqual(r.json?["status"]?.stringValue, "ok")
+        XCTAssertEqual(r.headers["content-length"], String(r.body.count))
+    }
+
+    // MARK: Static files
+
+    func testStatic_root_servesIndexHTMLWithETag() throws {
+        let r = try server.request("GET", "/", service: false)
+        XCTAssertEqual(r.status, 200)
+        XCTAssertEqual(r.headers["content-type"], "text/html; charset=utf-8")
+        XCTAssertEqual(r.headers["x-content-type-options"], "nosniff")
+        let onDisk = try Data(contentsOf: URL(fileURLWithPath: TestServer.repositoryRoot + "/client/index.html"))
+        XCTAssertTrue(r.body == Array(onDisk), "body is not client/index.html (\(r.body.count) bytes)")
+        let etag = try XCTUnwrap(r.headers["etag"])
+        XCTAssertTrue(etag.hasPrefix("\"") && etag.hasSuffix("\""), "strong ETag expected, got \(etag)")
+    }
+
+    func testStatic_eachKind_hasItsContentType() throws {
+        let expected = [
+            ("/index.html", "text/html; charset=utf-8"),
+            ("/app.js", "text/javascript; charset=utf-8"),
+            ("/peek.css", "text/css; charset=utf-8"),
+        ]
+        for (path, type) in expected {
+            let r = try server.request("GET", path, service: false)
+            XCTAssertEqual(r.status, 200, path)
+            XCTAssertEqual(r.headers["content-type"], type, path)
+            let onDisk = try Data(contentsOf: URL(fileURLWithPath: TestServer.repositoryRoot + "/client" + path))
+            XCTAssertEqual(r.body.count, onDisk.count, path)
+        }
+    }
+
+    func testStatic_ifNoneMatchWithCurrentETag_answers304WithoutBody() throws {
+        let first = try server.request("GET", "/app.js", service: false)
+        let etag = try XCTUnwrap(first.headers["etag"])
+        let again = try server.request("GET", "/app.js", service: false, headers: [("If-None-Match", etag)])
+        XCTAssertEqual(again.status, 304)
+        XCTAssertEqual(again.headers["etag"], etag)
+        XCTAssertTrue(again.body.isEmpty)
+        XCTAssertNil(again.headers["content-length"])
+
+        let stale = try server.request("GET", "/app.js", service: false, headers: [("If-None-Match", "\"not-the-etag\"")])
+        XCTAssertEqual(stale.status, 200)
+        XCTAssertTrue(stale.body == first.body)
+    }
+
+    func testStatic_head_hasLengthButNoBody() throws {
+        let get = try server.request("GET", "/peek.css", service: false)
+        let head = try server.request("HEAD", "/peek.css", service: false)
+        XCTAssertEqual(head.status, 200)
+        XCTAssertEqual(head.headers["content-length"], String(get.body.count))
+        XCTAssertTrue(head.body.isEmpty)
+    }
+
+    func testStatic_traversalAttempts_answer404AndNeverTheFile() throws {
+        // Package.swift sits one level above client/; .git/config two paths away.
+        let attempts = [
+            "/../Package.swift",
+            "/%2e%2e/Package.swift",
+            "/%2E%2E/Package.swift",
+            "/..%2fPackage.swift",
+            "/%2e%2e%2fPackage.swift",
+            "/test/../../Package.swift",
+            "/.git/config",
+            "/%2egit/config",
+            "/../.git/config",
+            "//etc/passwd",
+            "/..\\Package.swift",
+        ]
+        for path in attempts {
+            let r = try coreRawExchange(port: server.port, "GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            XCTAssertEqual(r.status, 404, path)
+            XCTAssertFalse(r.text.contains("PackageDescription"), "\(path) leaked Package.swift")
+            XCTAssertFalse(r.text.contains("[core]"), "\(path) leaked .git/config")
+            XCTAssertEqual(r.json?["error"]?["code"]?.stringValue, "not_found", path)
+        }
+    }
+
+    func testStatic_missingFile_answers404JSON() throws {
+        let r = try server.request("GET", "/no-such-file.js", service: false)
+        XCTAssertEqual(r.status, 404)
+        XCTAssertEqual(r.json?["error"]?["code"]?.stringValue, "not_found")
+    }
+
+    // MARK: Parser limits, as the contract's error body
+
+    func testHeaders_tooMany_answers431WithErrorBody() throws {
+        var request = "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+        for i in 0..<150 { request += "X-Filler-\(i): \(i)\r\n" }
+        request += "\r\n"
+        let r = try coreRawExchange(port: server.port, request)
+        XCTAssertEqual(r.status, 431)
+        assertErrorBody(r, code: "headers_too_large")
+        XCTAssertEqual(r.headers["connection"], "close")
+    }
+
+    func testHeaders_oneHuge_answers431WithErrorBody() throws {
+        let request = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 20_000))\r\n\r\n"
+        let r = try coreRawExchange(port: server.port, request)
+        XCTAssertEqual(r.status, 431)
+        assertErrorBody(r, code: "headers_too_large")
+    }
+
+    func testRequestLine_longURL_answers414WithErrorBody() throws {
+        let request = "GET /\(String(repeating: "p", count: 10_000)) HTTP/1.1\r\nHost: x\r\n\r\n"
+        let r = try coreRawExchange(port: server.port, request)
+        XCTAssertEqual(r.status, 414)
+        assertErrorBody(r, code: "uri_too_long")
+    }
+
+    func testRequest_garbage_answers400WithErrorBody() throws {
+        for garbage in ["HELLO THERE\r\n\r\n", "\u{1}\u{2}\u{3} / HTTP/1.1\r\n\r\n", "GET / HTTP/1.1\r\nNo colon here\r\n\r\n"] {
+            let r = try coreRawExchange(port: server.port, garbage)
+            XCTAssertEqual(r.status, 400, garbage.debugDescription)
+            assertErrorBody(r, code: nil)
+        }
+    }
+
+    func testBody_declaredOverLimit_answers413BeforeTheBodyIsSent() throws {
+        // Only the head: a 2 MiB Content-Length must be refused on sight.
+        let request = "POST /v1/tenants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(server.config.serviceToken)\r\n"
+            + "Content-Type: application/json\r\nContent-Length: \(2 << 20)\r\n\r\n"
+        let r = try coreRawExchange(port: server.port, request)
+        XCTAssertEqual(r.status, 413)
+        assertErrorBody(r, code: "body_too_large")
+    }
+
+    func testBody_chunkedWithExpectContinue_answered201() throws {
+        let socket = try TestSocket.connect(port: server.port)
+        defer { socket.close() }
+        try socket.write(Array(("POST /v1/tenants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(server.config.serviceToken)\r\n"
+            + "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n").utf8))
+        let interim = try socket.readUntil({ String(decoding: $0, as: UTF8.self).contains("\r\n\r\n") })
+        XCTAssertEqual(String(decoding: interim, as: UTF8.self), "HTTP/1.1 100 Continue\r\n\r\n")
+        // {"id":"chunky","name":"Chunky"} in two chunks of 0x0f and 0x10 bytes.
+        try socket.write(Array("f\r\n{\"id\":\"chunky\",\r\n10\r\n\"name\":\"Chunky\"}\r\n0\r\n\r\n".utf8))
+        let r = try coreReadResponse(socket)
+        XCTAssertEqual(r.status, 201, r.text)
+        XCTAssertEqual(r.json?["id"]?.stringValue, "chunky")
+    }
+
+    func testHTTP10_withoutHost_answeredAndClosed() throws {
+        let r = try coreRawExchange(port: server.port, "GET /healthz HTTP/1.0\r\n\r\n")
+        XCTAssertEqual(r.status, 200)
+        XCTAssertEqual(r.json?["status"]?.stringValue, "ok")
+    }
+
+    func testHTTP11_withoutHost_answers400() throws {
+        let r = try coreRawExchange(port: server.port, "GET /healthz HTTP/1.1\r\n\r\n")
+        XCTAssertEqual(r.status, 400)
+        assertErrorBody(r, code: nil)
+    }
+
+    // MARK: Keep-alive
+
+    func testKeepAlive_twoRequestsOnOneConnection_bothAnswered() throws {
+        let socket = try TestSocket.connect(port: server.port)
+        defer { socket.close() }
+        try socket.write(Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        let first = try coreReadResponse(socket)
+        XCTAssertEqual(first.status, 200)
+        XCTAssertNil(first.headers["connection"])
+        try socket.write(Array("GET /peek.css HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        let second = try coreReadResponse(socket)
+        XCTAssertEqual(second.status, 200)
+        XCTAssertEqual(second.headers["content-type"], "text/css; charset=utf-8")
+        // Two pipelined in one write, answered in order.
+        try socket.write(Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        XCTAssertEqual(try coreReadResponse(socket).status, 200)
+        let last = try coreReadResponse(socket)
+        XCTAssertEqual(last.status, 404)
+        XCTAssertEqual(last.headers["connection"], "close")
+        XCTAssertEqual(try socket.read(timeout: 5), [], "server should close after Connection: close")
+    }
+
+    func testRequest_writtenOneByteAtATime_answered() throws {
+        let socket = try TestSocket.connect(port: server.port)
+        defer { socket.close() }
+        for byte in Array("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8) {
+            try socket.write([byte])
+            usleep(1_000)  // each byte its own segment (TCP_NODELAY is on)
+        }
+        let r = try coreReadResponse(socket)
+        XCTAssertEqual(r.status, 200)
+        XCTAssertEqual(r.json?["status"]?.stringValue, "ok")
+    }
+
+    func testAPI_clientHalfClosesAfterRequest_stillAnswered() throws {
+        // `printf ... | nc -N`: the request, then FIN, then wait for the answer.
+        let body = #"{"id":"halfclose","name":"Half Close"}"#
+        let socket = try TestSocket.connect(port: server.port)
+        defer { socket.close() }
+        try socket.write(Array(("POST /v1/tenants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(server.config.serviceToken)\r\n"
+            + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body).utf8))
+        try socket.shutdownWrite()
+        let r = try coreReadResponse(socket)
+        XCTAssertEqual(r.status, 201, r.text)
+        XCTAssertEqual(r.json?["id"]?.stringValue, "halfclose")
+        XCTAssertEqual(try socket.read(timeout: 5), [], "the server should close after answering")
+    }
+
+    func testKeepAlive_pipelinedAPICallThenStaticFile_answeredInOrder() throws {
+        // The API call waits on the engine; the file behind it must not overtake it.
+        let body = #"{"id":"piped","name":"Piped"}"#
+        let socket = try TestSocket.connect(port: server.port)
+        defer { socket.close() }
+        try socket.write(Array(("POST /v1/tenants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(server.config.serviceToken)\r\n"
+            + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").utf8))
+        let first = try coreReadResponse(socket)
+        XCTAssertEqual(first.status, 201, first.text)
+        XCTAssertEqual(first.json?["id"]?.stringValue, "piped")
+        let second = try coreReadResponse(socket)
+        XCTAssertEqual(second.status, 200)
+        XCTAssertEqual(second.json?["status"]?.stringValue, "ok")
+    }
+
+    func testKeepAlive_manyPipelinedRequestsUnread_answeringPausesUntilClientReads() throws {
+        // 500 requests of ~50 bytes for a 40 kB file: 20 MB of answers for
+        // 25 kB of asking. The server must stop answering while they pile up
+        // unread, not queue them all (and run what is behind them).
+        let request = "GET /peek.css HTTP/1.1\r\nHost: x\r\n\r\n"
+        let late = #"{"id":"late","name":"Late"}"#
+        let lastCall = "POST /v1/tenants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(server.config.serviceToken)\r\n"
+            + "Content-Type: application/json\r\nContent-Length: \(late.utf8.count)\r\n\r\n\(late)"
+        let socket = try TestSocket.connect(port: server.port)
+        defer { socket.close() }
+        try socket.write(Array((String(repeating: request, count: 500) + lastCall).utf8), timeout: 10)
+
+        // Probe without reading: the tenant behind the 500 must not exist yet.
+        let probe = #"{"id":"tech-x","name":"X","email":"x@late.example"}"#
+        usleep(1_000_000)  // time for a server without the pause to run ahead
+        XCTAssertEqual(try server.request("POST", "/v1/tenants/late/technicians", body: Array(probe.utf8)).status, 404,
+                       "the pipelined call ran while 20 MB of answers sat unread")
+
+        let cssLength = try Data(contentsOf: URL(fileURLWithPath: TestServer.repositoryRoot + "/client/peek.css")).count
+        for i in 0..<500 {
+            let r = try coreReadResponse(socket)
+            guard r.status == 200, r.body.count == cssLength else {
+                return XCTFail("response \(i): \(r.status), \(r.body.count) bytes")
+            }
+        }
+        let created = try coreReadResponse(socket)
+        XCTAssertEqual(created.status, 201, created.text)
+        XCTAssertEqual(try server.request("POST", "/v1/tenants/late/technicians", body: Array(probe.utf8)).status, 201)
+    }
+
+    // MARK: API routing
+
+    func testAPI_unknownV1Path_answers404JSON() throws {
+        let r = try server.request("GET", "/v1/no-such-thing")
+        XCTAssertEqual(r.status, 404)
+        assertErrorBody(r, code: "not_found")
+    }
+
+    func testAPI_wrongMethod_answers405WithAllow() throws {
+        let r = try server.request("DELETE", "/v1/tenants")
+        XCTAssertEqual(r.status, 405)
+        XCTAssertEqual(r.headers["allow"], "POST")
+        assertErrorBody(r, code: "method_not_allowed")
+
+        let both = try server.request("PATCH", "/v1/tenants/acme/email-account")
+        XCTAssertEqual(both.status, 405)
+        let allowed = Set((both.headers["allow"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        XCTAssertEqual(allowed, ["GET", "HEAD", "PUT"])  // HEAD comes with GET
+
+        let staticPost = try server.request("POST", "/index.html", body: [])
+        XCTAssertEqual(staticPost.status, 405)
+        XCTAssertEqual(staticPost.headers["allow"], "GET, HEAD")
+    }
+
+    func testAPI_withoutServiceToken_answers401JSON() throws {
+        let r = try server.api("POST", "/v1/tenants", ["id": "x", "name": "X"])
+        XCTAssertEqual(r.status, 201)
+        let refused = try server.request("POST", "/v1/tenants", body: JSONWriter.encode(["id": "y", "name": "Y"]), service: false)
+        XCTAssertEqual(refused.status, 401)
+        assertErrorBody(refused, code: "unauthorized")
+    }
+
+    // MARK: Connection cap
+
+    func testConnectionCap_pastMaxConnections_newConnectionClosedUntilOneLeaves() throws {
+        server.stop()
+        server = try TestServer { c in
+            c.threads = 1
+            c.maxConnections = 1
+        }
+        let first = try TestSocket.connect(port: server.port)
+        try first.write(Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        XCTAssertEqual(try coreReadResponse(first).status, 200)
+        // Accepted and closed at once: EOF (or a reset), never an answer.
+        let second = try TestSocket.connect(port: server.port)
+        defer { second.close() }
+        try? second.write(Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        var answered = false
+        do { answered = try !second.read(timeout: 5).isEmpty } catch TestSocketError.system(_, let code) where code == ECONNRESET {}
+        XCTAssertFalse(answered, "a connection past the cap was served")
+        first.close()
+        // The slot frees once the server has seen the close.
+        var status: Int?
+        let deadline = Date().addingTimeInterval(10)
+        while status == nil && Date() < deadline {
+            status = try? coreRawExchange(port: server.port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout: 2).status
+            if status == nil { usleep(100_000) }
+        }
+        XCTAssertEqual(status, 200)
+    }
+
+    // MARK: Helpers
+
+    private func assertErrorBody(_ r: TestServer.Response, code: String?, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(r.headers["content-type"], "application/json", file: file, line: line)
+        guard let error = r.json?["error"] else {
+            return XCTFail("no {\"error\":...} body: \(r.text)", file: file, line: line)
+        }
+        if let code { XCTAssertEqual(error["code"]?.stringValue, code, file: file, line: line) }
+        XCTAssertFalse(error["code"]?.stringValue?.isEmpty ?? true, "empty code", file: file, line: line)
+        XCTAssertFalse(error["message"]?.stringValue?.isEmpty ?? true, "empty message", file: file, line: line)
+    }
+}
+
+// MARK: Raw HTTP for the Core tests
+
+/// Sends `request` as is on a fresh connection and reads until the server
+/// closes (every refusal here closes the connection).
+func coreRawExchange(port: UInt16, _ request: String, timeout: Double = 10) throws -> TestServer.Response {
+    let socket = try TestSocket.connect(port: port)
+    defer { socket.close() }
+    try socket.write(Array(request.utf8))
+    var raw: [UInt8] = []
+    let deadline = Date().addingTimeInterval(timeout)
+    while deadline.timeIntervalSinceNow > 0 {
+        let chunk: [UInt8]
+        do { chunk = try socket.read(timeout: deadline.timeIntervalSinceNow) } catch TestSocketError.system(_, let code) where code == ECONNRESET { break }
+        if chunk.isEmpty { break }
+        raw += chunk
+    }
+    return try TestServer.parseResponse(raw)
+}
+
+/// One response off a kept-alive connection, framed by its Content-Length
+/// (none for 304); the bytes after it stay in the socket.
+func coreReadResponse(_ socket: TestSocket, timeout: Double = 10) throws -> TestServer.Response {
+    func headEnd(_ b: [UInt8]) -> Int? {
+        guard b.count >= 4 else { return nil }
+        for i in 0...(b.count - 4) where b[i] == 13 && b[i + 1] == 10 && b[i + 2] == 13 && b[i + 3] == 10 { return i + 4 }
+        return nil
+    }
+    var raw = try socket.readUntil({ headEnd($0) != nil }, timeout: timeout)
+    let end = headEnd(raw)!
+    let head = try TestServer.parseResponse(Array(raw[..<end]))
+    let length = head.status == 304 ? 0 : Int(head.headers["content-length"] ?? "0") ?? 0
+    if raw.count - end < length {
+        raw += try socket.readUntil({ $0.count >= length - (raw.count - end) }, timeout: timeout)
+    }
+    socket.unread(Array(raw[(end + length)...]))
+    return try TestServer.parseResponse(Array(raw[..<(end + length)]))
+}

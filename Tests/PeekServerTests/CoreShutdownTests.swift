@@ -1,0 +1,120 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+import PeekCore
+import PeekTestSupport
+
+/// The real `peekd` binary as a subprocess: it prints its ready line, and on
+/// SIGTERM closes every WebSocket with 1001 and exits 0.
+///
+/// The binary is `$PEEKD_BIN` (scripts/test.sh sets it after `swift build`),
+/// else `<repo>/.build/debug/peekd`; without either the test is skipped.
+final class CoreShutdownTests: XCTestCase {
+    private var process: Process?
+    private var dataDirectory: String?
+
+    override func tearDown() {
+        if let process, process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        if let dataDirectory { try? FileManager.default.removeItem(atPath: dataDirectory) }
+    }
+
+    private func peekdBinary() throws -> String {
+        if let path = ProcessInfo.processInfo.environment["PEEKD_BIN"], !path.isEmpty {
+            guard FileManager.default.isExecutableFile(atPath: path) else {
+                throw TestWebSocketClient.Failure("PEEKD_BIN=\(path) is not an executable file")
+            }
+            return path
+        }
+        let built = TestServer.repositoryRoot + "/.build/debug/peekd"
+        if FileManager.default.isExecutableFile(atPath: built) { return built }
+        throw XCTSkip("no peekd binary: set PEEKD_BIN or run `swift build` first (scripts/test.sh does both)")
+    }
+
+    func testSIGTERM_connectedClient_getsClose1001AndProcessExits0() throws {
+        let binary = try peekdBinary()
+        let data = NSTemporaryDirectory() + "peekd-sigterm-" + UUID().uuidString
+        dataDirectory = data
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["--port", "0", "--data", data, "--threads", "2",
+                             "--jwt-secret", "sigterm-secret", "--service-token", "sigterm-service"]
+        // Flags win over PEEK_* variables, but keep stray ones out anyway.
+        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PEEK_") }
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+
+        let output = LineReader(fd: out.fileHandleForReading.fileDescriptor)
+        let ready = try XCTUnwrap(output.line(timeout: 20) { $0.contains("ready") }, "no ready line from peekd")
+        XCTAssertTrue(ready.hasPrefix("peekd ready plain=127.0.0.1:"), ready)
+        let port = try XCTUnwrap(ready.split(separator: " ").first { $0.hasPrefix("plain=") }
+            .flatMap { $0.split(separator: ":").last }.flatMap { UInt16($0) }, ready)
+        XCTAssertNotEqual(port, 0)
+
+        // A signed-in technician, so the drain has a real session to close.
+        try call(port, "POST", "/v1/tenants", #"{"id":"acme","name":"Acme"}"#)
+        try call(port, "POST", "/v1/tenants/acme/technicians", #"{"id":"tech-1","name":"Tech 1","email":"t@acme.example"}"#)
+        let token = JWT.sign(TechnicianClaims(subject: "tech-1", tenant: "acme", name: "Tech 1",
+                                              expiresAt: Int64(Date().timeIntervalSince1970) + 600),
+                             secret: Array("sigterm-secret".utf8))
+        let client = try TestWebSocketClient(port: port)
+        defer { client.close() }
+        try client.send(["type": "hello", "token": .string(token)])
+        try client.next(type: "welcome", timeout: 10)
+        // And one that never said hello.
+        let anonymous = try TestWebSocketClient(port: port)
+        defer { anonymous.close() }
+
+        XCTAssertEqual(kill(process.processIdentifier, SIGTERM), 0)
+        XCTAssertEqual(try client.awaitClose(timeout: 10), 1001)
+        XCTAssertEqual(try anonymous.awaitClose(timeout: 10), 1001)
+
+        let deadline = Date().addingTimeInterval(15)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        XCTAssertFalse(process.isRunning, "peekd still running 15 s after SIGTERM")
+        guard !process.isRunning else { return }
+        XCTAssertEqual(process.terminationReason, .exit)
+        XCTAssertEqual(process.terminationStatus, 0)
+        XCTAssertThrowsError(try TestSocket.connect(port: port), "still accepting after exit")
+    }
+
+    @discardableResult
+    private func call(_ port: UInt16, _ method: String, _ path: String, _ json: String) throws -> TestServer.Response {
+        let request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer sigterm-service\r\n"
+            + "Content-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)"
+        let r = try coreRawExchange(port: port, request)
+        XCTAssertEqual(r.status, 201, "\(method) \(path): \(r.text)")
+        return r
+    }
+}
+
+/// Lines from a pipe, with a deadline (a `poll` per read).
+private final class LineReader {
+    let fd: Int32
+    private var buffer: [UInt8] = []
+    init(fd: Int32) { self.fd = fd }
+
+    /// The first line satisfying `predicate`; nil at EOF or the deadline.
+    func line(timeout: Double, where predicate: (String) -> Bool) -> String? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            while let newline = buffer.firstIndex(of: 10) {
+                let line = String(decoding: buffer[..<newline], as: UTF8.self)
+                buffer.removeSubrange(...newline)
+                if predicate(line) { return line }
+            }
+            let left = deadline.timeIntervalSinceNow
+            guard left > 0 else { return nil }
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, Int32(left * 1000) + 1) > 0 else { continue }
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { return nil }
+            buffer += chunk[..<n]
+        }
+    }
+}
