@@ -7,16 +7,23 @@ import PeekStore
 /// (technician token) and the demo sign-in (`--demo` only).
 extension Engine {
     func handleAPI(_ r: APIRequest, reply: @escaping @Sendable (APIResponse) -> Void) {
-        let response: APIResponse
+        var response: APIResponse
+        let mark = outputs.count
         do {
+            try store.savepoint()
             response = try route(r)
+            try store.releaseSavepoint()
         } catch let e as PeekError {
+            rollbackCommandOutputs(to: mark)
             response = .error(e)
         } catch let e as UnprocessableError {
+            rollbackCommandOutputs(to: mark)
             response = APIResponse(status: 422, body: Wire.errorBody(e.error))
         } catch let e as StoreError where e.isConstraintViolation {
+            rollbackCommandOutputs(to: mark)
             response = .error(PeekError(.conflict, "That already exists (\(e.message)); use another id."))
         } catch {
+            rollbackCommandOutputs(to: mark)
             log("API \(r.method) \(r.path) failed: \(error)")
             response = .error(PeekError(.internal, "The request could not be completed; try again."))
         }
@@ -180,19 +187,49 @@ extension Engine {
         case .putSLAPolicy:
             let tenant = try requireTenant(r)
             let v = try body(r)
-            var w = JSONWriter()
-            w.beginObject()
+            // Everything is validated before anything is written.
+            var targets: [(Priority, SLATarget)] = []
             for p in Priority.allCases {
                 guard let entry = v[p.rawValue], !entry.isNull else { continue }
                 guard let resp = entry["response"]?.intValue, let res = entry["resolution"]?.intValue, resp > 0, res > 0 else {
                     throw PeekError(.invalid, "\"\(p.rawValue)\" needs positive integer \"response\" and \"resolution\" (seconds).")
                 }
+                targets.append((p, SLATarget(response: resp, resolution: res)))
+            }
+            var hoursGiven = false
+            var hours: BusinessHours?
+            if let bh = v["business_hours"] {
+                hoursGiven = true
+                if !bh.isNull {
+                    guard let days = bh["days"]?.arrayValue?.compactMap({ $0.intValue }), let start = bh["start"]?.stringValue.flatMap(BusinessHours.minutes),
+                          let end = bh["end"]?.stringValue.flatMap(BusinessHours.minutes),
+                          let h = BusinessHours(days: Set(days), startMinute: start, endMinute: end, utcOffsetMinutes: bh["utc_offset_minutes"]?.intValue ?? 0) else {
+                        throw PeekError(.invalid, "\"business_hours\" needs \"days\" (ISO weekdays 1-7), \"start\" and \"end\" as \"HH:MM\" with start before end, and optionally \"utc_offset_minutes\" (-840 to 840); or null to count every hour.")
+                    }
+                    hours = h
+                }
+            }
+            if hoursGiven { try store.putBusinessHours(tenant: tenant.id, hours) }
+            for (p, target) in targets {
                 let old = try store.slaPolicy(tenant: tenant.id, priority: p)
-                let target = SLATarget(response: resp, resolution: res)
                 try store.putSLAPolicy(tenant: tenant.id, priority: p, target)
                 try remeasureOpenTickets(tenant: tenant.id, priority: p, from: old, to: target)
-                w.key(p.rawValue); w.beginObject(); w.field("response", resp); w.field("resolution", res); w.endObject()
             }
+            var w = JSONWriter()
+            w.beginObject()
+            for p in Priority.allCases {
+                guard let target = try store.slaPolicy(tenant: tenant.id, priority: p) else { continue }
+                w.key(p.rawValue); w.beginObject(); w.field("response", target.response); w.field("resolution", target.resolution); w.endObject()
+            }
+            w.key("business_hours")
+            if let h = try store.businessHours(tenant: tenant.id) {
+                w.beginObject()
+                w.key("days"); w.beginArray(); for d in h.days.sorted() { w.int(d) }; w.endArray()
+                w.field("start", String(format: "%02d:%02d", h.startMinute / 60, h.startMinute % 60))
+                w.field("end", String(format: "%02d:%02d", h.endMinute / 60, h.endMinute % 60))
+                w.field("utc_offset_minutes", h.utcOffsetMinutes)
+                w.endObject()
+            } else { w.null() }
             w.endObject()
             return .json(200, w.bytes)
         case .getTicket:
@@ -256,12 +293,14 @@ extension Engine {
         for var t in try store.tickets(tenant: tenant, limit: Int.max) where t.priority == priority && !t.status.stopsResolutionClock {
             let before = t.sla
             if !t.sla.responseBreached && t.firstResponseAt == nil {
-                if let due = t.sla.responseDue, let old { t.sla.responseDue = due + Int64(new.response - old.response) * 1000 }
-                else { t.sla.responseDue = t.createdAt + Int64(new.response) * 1000 }
+                if let due = t.sla.responseDue, let old {
+                    t.sla.responseDue = shiftedDue(tenant: tenant, due: due, createdAt: t.createdAt, newTarget: new.response, delta: new.response - old.response)
+                } else { t.sla.responseDue = dueTime(tenant: tenant, from: t.createdAt, seconds: new.response) }
             }
             if !t.sla.resolutionBreached {
-                if let due = t.sla.resolutionDue, let old { t.sla.resolutionDue = due + Int64(new.resolution - old.resolution) * 1000 }
-                else { t.sla.resolutionDue = t.createdAt + Int64(new.resolution) * 1000 }
+                if let due = t.sla.resolutionDue, let old {
+                    t.sla.resolutionDue = shiftedDue(tenant: tenant, due: due, createdAt: t.createdAt, newTarget: new.resolution, delta: new.resolution - old.resolution)
+                } else { t.sla.resolutionDue = dueTime(tenant: tenant, from: t.createdAt, seconds: new.resolution) }
             }
             guard t.sla != before else { continue }
             try store.updateTicket(t)
@@ -312,8 +351,8 @@ extension Engine {
         let at = now
         var sla = SLAClocks()
         if let policy = try store.slaPolicy(tenant: tenant, priority: priority) {
-            sla.responseDue = at + Int64(policy.response) * 1000
-            sla.resolutionDue = at + Int64(policy.resolution) * 1000
+            sla.responseDue = dueTime(tenant: tenant, from: at, seconds: policy.response)
+            sla.resolutionDue = dueTime(tenant: tenant, from: at, seconds: policy.resolution)
         }
         if status.pausesResolutionClock { sla.pausedSince = at }
         let number = try store.nextTicketNumber()

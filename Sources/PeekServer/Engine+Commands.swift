@@ -120,12 +120,14 @@ extension Engine {
                 // pauses it already had: shift it by the change of target.
                 let oldPolicy = try store.slaPolicy(tenant: t.tenant, priority: old)
                 if !t.sla.responseBreached {
-                    if let due = t.sla.responseDue, let o = oldPolicy { t.sla.responseDue = due + Int64(policy.response - o.response) * 1000 }
-                    else { t.sla.responseDue = t.createdAt + Int64(policy.response) * 1000 }
+                    if let due = t.sla.responseDue, let o = oldPolicy {
+                        t.sla.responseDue = shiftedDue(tenant: t.tenant, due: due, createdAt: t.createdAt, newTarget: policy.response, delta: policy.response - o.response)
+                    } else { t.sla.responseDue = dueTime(tenant: t.tenant, from: t.createdAt, seconds: policy.response) }
                 }
                 if !t.sla.resolutionBreached {
-                    if let due = t.sla.resolutionDue, let o = oldPolicy { t.sla.resolutionDue = due + Int64(policy.resolution - o.resolution) * 1000 }
-                    else { t.sla.resolutionDue = t.createdAt + Int64(policy.resolution) * 1000 }
+                    if let due = t.sla.resolutionDue, let o = oldPolicy {
+                        t.sla.resolutionDue = shiftedDue(tenant: t.tenant, due: due, createdAt: t.createdAt, newTarget: policy.resolution, delta: policy.resolution - o.resolution)
+                    } else { t.sla.resolutionDue = dueTime(tenant: t.tenant, from: t.createdAt, seconds: policy.resolution) }
                 }
             }
             t.version += 1
@@ -185,7 +187,14 @@ extension Engine {
         if new.pausesResolutionClock && !old.pausesResolutionClock && t.sla.pausedSince == nil {
             t.sla.pausedSince = at
         } else if !new.pausesResolutionClock, let since = t.sla.pausedSince {
-            if let due = t.sla.resolutionDue { t.sla.resolutionDue = due + (at - since) }
+            if let due = t.sla.resolutionDue {
+                if let hours = try? store.businessHours(tenant: t.tenant) {
+                    // What was left of working time when the pause began.
+                    t.sla.resolutionDue = hours.adding(seconds: hours.seconds(from: since, to: due), to: at)
+                } else {
+                    t.sla.resolutionDue = due + (at - since)
+                }
+            }
             t.sla.pausedSince = nil
         }
     }

@@ -55,6 +55,21 @@ extension Engine {
         try? store.pruneCommandAnswers(before: at - Self.idempotencyWindowMillis)
     }
 
+    /// When a clock of `seconds` started at `from` falls due: wall-clock
+    /// seconds, or working seconds when the tenant has business hours.
+    func dueTime(tenant: String, from: Int64, seconds: Int) -> Int64 {
+        if let hours = try? store.businessHours(tenant: tenant) { return hours.adding(seconds: seconds, to: from) }
+        return from + Int64(seconds) * 1000
+    }
+
+    /// A due time moved by a change of target (`delta` seconds, either way).
+    func shiftedDue(tenant: String, due: Int64, createdAt: Int64, newTarget: Int, delta: Int) -> Int64 {
+        guard let hours = try? store.businessHours(tenant: tenant) else { return due + Int64(delta) * 1000 }
+        // Working time cannot be walked backwards cheaply: re-measure from
+        // creation when the target shrinks.
+        return delta >= 0 ? hours.adding(seconds: delta, to: due) : hours.adding(seconds: newTarget, to: createdAt)
+    }
+
     /// Records each target's breach exactly once: the flag is stored with
     /// the delta, so neither a second timer nor a restart repeats it.
     func checkBreaches(_ ticketID: String, at: Int64) {

@@ -314,6 +314,22 @@ public final class SQLiteTicketStore: TicketStore {
             .map { SLATarget(response: Int($0[0].int ?? 0), resolution: Int($0[1].int ?? 0)) }
     }
 
+    public func putBusinessHours(tenant: String, _ hours: BusinessHours?) throws(StoreError) {
+        guard let hours else {
+            try db.run("DELETE FROM sla_business_hours WHERE tenant = ?", .text(tenant))
+            return
+        }
+        try db.run("INSERT OR REPLACE INTO sla_business_hours(tenant, days, start_minute, end_minute, utc_offset_minutes) VALUES (?, ?, ?, ?, ?)",
+                   .text(tenant), .text(hours.days.sorted().map(String.init).joined(separator: ",")), SQLValue(hours.startMinute),
+                   SQLValue(hours.endMinute), SQLValue(hours.utcOffsetMinutes))
+    }
+
+    public func businessHours(tenant: String) throws(StoreError) -> BusinessHours? {
+        guard let r = try db.queryOne("SELECT days, start_minute, end_minute, utc_offset_minutes FROM sla_business_hours WHERE tenant = ?", .text(tenant)) else { return nil }
+        let days = Set((r[0].text ?? "").split(separator: ",").compactMap { Int($0) })
+        return BusinessHours(days: days, startMinute: Int(r[1].int ?? 0), endMinute: Int(r[2].int ?? 0), utcOffsetMinutes: Int(r[3].int ?? 0))
+    }
+
     // MARK: Sessions, summaries, time, attachments
 
     public func insertSession(_ s: RemoteSession) throws(StoreError) {

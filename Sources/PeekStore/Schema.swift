@@ -67,5 +67,11 @@ enum Schema {
             id TEXT PRIMARY KEY, ticket TEXT NOT NULL, filename TEXT NOT NULL, content_type TEXT NOT NULL,
             size INTEGER NOT NULL, sha256 TEXT NOT NULL, uploaded_at INTEGER NOT NULL);
         """,
+        // 2: SLA business hours, one working week per tenant.
+        """
+        CREATE TABLE sla_business_hours (
+            tenant TEXT PRIMARY KEY REFERENCES tenants(id), days TEXT NOT NULL,
+            start_minute INTEGER NOT NULL, end_minute INTEGER NOT NULL, utc_offset_minutes INTEGER NOT NULL);
+        """,
     ]
 }

@@ -65,6 +65,8 @@ public protocol TicketStore: AnyObject {
     // SLA.
     func putSLAPolicy(tenant: String, priority: Priority, _ target: SLATarget) throws(StoreError)
     func slaPolicy(tenant: String, priority: Priority) throws(StoreError) -> SLATarget?
+    func putBusinessHours(tenant: String, _ hours: BusinessHours?) throws(StoreError)
+    func businessHours(tenant: String) throws(StoreError) -> BusinessHours?
 
     // Sessions, summaries, time, attachments.
     func insertSession(_ s: RemoteSession) throws(StoreError)
