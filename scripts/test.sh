@@ -11,8 +11,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
-# In CI the shared tools are a copy beside the clone.
-SHARED="$ROOT/../shared"
+# In CI the shared tools are a copy beside the clone (PEEK_SHARED overrides).
+SHARED="${PEEK_SHARED:-$ROOT/../shared}"
 
 PASSED=0
 FAILED=0
