@@ -42,8 +42,19 @@ final class HTTPConnectionHandler: ConnectionHandler {
         lastActivityMillis = monotonicMillis()
         if !parser.isMidRequest { requestStartedMillis = lastActivityMillis }
         parser.append(bytes)
+        // While an answer is pending (the engine is working, or the client
+        // has not read what it asked for) pipelined input waits in the
+        // parser. A client that pipelines past this bound is not waiting
+        // for answers; it is filling our memory: drop it.
+        if (awaitingResponse || connection.onDrained != nil) && parser.bufferedByteCount > Self.maxPipelinedBytes {
+            connection.close()
+            return
+        }
         process(connection)
     }
+
+    /// Input buffered behind a pending answer before the connection is dropped.
+    static let maxPipelinedBytes = 1 << 20
 
     private func process(_ connection: Connection) {
         while !awaitingResponse && !connection.isClosing && !connection.isClosed && connection.handler === self {

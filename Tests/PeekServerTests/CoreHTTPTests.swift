@@ -382,3 +382,36 @@ func coreReadResponse(_ socket: TestSocket, timeout: Double = 10) throws -> Test
     socket.unread(Array(raw[(end + length)...]))
     return try TestServer.parseResponse(Array(raw[..<(end + length)]))
 }
+
+final class CorePipelineBoundTests: XCTestCase {
+    /// A client that floods pipelined requests without reading is dropped
+    /// once 1 MiB waits behind an unanswered request.
+    func testPipelinedFloodWhileAnswerPending_isDropped() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let socket = try TestSocket.connect(port: server.port)
+        defer { socket.close() }
+        // An API request the engine answers, then 2 MiB of pipelined requests.
+        let one = Array("GET /v1/me/tickets HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        var flood: [UInt8] = []
+        while flood.count < 2 << 20 { flood += one }
+        var dropped = false
+        do {
+            try socket.write(flood, timeout: 10)
+        } catch {
+            dropped = true   // the server closed while we were still writing
+        }
+        if !dropped {
+            // Whatever answers were sent, the server ends the connection.
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline {
+                // EOF or a reset (our unread flood makes the close an RST)
+                // both mean dropped; a quiet socket does not.
+                let bytes: [UInt8]
+                do { bytes = try socket.read(timeout: 2) } catch TestSocketError.timedOut { continue } catch { dropped = true; break }
+                if bytes.isEmpty { dropped = true; break }
+            }
+        }
+        XCTAssertTrue(dropped, "the server kept a connection that pipelined 2 MiB without reading")
+    }
+}
