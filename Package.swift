@@ -36,6 +36,7 @@ let package = Package(
             "PeekCore", "PeekHTTP", "PeekWebSocket", "PeekMail", "PeekTLS", "PeekNet", "PeekStore",
         ], swiftSettings: swift6),
         .executableTarget(name: "peekd", dependencies: ["PeekServer"], swiftSettings: swift6),
+        .executableTarget(name: "peek-bench", dependencies: ["PeekCore", "PeekWebSocket", "PeekTLS", "PeekNet", "CSystem"], swiftSettings: swift6),
 
         // Test clients and fixtures shared by the test targets (not in any product).
         .target(name: "PeekTestSupport", dependencies: [
