@@ -93,6 +93,16 @@ public struct JSONWriter {
 
     private mutating func appendQuoted(_ s: String) {
         bytes.append(UInt8(ascii: "\""))
+        // Most strings (ids, names, note bodies) need no escape: one scan and
+        // one bulk copy instead of an append per byte (callgrind: ~7% of a
+        // note's instructions went to the per-byte loop).
+        var text = s
+        let clean = text.withUTF8 { utf8 in !utf8.contains { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C } }
+        if clean {
+            bytes.append(contentsOf: text.utf8)
+            bytes.append(UInt8(ascii: "\""))
+            return
+        }
         for c in s.utf8 {
             switch c {
             case UInt8(ascii: "\""): bytes.append(0x5C); bytes.append(0x22)

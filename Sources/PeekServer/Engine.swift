@@ -141,7 +141,7 @@ public final class Engine: @unchecked Sendable {
 
     private func handle(_ job: EngineJob) {
         switch job {
-        case .hello(let peer, let token, _): handleHello(peer, token: token)
+        case .hello(let peer, let token): handleHello(peer, token: token)
         case .frame(let peer, let frame): handleFrame(peer, frame)
         case .disconnected(let peer): handleDisconnect(peer)
         case .api(let request, let reply): handleAPI(request, reply: reply)
@@ -209,7 +209,6 @@ enum EngineOutput {
     /// A command's answer: sent, or replaced by an `internal` error if the commit failed.
     case result(Peer, id: String, frame: [UInt8])
     case subscribe(Peer, ticket: String, frames: [[UInt8]])
-    case unsubscribeAll(Peer)
     case close(Peer, code: UInt16, reason: String)
     case welcome(Peer, tenant: String, frame: [UInt8])
     case http(@Sendable (APIResponse) -> Void, APIResponse)

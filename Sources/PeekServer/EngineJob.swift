@@ -6,7 +6,7 @@ import PeekHTTP
 /// whose order matters against durable changes (subscribing, presence),
 /// goes through this one queue, so it is serialised without locks.
 enum EngineJob: Sendable {
-    case hello(Peer, token: String, origin: ListenerOrigin)
+    case hello(Peer, token: String)
     case frame(Peer, ClientFrame)
     case disconnected(Peer)
     case api(APIRequest, reply: @Sendable (APIResponse) -> Void)
@@ -16,8 +16,6 @@ enum EngineJob: Sendable {
     case mailFinished(MailJob, MailOutcome)
     case run(@Sendable (Engine) -> Void)
 }
-
-enum ListenerOrigin: Sendable { case plain, tls }
 
 /// A back-end API call, already parsed by the loop.
 struct APIRequest: Sendable {

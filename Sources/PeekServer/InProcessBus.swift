@@ -41,9 +41,6 @@ final class InProcessBus: DeltaBus {
             case .subscribe(let peer, let ticket, let frames):
                 guard loops.indices.contains(peer.loop) else { continue }
                 perLoop[peer.loop].append(.subscribe(peer.id, ticket: ticket, frames: frames))
-            case .unsubscribeAll(let peer):
-                guard loops.indices.contains(peer.loop) else { continue }
-                perLoop[peer.loop].append(.unsubscribeAll(peer.id))
             case .close(let peer, let code, let reason):
                 guard loops.indices.contains(peer.loop) else { continue }
                 perLoop[peer.loop].append(.close(peer.id, code: code, reason: reason))
@@ -66,7 +63,6 @@ enum LoopAction: Sendable {
     case send(UInt64, [UInt8])
     case welcome(UInt64, [UInt8])
     case subscribe(UInt64, ticket: String, frames: [[UInt8]])
-    case unsubscribeAll(UInt64)
     case close(UInt64, code: UInt16, reason: String)
 
     func run(on hub: LoopHub) {
@@ -84,8 +80,6 @@ enum LoopAction: Sendable {
             // delta this loop sees after it is the one after the snapshot.
             hub.subscribe(session, to: ticket)
             for f in frames { session.sendText(f) }
-        case .unsubscribeAll(let id):
-            if let session = hub.sessions[id] as? TechnicianSession { for t in session.tickets { hub.unsubscribe(session, from: t) } }
         case .close(let id, let code, let reason):
             hub.sessions[id]?.close(code: CloseCode(code), reason: reason)
         }

@@ -174,7 +174,7 @@ final class TechnicianSession: WebSocketSession {
                     return
                 }
                 phase = .authenticating
-                hub.server.engine.submit(.hello(peer, token: token, origin: connection.isTLS ? .tls : .plain))
+                hub.server.engine.submit(.hello(peer, token: token))
                 return
             }
             if case .unsubscribe(let ticket) = f { hub.unsubscribe(self, from: ticket) }
