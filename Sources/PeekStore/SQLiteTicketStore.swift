@@ -10,6 +10,13 @@ import PeekCore
 public final class SQLiteTicketStore: TicketStore {
     public let db: Database
 
+    /// Tickets as last written or read, so a command does not re-read its
+    /// ticket (a three-table join) every time. Write-through: insert and
+    /// update refresh it; any rollback empties it, because a rolled-back
+    /// update may already be in it. Bounded: emptied past `ticketCacheLimit`.
+    private var ticketCache: [String: Ticket] = [:]
+    static let ticketCacheLimit = 50_000
+
     public init(path: String) throws(StoreError) {
         db = try Database(path: path)
         try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;")
@@ -42,10 +49,18 @@ public final class SQLiteTicketStore: TicketStore {
 
     public func begin() throws(StoreError) { try db.run("BEGIN IMMEDIATE") }
     public func commit() throws(StoreError) { try db.run("COMMIT") }
-    public func rollback() { _ = try? db.run("ROLLBACK") }
+    public func rollback() { ticketCache.removeAll(); _ = try? db.run("ROLLBACK") }
     public func savepoint() throws(StoreError) { try db.run("SAVEPOINT command") }
     public func releaseSavepoint() throws(StoreError) { try db.run("RELEASE command") }
-    public func rollbackToSavepoint() { _ = try? db.run("ROLLBACK TO command"); _ = try? db.run("RELEASE command") }
+    public func rollbackToSavepoint() {
+        ticketCache.removeAll()
+        _ = try? db.run("ROLLBACK TO command"); _ = try? db.run("RELEASE command")
+    }
+
+    private func remember(_ t: Ticket) {
+        if ticketCache.count >= Self.ticketCacheLimit { ticketCache.removeAll(keepingCapacity: true) }
+        ticketCache[t.id] = t
+    }
 
     // MARK: Directory
 
@@ -141,6 +156,7 @@ public final class SQLiteTicketStore: TicketStore {
                   .text(t.client), SQLValue(t.asset?.id), SQLValue(t.firstResponseAt), .int(t.createdAt), SQLValue(t.version),
                   SQLValue(t.seq), SQLValue(t.contract), SQLValue(t.sla.responseDue), SQLValue(t.sla.resolutionDue),
                   SQLValue(t.sla.pausedSince), .int(t.sla.responseBreached ? 1 : 0), .int(t.sla.resolutionBreached ? 1 : 0)])
+        remember(t)
     }
 
     public func updateTicket(_ t: Ticket) throws(StoreError) {
@@ -154,10 +170,14 @@ public final class SQLiteTicketStore: TicketStore {
                   SQLValue(t.firstResponseAt), SQLValue(t.version), SQLValue(t.seq), SQLValue(t.contract),
                   SQLValue(t.sla.responseDue), SQLValue(t.sla.resolutionDue), SQLValue(t.sla.pausedSince),
                   .int(t.sla.responseBreached ? 1 : 0), .int(t.sla.resolutionBreached ? 1 : 0), .text(t.id)])
+        remember(t)
     }
 
     public func ticket(_ id: String) throws(StoreError) -> Ticket? {
-        try db.queryOne("SELECT \(Self.ticketColumns) WHERE t.id = ?", .text(id)).map(ticket(row:))
+        if let cached = ticketCache[id] { return cached }
+        guard let t = try db.queryOne("SELECT \(Self.ticketColumns) WHERE t.id = ?", .text(id)).map(ticket(row:)) else { return nil }
+        remember(t)
+        return t
     }
 
     public func tickets(tenant: String, limit: Int) throws(StoreError) -> [Ticket] {

@@ -112,9 +112,16 @@ final class SQLiteTicketStoreTests: XCTestCase {
         try store.begin()
         try store.appendDelta(ticket: "T-1001", seq: 1, at: 1, kind: .messageCreated, data: [0x7B, 0x7D])
         try store.createTenant(Tenant(id: "globex", name: "Globex"), at: 1)
+        var t = try XCTUnwrap(try store.ticket("T-1001"))
+        t.status = .closed
+        t.seq = 1
+        try store.updateTicket(t)   // now in the store's ticket cache too
         store.rollback()
         XCTAssertNil(try store.oldestDeltaSeq(ticket: "T-1001"))
         XCTAssertNil(try store.tenant("globex"))
+        // The cache must not serve the rolled-back update.
+        XCTAssertEqual(try store.ticket("T-1001")?.status, .new)
+        XCTAssertEqual(try store.ticket("T-1001")?.seq, 0)
     }
 
     // MARK: The delta log
