@@ -209,7 +209,7 @@ run_one() { # scenario server run
 echo "results in $OUT"
 {
     echo "date: $(date -u +%FT%TZ)"
-    echo "host: $(uname -srm), $(nproc) cores, $(awk '/model name/{$1=$2=$3="";print;exit}' /proc/cpuinfo)"
+    echo "host: $(uname -srm), $(nproc) cores, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo) @ $(awk -F': ' '/cpu MHz/{print $2; exit}' /proc/cpuinfo) MHz"
     echo "memory: $(awk '/MemTotal/{print $2" kB"}' /proc/meminfo); open files: $(ulimit -n)"
     echo "swift: $(swift --version 2>/dev/null | head -1)"
     echo "scenarios: $SCENARIOS; servers: $SERVERS; repeat: $REPEAT; duration: $DURATION s; peekd args: $PEEKD_ARGS; nice: ${NICE:-none}"
