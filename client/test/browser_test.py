@@ -31,7 +31,7 @@ import urllib.request
 import uuid
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException, WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.actions.action_builder import ActionBuilder
@@ -162,6 +162,19 @@ class Browser:
     def find(self, css):
         return self.driver.find_element(By.CSS_SELECTOR, css)
 
+    def click(self, css, timeout=5):
+        """Find and click, again if the page re-rendered the element in
+        between (a live page replaces nodes when data arrives)."""
+        deadline = time.time() + timeout
+        while True:
+            try:
+                self.find(css).click()
+                return
+            except StaleElementReferenceException:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+
     def finds(self, css):
         return self.driver.find_elements(By.CSS_SELECTOR, css)
 
@@ -189,7 +202,7 @@ class Browser:
         self.wait(lambda: self.exists(tid(f"signin-tech-{self.tech}")) or self.exists(tid("queue-row")),
                   15, "the sign-in list or the queue")
         if not self.exists(tid("queue-row")):
-            self.find(tid(f"signin-tech-{self.tech}")).click()
+            self.click(tid(f"signin-tech-{self.tech}"))
         self.wait(lambda: self.exists(tid("queue-row")), 15, "queue rows")
         self.wait(lambda: self.js("return document.querySelector('[data-testid=connection-status]').dataset.state") == "open",
                   15, "connection open")
@@ -206,7 +219,7 @@ class Browser:
             self.wait_peek_live(ticket)
 
     def open_from_queue(self, ticket):
-        self.find(f'{tid("queue-row")}[data-ticket="{ticket}"] .row-link').click()
+        self.click(f'{tid("queue-row")}[data-ticket="{ticket}"] .row-link')
         self.wait_peek_live(ticket)
 
     def wait_peek_live(self, ticket):
@@ -228,7 +241,7 @@ class Browser:
         return sum(1 for t in self.thread_texts(kind) if text in t)
 
     def set_mode(self, mode):
-        self.find(tid(f"mode-{mode}")).click()
+        self.click(tid(f"mode-{mode}"))
         self.wait(lambda: self.find(tid(f"mode-{mode}")).get_attribute("aria-pressed") == "true", 5, f"mode {mode}")
 
     def type_draft(self, text):
@@ -241,7 +254,7 @@ class Browser:
             box.send_keys(text)
 
     def send(self):
-        self.find(tid("send-button")).click()
+        self.click(tid("send-button"))
 
     def composer_value(self):
         return self.js("return document.querySelector('[data-testid=composer-input]').value")
@@ -331,8 +344,8 @@ def test_status_change_propagates(ctx):
     b.goto("T-1001")
     before = b.find(tid("status-control")).get_attribute("data-value")
     target = "in_progress" if before != "in_progress" else "open"
-    a.find(tid("status-control")).click()
-    a.find(tid(f"status-option-{target}")).click()
+    a.click(tid("status-control"))
+    a.click(tid(f"status-option-{target}"))
     b.wait(lambda: b.find(tid("status-control")).get_attribute("data-value") == target, 3,
            f"status {target} to show in the other session")
     a.wait(lambda: a.find(tid("status-control")).get_attribute("data-value") == target, 3, "own status update")
@@ -399,7 +412,7 @@ def test_escape_scrim_and_close_end_the_subscription(ctx):
     # Close control
     a.open_from_queue("T-1001")
     b.wait(lambda: "tech-ana" in b.presence_ids(), 5, "Ana back again")
-    a.find(tid("peek-close")).click()
+    a.click(tid("peek-close"))
     a.wait(lambda: not a.peek_open(), 3, "the Peek to close on the close control")
     b.wait(lambda: "tech-ana" not in b.presence_ids(), 5, "Ana to leave after the close control")
     assert a.js("return window.__peek.client.views.size") == 0, "no subscription left in the client"
@@ -452,7 +465,7 @@ def test_closing_tears_down_timers_and_listeners(ctx):
     a.open_from_queue("T-1001")
     assert a.composer_value() == "drafting", "the draft survives closing and reopening"
     a.type_draft("")
-    a.find(tid("peek-close")).click()
+    a.click(tid("peek-close"))
 
 
 def test_presence_shows_composing(ctx):
@@ -487,11 +500,11 @@ def test_assign_and_take_ownership(ctx):
     a, b = ctx.a, ctx.b
     a.goto("T-1002")
     b.goto("T-1002")
-    a.find(tid("assignee-control")).click()
+    a.click(tid("assignee-control"))
     a.wait(lambda: a.exists(tid("assignee-option-tech-cho")), 5, "the technician list")
-    a.find(tid("assignee-option-tech-cho")).click()
+    a.click(tid("assignee-option-tech-cho"))
     b.wait(lambda: b.find(tid("assignee-control")).get_attribute("data-value") == "tech-cho", 3, "assignee Cho in Ben's Peek")
-    b.find(tid("take-ownership")).click()
+    b.click(tid("take-ownership"))
     a.wait(lambda: a.find(tid("assignee-control")).get_attribute("data-value") == "tech-ben", 3, "Ben's ownership in Ana's Peek")
     b.wait(lambda: not b.find(tid("take-ownership")).is_enabled(), 3, "Take ownership disabled for the owner")
     a.shot("assign-ana")
@@ -502,22 +515,22 @@ def test_timer_runs_live_in_both_sessions(ctx):
     a.goto("T-1004")
     b.goto("T-1004")
     if a.exists(tid("timer-stop")):
-        a.find(tid("timer-stop")).click()
+        a.click(tid("timer-stop"))
         a.wait(lambda: a.exists(tid("timer-start")), 5, "a clean timer")
-    a.find(tid("timer-start")).click()
+    a.click(tid("timer-start"))
     b.wait(lambda: b.exists(tid("timer-elapsed")), 3, "the running timer in Ben's Peek")
     first = b.text(tid("timer-elapsed"))
     time.sleep(2.2)
     second = b.text(tid("timer-elapsed"))
     assert first != second, f"the elapsed time ticks locally ({first} -> {second})"
-    a.find(tid("timer-stop")).click()
+    a.click(tid("timer-stop"))
     b.wait(lambda: b.exists(tid("timer-start")) and b.exists(tid("time-entries")), 3, "the stopped timer and its entry")
 
 
 def test_start_session_shows_server_answer(ctx):
     a = ctx.a
     a.goto("T-1001")
-    a.find(tid("start-session")).click()
+    a.click(tid("start-session"))
     a.wait(lambda: a.exists(tid("session-error")) or
            a.attr(tid("session-status"), "data-status") not in ("none", "ended", "denied", "expired"),
            5, "a session status or the server's error")
@@ -573,18 +586,18 @@ def test_each_theme_paints(ctx):
     colours = {}
     for theme in ("dark", "tinted", "parchment"):
         # The switcher lives in the top bar, behind the modal Peek: pick, then open.
-        a.find(tid(f"theme-{theme}")).click()
+        a.click(tid(f"theme-{theme}"))
         a.wait(lambda: a.js("return document.documentElement.dataset.theme") == theme, 3, f"theme {theme}")
         a.open_from_queue("T-1001")
         colours[theme] = a.js(
             "return getComputedStyle(document.querySelector('[data-testid=peek-dialog]')).backgroundColor")
         a.shot(f"theme-{theme}")
-        a.find(tid("peek-close")).click()
+        a.click(tid("peek-close"))
         a.wait(lambda: not a.peek_open(), 3, "the Peek to close")
     print(f"    panel backgrounds: {colours}")
     assert len(set(colours.values())) == 3, f"each theme paints the panel differently: {colours}"
     a.goto(theme="dark")
-    a.find(tid("theme-dark")).click()
+    a.click(tid("theme-dark"))
 
 
 def test_dropped_connection_recovers_missed_note(ctx):
@@ -638,7 +651,7 @@ def test_stale_note_shows_missed_and_sends_anyway(ctx):
     assert a.count_in_thread(draft) == 0, "the note was not posted"
     a.wait(lambda: a.count_in_thread(customer_text, "customer") == 1, 5, "the missed message in the thread, once")
     a.shot("stale-warning")
-    a.find(tid("send-anyway")).click()
+    a.click(tid("send-anyway"))
     a.wait(lambda: a.composer_value() == "", 10, "the forced note to be confirmed")
     a.wait(lambda: a.count_in_thread(draft, "internal_note") == 1, 5, "the forced note in the thread")
 
