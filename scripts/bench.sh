@@ -97,6 +97,8 @@ spid= DATA=
 start_server() { # server tls? agent?
     local server=$1 want_tls=$2 log=$3
     PORT=$((PORT + 3))
+    # Other programs on a shared machine listen too: skip ports in use.
+    while ss -Htan "( sport = :$PORT or sport = :$((PORT + 1)) or sport = :$((PORT + 2)) )" | grep -q .; do PORT=$((PORT + 3)); done
     case $server in
     peekd)
         DATA=$(mktemp -d /tmp/peek-bench-data.XXXXXX)
