@@ -99,11 +99,6 @@ public struct Ticket: Equatable, Sendable {
 
     /// `T-<number>`; the number is what mail subjects carry as `[#<number>]`.
     public static func id(forNumber number: Int) -> String { "T-\(number)" }
-
-    public static func number(fromID id: String) -> Int? {
-        guard id.hasPrefix("T-"), let n = Int(id.dropFirst(2)), n > 0 else { return nil }
-        return n
-    }
 }
 
 public struct AttachmentRef: Equatable, Sendable {

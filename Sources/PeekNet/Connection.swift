@@ -22,13 +22,6 @@ public protocol ConnectionHandler: AnyObject {
     func connectionDidClose(_ connection: Connection)
 }
 
-/// How `Connection.send` went: the caller decides what a slow consumer means
-/// for its own traffic (shed ephemeral deltas, close on durable ones).
-public enum SendResult {
-    case queued
-    case closed
-}
-
 /// One accepted socket, owned by one loop. Output is a queue of shared
 /// chunks written with `writev` at the end of the loop iteration; TLS
 /// connections encrypt through a memory-BIO session first.
@@ -110,9 +103,10 @@ public final class Connection: Selectable {
     // MARK: Writing
 
     /// Queues bytes shared with other connections (a fan-out frame).
-    @discardableResult
-    public func send(_ chunk: ByteChunk) -> SendResult {
-        guard !isClosed, !writeShutDown else { return .closed }
+    /// Dropped once the connection is closed or its write side shut down;
+    /// the caller's slow-consumer policy reads `bufferedBytes` first.
+    public func send(_ chunk: ByteChunk) {
+        guard !isClosed, !writeShutDown else { return }
         if tls != nil {
             plaintextPending.append(chunk)
             plaintextPendingBytes += chunk.count
@@ -120,11 +114,9 @@ public final class Connection: Selectable {
             output.append(chunk)
         }
         scheduleFlush()
-        return .queued
     }
 
-    @discardableResult
-    public func send(_ bytes: [UInt8]) -> SendResult { send(ByteChunk.make(bytes)) }
+    public func send(_ bytes: [UInt8]) { send(ByteChunk.make(bytes)) }
 
     private func scheduleFlush() {
         if !flushScheduled && !writableArmed {

@@ -30,7 +30,7 @@ extension Engine {
         w.key("user"); w.beginObject(); w.field("id", tech.id); w.field("name", tech.name); w.field("tenant", tech.tenant); w.endObject()
         w.field("heartbeat", config.heartbeatSeconds)
         w.endObject()
-        outputs.append(.welcome(peer, tenant: tech.tenant, frame: w.bytes))
+        outputs.append(.welcome(peer, frame: w.bytes))
     }
 
     private func refuseHello(_ peer: Peer, _ message: String) {

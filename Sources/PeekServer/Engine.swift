@@ -210,7 +210,7 @@ enum EngineOutput {
     case result(Peer, id: String, frame: [UInt8])
     case subscribe(Peer, ticket: String, frames: [[UInt8]])
     case close(Peer, code: UInt16, reason: String)
-    case welcome(Peer, tenant: String, frame: [UInt8])
+    case welcome(Peer, frame: [UInt8])
     case http(@Sendable (APIResponse) -> Void, APIResponse)
     case agentSend(Peer, [UInt8])
 

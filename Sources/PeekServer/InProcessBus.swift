@@ -28,14 +28,14 @@ final class InProcessBus: DeltaBus {
             switch output {
             case .publish(let ticket, let payload, let durable, let mask):
                 // Encoded into a WebSocket frame once, shared by every loop.
-                let frame = SharedChunk(ByteChunk.make(FrameEncoder.frame(opcode: .text, payload: payload)))
+                let frame = SharedChunk(ByteChunk.textFrame(payload))
                 for i in loops.indices where mask.contains(i) {
                     perLoop[i].append(.publish(ticket: ticket, frame: frame, payload: payload, durable: durable))
                 }
             case .send(let peer, let bytes), .result(let peer, _, let bytes), .agentSend(let peer, let bytes):
                 guard loops.indices.contains(peer.loop) else { continue }
                 perLoop[peer.loop].append(.send(peer.id, bytes))
-            case .welcome(let peer, _, let bytes):
+            case .welcome(let peer, let bytes):
                 guard loops.indices.contains(peer.loop) else { continue }
                 perLoop[peer.loop].append(.welcome(peer.id, bytes))
             case .subscribe(let peer, let ticket, let frames):

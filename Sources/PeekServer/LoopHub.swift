@@ -69,7 +69,7 @@ final class LoopHub {
             if let bits = session.deflateWindowBits, payload.count >= deflate.minimumCompressedBytes {
                 if let c = compressed[bits] { chunk = c } else {
                     let body = deflate.compress(payload, windowBits: bits)
-                    let c = ByteChunk.make(FrameEncoder.frame(opcode: .text, payload: body, rsv1: true))
+                    let c = ByteChunk.textFrame(body, compressed: true)
                     compressed[bits] = c
                     chunk = c
                 }

@@ -14,5 +14,4 @@ struct LoopMask: Equatable, Sendable {
     var bits: UInt64 = 0
     mutating func insert(_ loop: Int) { bits |= 1 << UInt64(loop & 63) }
     func contains(_ loop: Int) -> Bool { bits & (1 << UInt64(loop & 63)) != 0 }
-    static let all = LoopMask(bits: .max)
 }

@@ -169,8 +169,6 @@ public final class Database {
         try query(sql, values).first
     }
 
-    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
-
     public var userVersion: Int {
         get { (try? queryOne("PRAGMA user_version"))?.first?.int.map(Int.init) ?? 0 }
     }
