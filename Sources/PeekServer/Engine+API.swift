@@ -292,16 +292,7 @@ extension Engine {
     private func remeasureOpenTickets(tenant: String, priority: Priority, from old: SLATarget?, to new: SLATarget) throws {
         for var t in try store.tickets(tenant: tenant, limit: Int.max) where t.priority == priority && !t.status.stopsResolutionClock {
             let before = t.sla
-            if !t.sla.responseBreached && t.firstResponseAt == nil {
-                if let due = t.sla.responseDue, let old {
-                    t.sla.responseDue = shiftedDue(tenant: tenant, due: due, createdAt: t.createdAt, newTarget: new.response, delta: new.response - old.response)
-                } else { t.sla.responseDue = dueTime(tenant: tenant, from: t.createdAt, seconds: new.response) }
-            }
-            if !t.sla.resolutionBreached {
-                if let due = t.sla.resolutionDue, let old {
-                    t.sla.resolutionDue = shiftedDue(tenant: tenant, due: due, createdAt: t.createdAt, newTarget: new.resolution, delta: new.resolution - old.resolution)
-                } else { t.sla.resolutionDue = dueTime(tenant: tenant, from: t.createdAt, seconds: new.resolution) }
-            }
+            retarget(&t, from: old, to: new)
             guard t.sla != before else { continue }
             try store.updateTicket(t)
             if let next = SLAClock.nextDeadline(t) { timers.schedule(.slaDeadline(ticket: t.id), at: next.dueAt) }

@@ -116,19 +116,7 @@ extension Engine {
             let old = t.priority
             t.priority = priority
             if let policy = try store.slaPolicy(tenant: t.tenant, priority: priority) {
-                // Targets follow the new priority. A clock that ran keeps the
-                // pauses it already had: shift it by the change of target.
-                let oldPolicy = try store.slaPolicy(tenant: t.tenant, priority: old)
-                if !t.sla.responseBreached {
-                    if let due = t.sla.responseDue, let o = oldPolicy {
-                        t.sla.responseDue = shiftedDue(tenant: t.tenant, due: due, createdAt: t.createdAt, newTarget: policy.response, delta: policy.response - o.response)
-                    } else { t.sla.responseDue = dueTime(tenant: t.tenant, from: t.createdAt, seconds: policy.response) }
-                }
-                if !t.sla.resolutionBreached {
-                    if let due = t.sla.resolutionDue, let o = oldPolicy {
-                        t.sla.resolutionDue = shiftedDue(tenant: t.tenant, due: due, createdAt: t.createdAt, newTarget: policy.resolution, delta: policy.resolution - o.resolution)
-                    } else { t.sla.resolutionDue = dueTime(tenant: t.tenant, from: t.createdAt, seconds: policy.resolution) }
-                }
+                retarget(&t, from: try store.slaPolicy(tenant: t.tenant, priority: old), to: policy)
             }
             t.version += 1
             var w = JSONWriter()

@@ -62,6 +62,24 @@ extension Engine {
         return from + Int64(seconds) * 1000
     }
 
+    /// Moves a ticket's running clocks from one target to another (a
+    /// priority change, a new policy). A clock that ran keeps the pauses it
+    /// already had: its due time shifts by the change of target; without an
+    /// old target it is measured from creation. Breached targets and a
+    /// response clock stopped by the first response stay as they are.
+    func retarget(_ t: inout Ticket, from old: SLATarget?, to new: SLATarget) {
+        if !t.sla.responseBreached && t.firstResponseAt == nil {
+            if let due = t.sla.responseDue, let old {
+                t.sla.responseDue = shiftedDue(tenant: t.tenant, due: due, createdAt: t.createdAt, newTarget: new.response, delta: new.response - old.response)
+            } else { t.sla.responseDue = dueTime(tenant: t.tenant, from: t.createdAt, seconds: new.response) }
+        }
+        if !t.sla.resolutionBreached {
+            if let due = t.sla.resolutionDue, let old {
+                t.sla.resolutionDue = shiftedDue(tenant: t.tenant, due: due, createdAt: t.createdAt, newTarget: new.resolution, delta: new.resolution - old.resolution)
+            } else { t.sla.resolutionDue = dueTime(tenant: t.tenant, from: t.createdAt, seconds: new.resolution) }
+        }
+    }
+
     /// A due time moved by a change of target (`delta` seconds, either way).
     func shiftedDue(tenant: String, due: Int64, createdAt: Int64, newTarget: Int, delta: Int) -> Int64 {
         guard let hours = try? store.businessHours(tenant: tenant) else { return due + Int64(delta) * 1000 }
