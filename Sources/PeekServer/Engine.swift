@@ -16,7 +16,10 @@ import Synchronization
 /// only that command), commits once, and only then lets the outputs go:
 /// deltas to the loops, then `result`s. A `result` therefore always means
 /// "on disk and handed to every subscriber", and under load one fsync
-/// serves hundreds of commands.
+/// serves hundreds of commands. With a store whose commit is not yet
+/// durable (SQLite in WAL with synchronous=NORMAL) the outputs go through
+/// the `CommitPipeline`, which syncs first: the same promise, with the
+/// next batch's work overlapping this one's flush.
 ///
 /// `@unchecked Sendable`: all state except `inbox`/`doorbell` is touched only
 /// by the engine thread; other threads call `submit` only.
@@ -52,11 +55,15 @@ public final class Engine: @unchecked Sendable {
     /// Jobs taken per transaction; bounds a batch's latency under a flood.
     static let maxBatch = 2048
 
+    /// The durability stage, when the store's commit is not durable by itself.
+    let pipeline: CommitPipeline?
+
     init(config: ServerConfig, store: any TicketStore, bus: any DeltaBus, mailer: Mailer) {
         self.config = config
         self.store = store
         self.bus = bus
         self.mailer = mailer
+        pipeline = store.durability.map { CommitPipeline(durability: $0, bus: bus) }
     }
 
     // MARK: Thread
@@ -72,6 +79,7 @@ public final class Engine: @unchecked Sendable {
     }
 
     func start() {
+        pipeline?.start()
         let thread = Thread { [self] in run() }
         thread.name = "peekd-engine"
         thread.start()
@@ -114,6 +122,7 @@ public final class Engine: @unchecked Sendable {
             }
             runDueTimers()
         }
+        pipeline?.stop()
         finished.store(true, ordering: .relaxed)
     }
 
@@ -135,8 +144,15 @@ public final class Engine: @unchecked Sendable {
             store.rollback()
             outputs = outputs.compactMap { $0.failedCommit() }
         }
-        bus.deliver(outputs)
-        outputs.removeAll(keepingCapacity: true)
+        if let pipeline {
+            // Released by the pipeline once the WAL is synced; the array is
+            // handed over, so the next batch starts a fresh one.
+            pipeline.enqueue(outputs)
+            outputs = []
+        } else {
+            bus.deliver(outputs)
+            outputs.removeAll(keepingCapacity: true)
+        }
     }
 
     private func handle(_ job: EngineJob) {

@@ -169,6 +169,32 @@ public final class Database {
         try query(sql, values).first
     }
 
+    // MARK: WAL
+
+    /// Replaces SQLite's automatic checkpoint (which runs on the committing
+    /// thread) with `checkpointer`; the connection checkpoints inline only
+    /// past the checkpointer's `inlineLimit`.
+    func handCheckpointsTo(_ checkpointer: WALCheckpointer) {
+        sqlite3_wal_hook(handle, { context, db, _, pages in
+            guard let context else { return SQLITE_OK }
+            let checkpointer = Unmanaged<WALCheckpointer>.fromOpaque(context).takeUnretainedValue()
+            if pages >= checkpointer.inlineLimit {
+                // SQLITE_BUSY (the checkpointer is mid-way) is fine: one of us copies.
+                _ = sqlite3_wal_checkpoint_v2(db, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
+            } else {
+                checkpointer.walGrew(pages: pages)
+            }
+            return SQLITE_OK
+        }, Unmanaged.passUnretained(checkpointer).toOpaque())
+    }
+
+    /// Copies what it can of the WAL into the database without waiting for
+    /// readers or the writer. A busy or failed attempt is retried on the
+    /// next wake-up, so the result is not needed.
+    func checkpointPassive() {
+        _ = sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
+    }
+
     public var userVersion: Int {
         get { (try? queryOne("PRAGMA user_version"))?.first?.int.map(Int.init) ?? 0 }
     }

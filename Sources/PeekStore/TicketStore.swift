@@ -8,7 +8,11 @@ import PeekCore
 ///
 /// Threading: a store is used by one thread at a time (the engine's).
 public protocol TicketStore: AnyObject {
-    // Transactions. `commit` returning means the batch is durable.
+    // Transactions. `commit` returning means the batch is committed: later
+    // transactions see it and it can no longer be rolled back. It is
+    // durable once `durability.sync()` has returned after it, or at once
+    // when `durability` is nil. Nothing may be acknowledged before that.
+    var durability: (any Durability)? { get }
     func begin() throws(StoreError)
     func commit() throws(StoreError)
     func rollback()

@@ -216,4 +216,103 @@ final class SQLiteTicketStoreTests: XCTestCase {
         let first = try XCTUnwrap(try store.messages(ticket: t.id, after: 0).first)
         XCTAssertEqual(first, message(t, seq: 1, body: "m1"), "a message reads back as written")
     }
+
+    // MARK: Schema 3, narrow updates, durability
+
+    func testMigration3_keepsMessagesWrittenUnderSchema2AndTheirMailThread() throws {
+        // A file as schema 2 left it, with messages in the old rowid table.
+        do {
+            let old = try Database(path: path)
+            try old.execute("PRAGMA journal_mode=WAL;")
+            for sql in Schema.migrations.prefix(2) { try old.execute(sql) }
+            try old.setUserVersion(2)
+            try old.execute("INSERT INTO tenants(id, name, created_at) VALUES ('acme', 'Acme', 1)")
+            for (seq, mailID) in [(2, "<b@mail>"), (1, nil)] as [(Int, String?)] {
+                try old.run("""
+                    INSERT INTO messages(id, ticket, seq, channel, author_id, author_name, body, via, at, attachments, mail_message_id)
+                    VALUES (?, 'T-1001', ?, 'customer', 'c', 'Casey', ?, 'email', 5, NULL, ?)
+                    """, .text("M-1001-\(seq)"), SQLValue(seq), .text("body \(seq)"), SQLValue(mailID))
+            }
+        }
+        let store = try SQLiteTicketStore(path: path)
+        XCTAssertEqual(store.db.userVersion, Schema.migrations.count)
+        XCTAssertEqual(try store.messages(ticket: "T-1001", after: 0).map(\.body), ["body 1", "body 2"])
+        XCTAssertEqual(try store.ticketForMailMessageID("<b@mail>"), "T-1001")
+        XCTAssertEqual(try store.mailThreadIDs(ticket: "T-1001"), ["<b@mail>"])
+        // One B-tree per message now: no rowid table, no separate index on (ticket, seq).
+        let plan = try store.db.query("EXPLAIN QUERY PLAN SELECT body FROM messages WHERE ticket = 'T-1001' ORDER BY seq")
+            .compactMap { $0.last?.text }.joined(separator: " ")
+        XCTAssertTrue(plan.contains("PRIMARY KEY"), plan)
+    }
+
+    func testUpdateTicket_seqOnlyThenOtherFields_bothReachTheFile() throws {
+        let store = try seeded()
+        var t = try XCTUnwrap(try store.ticket("T-1001"))
+        try store.begin()
+        t.seq = 7; t.version = 3                  // the narrow path
+        try store.updateTicket(t)
+        t.status = .waitingOnCustomer; t.contact = Contact(name: "Casey", email: nil); t.seq = 8   // the full path
+        try store.updateTicket(t)
+        t.seq = 9                                   // narrow again, on top of the full write
+        try store.updateTicket(t)
+        try store.commit()
+        let reopened = try SQLiteTicketStore(path: path)
+        let read = try XCTUnwrap(try reopened.ticket("T-1001"))
+        XCTAssertEqual(read, t)
+        XCTAssertEqual(read.seq, 9)
+        XCTAssertEqual(read.contact.email, nil)
+    }
+
+    func testUpdateTicket_narrowWriteRolledBack_isUndoneInFileAndCache() throws {
+        let store = try seeded()
+        var t = try XCTUnwrap(try store.ticket("T-1001"))
+        try store.begin()
+        try store.savepoint()
+        t.seq = 5
+        try store.updateTicket(t)
+        store.rollbackToSavepoint()
+        try store.commit()
+        XCTAssertEqual(try store.ticket("T-1001")?.seq, 0)
+        XCTAssertEqual(try SQLiteTicketStore(path: path).ticket("T-1001")?.seq, 0)
+    }
+
+    func testDurability_fileStoreSyncsTheWAL_memoryStoreNeedsNone() throws {
+        let store = try seeded()
+        let durability = try XCTUnwrap(store.durability)
+        try durability.sync()
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path + "-wal"))
+        XCTAssertEqual(try store.db.queryOne("PRAGMA synchronous")?.first?.int, 1, "NORMAL: the pipeline syncs")
+        XCTAssertNil(try SQLiteTicketStore(path: ":memory:").durability)
+    }
+
+    func testDurability_walRecreated_isSyncedThroughTheNewFile() throws {
+        let sync = WALSync(databasePath: path)
+        try sync.sync()                             // no WAL yet: nothing to do
+        FileManager.default.createFile(atPath: path + "-wal", contents: Data([1]))
+        try sync.sync()
+        try FileManager.default.removeItem(atPath: path + "-wal")
+        FileManager.default.createFile(atPath: path + "-wal", contents: Data([2]))
+        try sync.sync()                             // a new inode: reopened, not the deleted one
+        try FileManager.default.removeItem(atPath: path + "-wal")
+        try sync.sync()
+    }
+
+    func testCheckpointer_copiesTheWALIntoTheDatabase() throws {
+        let store = try seeded()
+        let before = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        // Enough pages to pass the checkpointer's threshold in one commit.
+        let body = String(repeating: "x", count: 3_000)
+        try store.begin()
+        let t = try XCTUnwrap(try store.ticket("T-1001"))
+        for seq in 1...12_000 { try store.insertMessage(message(t, seq: seq, body: body), mailMessageID: nil) }
+        try store.commit()
+        var after = before
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            after = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? before
+            if after > before + 20_000_000 { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        XCTAssertGreaterThan(after, before + 20_000_000, "the checkpoint thread copied the pages into the database file")
+    }
 }

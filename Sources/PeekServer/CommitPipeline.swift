@@ -1,0 +1,89 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import PeekStore
+import Synchronization
+
+/// The durability stage after the engine's COMMIT: one thread that makes
+/// committed batches durable and only then hands their outputs to the bus.
+///
+/// Why a stage of its own: the engine's work per batch is CPU (commands,
+/// SQLite's B-trees, encoding) and the flush is the disk. Run in turns, each
+/// waits for the other; here batch N+1 runs while batch N is flushed. And
+/// when several batches are waiting, one sync covers them all (the WAL is
+/// one sequential file), which is group commit a second time.
+///
+/// Order: batches are delivered in the order they were committed, and a
+/// batch's outputs in the engine's order, so "deltas in seq order, then the
+/// result" holds exactly as if the engine delivered them itself.
+///
+/// A failed sync means the kernel may have dropped pages the store believes
+/// written: nothing committed since the last good sync can be vouched for,
+/// and retrying fsync does not bring them back (PostgreSQL's fsync lesson).
+/// The process stops without acknowledging them; on restart SQLite recovers
+/// the WAL up to its last intact frame, and clients resend.
+final class CommitPipeline: @unchecked Sendable {
+    private let durability: any Durability
+    private let bus: any DeltaBus
+    private let condition = NSCondition()
+    // Guarded by `condition`.
+    private var batches: [[EngineOutput]] = []
+    private var stopping = false
+    private var stopped = false
+
+    init(durability: any Durability, bus: any DeltaBus) {
+        self.durability = durability
+        self.bus = bus
+    }
+
+    func start() {
+        let thread = Thread { [self] in run() }
+        thread.name = "peekd-sync"
+        thread.start()
+    }
+
+    /// Called by the engine after a COMMIT (or a rollback: error answers
+    /// keep their place in the order). Never blocks on the disk.
+    func enqueue(_ outputs: [EngineOutput]) {
+        guard !outputs.isEmpty else { return }
+        condition.lock()
+        batches.append(outputs)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Delivers what is queued, then ends the thread.
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        while !stopped { condition.wait() }
+        condition.unlock()
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while batches.isEmpty && !stopping { condition.wait() }
+            if batches.isEmpty {
+                stopped = true
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
+            let taken = batches
+            batches.removeAll(keepingCapacity: true)
+            condition.unlock()
+
+            do {
+                try durability.sync()
+            } catch {
+                let line = "peekd: the write-ahead log could not be synced (\(error)); stopping without acknowledging unsynced changes\n"
+                _ = line.withCString { write(2, $0, strlen($0)) }
+                exit(70)  // EX_SOFTWARE
+            }
+            for outputs in taken { bus.deliver(outputs) }
+        }
+    }
+}
