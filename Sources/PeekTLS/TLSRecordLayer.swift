@@ -165,13 +165,16 @@ final class TLSRecordLayer {
     // MARK: Records
 
     /// Appends one protected record holding `content` (at most
-    /// `maxContentBytes`) of `contentType` to `output`. False, with `output`
-    /// unchanged, if OpenSSL fails or the sequence number is exhausted.
-    func seal(contentType: UInt8, _ content: UnsafeRawBufferPointer, appendingTo output: inout [UInt8]) -> Bool {
-        precondition(content.count <= Self.maxContentBytes, "record content over 2^14 bytes")
+    /// `maxContentBytes`) of `contentType`, followed by `padding` zero bytes
+    /// (RFC 8446 §5.4; the server sends none, tests do), to `output`.
+    /// False, with `output` unchanged, if OpenSSL fails or the sequence
+    /// number is exhausted.
+    func seal(contentType: UInt8, _ content: UnsafeRawBufferPointer, padding: Int = 0, appendingTo output: inout [UInt8]) -> Bool {
+        precondition(content.count <= Self.maxContentBytes && padding >= 0
+                     && content.count + 1 + padding + Self.tagBytes <= Self.maxCiphertextBytes, "record over 2^14 + 256 bytes")
         // RFC 8446 §5.3: the sequence number must not wrap; a KeyUpdate resets it.
         guard writeSequence < UInt64.max, let context = AEADContexts.context(for: suite) else { return false }
-        let length = content.count + 1 + Self.tagBytes
+        let length = content.count + 1 + padding + Self.tagBytes
         let start = output.count
         output.append(0x17)  // opaque_type: application_data
         output.append(0x03)  // legacy_record_version 0x0303
@@ -185,6 +188,7 @@ final class TLSRecordLayer {
             return withNonce(.write, sequence: writeSequence) { nonce in
                 var produced: Int32 = 0
                 var type = contentType
+                let tagOffset = content.count + 1 + padding
                 guard EVP_CipherInit_ex(context, nil, nil, key(.write).assumingMemoryBound(to: UInt8.self), nonce, 1) == 1,
                       EVP_CipherUpdate(context, nil, &produced, header, Int32(Self.headerBytes)) == 1
                 else { return false }
@@ -193,9 +197,16 @@ final class TLSRecordLayer {
                                            Int32(content.count)) == 1, Int(produced) == content.count
                     else { return false }
                 }
-                guard EVP_CipherUpdate(context, body + content.count, &produced, &type, 1) == 1, produced == 1,
-                      EVP_CipherFinal_ex(context, body + content.count + 1, &produced) == 1, produced == 0,
-                      EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_GET_TAG, Int32(Self.tagBytes), body + content.count + 1) == 1
+                guard EVP_CipherUpdate(context, body + content.count, &produced, &type, 1) == 1, produced == 1
+                else { return false }
+                if padding > 0 {
+                    // The zeros already sit in `output`: encrypt them in place.
+                    let zeros = body + content.count + 1
+                    guard EVP_CipherUpdate(context, zeros, &produced, zeros, Int32(padding)) == 1, Int(produced) == padding
+                    else { return false }
+                }
+                guard EVP_CipherFinal_ex(context, body + tagOffset, &produced) == 1, produced == 0,
+                      EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_GET_TAG, Int32(Self.tagBytes), body + tagOffset) == 1
                 else { return false }
                 return true
             }
