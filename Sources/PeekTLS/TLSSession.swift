@@ -254,6 +254,7 @@ public final class TLSSession {
         defer { capturedSecrets = nil }
         guard isServer, let ssl, let readBIO, let writeBIO, let secrets = capturedSecrets,
               SSL_version(ssl) == TLS1_3_VERSION, SSL_has_pending(ssl) == 0,
+              SSL_get_num_tickets(ssl) == 0,  // a ticket would have used write sequence 0
               let cipher = SSL_get_current_cipher(ssl),
               let suite = TLSRecordLayer.Suite(protocolID: SSL_CIPHER_get_protocol_id(cipher)),
               let layer = secrets.makeRecordLayer(suite: suite)
