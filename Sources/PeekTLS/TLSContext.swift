@@ -10,7 +10,9 @@ import COpenSSL
 /// renegotiation (a peer-driven CPU and state sink), no session cache and no
 /// tickets (clients reconnect rarely and a cache is memory held for strangers),
 /// and `SSL_MODE_RELEASE_BUFFERS` so an idle session gives its ~34 KiB of
-/// record buffers back.
+/// record buffers back. Server contexts also hand each session its TLS 1.3
+/// traffic secrets through the keylog callback, so that it can free its
+/// `SSL` after the handshake (see `TLSSession`).
 // @unchecked: SSL_CTX is internally locked and no setter runs after the factory returns.
 public final class TLSContext: @unchecked Sendable {
     public enum Role: Sendable { case server, client }
@@ -174,6 +176,11 @@ public final class TLSContext: @unchecked Sendable {
             // with resumption off; a fixed tag is enough.
             let tag: [UInt8] = Array("peekd".utf8)
             _ = SSL_CTX_set_session_id_context(ctx, tag, UInt32(tag.count))
+            // The TLS 1.3 application traffic secrets go to the session being
+            // handshaken (and nowhere else): it frees its SSL afterwards and
+            // runs its own record layer (TLSSession, "the hand-off"). That
+            // needs no tickets, set above: nothing is sent after Finished.
+            SSL_CTX_set_keylog_callback(ctx) { ssl, line in TLSSession.captureKeylogLine(ssl: ssl, line: line) }
         }
         return ctx
     }
