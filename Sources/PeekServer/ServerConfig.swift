@@ -38,8 +38,8 @@ public struct ServerConfig: Sendable {
     /// queue passes `hardOutputLimit` is closed with 1013 and must resume.
     public var softOutputLimit = 256 * 1024
     public var hardOutputLimit = 4 * 1024 * 1024
-    /// Frames a technician connection may send per second (burst = 2x); over
-    /// it, commands get `rate_limited`.
+    /// Messages a technician or agent connection may send per second (burst
+    /// = 2x); over it, the message is dropped and answered `rate_limited`.
     public var framesPerSecond = 200
     public var maxAttachmentBytes = 10 * 1024 * 1024
     /// Where `client/` is, for `GET /` and static files.

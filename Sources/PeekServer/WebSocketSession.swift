@@ -217,7 +217,16 @@ final class AgentSession: WebSocketSession {
         hub.server.engine.submit(.agentConnected(peer, commonName: commonName))
     }
 
+    /// Every agent frame draws on the bucket: a `chat` is a durable write,
+    /// and a flooding (or compromised) endpoint must not take the engine's
+    /// write capacity from everyone else. Telemetry is coalesced anyway, so a
+    /// well-behaved agent never comes near the limit. The frame is dropped
+    /// undecoded: an agent's errors carry no `id` to echo.
     override func didReceiveText(_ bytes: [UInt8]) {
+        guard admitFrame() else {
+            sendText(Wire.errorFrame(id: nil, overRateError))
+            return
+        }
         switch AgentFrame.decode(bytes) {
         case .success(let frame): hub.server.engine.submit(.agentFrame(peer, frame))
         case .failure(let error): sendText(Wire.errorFrame(id: nil, error))
