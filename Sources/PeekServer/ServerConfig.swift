@@ -41,6 +41,11 @@ public struct ServerConfig: Sendable {
     /// Messages a technician or agent connection may send per second (burst
     /// = 2x); over it, the message is dropped and answered `rate_limited`.
     public var framesPerSecond = 200
+    /// Tickets one technician connection may view at once. A Peek tab views
+    /// one ticket and a queue page a screenful, so 100 is far above real use,
+    /// while it bounds what one connection costs every loop and the engine
+    /// (viewer entries, presence fan-out). Over it, `rate_limited`.
+    public var maxSubscriptionsPerConnection = 100
     public var maxAttachmentBytes = 10 * 1024 * 1024
     /// Where `client/` is, for `GET /` and static files.
     public var clientDirectory = "client"

@@ -146,7 +146,9 @@ class WebSocketSession: ConnectionHandler {
 final class TechnicianSession: WebSocketSession {
     enum Phase { case awaitingHello, authenticating, signedIn }
     var phase = Phase.awaitingHello
-    var tickets: [String] = []
+    /// Tickets this connection views, as the loop knows them (the engine's
+    /// `TechnicianState.tickets` is the authority and enforces the cap).
+    var tickets: Set<String> = []
 
     func signedIn() { phase = .signedIn }
 
