@@ -370,6 +370,37 @@ final class MailReplyTests: XCTestCase {
         XCTAssertTrue(Data(base64Encoded: Data(base64)).map { Array($0) } == file, "the attachment arrived changed")
     }
 
+    /// The engine owns every durable change; reading and encoding a reply's
+    /// attachments (up to 20 of 10 MiB) is the mail worker's job, done when
+    /// the reply's turn comes. Every worker is kept busy by a held send, so
+    /// the last reply waits in the queue; its file changes meanwhile, and the
+    /// mail carries what the file holds when the worker reads it.
+    func testReply_queuedBehindBusyWorkers_attachmentReadWhenItsTurnComes() throws {
+        let workers = 16   // SMTPMailer.maxConversations
+        let h = try MailHarness(smtp: .init(holdMessageReply: true))
+        defer { h.stop() }
+        let smtp = try XCTUnwrap(h.smtp)
+        let upload = try h.server.request("POST", "/v1/tickets/\(h.ticket)/attachments?filename=log.txt",
+                                          body: Array("as uploaded\n".utf8), contentType: "text/plain")
+        XCTAssertEqual(upload.status, 201, upload.text)
+        let id = try XCTUnwrap(upload.json?["id"]?.stringValue)
+        let sha = try XCTUnwrap(upload.json?["sha256"]?.stringValue)
+
+        for i in 0..<workers { try h.sendReply(id: "busy-\(i)", body: "Reply \(i)") }
+        try smtp.waitForEnvelopes(workers)
+        try h.sendReply(id: "queued", body: "The log is attached.", attachments: [id])
+        try h.barrier(h.a, "handed-over")
+        XCTAssertEqual(smtp.connectionCount, workers, "the queued reply found a free worker")
+        let changed = Array("as read by the worker\n".utf8)
+        try Data(changed).write(to: URL(fileURLWithPath: "\(h.server.directory)/attachments/\(sha.prefix(2))/\(sha)"))
+        smtp.releaseMessageReplies()
+
+        XCTAssertEqual(try h.answer(id: "queued")["type"]?.stringValue, "result")
+        let mail = try XCTUnwrap(try smtp.waitForEnvelopes(workers + 1).last)
+        XCTAssertNotNil(ParsedMail.find(Array(Data(changed).base64EncodedString().utf8), in: mail.data),
+                        "the attachment was read before the reply's turn: \(mail.text)")
+    }
+
     func testReply_withStaleSeen_staleWithoutConnectingThenForceSends() throws {
         let h = try MailHarness()
         defer { h.stop() }
