@@ -99,6 +99,21 @@ extension Engine {
             attachments.append(a.ref)
             files.append(MailDraft.File(id: id, sha256: a.sha256, filename: a.ref.filename, contentType: a.ref.contentType))
         }
+        // Replies in flight are capped per technician and for the process, so
+        // neither one sender nor all of them together can grow the mail queue
+        // without bound. Checked last, so only a reply that would really be
+        // sent is refused, and not remembered (like every rate_limited): the
+        // same id may be sent again once a slot is free.
+        let sender = "\(tech.tenant)/\(tech.id)"
+        let mine = repliesPerTechnician[sender, default: 0]
+        guard mine < config.maxRepliesInFlightPerTechnician else {
+            sendError(peer, id: c.id, PeekError(.rateLimited, "You already have \(mine) replies being sent, the most at once; wait for one to finish, then send this one again."))
+            return
+        }
+        guard inFlightReplies.count < config.maxRepliesInFlight else {
+            sendError(peer, id: c.id, PeekError(.rateLimited, "The server is already sending \(inFlightReplies.count) replies, the most it queues; wait a minute, then send this one again."))
+            return
+        }
         let thread = (try? store.mailThreadIDs(ticket: ticket.id)) ?? []
         let domain = account.from.split(separator: "@").last.map(String.init) ?? "peek.local"
         let messageID = "\(ticket.id).\(Crypto.hex(Crypto.randomBytes(8)))@\(domain)"
@@ -109,8 +124,9 @@ extension Engine {
             bodyText: body, messageID: messageID, inReplyTo: thread.last, references: thread,
             date: at / 1000, boundary: "peek-" + Crypto.hex(Crypto.randomBytes(12)))
         let draft = MailDraft(builder: builder, files: files, attachmentsDirectory: config.attachmentsDirectory, ticketID: ticket.id)
-        let key = "\(tech.tenant)/\(tech.id)/\(c.id)"
+        let key = "\(sender)/\(c.id)"
         inFlightReplies[key] = [(peer, c.id)]
+        repliesPerTechnician[sender] = mine + 1
         repliesInFlight.add(1, ordering: .relaxed)
         let job = MailJob(key: key, tenant: tech.tenant, technician: tech, commandID: c.id, ticketID: ticket.id, body: body,
                           attachments: attachments, mailMessageID: messageID, recipient: to, account: account, draft: draft)
@@ -119,6 +135,9 @@ extension Engine {
 
     func handleMailFinished(_ job: MailJob, _ outcome: MailOutcome) {
         let waiting = inFlightReplies.removeValue(forKey: job.key) ?? []
+        let sender = "\(job.tenant)/\(job.technician.id)"
+        let left = repliesPerTechnician[sender, default: 1] - 1
+        repliesPerTechnician[sender] = left > 0 ? left : nil
         repliesInFlight.subtract(1, ordering: .relaxed)
         let at = now
         // Every attempt is logged, success or not; a message that could not
