@@ -1,4 +1,5 @@
 import Foundation
+import PeekCore
 
 /// Attachments on disk, content-addressed by SHA-256: the same file
 /// uploaded twice is stored once, and a name can never escape the folder
@@ -37,6 +38,11 @@ enum AttachmentFiles {
     static func read(sha256: String, in directory: String) -> [UInt8]? {
         guard sha256.allSatisfy(\.isHexDigit) else { return nil }
         return FileManager.default.contents(atPath: path(sha256: sha256, in: directory)).map { [UInt8]($0) }
+    }
+
+    /// The refusal for an attachment id that is not one of the ticket's.
+    static func notUploaded(_ id: String, to ticket: String) -> PeekError {
+        PeekError(.invalid, "Attachment \(id) was not uploaded to \(ticket); upload it first.")
     }
 
     /// A display name safe for headers and downloads: no path, no control

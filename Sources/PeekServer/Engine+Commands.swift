@@ -190,7 +190,7 @@ extension Engine {
     private func resolveAttachments(_ ids: [String], ticket: Ticket) throws -> [AttachmentRef] {
         try ids.map { id in
             guard let a = try store.attachment(id), a.ticket == ticket.id else {
-                throw PeekError(.invalid, "Attachment \(id) was not uploaded to \(ticket.id); upload it first.")
+                throw AttachmentFiles.notUploaded(id, to: ticket.id)
             }
             return a.ref
         }

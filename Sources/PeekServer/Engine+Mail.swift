@@ -16,12 +16,51 @@ struct MailJob: Sendable {
     var mailMessageID: String
     var recipient: String
     var account: EmailAccount
-    var message: [UInt8]
+    var draft: MailDraft
+}
+
+/// A reply's email in parts, as the engine hands it over. The worker reads
+/// the attachment files and builds the MIME, base64 of up to 20 files of
+/// 10 MiB included, so the thread that owns every durable change never
+/// spends its time encoding, and a queued reply holds no encoded copy.
+/// Everything random or clock-derived (Message-ID, boundary, date) is
+/// already chosen, so the bytes are the same wherever they are built.
+struct MailDraft: Sendable {
+    struct File: Sendable {
+        var id: String
+        var sha256: String
+        var filename: String
+        var contentType: String
+    }
+
+    /// The whole message except the attachments' bytes.
+    var builder: MIMEMessageBuilder
+    var files: [File]
+    var attachmentsDirectory: String
+    var ticketID: String
+
+    /// The message, or why it cannot be one (answered `invalid`, never sent).
+    func build() -> Result<[UInt8], PeekError> {
+        var builder = self.builder
+        for file in files {
+            guard let bytes = AttachmentFiles.read(sha256: file.sha256, in: attachmentsDirectory) else {
+                return .failure(AttachmentFiles.notUploaded(file.id, to: ticketID))
+            }
+            builder.attachments.append(MailAttachment(filename: file.filename, contentType: file.contentType, bytes: bytes))
+        }
+        do {
+            return .success(try builder.build())
+        } catch {
+            return .failure(PeekError(.invalid, "The reply cannot be written as an email: \(error.description)"))
+        }
+    }
 }
 
 enum MailOutcome: Sendable {
     case sent(reply: String)
     case failed(message: String, reply: String)
+    /// The message could not be built; no mail server was contacted.
+    case refused(PeekError)
 }
 
 /// The seam to outbound mail: the real one speaks SMTP on a worker thread.
@@ -29,9 +68,10 @@ protocol Mailer: Sendable {
     func send(_ job: MailJob, completion: @escaping @Sendable (MailOutcome) -> Void)
 }
 
-/// Replies are email. The engine validates and builds the message, a mail
-/// worker talks to the tenant's server (never on a loop, never holding the
-/// transaction), and only an accepted message is stored and fanned out.
+/// Replies are email. The engine validates the reply and hands its parts
+/// over; a mail worker builds the message and talks to the tenant's server
+/// (never on a loop, never holding the transaction), and only an accepted
+/// message is stored and fanned out.
 extension Engine {
     func beginReply(_ peer: Peer, _ tech: Technician, _ c: CommandRequest, ticket: Ticket, at: Int64) {
         guard case .reply(let body, let force, let attachmentIDs) = c.args else { return }
@@ -50,15 +90,29 @@ extension Engine {
             return
         }
         var attachments: [AttachmentRef] = []
-        var files: [MailAttachment] = []
+        var files: [MailDraft.File] = []
         for id in attachmentIDs {
-            guard let a = try? store.attachment(id), a.ticket == ticket.id,
-                  let bytes = AttachmentFiles.read(sha256: a.sha256, in: config.attachmentsDirectory) else {
-                answer(peer, tech, c, error: PeekError(.invalid, "Attachment \(id) was not uploaded to \(ticket.id); upload it first."), at: at)
+            guard let a = try? store.attachment(id), a.ticket == ticket.id else {
+                answer(peer, tech, c, error: AttachmentFiles.notUploaded(id, to: ticket.id), at: at)
                 return
             }
             attachments.append(a.ref)
-            files.append(MailAttachment(filename: a.ref.filename, contentType: a.ref.contentType, bytes: bytes))
+            files.append(MailDraft.File(id: id, sha256: a.sha256, filename: a.ref.filename, contentType: a.ref.contentType))
+        }
+        // Replies in flight are capped per technician and for the process, so
+        // neither one sender nor all of them together can grow the mail queue
+        // without bound. Checked last, so only a reply that would really be
+        // sent is refused, and not remembered (like every rate_limited): the
+        // same id may be sent again once a slot is free.
+        let sender = "\(tech.tenant)/\(tech.id)"
+        let mine = repliesPerTechnician[sender, default: 0]
+        guard mine < config.maxRepliesInFlightPerTechnician else {
+            sendError(peer, id: c.id, PeekError(.rateLimited, "You already have \(mine) replies being sent, the most at once; wait for one to finish, then send this one again."))
+            return
+        }
+        guard inFlightReplies.count < config.maxRepliesInFlight else {
+            sendError(peer, id: c.id, PeekError(.rateLimited, "The server is already sending \(inFlightReplies.count) replies, the most it queues; wait a minute, then send this one again."))
+            return
         }
         let thread = (try? store.mailThreadIDs(ticket: ticket.id)) ?? []
         let domain = account.from.split(separator: "@").last.map(String.init) ?? "peek.local"
@@ -68,34 +122,40 @@ extension Engine {
             to: MailAddress(name: ticket.contact.name, address: to),
             subject: MailThreading.taggedSubject(ticket.subject, ticketNumber: ticket.number),
             bodyText: body, messageID: messageID, inReplyTo: thread.last, references: thread,
-            date: at / 1000, attachments: files, boundary: "peek-" + Crypto.hex(Crypto.randomBytes(12)))
-        let message: [UInt8]
-        do { message = try builder.build() } catch {
-            answer(peer, tech, c, error: PeekError(.invalid, "The reply cannot be written as an email: \(error.description)"), at: at)
-            return
-        }
-        let key = "\(tech.tenant)/\(tech.id)/\(c.id)"
+            date: at / 1000, boundary: "peek-" + Crypto.hex(Crypto.randomBytes(12)))
+        let draft = MailDraft(builder: builder, files: files, attachmentsDirectory: config.attachmentsDirectory, ticketID: ticket.id)
+        let key = "\(sender)/\(c.id)"
         inFlightReplies[key] = [(peer, c.id)]
+        repliesPerTechnician[sender] = mine + 1
         repliesInFlight.add(1, ordering: .relaxed)
         let job = MailJob(key: key, tenant: tech.tenant, technician: tech, commandID: c.id, ticketID: ticket.id, body: body,
-                          attachments: attachments, mailMessageID: messageID, recipient: to, account: account, message: message)
+                          attachments: attachments, mailMessageID: messageID, recipient: to, account: account, draft: draft)
         mailer.send(job) { [weak self] outcome in self?.submit(.mailFinished(job, outcome)) }
     }
 
     func handleMailFinished(_ job: MailJob, _ outcome: MailOutcome) {
         let waiting = inFlightReplies.removeValue(forKey: job.key) ?? []
+        let sender = "\(job.tenant)/\(job.technician.id)"
+        let left = repliesPerTechnician[sender, default: 1] - 1
+        repliesPerTechnician[sender] = left > 0 ? left : nil
         repliesInFlight.subtract(1, ordering: .relaxed)
         let at = now
-        let (outcomeName, reply): (String, String)
-        switch outcome {
-        case .sent(let r): (outcomeName, reply) = ("sent", r)
-        case .failed(_, let r): (outcomeName, reply) = ("failed", r)
+        // Every attempt is logged, success or not; a message that could not
+        // be built reached no mail server and is not an attempt.
+        let attempt: (outcome: String, reply: String)? = switch outcome {
+        case .sent(let r): ("sent", r)
+        case .failed(_, let r): ("failed", r)
+        case .refused: nil
         }
-        // Every attempt is logged, success or not.
-        try? store.recordSend(ticket: job.ticketID, at: at, technician: job.technician.id, recipient: job.recipient,
-                              outcome: outcomeName, reply: reply)
+        if let attempt {
+            try? store.recordSend(ticket: job.ticketID, at: at, technician: job.technician.id, recipient: job.recipient,
+                                  outcome: attempt.outcome, reply: attempt.reply)
+        }
         let frame: [UInt8]
         switch outcome {
+        case .refused(let error):
+            frame = Wire.errorFrame(id: job.commandID, error)
+            for w in waiting { outputs.append(.send(w.peer, frame)) }
         case .failed(let message, _):
             frame = Wire.errorFrame(id: job.commandID, PeekError(.dispatchFailed, message))
             for w in waiting { outputs.append(.send(w.peer, frame)) }

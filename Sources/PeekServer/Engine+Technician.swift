@@ -74,6 +74,13 @@ extension Engine {
     }
 
     private func subscribe(_ peer: Peer, _ tech: Technician, id: String?, ticketID: String, since: Int?) {
+        // A quota, not a malformed frame: the same subscribe succeeds once the
+        // connection lets go of a ticket, hence rate_limited and not invalid.
+        // Checked before visibility, so it says nothing about the ticket.
+        if let viewing = sessions[peer]?.tickets, !viewing.contains(ticketID), viewing.count >= config.maxSubscriptionsPerConnection {
+            sendError(peer, id: id, PeekError(.rateLimited, "This connection already views \(viewing.count) tickets, the most allowed; unsubscribe from one you no longer need, then subscribe again."))
+            return
+        }
         guard let ticket = visibleTicket(ticketID, to: tech) else {
             sendError(peer, id: id, Self.notFound(ticketID))
             return

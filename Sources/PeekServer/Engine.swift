@@ -42,6 +42,9 @@ public final class Engine: @unchecked Sendable {
     var timers = TimerHeap()
     var telemetry: [String: TelemetryState] = [:]   // "tenant/asset"
     var inFlightReplies: [String: [(peer: Peer, id: String)]] = [:]
+    /// Distinct replies on their way per "tenant/technician" (resends of one
+    /// are not counted); bounded by `maxRepliesInFlightPerTechnician`.
+    var repliesPerTechnician: [String: Int] = [:]
     var nextSLATickMillis: Int64 = 0
     var outputs: [EngineOutput] = []
     var lastPruneMillis: Int64 = 0

@@ -45,14 +45,12 @@ final class LoopHub {
     }
 
     func subscribe(_ session: TechnicianSession, to ticket: String) {
-        if session.tickets.contains(ticket) { return }
-        session.tickets.append(ticket)
+        guard session.tickets.insert(ticket).inserted else { return }
         subscriptions[ticket, default: []].append(session)
     }
 
     func unsubscribe(_ session: TechnicianSession, from ticket: String) {
-        guard let i = session.tickets.firstIndex(of: ticket) else { return }
-        session.tickets.remove(at: i)
+        guard session.tickets.remove(ticket) != nil else { return }
         guard var list = subscriptions[ticket] else { return }
         list.removeAll { $0 === session }
         subscriptions[ticket] = list.isEmpty ? nil : list

@@ -1,20 +1,30 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
+import Foundation
 import PeekCore
 import PeekMail
 import PeekNet
 import PeekTLS
+import Synchronization
 
 /// Sends replies over SMTP on worker threads, never on an event loop: a
-/// slow or dead mail server delays only its own reply. Each send drives
-/// `SMTPDialogue` (which decides) over a blocking socket with a deadline on
-/// every step (which this does).
+/// slow or dead mail server delays only its own reply. Each send builds the
+/// message from the engine's draft, then drives `SMTPDialogue` (which
+/// decides) over a blocking socket with a deadline on every step (which
+/// this does).
 final class SMTPMailer: Mailer {
-    private let queue = DispatchQueue(label: "peekd.mail", attributes: .concurrent)
-    /// At most this many conversations at once; more wait their turn.
-    private let slots = DispatchSemaphore(value: 16)
+    /// Conversations at once. Each is a thread blocked on a socket, so this
+    /// also bounds the threads: a reply over it waits in `work` as a job,
+    /// holding no thread (a semaphore on a dispatch queue would park one
+    /// thread per waiting reply). The engine bounds how many are handed over
+    /// (`ServerConfig.maxRepliesInFlight`), so the list stays short.
+    static let maxConversations = 16
+    private struct Work {
+        var waiting: [(job: MailJob, completion: @Sendable (MailOutcome) -> Void)] = []
+        var workers = 0
+    }
+    private let work = Mutex(Work())
     let timeoutSeconds: Double
     let tls: TLSContext
     let clientHostname: String
@@ -26,14 +36,41 @@ final class SMTPMailer: Mailer {
     }
 
     func send(_ job: MailJob, completion: @escaping @Sendable (MailOutcome) -> Void) {
-        queue.async { [self] in
-            slots.wait()
-            defer { slots.signal() }
-            completion(deliver(job))
+        let startWorker = work.withLock { w -> Bool in
+            w.waiting.append((job, completion))
+            guard w.workers < Self.maxConversations else { return false }
+            w.workers += 1
+            return true
+        }
+        guard startWorker else { return }
+        let thread = Thread { [self] in runWorker() }
+        thread.name = "peekd-mail"
+        thread.start()
+    }
+
+    /// Sends waiting replies in order until none is left, then ends; the
+    /// count drops under the same lock that found the list empty, so a job
+    /// appended meanwhile always finds a worker.
+    private func runWorker() {
+        while true {
+            let next = work.withLock { w -> (job: MailJob, completion: @Sendable (MailOutcome) -> Void)? in
+                guard !w.waiting.isEmpty else {
+                    w.workers -= 1
+                    return nil
+                }
+                return w.waiting.removeFirst()   // O(n), and n is bounded by the engine's cap
+            }
+            guard let next else { return }
+            next.completion(deliver(next.job))
         }
     }
 
     func deliver(_ job: MailJob) -> MailOutcome {
+        let message: [UInt8]
+        switch job.draft.build() {
+        case .success(let bytes): message = bytes
+        case .failure(let error): return .refused(error)
+        }
         let a = job.account
         let security: SMTPDialogue.Configuration.Security = switch a.security {
         case .none: .none
@@ -44,7 +81,7 @@ final class SMTPMailer: Mailer {
         var dialogue: SMTPDialogue
         do {
             dialogue = try SMTPDialogue(configuration: .init(clientHostname: clientHostname, security: security, credentials: credentials,
-                                                            envelopeFrom: a.from, recipients: [job.recipient], message: job.message))
+                                                            envelopeFrom: a.from, recipients: [job.recipient], message: message))
         } catch {
             return .failed(message: error.message, reply: error.message)
         }

@@ -38,10 +38,27 @@ public struct ServerConfig: Sendable {
     /// queue passes `hardOutputLimit` is closed with 1013 and must resume.
     public var softOutputLimit = 256 * 1024
     public var hardOutputLimit = 4 * 1024 * 1024
-    /// Frames a technician connection may send per second (burst = 2x); over
-    /// it, commands get `rate_limited`.
+    /// Messages a technician or agent connection may send per second (burst
+    /// = 2x); over it, the message is dropped and answered `rate_limited`.
     public var framesPerSecond = 200
+    /// Tickets one technician connection may view at once. A Peek tab views
+    /// one ticket and a queue page a screenful, so 100 is far above real use,
+    /// while it bounds what one connection costs every loop and the engine
+    /// (viewer entries, presence fan-out). Over it, `rate_limited`.
+    public var maxSubscriptionsPerConnection = 100
     public var maxAttachmentBytes = 10 * 1024 * 1024
+    /// Replies one technician may have on their way at once (waiting for a
+    /// mail worker or talking to the mail server); more get `rate_limited`.
+    /// A person sends replies one at a time and a send takes about a second,
+    /// so 4 leaves room to keep writing while a slow server answers, and it
+    /// keeps one technician (or one stolen token) to a quarter of the 16
+    /// conversations every tenant shares.
+    public var maxRepliesInFlightPerTechnician = 4
+    /// Replies on their way for the whole process. A waiting reply holds its
+    /// body (at most 64 KiB) and attachment references, never file bytes, so
+    /// 256 keeps the queue to a few MiB and its wait to about 16 rounds of
+    /// the 16 conversations; more get `rate_limited`.
+    public var maxRepliesInFlight = 256
     /// Where `client/` is, for `GET /` and static files.
     public var clientDirectory = "client"
 

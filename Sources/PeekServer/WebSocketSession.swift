@@ -12,6 +12,9 @@ class WebSocketSession: ConnectionHandler {
     private(set) var peer = Peer(loop: 0, id: 0)
     private var lastPingMillis: Int64
     let deflateWindowBits: Int?
+    /// Messages this peer may still send (`--frames-per-second`, burst twice
+    /// that). Technician and agent sessions draw on it; echo mode does not.
+    private var frameBudget: TokenBucket
 
     init(hub: LoopHub, connection: Connection, deflate: PerMessageDeflateParameters?, maxMessageBytes: Int) {
         self.hub = hub
@@ -19,6 +22,8 @@ class WebSocketSession: ConnectionHandler {
         ws = WebSocketStateMachine(configuration: .init(maxMessageBytes: maxMessageBytes, deflate: deflate))
         deflateWindowBits = deflate?.deflateWindowBits
         lastPingMillis = monotonicMillis()
+        let rate = hub.server.config.framesPerSecond
+        frameBudget = TokenBucket(ratePerSecond: rate, capacity: rate * 2, nowMillis: lastPingMillis)
         peer = hub.register(self)
     }
 
@@ -30,6 +35,17 @@ class WebSocketSession: ConnectionHandler {
     func didReceiveBinary(_ bytes: [UInt8]) { close(code: .unsupportedData, reason: "binary frames are not accepted here") }
     func willClose() {}
     func onTick(nowMillis: Int64) {}
+
+    // MARK: Frame rate
+
+    /// Takes a token for one received message; false means the peer is over
+    /// the rate and the message must be dropped unprocessed.
+    func admitFrame() -> Bool { frameBudget.take(nowMillis: monotonicMillis()) }
+
+    /// What a message over the rate is answered with (protocol.md §3.12, §5).
+    var overRateError: PeekError {
+        PeekError(.rateLimited, "Too many frames; slow down to \(hub.server.config.framesPerSecond) per second.")
+    }
 
     // MARK: Writing
 
@@ -130,36 +146,25 @@ class WebSocketSession: ConnectionHandler {
 final class TechnicianSession: WebSocketSession {
     enum Phase { case awaitingHello, authenticating, signedIn }
     var phase = Phase.awaitingHello
-    var tickets: [String] = []
-    /// Token bucket for frames (`--frames-per-second`, burst twice that).
-    private var tokens: Double
-    private var tokensAt: Int64
-
-    override init(hub: LoopHub, connection: Connection, deflate: PerMessageDeflateParameters?, maxMessageBytes: Int) {
-        tokens = Double(hub.server.config.framesPerSecond * 2)
-        tokensAt = monotonicMillis()
-        super.init(hub: hub, connection: connection, deflate: deflate, maxMessageBytes: maxMessageBytes)
-    }
+    /// Tickets this connection views, as the loop knows them (the engine's
+    /// `TechnicianState.tickets` is the authority and enforces the cap).
+    var tickets: Set<String> = []
 
     func signedIn() { phase = .signedIn }
 
     override func didReceiveText(_ bytes: [UInt8]) {
-        let config = hub.server.config
-        let now = monotonicMillis()
-        tokens = min(Double(config.framesPerSecond * 2), tokens + Double(now - tokensAt) * Double(config.framesPerSecond) / 1000)
-        tokensAt = now
+        let admitted = admitFrame()
         let frame = ClientFrame.decode(bytes)
-        guard tokens >= 1 else {
+        guard admitted else {
             let id: String? = switch frame {
             case .success(.command(let c)): c.id
             case .success(.subscribe(let id, _, _)): id
             case .failure(let refusal): refusal.id
             default: nil
             }
-            sendText(Wire.errorFrame(id: id, PeekError(.rateLimited, "Too many frames; slow down to \(config.framesPerSecond) per second.")))
+            sendText(Wire.errorFrame(id: id, overRateError))
             return
         }
-        tokens -= 1
         switch frame {
         case .failure(let refusal):
             if phase == .awaitingHello {
@@ -214,7 +219,16 @@ final class AgentSession: WebSocketSession {
         hub.server.engine.submit(.agentConnected(peer, commonName: commonName))
     }
 
+    /// Every agent frame draws on the bucket: a `chat` is a durable write,
+    /// and a flooding (or compromised) endpoint must not take the engine's
+    /// write capacity from everyone else. Telemetry is coalesced anyway, so a
+    /// well-behaved agent never comes near the limit. The frame is dropped
+    /// undecoded: an agent's errors carry no `id` to echo.
     override func didReceiveText(_ bytes: [UInt8]) {
+        guard admitFrame() else {
+            sendText(Wire.errorFrame(id: nil, overRateError))
+            return
+        }
         switch AgentFrame.decode(bytes) {
         case .success(let frame): hub.server.engine.submit(.agentFrame(peer, frame))
         case .failure(let error): sendText(Wire.errorFrame(id: nil, error))

@@ -45,7 +45,7 @@ flags (each also PEEK_<FLAG>, e.g. PEEK_JWT_SECRET; repeatable flags take a comm
   --threads N            event-loop threads (one per core)
   --max-connections N    connections per process (19900)
   --max-tenant-connections N   technician connections per tenant (20000)
-  --frames-per-second N  frames one technician connection may send per second, burst twice that (200)
+  --frames-per-second N  messages one technician or agent connection may send per second, burst twice that (200)
   --client DIR           where the browser files are (client)
   --demo                 seed a demo tenant on first start, allow demo sign-in, and open
                          --tls-port 8443 and --agent-port 8444 unless given

@@ -75,6 +75,39 @@ final class AgentSocketTests: XCTestCase {
         XCTAssertEqual(try viewer.nextDelta("message.created")["data"]?["body"]?.stringValue, "still here")
     }
 
+    func testAgentChat_flood_overTheRateRefusedAndStoredChatsBounded() throws {
+        let f = try AgentFixture(configure: { $0.framesPerSecond = 1 })   // a bucket of 2
+        defer { f.stop() }
+        let (viewer, snapshots) = try f.viewer(f.linkedTicket)
+        let seqBefore = try XCTUnwrap(snapshots[0]["seq"]?.intValue)
+        let agent = try f.agent()
+
+        let flood = 60
+        let started = Date()
+        for i in 0..<flood { try agent.send(["type": "chat", "ticket": .string(f.linkedTicket), "body": .string("flood \(i)")]) }
+        // A second later the bucket holds a token again and the agent is heard.
+        Thread.sleep(forTimeInterval: 1.2)
+        try agent.send(["type": "chat", "ticket": .string(f.linkedTicket), "body": "after the flood"])
+        let seen = try viewer.read(until: { Match.delta("message.created")($0) && $0["data"]?["body"]?.stringValue == "after the flood" })
+        let elapsed = Date().timeIntervalSince(started)
+
+        // An admitted chat is answered with nothing, a refused one with rate_limited (no id: agent frames have none).
+        let refusals = agent.drain(for: 0.5).filter { $0["type"]?.stringValue == "error" }
+        XCTAssertTrue(refusals.allSatisfy { $0["code"]?.stringValue == "rate_limited" && $0["id"] == nil }, "\(refusals)")
+        XCTAssertEqual(refusals.first?["message"]?.stringValue, "Too many frames; slow down to 1 per second.")
+        XCTAssertNil(agent.closeCode, "over the rate is refused frame by frame, not closed")
+        let admitted = flood - refusals.count
+        // The burst, plus one token a second until the last chat was read.
+        XCTAssertGreaterThanOrEqual(admitted, 2)
+        XCTAssertLessThanOrEqual(admitted + 1, 2 + Int(elapsed.rounded(.up)), "elapsed \(elapsed)s")
+
+        // Each admitted chat is stored once; no refused one is.
+        let stored = seen.filter(Match.delta("message.created"))
+        XCTAssertEqual(stored.count, admitted + 1)
+        XCTAssertEqual(stored.last?["seq"]?.intValue, seqBefore + admitted + 1)
+        XCTAssertEqual(try f.ticketState(f.linkedTicket)["seq"]?.intValue, seqBefore + admitted + 1)
+    }
+
     // MARK: Telemetry
 
     func testTelemetry_burstOfTwenty_coalescedToEveryLinkedTicketAndLastValueWins() throws {

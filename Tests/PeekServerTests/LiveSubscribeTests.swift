@@ -48,6 +48,44 @@ final class LiveSubscribeTests: XCTestCase {
         XCTAssertEqual(e["id"]?.stringValue, "s9")
     }
 
+    func testSubscribe_overTheCapPerConnection_rateLimitedWhileTheFirstKeepWorking() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let cap = server.config.maxSubscriptionsPerConnection
+        XCTAssertEqual(cap, 100, "protocol.md states 100")
+        let tickets = try server.seed(technicians: 2, tickets: cap + 1)
+        let extra = tickets[cap]
+        let a = try server.technician("tech-1")
+        let b = try server.technician("tech-2")
+        defer { a.close(); b.close() }
+        for (i, t) in tickets.prefix(cap).enumerated() {
+            XCTAssertEqual(try a.subscribe(t, id: "s\(i)")["type"]?.stringValue, "snapshot")
+        }
+
+        let refused = try a.subscribe(extra, id: "s-over")
+        XCTAssertEqual(refused["type"]?.stringValue, "error")
+        XCTAssertEqual(refused["code"]?.stringValue, "rate_limited")
+        XCTAssertEqual(refused["message"]?.stringValue,
+                       "This connection already views 100 tickets, the most allowed; unsubscribe from one you no longer need, then subscribe again.")
+        // Subscribing again to a ticket it views adds nothing and is answered as before.
+        XCTAssertEqual(try a.subscribe(tickets[0], id: "s-again")["type"]?.stringValue, "snapshot")
+        // The cap is per connection: another one views the ticket.
+        XCTAssertEqual(try b.subscribe(extra)["type"]?.stringValue, "snapshot")
+
+        // The first hundred keep working, and nothing of the refused ticket arrives.
+        XCTAssertEqual(try b.run("n-extra", extra, "note", ["body": "not for a"])["type"]?.stringValue, "result")
+        for (i, t) in [tickets[0], tickets[cap - 1]].enumerated() {
+            XCTAssertEqual(try b.run("n\(i)", t, "note", ["body": "for a"])["type"]?.stringValue, "result")
+            XCTAssertEqual(try a.delta("message.created", ticket: t)["data"]?["body"]?.stringValue, "for a")
+        }
+        XCTAssertFalse(a.received.contains { $0["ticket"]?.stringValue == extra }, "a delta of the refused ticket arrived")
+
+        // Letting go of one ticket makes room for another.
+        try a.send(["type": "unsubscribe", "ticket": .string(tickets[1])])
+        XCTAssertEqual(try a.subscribe(extra, id: "s-room")["type"]?.stringValue, "snapshot")
+        XCTAssertEqual(try a.subscribe(tickets[1], id: "s-full")["code"]?.stringValue, "rate_limited")
+    }
+
     func testFirstFrameNotHello_unauthorizedAndClosed() throws {
         let server = try TestServer()
         defer { server.stop() }

@@ -243,6 +243,75 @@ final class MailReplyTests: XCTestCase {
         XCTAssertEqual(smtp.connectionCount, 1)
     }
 
+    func testReply_moreThanTheCapInFlight_restRateLimitedWithNothingSentOrStored() throws {
+        let h = try MailHarness(smtp: .init(holdMessageReply: true))
+        defer { h.stop() }
+        let smtp = try XCTUnwrap(h.smtp)
+        let cap = h.server.config.maxRepliesInFlightPerTechnician
+        XCTAssertEqual(cap, 4, "protocol.md states 4")
+        let before = try h.server.storedTicket(h.ticket)
+
+        for i in 0..<(cap + 2) { try h.sendReply(id: "r\(i)", body: "Reply \(i)") }
+        // Over the cap: answered at once, while the first ones are still held.
+        for i in cap..<(cap + 2) {
+            let refused = try h.answer(id: "r\(i)")
+            XCTAssertEqual(refused["type"]?.stringValue, "error")
+            XCTAssertEqual(refused["code"]?.stringValue, "rate_limited")
+            XCTAssertEqual(refused["message"]?.stringValue,
+                           "You already have 4 replies being sent, the most at once; wait for one to finish, then send this one again.")
+        }
+        // Resending one in flight is not another reply: no refusal, it waits for the first answer.
+        try h.sendReply(id: "r0", body: "Reply 0")
+        // Another technician has an allowance of their own.
+        try h.sendReply(h.b, id: "b0", body: "From b")
+        try h.barrier(h.a, "sync-a")
+        XCTAssertEqual(h.a.received.filter { $0["id"]?.stringValue == "r0" }.count, 0, "the resend was answered early")
+        let held = try smtp.waitForEnvelopes(cap + 1)
+        let bodies = try held.map { String(decoding: ParsedMail.decodeQuotedPrintable(try ParsedMail($0.data).body), as: UTF8.self) }
+        XCTAssertEqual(Set(bodies), Set((0..<cap).map { "Reply \($0)\r\n" } + ["From b\r\n"]))
+        XCTAssertEqual(try h.server.sendAttempts(h.ticket).count, 0)
+
+        smtp.releaseMessageReplies()
+        for _ in 0..<2 { XCTAssertEqual(try h.answer(id: "r0")["type"]?.stringValue, "result") }
+        for i in 1..<cap { XCTAssertEqual(try h.answer(id: "r\(i)")["type"]?.stringValue, "result") }
+        XCTAssertEqual(try h.answer(h.b, id: "b0")["type"]?.stringValue, "result")
+        // Exactly the admitted replies were sent, logged and stored; the refused ones left nothing.
+        XCTAssertEqual(smtp.envelopes.count, cap + 1)
+        XCTAssertEqual(try h.server.sendAttempts(h.ticket).count, cap + 1)
+        let after = try h.server.storedTicket(h.ticket)
+        XCTAssertEqual(after.messages.count, before.messages.count + cap + 1)
+        XCTAssertFalse(after.messages.contains { ($0["body"]?.stringValue ?? "").hasPrefix("Reply \(cap)") })
+
+        // A refusal is not remembered: the same id, sent again with a slot free, goes out.
+        try h.sendReply(id: "r\(cap)", body: "Reply \(cap)")
+        XCTAssertEqual(try h.answer(id: "r\(cap)")["type"]?.stringValue, "result")
+        XCTAssertEqual(smtp.envelopes.count, cap + 2)
+    }
+
+    func testReply_processWideCapReached_rateLimitedForEveryTechnician() throws {
+        let h = try MailHarness(smtp: .init(holdMessageReply: true), configure: { $0.maxRepliesInFlight = 2 })
+        defer { h.stop() }
+        let smtp = try XCTUnwrap(h.smtp)
+        try h.sendReply(id: "a0", body: "first")
+        try h.sendReply(id: "a1", body: "second")
+        try smtp.waitForEnvelopes(2)
+        try h.sendReply(id: "a2", body: "third")
+        try h.sendReply(h.b, id: "b0", body: "from b")
+        for (client, id) in [(h.a, "a2"), (h.b, "b0")] {
+            let refused = try h.answer(client, id: id)
+            XCTAssertEqual(refused["code"]?.stringValue, "rate_limited", "\(refused)")
+            XCTAssertEqual(refused["message"]?.stringValue,
+                           "The server is already sending 2 replies, the most it queues; wait a minute, then send this one again.")
+        }
+        smtp.releaseMessageReplies()
+        for id in ["a0", "a1"] { XCTAssertEqual(try h.answer(id: id)["type"]?.stringValue, "result") }
+        XCTAssertEqual(try h.server.sendAttempts(h.ticket).count, 2)
+        // Room again once they are done.
+        try h.sendReply(h.b, id: "b0", body: "from b")
+        XCTAssertEqual(try h.answer(h.b, id: "b0")["type"]?.stringValue, "result")
+        XCTAssertEqual(smtp.envelopes.count, 3)
+    }
+
     func testReply_withUploadedAttachment_multipartMixedCarriesTheFile() throws {
         let h = try MailHarness()
         defer { h.stop() }
@@ -368,6 +437,37 @@ final class MailReplyTests: XCTestCase {
         let end = try XCTUnwrap(mail.data[start...].firstIndex(of: UInt8(ascii: "-")))  // base64 has no "-"
         let base64 = mail.data[start..<end].filter { $0 != 13 && $0 != 10 }
         XCTAssertTrue(Data(base64Encoded: Data(base64)).map { Array($0) } == file, "the attachment arrived changed")
+    }
+
+    /// The engine owns every durable change; reading and encoding a reply's
+    /// attachments (up to 20 of 10 MiB) is the mail worker's job, done when
+    /// the reply's turn comes. Every worker is kept busy by a held send, so
+    /// the last reply waits in the queue; its file changes meanwhile, and the
+    /// mail carries what the file holds when the worker reads it.
+    func testReply_queuedBehindBusyWorkers_attachmentReadWhenItsTurnComes() throws {
+        let workers = 16   // SMTPMailer.maxConversations
+        let h = try MailHarness(smtp: .init(holdMessageReply: true), configure: { $0.maxRepliesInFlightPerTechnician = workers + 1 })
+        defer { h.stop() }
+        let smtp = try XCTUnwrap(h.smtp)
+        let upload = try h.server.request("POST", "/v1/tickets/\(h.ticket)/attachments?filename=log.txt",
+                                          body: Array("as uploaded\n".utf8), contentType: "text/plain")
+        XCTAssertEqual(upload.status, 201, upload.text)
+        let id = try XCTUnwrap(upload.json?["id"]?.stringValue)
+        let sha = try XCTUnwrap(upload.json?["sha256"]?.stringValue)
+
+        for i in 0..<workers { try h.sendReply(id: "busy-\(i)", body: "Reply \(i)") }
+        try smtp.waitForEnvelopes(workers)
+        try h.sendReply(id: "queued", body: "The log is attached.", attachments: [id])
+        try h.barrier(h.a, "handed-over")
+        XCTAssertEqual(smtp.connectionCount, workers, "the queued reply found a free worker")
+        let changed = Array("as read by the worker\n".utf8)
+        try Data(changed).write(to: URL(fileURLWithPath: "\(h.server.directory)/attachments/\(sha.prefix(2))/\(sha)"))
+        smtp.releaseMessageReplies()
+
+        XCTAssertEqual(try h.answer(id: "queued")["type"]?.stringValue, "result")
+        let mail = try XCTUnwrap(try smtp.waitForEnvelopes(workers + 1).last)
+        XCTAssertNotNil(ParsedMail.find(Array(Data(changed).base64EncodedString().utf8), in: mail.data),
+                        "the attachment was read before the reply's turn: \(mail.text)")
     }
 
     func testReply_withStaleSeen_staleWithoutConnectingThenForceSends() throws {

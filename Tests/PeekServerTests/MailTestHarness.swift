@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import PeekCore
+import PeekServer
 import PeekTestSupport
 
 /// One mail test's world: a test SMTP server (optional), a peekd whose
@@ -24,7 +25,8 @@ final class MailHarness {
     init(smtp options: TestSMTPServer.Options? = TestSMTPServer.Options(), account security: String? = "none",
          username: String? = nil, password: String? = nil, port: UInt16? = nil, smtpTimeoutSeconds: Int = 5,
          subject: String = "Printer jams", contactName: String = "Casey Customer",
-         contactEmail: String? = "customer@example.com", slaPolicy: Bool = false) throws {
+         contactEmail: String? = "customer@example.com", slaPolicy: Bool = false,
+         configure: (inout ServerConfig) -> Void = { _ in }) throws {
         let pki = try CertFactory()
         self.pki = pki
         smtp = try options.map { try TestSMTPServer(options: $0, pki: pki) }
@@ -32,6 +34,7 @@ final class MailHarness {
         server = try TestServer { c in
             c.smtpCA = ca
             c.smtpTimeoutSeconds = smtpTimeoutSeconds
+            configure(&c)
         }
         try server.seed(technicians: 2, tickets: 0)
         if slaPolicy {
