@@ -188,11 +188,18 @@ public final class Database {
         }, Unmanaged.passUnretained(checkpointer).toOpaque())
     }
 
+    enum CheckpointOutcome { case complete, partial, failed }
+
     /// Copies what it can of the WAL into the database without waiting for
-    /// readers or the writer. A busy or failed attempt is retried on the
-    /// next wake-up, so the result is not needed.
-    func checkpointPassive() {
-        _ = sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
+    /// readers or the writer: `complete` when nothing is left to copy,
+    /// `partial` when commits landed meanwhile, `failed` when busy or on an
+    /// error (a later wake-up retries).
+    func checkpointPassive() -> CheckpointOutcome {
+        var logFrames: Int32 = 0
+        var copiedFrames: Int32 = 0
+        let rc = sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, &logFrames, &copiedFrames)
+        guard rc == SQLITE_OK else { return .failed }
+        return copiedFrames >= logFrames ? .complete : .partial
     }
 
     public var userVersion: Int {

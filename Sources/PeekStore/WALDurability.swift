@@ -124,7 +124,20 @@ final class WALCheckpointer: @unchecked Sendable {
             pending = false
             condition.unlock()
             if exit { break }
-            connection.checkpointPassive()
+            // SQLite can start the WAL over only when a checkpoint has copied
+            // all of it, and new commits keep landing while a pass runs. So
+            // pass again at once while frames remain: each pass has less to
+            // copy, until one finishes between two commits and the writer's
+            // next transaction restarts the file. Waiting for the next
+            // wake-up instead left the WAL growing to the inline limit. A
+            // failed pass (busy, I/O) waits for the next commit's wake-up
+            // rather than spinning.
+            while connection.checkpointPassive() == .partial {
+                condition.lock()
+                let exiting = stopping
+                condition.unlock()
+                if exiting { break }
+            }
         }
         condition.lock()
         stopped = true
