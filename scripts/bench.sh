@@ -101,7 +101,7 @@ start_server() { # server tls? agent?
     while ss -Htan "( sport = :$PORT or sport = :$((PORT + 1)) or sport = :$((PORT + 2)) )" | grep -q .; do PORT=$((PORT + 3)); done
     case $server in
     peekd)
-        DATA=$(mktemp -d /tmp/peek-bench-data.XXXXXX)
+        DATA=$(mktemp -d "${DATA_ROOT:-/tmp}/peek-bench-data.XXXXXX")
         local extra=()
         [ "$want_tls" = 1 ] && extra+=(--tls-port $((PORT + 1)) --agent-port $((PORT + 2)))
         # shellcheck disable=SC2086

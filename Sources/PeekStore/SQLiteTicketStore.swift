@@ -1,3 +1,4 @@
+import CSQLite
 import PeekCore
 
 /// The embedded default store: one SQLite file in WAL mode. The engine is
@@ -242,24 +243,58 @@ public final class SQLiteTicketStore: TicketStore {
 
     // MARK: Log
 
+    /// A `message.created` delta is stored in its message's row when that
+    /// row exists (the engine inserts the message first, in the same
+    /// transaction): the row's page is already dirty, so the delta costs no
+    /// page of its own. Any other delta, or one without a message row, goes
+    /// to the `deltas` table. Readers see one log either way.
     public func appendDelta(ticket: String, seq: Int, at: Int64, kind: DeltaKind, data: [UInt8]) throws(StoreError) {
+        if kind == .messageCreated {
+            let updated = try db.run("UPDATE messages SET delta_at = ?, delta = ? WHERE ticket = ? AND seq = ? AND delta IS NULL",
+                                     .int(at), .blob(data), .text(ticket), SQLValue(seq))
+            if updated == 1 {
+                // A seq lives in one place only: refuse what the table's key would.
+                if try db.queryOne("SELECT 1 FROM deltas WHERE ticket = ? AND seq = ?", .text(ticket), SQLValue(seq)) != nil {
+                    throw Self.seqTaken
+                }
+                return
+            }
+        }
+        if try db.queryOne("SELECT 1 FROM messages WHERE ticket = ? AND seq = ? AND delta IS NOT NULL", .text(ticket), SQLValue(seq)) != nil {
+            throw Self.seqTaken
+        }
         try db.run("INSERT INTO deltas(ticket, seq, at, kind, data) VALUES (?, ?, ?, ?, ?)",
                    .text(ticket), SQLValue(seq), .int(at), .text(kind.rawValue), .blob(data))
     }
 
+    /// What the `deltas` key answers for a seq already logged
+    /// (SQLITE_CONSTRAINT_PRIMARYKEY, a macro Swift does not import).
+    private static let seqTaken = StoreError(code: SQLITE_CONSTRAINT | (6 << 8), message: "UNIQUE constraint failed: deltas.ticket, deltas.seq")
+
+    private static let logAfter = """
+        SELECT seq, at, kind, data FROM deltas WHERE ticket = ?1 AND seq > ?2
+        UNION ALL
+        SELECT seq, delta_at, '\(DeltaKind.messageCreated.rawValue)', delta FROM messages WHERE ticket = ?1 AND seq > ?2 AND delta IS NOT NULL
+        ORDER BY seq LIMIT ?3
+        """
+
     public func deltas(ticket: String, after seq: Int, limit: Int) throws(StoreError) -> [(seq: Int, at: Int64, kind: String, data: [UInt8])] {
-        try db.query("SELECT seq, at, kind, data FROM deltas WHERE ticket = ? AND seq > ? ORDER BY seq LIMIT ?",
-                     .text(ticket), SQLValue(seq), SQLValue(limit)).map { r in
+        try db.query(Self.logAfter, .text(ticket), SQLValue(seq), SQLValue(limit)).map { r in
             (Int(r[0].int ?? 0), r[1].int ?? 0, r[2].text ?? "", r[3].blob ?? [])
         }
     }
 
     public func oldestDeltaSeq(ticket: String) throws(StoreError) -> Int? {
-        try db.queryOne("SELECT MIN(seq) FROM deltas WHERE ticket = ?", .text(ticket))?.first?.int.map(Int.init)
+        let inTable = try db.queryOne("SELECT MIN(seq) FROM deltas WHERE ticket = ?", .text(ticket))?.first?.int
+        let inMessages = try db.queryOne("SELECT MIN(seq) FROM messages WHERE ticket = ? AND delta IS NOT NULL", .text(ticket))?.first?.int
+        return [inTable, inMessages].compactMap { $0 }.min().map(Int.init)
     }
 
     public func pruneDeltas(ticket: String, keepingAfter seq: Int) throws(StoreError) {
         try db.run("DELETE FROM deltas WHERE ticket = ? AND seq <= ?", .text(ticket), SQLValue(seq))
+        // The message stays; only its copy in the log goes.
+        try db.run("UPDATE messages SET delta_at = NULL, delta = NULL WHERE ticket = ? AND seq <= ? AND delta IS NOT NULL",
+                   .text(ticket), SQLValue(seq))
     }
 
     // MARK: Messages

@@ -160,6 +160,57 @@ final class SQLiteTicketStoreTests: XCTestCase {
         }
     }
 
+    func testMessageDelta_livesInTheMessageRow_andMergesWithTheLogInSeqOrder() throws {
+        let store = try seeded()
+        let t = try XCTUnwrap(try store.ticket("T-1001"))
+        try store.begin()
+        // seq 1 and 3 are messages (their deltas go to the row), 2 and 4 are not.
+        try store.insertMessage(message(t, seq: 1, body: "one"), mailMessageID: nil)
+        try store.appendDelta(ticket: t.id, seq: 1, at: 11, kind: .messageCreated, data: Array("{\"m\":1}".utf8))
+        try store.appendDelta(ticket: t.id, seq: 2, at: 12, kind: .ticketUpdated, data: Array("{\"s\":2}".utf8))
+        try store.insertMessage(message(t, seq: 3, body: "three"), mailMessageID: nil)
+        try store.appendDelta(ticket: t.id, seq: 3, at: 13, kind: .messageCreated, data: Array("{\"m\":3}".utf8))
+        try store.appendDelta(ticket: t.id, seq: 4, at: 14, kind: .timeUpdated, data: Array("{\"t\":4}".utf8))
+        try store.commit()
+
+        XCTAssertEqual(try store.db.queryOne("SELECT COUNT(*) FROM deltas WHERE ticket = ?", .text(t.id))?.first?.int, 2,
+                       "message deltas are not written to the deltas table")
+        let log = try store.deltas(ticket: t.id, after: 0, limit: 100)
+        XCTAssertEqual(log.map(\.seq), [1, 2, 3, 4])
+        XCTAssertEqual(log.map(\.kind), ["message.created", "ticket.updated", "message.created", "time.updated"])
+        XCTAssertEqual(log.map(\.at), [11, 12, 13, 14])
+        XCTAssertEqual(log[2].data, Array("{\"m\":3}".utf8), "stored verbatim")
+        XCTAssertEqual(try store.deltas(ticket: t.id, after: 1, limit: 2).map(\.seq), [2, 3], "the limit applies to the merged log")
+        XCTAssertEqual(try store.oldestDeltaSeq(ticket: t.id), 1)
+
+        try store.pruneDeltas(ticket: t.id, keepingAfter: 2)
+        XCTAssertEqual(try store.oldestDeltaSeq(ticket: t.id), 3)
+        XCTAssertEqual(try store.deltas(ticket: t.id, after: 0, limit: 100).map(\.seq), [3, 4])
+        XCTAssertEqual(try store.messages(ticket: t.id, after: 0).map(\.body), ["one", "three"], "pruning the log keeps messages")
+
+        // Re-logging a seq in either place is refused, as the table's key did.
+        for kind in [DeltaKind.messageCreated, .ticketUpdated] {
+            XCTAssertThrowsError(try store.appendDelta(ticket: t.id, seq: 3, at: 20, kind: kind, data: [0x7B, 0x7D])) { error in
+                XCTAssertTrue((error as? StoreError)?.isConstraintViolation ?? false, "\(error)")
+            }
+        }
+        try store.insertMessage(message(t, seq: 4, body: "four"), mailMessageID: nil)
+        XCTAssertThrowsError(try store.appendDelta(ticket: t.id, seq: 4, at: 20, kind: .messageCreated, data: [0x7B, 0x7D]))
+    }
+
+    func testMessageDelta_rolledBackWithItsSavepoint() throws {
+        let store = try seeded()
+        let t = try XCTUnwrap(try store.ticket("T-1001"))
+        try store.begin()
+        try store.savepoint()
+        try store.insertMessage(message(t, seq: 1, body: "undone"), mailMessageID: nil)
+        try store.appendDelta(ticket: t.id, seq: 1, at: 11, kind: .messageCreated, data: [0x7B, 0x7D])
+        store.rollbackToSavepoint()
+        try store.commit()
+        XCTAssertEqual(try store.deltas(ticket: t.id, after: 0, limit: 10).count, 0)
+        XCTAssertNil(try store.oldestDeltaSeq(ticket: t.id))
+    }
+
     // MARK: Command answers
 
     func testCommandAnswers_windowTechnicianAndTenantScoped_prunable() throws {
