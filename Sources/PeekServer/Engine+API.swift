@@ -355,8 +355,7 @@ extension Engine {
         if let body = try string(v, "body", max: CommandRequest.maxBodyBytes, optional: true) {
             let m = Message(id: "M-\(number)-1", ticket: t.id, seq: 1, channel: .customer,
                             author: PersonRef(id: "contact", name: contactName), body: body, via: .email, at: at)
-            try store.insertMessage(m, mailMessageID: nil)
-            try appendDelta(&t, kind: .messageCreated, data: Wire.messageBytes(m), at: at)
+            try appendMessage(&t, m)
             try store.updateTicket(t)
         }
         if let next = SLAClock.nextDeadline(t) { timers.schedule(.slaDeadline(ticket: t.id), at: next.dueAt) }
@@ -425,8 +424,7 @@ extension Engine {
             let name = mail.from.name ?? t.contact.name
             let m = Message(id: "M-\(t.number)-\(t.seq + 1)", ticket: t.id, seq: t.seq + 1, channel: .customer,
                             author: PersonRef(id: mail.from.address, name: name), body: body, via: .email, at: at, attachments: attachments)
-            try store.insertMessage(m, mailMessageID: mail.messageID.flatMap(MailThreading.bareMessageID))
-            let seq = try appendDelta(&t, kind: .messageCreated, data: Wire.messageBytes(m), at: at)
+            let seq = try appendMessage(&t, m, mailMessageID: mail.messageID.flatMap(MailThreading.bareMessageID))
             try store.updateTicket(t)
             try store.releaseSavepoint()
             var w = JSONWriter()

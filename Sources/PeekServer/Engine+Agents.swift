@@ -47,8 +47,7 @@ extension Engine {
                 // identity is what makes this message the end user's.
                 let m = Message(id: "M-\(t.number)-\(t.seq + 1)", ticket: t.id, seq: t.seq + 1, channel: .customer,
                                 author: PersonRef(id: "contact", name: t.contact.name), body: body, via: .agentMTLS, at: at)
-                try store.insertMessage(m, mailMessageID: nil)
-                try appendDelta(&t, kind: .messageCreated, data: Wire.messageBytes(m), at: at)
+                try appendMessage(&t, m)
                 try store.updateTicket(t)
                 try store.releaseSavepoint()
             } catch {

@@ -98,8 +98,7 @@ extension Engine {
             let attachments = try resolveAttachments(attachmentIDs, ticket: t)
             let m = Message(id: "M-\(t.number)-\(t.seq + 1)", ticket: t.id, seq: t.seq + 1, channel: .internalNote,
                             author: me, body: body, via: .web, at: at, attachments: attachments)
-            try store.insertMessage(m, mailMessageID: nil)
-            return try appendDelta(&t, kind: .messageCreated, data: Wire.messageBytes(m), at: at)
+            return try appendMessage(&t, m)
         case .setStatus(let status):
             guard status != t.status else { return t.seq }
             let old = t.status

@@ -167,8 +167,7 @@ extension Engine {
                 let m = Message(id: "M-\(t.number)-\(t.seq + 1)", ticket: t.id, seq: t.seq + 1, channel: .technician,
                                 author: PersonRef(id: job.technician.id, name: job.technician.name), body: job.body,
                                 via: .email, at: at, attachments: job.attachments)
-                try store.insertMessage(m, mailMessageID: job.mailMessageID)
-                try appendDelta(&t, kind: .messageCreated, data: Wire.messageBytes(m), at: at)
+                try appendMessage(&t, m, mailMessageID: job.mailMessageID)
                 if t.firstResponseAt == nil {
                     // The SLA first-response signal: stamped once, by the first reply that really went out.
                     t.firstResponseAt = at

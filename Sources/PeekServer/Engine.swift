@@ -196,6 +196,22 @@ public final class Engine: @unchecked Sendable {
     func appendDelta(_ ticket: inout Ticket, kind: DeltaKind, data: [UInt8], at: Int64) throws(StoreError) -> Int {
         ticket.seq += 1
         try store.appendDelta(ticket: ticket.id, seq: ticket.seq, at: at, kind: kind, data: data)
+        return try publishLogged(&ticket, kind: kind, data: data, at: at)
+    }
+
+    /// Stores a new message (seq `ticket.seq + 1`) with its `message.created`
+    /// delta in the same row, and queues the delta like `appendDelta`.
+    @discardableResult
+    func appendMessage(_ ticket: inout Ticket, _ m: Message, mailMessageID: String? = nil) throws(StoreError) -> Int {
+        assert(m.ticket == ticket.id && m.seq == ticket.seq + 1, "a message takes the ticket's next seq")
+        ticket.seq += 1
+        let data = Wire.messageBytes(m)
+        try store.insertMessage(m, mailMessageID: mailMessageID, delta: data)
+        return try publishLogged(&ticket, kind: .messageCreated, data: data, at: m.at)
+    }
+
+    /// Queues a logged delta for the ticket's viewers and prunes the log.
+    private func publishLogged(_ ticket: inout Ticket, kind: DeltaKind, data: [UInt8], at: Int64) throws(StoreError) -> Int {
         let frame = Wire.deltaFrame(ticket: ticket.id, seq: ticket.seq, at: at, kind: kind, data: data)
         outputs.append(.publish(ticket: ticket.id, frame: frame, durable: true, loops: viewers[ticket.id]?.loops ?? LoopMask()))
         if ticket.seq % 64 == 0, ticket.seq > config.retainDeltas {
@@ -216,8 +232,7 @@ public final class Engine: @unchecked Sendable {
         let seq = ticket.seq + 1
         let m = Message(id: "M-\(ticket.number)-\(seq)", ticket: ticket.id, seq: seq, channel: .system,
                         author: .system, body: text, via: .system, at: at)
-        try store.insertMessage(m, mailMessageID: nil)
-        try appendDelta(&ticket, kind: .messageCreated, data: Wire.messageBytes(m), at: at)
+        try appendMessage(&ticket, m)
     }
 }
 

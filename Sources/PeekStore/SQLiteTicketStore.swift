@@ -243,23 +243,10 @@ public final class SQLiteTicketStore: TicketStore {
 
     // MARK: Log
 
-    /// A `message.created` delta is stored in its message's row when that
-    /// row exists (the engine inserts the message first, in the same
-    /// transaction): the row's page is already dirty, so the delta costs no
-    /// page of its own. Any other delta, or one without a message row, goes
-    /// to the `deltas` table. Readers see one log either way.
+    /// Message deltas are stored with their message (`insertMessage(_:delta:)`);
+    /// this takes every other kind. A seq lives in one place only: one
+    /// already logged with a message is refused as the table's key would.
     public func appendDelta(ticket: String, seq: Int, at: Int64, kind: DeltaKind, data: [UInt8]) throws(StoreError) {
-        if kind == .messageCreated {
-            let updated = try db.run("UPDATE messages SET delta_at = ?, delta = ? WHERE ticket = ? AND seq = ? AND delta IS NULL",
-                                     .int(at), .blob(data), .text(ticket), SQLValue(seq))
-            if updated == 1 {
-                // A seq lives in one place only: refuse what the table's key would.
-                if try db.queryOne("SELECT 1 FROM deltas WHERE ticket = ? AND seq = ?", .text(ticket), SQLValue(seq)) != nil {
-                    throw Self.seqTaken
-                }
-                return
-            }
-        }
         if try db.queryOne("SELECT 1 FROM messages WHERE ticket = ? AND seq = ? AND delta IS NOT NULL", .text(ticket), SQLValue(seq)) != nil {
             throw Self.seqTaken
         }
@@ -320,13 +307,17 @@ public final class SQLiteTicketStore: TicketStore {
         }
     }
 
-    public func insertMessage(_ m: Message, mailMessageID: String?) throws(StoreError) {
+    /// With `delta`, the message's `message.created` delta (at `m.at`) is
+    /// logged in the same row: one B-tree write per note, where a separate
+    /// log row dirtied a second page per ticket in every group commit.
+    public func insertMessage(_ m: Message, mailMessageID: String?, delta: [UInt8]?) throws(StoreError) {
         try db.run("""
-            INSERT INTO messages(id, ticket, seq, channel, author_id, author_name, body, via, at, attachments, mail_message_id)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO messages(id, ticket, seq, channel, author_id, author_name, body, via, at, attachments, mail_message_id, delta_at, delta)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, [.text(m.id), .text(m.ticket), SQLValue(m.seq), .text(m.channel.rawValue), .text(m.author.id),
                   .text(m.author.name), .text(m.body), .text(m.via.rawValue), .int(m.at),
-                  Self.encodeAttachments(m.attachments), SQLValue(mailMessageID)])
+                  Self.encodeAttachments(m.attachments), SQLValue(mailMessageID),
+                  delta == nil ? .null : .int(m.at), delta.map { .blob($0) } ?? .null])
     }
 
     private func message(row r: [SQLValue]) -> Message {

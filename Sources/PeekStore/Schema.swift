@@ -93,9 +93,10 @@ enum Schema {
         """,
         // 4: a message's `message.created` delta lives in the message's own
         // row. The delta log is then the `deltas` table plus these columns
-        // (a seq is in exactly one of them), and a note dirties one leaf per
-        // ticket instead of two: under load every group commit writes each
-        // dirty page whole to the WAL, so this halves what most commits write.
+        // (a seq is in exactly one of them; older rows keep theirs in
+        // `deltas`), and a note dirties one leaf per ticket instead of two:
+        // under load every group commit writes each dirty page whole to the
+        // WAL, so this halves what most commits write.
         """
         ALTER TABLE messages ADD COLUMN delta_at INTEGER;
         ALTER TABLE messages ADD COLUMN delta BLOB;

@@ -49,7 +49,9 @@ public protocol TicketStore: AnyObject {
     func pruneDeltas(ticket: String, keepingAfter seq: Int) throws(StoreError)
 
     // Messages.
-    func insertMessage(_ m: Message, mailMessageID: String?) throws(StoreError)
+    /// `delta`: the message's `message.created` delta, logged with it at
+    /// seq `m.seq` (the engine allocates each seq once).
+    func insertMessage(_ m: Message, mailMessageID: String?, delta: [UInt8]?) throws(StoreError)
     func recentMessages(ticket: String, limit: Int) throws(StoreError) -> [Message]
     func messages(ticket: String, after seq: Int) throws(StoreError) -> [Message]
     func mailThreadIDs(ticket: String) throws(StoreError) -> [String]

@@ -71,7 +71,7 @@ final class SQLiteTicketStoreTests: XCTestCase {
         // Command 1: kept.
         try store.savepoint()
         t.seq = 1
-        try store.insertMessage(message(t, seq: 1, body: "kept"), mailMessageID: nil)
+        try store.insertMessage(message(t, seq: 1, body: "kept"), mailMessageID: nil, delta: nil)
         try store.appendDelta(ticket: t.id, seq: 1, at: 2_001, kind: .messageCreated, data: Array("{\"kept\":1}".utf8))
         try store.updateTicket(t)
         try store.saveCommandAnswer(tenant: "acme", technician: "tech-1", id: "c1", at: 2_001, answer: Array("r1".utf8))
@@ -81,7 +81,7 @@ final class SQLiteTicketStoreTests: XCTestCase {
         try store.savepoint()
         var t2 = t
         t2.seq = 2; t2.status = .closed; t2.version = 2
-        try store.insertMessage(message(t2, seq: 2, body: "undone"), mailMessageID: "<undone@x>")
+        try store.insertMessage(message(t2, seq: 2, body: "undone"), mailMessageID: "<undone@x>", delta: nil)
         try store.appendDelta(ticket: t.id, seq: 2, at: 2_002, kind: .ticketUpdated, data: Array("{}".utf8))
         try store.updateTicket(t2)
         try store.saveCommandAnswer(tenant: "acme", technician: "tech-1", id: "c2", at: 2_002, answer: Array("r2".utf8))
@@ -160,16 +160,16 @@ final class SQLiteTicketStoreTests: XCTestCase {
         }
     }
 
-    func testMessageDelta_livesInTheMessageRow_andMergesWithTheLogInSeqOrder() throws {
+    func testMessageDelta_storedWithItsMessage_mergesWithTheLogInSeqOrder() throws {
         let store = try seeded()
         let t = try XCTUnwrap(try store.ticket("T-1001"))
         try store.begin()
         // seq 1 and 3 are messages (their deltas go to the row), 2 and 4 are not.
-        try store.insertMessage(message(t, seq: 1, body: "one"), mailMessageID: nil)
-        try store.appendDelta(ticket: t.id, seq: 1, at: 11, kind: .messageCreated, data: Array("{\"m\":1}".utf8))
+        var one = message(t, seq: 1, body: "one"); one.at = 11
+        try store.insertMessage(one, mailMessageID: nil, delta: Array("{\"m\":1}".utf8))
         try store.appendDelta(ticket: t.id, seq: 2, at: 12, kind: .ticketUpdated, data: Array("{\"s\":2}".utf8))
-        try store.insertMessage(message(t, seq: 3, body: "three"), mailMessageID: nil)
-        try store.appendDelta(ticket: t.id, seq: 3, at: 13, kind: .messageCreated, data: Array("{\"m\":3}".utf8))
+        var three = message(t, seq: 3, body: "three"); three.at = 13
+        try store.insertMessage(three, mailMessageID: nil, delta: Array("{\"m\":3}".utf8))
         try store.appendDelta(ticket: t.id, seq: 4, at: 14, kind: .timeUpdated, data: Array("{\"t\":4}".utf8))
         try store.commit()
 
@@ -188,14 +188,15 @@ final class SQLiteTicketStoreTests: XCTestCase {
         XCTAssertEqual(try store.deltas(ticket: t.id, after: 0, limit: 100).map(\.seq), [3, 4])
         XCTAssertEqual(try store.messages(ticket: t.id, after: 0).map(\.body), ["one", "three"], "pruning the log keeps messages")
 
-        // Re-logging a seq in either place is refused, as the table's key did.
-        for kind in [DeltaKind.messageCreated, .ticketUpdated] {
-            XCTAssertThrowsError(try store.appendDelta(ticket: t.id, seq: 3, at: 20, kind: kind, data: [0x7B, 0x7D])) { error in
+        // Re-logging a seq is refused, wherever the first entry lives.
+        for seq in [3, 4] {
+            XCTAssertThrowsError(try store.appendDelta(ticket: t.id, seq: seq, at: 20, kind: .ticketUpdated, data: [0x7B, 0x7D])) { error in
                 XCTAssertTrue((error as? StoreError)?.isConstraintViolation ?? false, "\(error)")
             }
         }
-        try store.insertMessage(message(t, seq: 4, body: "four"), mailMessageID: nil)
-        XCTAssertThrowsError(try store.appendDelta(ticket: t.id, seq: 4, at: 20, kind: .messageCreated, data: [0x7B, 0x7D]))
+        XCTAssertThrowsError(try store.insertMessage(message(t, seq: 3, body: "again"), mailMessageID: nil, delta: [0x7B, 0x7D])) { error in
+            XCTAssertTrue((error as? StoreError)?.isConstraintViolation ?? false, "\(error)")
+        }
     }
 
     func testMessageDelta_rolledBackWithItsSavepoint() throws {
@@ -203,8 +204,7 @@ final class SQLiteTicketStoreTests: XCTestCase {
         let t = try XCTUnwrap(try store.ticket("T-1001"))
         try store.begin()
         try store.savepoint()
-        try store.insertMessage(message(t, seq: 1, body: "undone"), mailMessageID: nil)
-        try store.appendDelta(ticket: t.id, seq: 1, at: 11, kind: .messageCreated, data: [0x7B, 0x7D])
+        try store.insertMessage(message(t, seq: 1, body: "undone"), mailMessageID: nil, delta: [0x7B, 0x7D])
         store.rollbackToSavepoint()
         try store.commit()
         XCTAssertEqual(try store.deltas(ticket: t.id, after: 0, limit: 10).count, 0)
@@ -237,7 +237,7 @@ final class SQLiteTicketStoreTests: XCTestCase {
             var t = try XCTUnwrap(try store.ticket("T-1001"))
             try store.begin()
             t.seq = 1; t.status = .inProgress; t.version = 2
-            try store.insertMessage(message(t, seq: 1, body: "durable"), mailMessageID: nil)
+            try store.insertMessage(message(t, seq: 1, body: "durable"), mailMessageID: nil, delta: nil)
             try store.appendDelta(ticket: t.id, seq: 1, at: 2_001, kind: .messageCreated, data: Array("{}".utf8))
             try store.updateTicket(t)
             try store.commit()
@@ -261,7 +261,7 @@ final class SQLiteTicketStoreTests: XCTestCase {
     func testMessages_recentAreOldestFirstAndAfterFilters() throws {
         let store = try seeded()
         let t = try XCTUnwrap(try store.ticket("T-1001"))
-        for seq in 1...5 { try store.insertMessage(message(t, seq: seq, body: "m\(seq)"), mailMessageID: nil) }
+        for seq in 1...5 { try store.insertMessage(message(t, seq: seq, body: "m\(seq)"), mailMessageID: nil, delta: nil) }
         XCTAssertEqual(try store.recentMessages(ticket: t.id, limit: 3).map(\.seq), [3, 4, 5])
         XCTAssertEqual(try store.messages(ticket: t.id, after: 3).map(\.body), ["m4", "m5"])
         let first = try XCTUnwrap(try store.messages(ticket: t.id, after: 0).first)
@@ -355,7 +355,7 @@ final class SQLiteTicketStoreTests: XCTestCase {
         let body = String(repeating: "x", count: 3_000)
         try store.begin()
         let t = try XCTUnwrap(try store.ticket("T-1001"))
-        for seq in 1...12_000 { try store.insertMessage(message(t, seq: seq, body: body), mailMessageID: nil) }
+        for seq in 1...12_000 { try store.insertMessage(message(t, seq: seq, body: body), mailMessageID: nil, delta: nil) }
         try store.commit()
         var after = before
         let deadline = Date().addingTimeInterval(20)
