@@ -49,6 +49,7 @@ let package = Package(
         .testTarget(name: "PeekTLSTests", dependencies: ["PeekTLS", "PeekTestSupport"], swiftSettings: swift6),
         .testTarget(name: "PeekMailTests", dependencies: ["PeekMail"], swiftSettings: swift6),
         .testTarget(name: "PeekStoreTests", dependencies: ["PeekStore"], swiftSettings: swift6),
+        .testTarget(name: "PeekNetTests", dependencies: ["PeekNet"], swiftSettings: swift6),
         .testTarget(name: "PeekServerTests", dependencies: [
             "PeekServer", "PeekTestSupport",
         ], swiftSettings: swift6),

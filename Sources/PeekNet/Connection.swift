@@ -328,6 +328,7 @@ public final class Connection: Selectable {
     }
 
     func tick(nowMillis: Int64) {
+        output.releaseStorageIfIdle()
         if isClosing {
             if nowMillis >= lingerDeadline { close() }
             return

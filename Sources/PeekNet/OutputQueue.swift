@@ -7,9 +7,12 @@ import Glibc
 ///
 /// The first chunk sits in an inline slot and only the ones behind it go
 /// to an array: a fan-out delivery to a connection that has nothing queued
-/// (the common case) stores one reference and allocates nothing, and an
-/// idle connection holds no buffer at all. The overflow array keeps its
-/// capacity while the connection is busy and is released when it drains.
+/// (the common case) stores one reference and allocates nothing. The
+/// overflow array keeps its capacity when it drains, because a busy viewer
+/// (several deltas per loop iteration) would otherwise allocate it again on
+/// every iteration; the loop's once-a-second sweep releases it from a
+/// connection that has stayed drained (`releaseStorageIfIdle`), so an idle
+/// connection still holds no buffer.
 struct OutputQueue {
     private var head: ByteChunk?
     private var rest: [ByteChunk] = []
@@ -20,9 +23,18 @@ struct OutputQueue {
 
     var isEmpty: Bool { head == nil }
 
+    /// Set when the overflow array is used; the sweep clears it, and frees
+    /// the array only when it finds it still clear (a whole period unused).
+    private var overflowUsedSinceSweep = false
+
     mutating func append(_ chunk: ByteChunk) {
         guard chunk.count > 0 else { return }
-        if head == nil { head = chunk } else { rest.append(chunk) }
+        if head == nil {
+            head = chunk
+        } else {
+            rest.append(chunk)
+            overflowUsedSinceSweep = true
+        }
         byteCount += chunk.count
     }
 
@@ -71,15 +83,26 @@ struct OutputQueue {
             }
         } else {
             head = nil
-            // Drained: an idle connection keeps no array storage.
-            if rest.capacity > 0 { rest = [] }
             restStart = 0
         }
+    }
+
+    /// Called once per sweep period: frees the overflow array of a drained
+    /// queue that did not use it since the previous call. Returns whether
+    /// it freed one.
+    @discardableResult
+    mutating func releaseStorageIfIdle() -> Bool {
+        let used = overflowUsedSinceSweep
+        overflowUsedSinceSweep = false
+        guard !used, head == nil, rest.capacity > 0 else { return false }
+        rest = []
+        return true
     }
 
     mutating func removeAll() {
         head = nil
         rest = []
+        overflowUsedSinceSweep = false
         restStart = 0
         headOffset = 0
         byteCount = 0
