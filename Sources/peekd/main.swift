@@ -42,7 +42,7 @@ flags (each also PEEK_<FLAG>, e.g. PEEK_JWT_SECRET; repeatable flags take a comm
   --retain N             durable deltas kept per ticket for resume (1000)
   --smtp-ca FILE         extra CA trusted for outbound mail servers
   --smtp-timeout S       seconds each SMTP step may take (30)
-  --threads N            event-loop threads (one per core)
+  --threads N            event-loop threads (one per core but one)
   --max-connections N    connections per process (19900)
   --max-tenant-connections N   technician connections per tenant (20000)
   --frames-per-second N  messages one technician or agent connection may send per second, burst twice that (200)
