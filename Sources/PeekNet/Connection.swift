@@ -32,7 +32,10 @@ public protocol ConnectionHandler: AnyObject {
 /// keeps the last frame from being lost to an RST (LINUX-NOTES).
 public final class Connection: Selectable {
     public let fd: Int32
-    public unowned let loop: EventLoop
+    /// `unowned(unsafe)`: a loop lives as long as the process and closes
+    /// every connection before its thread ends, and the checked form costs
+    /// an atomic retain/release on every send and flush.
+    public unowned(unsafe) let loop: EventLoop
     private var generation: UInt32 = 0
     public var handler: (any ConnectionHandler)?
     public let listenerKind: ListenerKind

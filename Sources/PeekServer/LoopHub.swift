@@ -23,9 +23,15 @@ final class LoopHub {
     var ephemeralShed = 0
     var slowConsumersClosed = 0
 
+    /// The slow-consumer limits, read on every delivery (copied from the config).
+    let softOutputLimit: Int
+    let hardOutputLimit: Int
+
     init(loop: EventLoop, server: ServerShared) {
         self.loop = loop
         self.server = server
+        softOutputLimit = server.config.softOutputLimit
+        hardOutputLimit = server.config.hardOutputLimit
     }
 
     static func of(_ loop: EventLoop) -> LoopHub {

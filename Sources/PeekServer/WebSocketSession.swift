@@ -6,8 +6,11 @@ import PeekWebSocket
 /// heartbeats and the write path. Subclasses decide what messages mean.
 /// Owned by its loop; the engine reaches it only through `LoopHub`.
 class WebSocketSession: ConnectionHandler {
-    unowned let hub: LoopHub
-    unowned let connection: Connection
+    // `unowned(unsafe)`: the connection owns this session (its handler) and
+    // the hub lives as long as the loop; both outlive every call here. The
+    // checked form cost an atomic retain/release per delivered delta.
+    unowned(unsafe) let hub: LoopHub
+    unowned(unsafe) let connection: Connection
     var ws: WebSocketStateMachine
     private(set) var peer = Peer(loop: 0, id: 0)
     private var lastPingMillis: Int64
@@ -73,11 +76,11 @@ class WebSocketSession: ConnectionHandler {
     func deliver(_ frame: ByteChunk, durable: Bool) {
         guard !isClosing else { return }
         let queued = connection.bufferedBytes
-        if !durable && queued > hub.server.config.softOutputLimit {
+        if !durable && queued > hub.softOutputLimit {
             hub.ephemeralShed += 1
             return
         }
-        if queued > hub.server.config.hardOutputLimit {
+        if queued > hub.hardOutputLimit {
             hub.slowConsumersClosed += 1
             close(code: .tryAgainLater, reason: "too far behind; reconnect and resume with since")
             return
