@@ -23,10 +23,14 @@ public final class ByteChunk: ManagedBuffer<Int, UInt8>, @unchecked Sendable {
         return unsafeDowncast(buffer, to: ByteChunk.self)
     }
 
-    public var count: Int { header }
+    /// Read through the header pointer: `ManagedBuffer.header` is a class
+    /// stored property, and each read of it pays a dynamic exclusivity
+    /// check, which the fan-out path did several times per delivery.
+    public var count: Int { withUnsafeMutablePointerToHeader { $0.pointee } }
 
     public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try withUnsafeMutablePointerToElements { p in try body(UnsafeRawBufferPointer(start: p, count: header)) }
+        let count = self.count
+        return try withUnsafeMutablePointerToElements { p in try body(UnsafeRawBufferPointer(start: p, count: count)) }
     }
 
     public var bytes: [UInt8] { withBytes { Array($0) } }

@@ -39,7 +39,9 @@ public final class EventLoop: @unchecked Sendable {
 
     private var registry: [(generation: UInt32, target: any Selectable)?] = []
     private var nextGeneration: UInt32 = 1
-    var pendingFlush: [Connection] = []
+    /// Loop-thread only, never passed `inout` across a call that could reach
+    /// it (see Connection's write-path state): no dynamic exclusivity check.
+    @exclusivity(unchecked) var pendingFlush: [Connection] = []
     private var connections: [Connection?] = []   // indexed by fd, for the sweep
     public private(set) var connectionCount = 0
 

@@ -11,7 +11,9 @@ class WebSocketSession: ConnectionHandler {
     // checked form cost an atomic retain/release per delivered delta.
     unowned(unsafe) let hub: LoopHub
     unowned(unsafe) let connection: Connection
-    var ws: WebSocketStateMachine
+    /// Loop-thread only; read on every delivered delta (`isClosing`), so it
+    /// skips the dynamic exclusivity check (see Connection's write path).
+    @exclusivity(unchecked) var ws: WebSocketStateMachine
     private(set) var peer = Peer(loop: 0, id: 0)
     private var lastPingMillis: Int64
     let deflateWindowBits: Int?
