@@ -47,7 +47,7 @@ public final class Connection: Selectable {
     // about ten per delivered delta, 41% of all fan-out instructions by
     // callgrind) guards nothing here.
     @exclusivity(unchecked) private var output = OutputQueue()
-    private var tls: TLSSession?
+    @exclusivity(unchecked) private var tls: TLSSession?
     private let needsTLS: Bool
     /// Plaintext waiting to be encrypted at flush time (TLS only), so many
     /// small frames become few records.
@@ -79,7 +79,7 @@ public final class Connection: Selectable {
     /// Runs once, on the loop, the next time the output queue empties: a
     /// handler that stopped producing because too much sat unread resumes
     /// here (backpressure without a timer).
-    public var onDrained: (() -> Void)?
+    @exclusivity(unchecked) public var onDrained: (() -> Void)?
 
     static let tlsHandshakeTimeoutMillis: Int64 = 10_000
     static let lingerMillis: Int64 = 2_000
