@@ -31,6 +31,7 @@
 #   ACK_RATE     total notes/s the ack-half scenario offers (default 10000)
 #   QUIET_PCT    wait (at most QUIET_WAIT s, default 300) until other processes use less than this % of a core (default 20)
 #   PORT_BASE    first port (default 21000); every run takes new ones
+#   DATA_ROOT    where peekd's per-run data directories go (default /tmp; /dev/shm takes fsync out)
 #   NICE         if set (e.g. -10), servers and generators run under `nice -n $NICE`, so that
 #                background load on a shared machine disturbs the measurement less (recorded)
 #
