@@ -393,6 +393,16 @@ extension Engine {
         } catch {
             throw PeekError(.invalid, "The message could not be parsed: \(error.message)").unprocessable
         }
+        // A gateway that did not hear our answer posts the same message
+        // again: the Message-ID says it is stored already, so the first
+        // answer is repeated (200, not 201) and nothing is stored twice.
+        if let messageID = mail.messageID.flatMap(MailThreading.bareMessageID),
+           let stored = try store.message(mailMessageID: messageID) {
+            var w = JSONWriter()
+            w.beginObject(); w.field("ticket", stored.ticket); w.field("seq", stored.seq)
+            w.key("message"); Wire.message(stored, into: &w); w.endObject()
+            return .json(200, w.bytes)
+        }
         var ticketID: String?
         if let n = mail.ticketNumber { ticketID = Ticket.id(forNumber: n) }
         let tagged = try ticketID.flatMap { try store.ticket($0) }

@@ -344,6 +344,10 @@ public final class SQLiteTicketStore: TicketStore {
             .compactMap { $0[0].text }
     }
 
+    public func message(mailMessageID id: String) throws(StoreError) -> Message? {
+        try db.queryOne("SELECT \(Self.messageColumns) WHERE mail_message_id = ? LIMIT 1", .text(id)).map(message(row:))
+    }
+
     public func ticketForMailMessageID(_ id: String) throws(StoreError) -> String? {
         try db.queryOne("SELECT ticket FROM messages WHERE mail_message_id = ? LIMIT 1", .text(id))?.first?.text
     }

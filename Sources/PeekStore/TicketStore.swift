@@ -56,6 +56,8 @@ public protocol TicketStore: AnyObject {
     func messages(ticket: String, after seq: Int) throws(StoreError) -> [Message]
     func mailThreadIDs(ticket: String) throws(StoreError) -> [String]
     func ticketForMailMessageID(_ id: String) throws(StoreError) -> String?
+    /// The message stored with this Message-ID (inbound mail or a sent reply).
+    func message(mailMessageID id: String) throws(StoreError) -> Message?
 
     // Idempotency.
     func commandAnswer(tenant: String, technician: String, id: String, notBefore: Int64) throws(StoreError) -> [UInt8]?

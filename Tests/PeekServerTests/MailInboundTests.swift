@@ -265,6 +265,44 @@ final class MailInboundTests: XCTestCase {
         try assertStored(h, wrongTag, body: "Third time lucky.", authorName: "Casey Customer", authorID: "customer@example.com")
     }
 
+    func testInbound_sameMessageIDTwice_storedOnceAndTheRetryGetsTheFirstAnswer() throws {
+        let h = try MailHarness()
+        defer { h.stop() }
+        let smtp = try XCTUnwrap(h.smtp)
+        let raw = crlf("""
+            From: Casey Customer <customer@example.com>
+            Subject: Re: Printer jams [#\(h.number)]
+            Message-ID: <retry.7@example.com>
+            Content-Type: text/plain; charset=utf-8
+
+            Jammed again this morning.
+
+            """)
+        try assertStored(h, raw, body: "Jammed again this morning.", authorName: "Casey Customer", authorID: "customer@example.com")
+        let first = try h.server.storedTicket(h.ticket)
+
+        // The gateway never heard the 201 and posts the very same message.
+        let again = try post(h, raw)
+        XCTAssertEqual(again.status, 200, again.text)
+        XCTAssertEqual(again.json?["ticket"]?.stringValue, h.ticket)
+        XCTAssertEqual(again.json?["seq"]?.intValue, first.seq)
+        XCTAssertEqual(again.json?["message"]?["id"]?.stringValue, first.messages.last?["id"]?.stringValue)
+        XCTAssertEqual(again.json?["message"]?["body"]?.stringValue, "Jammed again this morning.")
+        try h.assertNothingStored(since: first.seq, messages: first.messages.count)
+
+        // Our own sent reply coming back through the gateway is not a customer message either.
+        try h.sendReply(id: "r1", body: "Please restart the printer.")
+        XCTAssertEqual(try h.answer(id: "r1")["type"]?.stringValue, "result")
+        XCTAssertEqual(try h.nextDurable(h.b)["kind"]?.stringValue, "message.created")
+        XCTAssertEqual(try h.nextDurable(h.b)["kind"]?.stringValue, "ticket.updated")
+        let sent = try smtp.waitForEnvelopes(1)[0].data
+        let afterReply = try h.server.storedTicket(h.ticket)
+        let echoed = try post(h, sent)
+        XCTAssertEqual(echoed.status, 200, echoed.text)
+        XCTAssertEqual(echoed.json?["message"]?["channel"]?.stringValue, "technician")
+        try h.assertNothingStored(since: afterReply.seq, messages: afterReply.messages.count)
+    }
+
     func testInbound_withPDFAttachment_storedAndDownloadable() throws {
         let h = try MailHarness(smtp: nil, account: nil)
         defer { h.stop() }
