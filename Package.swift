@@ -45,7 +45,7 @@ let package = Package(
 
         .testTarget(name: "PeekCoreTests", dependencies: ["PeekCore"], swiftSettings: swift6),
         .testTarget(name: "PeekHTTPTests", dependencies: ["PeekHTTP"], swiftSettings: swift6),
-        .testTarget(name: "PeekWebSocketTests", dependencies: ["PeekWebSocket"], swiftSettings: swift6),
+        .testTarget(name: "PeekWebSocketTests", dependencies: ["PeekWebSocket", "PeekTestSupport"], swiftSettings: swift6),
         .testTarget(name: "PeekTLSTests", dependencies: ["PeekTLS", "PeekTestSupport"], swiftSettings: swift6),
         .testTarget(name: "PeekMailTests", dependencies: ["PeekMail"], swiftSettings: swift6),
         .testTarget(name: "PeekStoreTests", dependencies: ["PeekStore"], swiftSettings: swift6),

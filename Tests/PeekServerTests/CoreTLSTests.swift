@@ -28,10 +28,7 @@ final class CoreTLSTests: XCTestCase {
 
     func testTLS_configuredCertificate_wssHelloWelcomeAndHTTPS() throws {
         let pki = try CertFactory()
-        let server = try TestServer(tls: true) { c in
-            c.tlsCert = pki.serverCertFile
-            c.tlsKey = pki.serverKeyFile
-        }
+        let server = try tlsServer(pki)
         defer { server.stop() }
         try server.seed()
         let port = try XCTUnwrap(server.tlsPort)
@@ -50,10 +47,7 @@ final class CoreTLSTests: XCTestCase {
 
     func testTLS_messagesLargerThanATLSRecord_bothWays() throws {
         let pki = try CertFactory()
-        let server = try TestServer(tls: true) { c in
-            c.tlsCert = pki.serverCertFile
-            c.tlsKey = pki.serverKeyFile
-        }
+        let server = try tlsServer(pki)
         defer { server.stop() }
         let ticket = try server.seed()[0]
         let port = try XCTUnwrap(server.tlsPort)
@@ -84,10 +78,7 @@ final class CoreTLSTests: XCTestCase {
 
     func testTLS_serverStops_wssClientGetsClose1001() throws {
         let pki = try CertFactory()
-        let server = try TestServer(tls: true) { c in
-            c.tlsCert = pki.serverCertFile
-            c.tlsKey = pki.serverKeyFile
-        }
+        let server = try tlsServer(pki)
         defer { server.stop() }
         try server.seed()
         let client = try TestWebSocketClient(port: XCTUnwrap(server.tlsPort), tls: pki.makeClientContext())
@@ -106,16 +97,21 @@ final class CoreTLSTests: XCTestCase {
 
     func testTLS_clientNotTrustingServerCA_handshakeFails() throws {
         let pki = try CertFactory()
-        let server = try TestServer(tls: true) { c in
-            c.tlsCert = pki.serverCertFile
-            c.tlsKey = pki.serverKeyFile
-        }
+        let server = try tlsServer(pki)
         defer { server.stop() }
         let stranger = try TLSContext.makeClient(caFile: pki.foreignCAFile, useSystemTrust: false)
         XCTAssertThrowsError(try TestSocket.connect(port: XCTUnwrap(server.tlsPort), tls: stranger, serverName: "localhost")) { error in
             let tls = (error as? TestSocketError)?.tlsError
             XCTAssertNotNil(tls, "\(error)")
             XCTAssertTrue(tls?.mentions("certificate verify failed") ?? false, "\(error)")
+        }
+    }
+
+    /// A server whose TLS listener presents the factory's server certificate.
+    private func tlsServer(_ pki: CertFactory) throws -> TestServer {
+        try TestServer(tls: true) { c in
+            c.tlsCert = pki.serverCertFile
+            c.tlsKey = pki.serverKeyFile
         }
     }
 
@@ -206,10 +202,7 @@ final class CoreTLSTests: XCTestCase {
 
     func testAgent_onTLSPortWithoutClientCertificate_answers403() throws {
         let pki = try CertFactory()
-        let server = try TestServer(tls: true) { c in
-            c.tlsCert = pki.serverCertFile
-            c.tlsKey = pki.serverKeyFile
-        }
+        let server = try tlsServer(pki)
         defer { server.stop() }
         XCTAssertThrowsError(try TestWebSocketClient(port: XCTUnwrap(server.tlsPort), path: "/v1/agent", tls: pki.makeClientContext())) { error in
             XCTAssertTrue("\(error)".contains("HTTP/1.1 403"), "\(error)")

@@ -109,19 +109,7 @@ final class LiveDurabilityTests: XCTestCase {
 
     /// One HTTP request to a child process.
     private func http(_ port: UInt16, _ method: String, _ path: String, _ json: JSONValue? = nil) throws -> TestServer.Response {
-        let socket = try TestSocket.connect(port: port)
-        defer { socket.close() }
-        let body = json.map { JSONWriter.encode($0) } ?? []
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\nAuthorization: Bearer svc-token\r\n"
-        if json != nil { head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" }
-        try socket.write(Array((head + "\r\n").utf8) + body)
-        var raw: [UInt8] = []
-        while true {
-            let chunk = try socket.read(timeout: 10)
-            if chunk.isEmpty { break }
-            raw += chunk
-        }
-        return try TestServer.parseResponse(raw)
+        try TestServer.request(port: port, method, path, body: json.map { JSONWriter.encode($0) }, bearer: "svc-token")
     }
 
     private func technician(_ port: UInt16) throws -> TestWebSocketClient {

@@ -67,10 +67,17 @@ public final class TestServer {
     /// One HTTP/1.1 request over a fresh connection (Connection: close).
     public func request(_ method: String, _ path: String, body: [UInt8]? = nil, contentType: String = "application/json",
                         token: String? = nil, service: Bool = true, headers: [(String, String)] = []) throws -> Response {
+        try Self.request(port: port, method, path, body: body, contentType: contentType,
+                         bearer: token ?? (service ? config.serviceToken : nil), headers: headers)
+    }
+
+    /// The same request to any server on loopback (a child process, say).
+    public static func request(port: UInt16, _ method: String, _ path: String, body: [UInt8]? = nil, contentType: String = "application/json",
+                               bearer: String?, headers: [(String, String)] = []) throws -> Response {
         let socket = try TestSocket.connect(port: port)
         defer { socket.close() }
         var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
-        if let token { head += "Authorization: Bearer \(token)\r\n" } else if service { head += "Authorization: Bearer \(config.serviceToken)\r\n" }
+        if let bearer { head += "Authorization: Bearer \(bearer)\r\n" }
         for (n, v) in headers { head += "\(n): \(v)\r\n" }
         if let body { head += "Content-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n" }
         head += "\r\n"

@@ -1,4 +1,5 @@
 import XCTest
+import PeekTestSupport
 import CZlib
 @testable import PeekWebSocket
 

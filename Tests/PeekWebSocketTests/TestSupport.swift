@@ -1,4 +1,5 @@
 import XCTest
+import PeekTestSupport
 @testable import PeekWebSocket
 
 /// The masking key of RFC 6455 §5.7's examples.
@@ -47,19 +48,6 @@ func assertProtocolError(_ events: [WebSocketEvent], _ error: FrameError, code: 
     }
     XCTAssertEqual(last.cause, .protocolError(error), file: file, line: line)
     XCTAssertEqual(last.replyCode, code, file: file, line: line)
-}
-
-/// A small deterministic generator, so "random" fixtures are the same on every run.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {

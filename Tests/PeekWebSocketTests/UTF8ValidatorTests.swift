@@ -1,4 +1,5 @@
 import XCTest
+import PeekTestSupport
 @testable import PeekWebSocket
 
 final class UTF8ValidatorTests: XCTestCase {
