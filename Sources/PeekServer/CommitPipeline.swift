@@ -29,8 +29,15 @@ final class CommitPipeline: @unchecked Sendable {
     private let condition = NSCondition()
     // Guarded by `condition`.
     private var batches: [[EngineOutput]] = []
+    private var running = false
     private var stopping = false
     private var stopped = false
+
+    /// Committed batches that may wait for the sync at once. A disk that
+    /// stalls would otherwise let the engine commit on and pile up outputs
+    /// (and WAL) without limit; at this bound the engine waits for the disk,
+    /// and new work waits in its inbox, as it would without the pipeline.
+    static let maxBatchesAwaitingSync = 64
 
     init(durability: any Durability, bus: any DeltaBus) {
         self.durability = durability
@@ -38,18 +45,23 @@ final class CommitPipeline: @unchecked Sendable {
     }
 
     func start() {
+        condition.lock()
+        running = true
+        condition.unlock()
         let thread = Thread { [self] in run() }
         thread.name = "peekd-sync"
         thread.start()
     }
 
     /// Called by the engine after a COMMIT (or a rollback: error answers
-    /// keep their place in the order). Never blocks on the disk.
+    /// keep their place in the order). Blocks only at
+    /// `maxBatchesAwaitingSync` (before `start`, batches just queue).
     func enqueue(_ outputs: [EngineOutput]) {
         guard !outputs.isEmpty else { return }
         condition.lock()
+        while running && !stopping && batches.count >= Self.maxBatchesAwaitingSync { condition.wait() }
         batches.append(outputs)
-        condition.signal()
+        condition.broadcast()
         condition.unlock()
     }
 
@@ -74,6 +86,7 @@ final class CommitPipeline: @unchecked Sendable {
             }
             let taken = batches
             batches.removeAll(keepingCapacity: true)
+            condition.broadcast()  // an engine waiting at the bound may go on
             condition.unlock()
 
             do {
