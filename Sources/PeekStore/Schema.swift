@@ -101,5 +101,28 @@ enum Schema {
         ALTER TABLE messages ADD COLUMN delta_at INTEGER;
         ALTER TABLE messages ADD COLUMN delta BLOB;
         """,
+        // 5: messages back in arrival order, found by a (ticket, seq) index.
+        // Clustered by ticket (3), every note lands in the middle of the
+        // B-tree, at the end of its ticket's run; a leaf holds about nine
+        // rows, so every few notes the leaf is full and SQLite rebalances
+        // it with its siblings, rewriting three or four leaves and their
+        // parent. Measured at 1,000 tickets x 5 viewers: 428 of a commit's
+        // 505 WAL frames were message pages, five per note. In rowid order
+        // the notes of one commit share the last leaves (appends split
+        // without rebalancing), and the index entry a note adds elsewhere is
+        // twenty bytes, so its leaves split a tenth as often.
+        """
+        CREATE TABLE messages_by_arrival (
+            rowid INTEGER PRIMARY KEY, ticket TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, channel TEXT NOT NULL,
+            author_id TEXT NOT NULL, author_name TEXT NOT NULL, body TEXT NOT NULL, via TEXT NOT NULL,
+            at INTEGER NOT NULL, attachments BLOB, mail_message_id TEXT, delta_at INTEGER, delta BLOB);
+        INSERT INTO messages_by_arrival(ticket, seq, id, channel, author_id, author_name, body, via, at, attachments, mail_message_id, delta_at, delta)
+            SELECT ticket, seq, id, channel, author_id, author_name, body, via, at, attachments, mail_message_id, delta_at, delta
+            FROM messages ORDER BY at, ticket, seq;
+        DROP TABLE messages;
+        ALTER TABLE messages_by_arrival RENAME TO messages;
+        CREATE UNIQUE INDEX messages_ticket_seq ON messages(ticket, seq);
+        CREATE INDEX messages_mail_id ON messages(mail_message_id) WHERE mail_message_id IS NOT NULL;
+        """,
     ]
 }

@@ -290,10 +290,39 @@ final class SQLiteTicketStoreTests: XCTestCase {
         XCTAssertEqual(try store.messages(ticket: "T-1001", after: 0).map(\.body), ["body 1", "body 2"])
         XCTAssertEqual(try store.ticketForMailMessageID("<b@mail>"), "T-1001")
         XCTAssertEqual(try store.mailThreadIDs(ticket: "T-1001"), ["<b@mail>"])
-        // One B-tree per message now: no rowid table, no separate index on (ticket, seq).
+        // A ticket's messages are read through the (ticket, seq) index, in order.
         let plan = try store.db.query("EXPLAIN QUERY PLAN SELECT body FROM messages WHERE ticket = 'T-1001' ORDER BY seq")
             .compactMap { $0.last?.text }.joined(separator: " ")
-        XCTAssertTrue(plan.contains("PRIMARY KEY"), plan)
+        XCTAssertTrue(plan.contains("messages_ticket_seq"), plan)
+        XCTAssertFalse(plan.contains("TEMP B-TREE"), plan)
+    }
+
+    func testMigration5_keepsMessagesAndTheirLoggedDeltasWrittenUnderSchema4() throws {
+        // A file as schema 4 left it: messages clustered by (ticket, seq), deltas in their rows.
+        do {
+            let old = try Database(path: path)
+            try old.execute("PRAGMA journal_mode=WAL;")
+            for sql in Schema.migrations.prefix(4) { try old.execute(sql) }
+            try old.setUserVersion(4)
+            try old.execute("INSERT INTO tenants(id, name, created_at) VALUES ('acme', 'Acme', 1)")
+            for seq in [3, 1, 2] {
+                try old.run("""
+                    INSERT INTO messages(ticket, seq, id, channel, author_id, author_name, body, via, at, attachments, mail_message_id, delta_at, delta)
+                    VALUES ('T-1001', ?, ?, 'note', 't', 'Tess', ?, 'web', ?, NULL, ?, ?, ?)
+                    """, SQLValue(seq), .text("M-1001-\(seq)"), .text("body \(seq)"), .int(Int64(10 + seq)),
+                    seq == 2 ? .text("<m2@mail>") : .null, seq == 1 ? .null : .int(Int64(10 + seq)),
+                    seq == 1 ? .null : .blob(Array("delta \(seq)".utf8)))
+            }
+        }
+        let store = try SQLiteTicketStore(path: path)
+        XCTAssertEqual(store.db.userVersion, Schema.migrations.count)
+        XCTAssertEqual(try store.messages(ticket: "T-1001", after: 0).map(\.body), ["body 1", "body 2", "body 3"])
+        XCTAssertEqual(try store.deltas(ticket: "T-1001", after: 0, limit: 10).map(\.seq), [2, 3], "a pruned delta stays pruned")
+        XCTAssertEqual(try store.deltas(ticket: "T-1001", after: 0, limit: 10).map { Array($0.data) }, [Array("delta 2".utf8), Array("delta 3".utf8)])
+        XCTAssertEqual(try store.ticketForMailMessageID("<m2@mail>"), "T-1001")
+        // (ticket, seq) is still unique: a second message at a taken seq is refused.
+        let t = ticket(1001)
+        XCTAssertThrowsError(try store.insertMessage(message(t, seq: 3, body: "again"), mailMessageID: nil, delta: nil))
     }
 
     func testUpdateTicket_seqOnlyThenOtherFields_bothReachTheFile() throws {
