@@ -152,8 +152,9 @@ final class TechnicianSession: WebSocketSession {
     enum Phase { case awaitingHello, authenticating, signedIn }
     var phase = Phase.awaitingHello
     /// Tickets this connection views, as the loop knows them (the engine's
-    /// `TechnicianState.tickets` is the authority and enforces the cap).
-    var tickets: Set<String> = []
+    /// `TechnicianState.tickets` is the authority and enforces the cap),
+    /// each with this session's slot in the hub's viewer list.
+    var tickets: [String: Int] = [:]
 
     func signedIn() { phase = .signedIn }
 
@@ -208,7 +209,7 @@ final class TechnicianSession: WebSocketSession {
     }
 
     override func willClose() {
-        for t in tickets { hub.unsubscribe(self, from: t) }
+        for t in Array(tickets.keys) { hub.unsubscribe(self, from: t) }
         if phase != .awaitingHello { hub.server.engine.submit(.disconnected(peer)) }
     }
 }

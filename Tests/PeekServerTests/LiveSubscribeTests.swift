@@ -113,6 +113,45 @@ final class LiveSubscribeTests: XCTestCase {
         XCTAssertFalse(b.drain(for: 0.5).contains { $0["ticket"]?.stringValue == ticket }, "no delta after unsubscribe")
     }
 
+    /// The loop keeps each ticket's viewers in a list with O(1) removal (the
+    /// last viewer moves into the leaver's slot). Leaving from the front, the
+    /// middle and the end, by unsubscribe and by closing, must leave every
+    /// remaining viewer in the list exactly once.
+    func testViewersLeavingInAnyOrder_eachRemainingViewerGetsEachNoteOnce() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let ticket = try server.seed(technicians: 4)[0]
+        var viewers: [TestWebSocketClient] = []
+        for i in 0..<10 {
+            let v = try server.technician("tech-\(i % 4 + 1)")
+            try v.subscribe(ticket)
+            viewers.append(v)
+        }
+        let publisher = viewers[4]
+        func notesSeen(by v: TestWebSocketClient, seq: Int) -> Int {
+            v.drain(for: 0.15).filter {
+                $0["type"]?.stringValue == "delta" && $0["ticket"]?.stringValue == ticket && $0["seq"]?.intValue == seq
+            }.count
+        }
+        _ = viewers.map { $0.drain(for: 0.1) }
+
+        // First, last, then one that has since moved into a freed slot.
+        for i in [0, 9, 8] { try viewers[i].send(["type": "unsubscribe", "ticket": .string(ticket)]) }
+        viewers[1].close()
+        viewers[6].close()
+        _ = viewers.map { $0.drain(for: 0.2) }
+        let first = try XCTUnwrap(try publisher.run("n1", ticket, "note", ["body": "after leaving"])["seq"]?.intValue)
+        for i in [2, 3, 4, 5, 7] { XCTAssertEqual(notesSeen(by: viewers[i], seq: first), 1, "viewer \(i)") }
+        for i in [0, 8, 9] { XCTAssertEqual(notesSeen(by: viewers[i], seq: first), 0, "viewer \(i) unsubscribed") }
+
+        // Coming back takes a fresh slot; the others keep theirs.
+        try viewers[9].subscribe(ticket)
+        _ = viewers[9].drain(for: 0.2)
+        let second = try XCTUnwrap(try publisher.run("n2", ticket, "note", ["body": "after returning"])["seq"]?.intValue)
+        for i in [2, 3, 4, 5, 7, 9] { XCTAssertEqual(notesSeen(by: viewers[i], seq: second), 1, "viewer \(i)") }
+        XCTAssertEqual(notesSeen(by: viewers[0], seq: second), 0)
+    }
+
     // MARK: Presence
 
     func testPresence_everyViewerIsToldWhenTheListChanges() throws {
