@@ -48,15 +48,8 @@ extension Engine {
         case .unsubscribe(let ticketID):
             unsubscribe(peer, tech, ticketID: ticketID)
         case .composing(let ticketID, let mode):
-            guard var v = viewers[ticketID], var entry = v.byTechnician[tech.id], entry.peers[peer] != nil else { return }
-            if entry.peers[peer] == .some(mode) { return }
-            let before = v.list
-            // updateValue, not subscript assignment: assigning a nil mode
-            // through `[Peer: ComposingMode?]` would remove the connection.
-            entry.peers.updateValue(mode, forKey: peer)
-            v.byTechnician[tech.id] = entry
-            viewers[ticketID] = v
-            if v.list != before { publishPresence(ticketID) }
+            guard viewers[ticketID] != nil else { return }
+            if viewers[ticketID]!.setComposing(mode, peer: peer, technician: tech.id) { publishPresence(ticketID) }
         case .command(let command):
             handleCommand(peer, tech, command)
         }
@@ -86,15 +79,7 @@ extension Engine {
             return
         }
         // Join presence first so the snapshot's viewers include the newcomer.
-        var v = viewers[ticketID] ?? TicketViewers()
-        var entry = v.byTechnician[tech.id] ?? TicketViewers.Entry(name: tech.name, peers: [:])
-        let isNewViewer = entry.peers.isEmpty
-        let isNewConnection = entry.peers[peer] == nil
-        if isNewConnection { entry.peers[peer] = .some(nil) }
-        if v.byTechnician[tech.id] == nil { v.order.append(tech.id) }
-        if isNewConnection { v.countConnection(peer, 1) }
-        v.byTechnician[tech.id] = entry
-        viewers[ticketID] = v
+        let isNewViewer = viewers[ticketID, default: TicketViewers()].add(peer, technician: tech.id, name: tech.name)
         sessions[peer]?.tickets.insert(ticketID)
 
         var frames: [[UInt8]] = []
@@ -134,18 +119,10 @@ extension Engine {
     /// Removes one connection from a ticket's viewers; presence changes only
     /// when the technician's last connection on that ticket goes.
     func leave(_ peer: Peer, techID: String, ticketID: String) {
-        guard var v = viewers[ticketID], var entry = v.byTechnician[techID] else { return }
-        let before = v.list
-        guard entry.peers.removeValue(forKey: peer) != nil else { return }
-        v.countConnection(peer, -1)
-        if entry.peers.isEmpty {
-            v.byTechnician[techID] = nil
-            v.order.removeAll { $0 == techID }
-        } else {
-            v.byTechnician[techID] = entry
-        }
-        viewers[ticketID] = v.isEmpty ? nil : v
-        if v.list != before { publishPresence(ticketID) }
+        guard viewers[ticketID] != nil else { return }
+        let changed = viewers[ticketID]!.remove(peer, technician: techID)
+        if viewers[ticketID]!.isEmpty { viewers[ticketID] = nil }
+        if changed { publishPresence(ticketID) }
     }
 
     func handleDisconnect(_ peer: Peer) {

@@ -271,10 +271,23 @@ struct TechnicianState {
 
 /// Who views a ticket: one entry per technician however many tabs, with
 /// the connections behind it, so presence changes only when the last tab goes.
+/// Who views a ticket, for presence and for routing its deltas to loops.
+///
+/// Presence is derived per technician (one entry however many tabs), so a
+/// change to one technician's connections can change only that
+/// technician's line: the mutators below say whether it did by looking at
+/// that entry alone. Comparing whole lists instead cost every leave a walk
+/// over every connection viewing the ticket, quadratic when thousands go
+/// at once.
 struct TicketViewers {
-    struct Entry { var name: String; var peers: [Peer: ComposingMode?] }
-    var byTechnician: [String: Entry] = [:]
-    var order: [String] = []
+    struct Entry {
+        var name: String
+        var peers: [Peer: ComposingMode?]
+        /// A technician is composing if any of their tabs is.
+        var composing: ComposingMode? { peers.values.lazy.compactMap { $0 }.first }
+    }
+    private(set) var byTechnician: [String: Entry] = [:]
+    private(set) var order: [String] = []
 
     /// Connections per loop, kept as viewers come and go, so each delta
     /// finds its loops in O(loops) rather than O(viewers).
@@ -288,17 +301,63 @@ struct TicketViewers {
         return mask
     }
 
-    mutating func countConnection(_ peer: Peer, _ delta: Int) {
+    private mutating func countConnection(_ peer: Peer, _ delta: Int) {
         if peer.loop >= connectionsPerLoop.count { connectionsPerLoop += Array(repeating: 0, count: peer.loop - connectionsPerLoop.count + 1) }
         connectionsPerLoop[peer.loop] += delta
+    }
+
+    func contains(_ peer: Peer, technician id: String) -> Bool { byTechnician[id]?.peers[peer] != nil }
+
+    /// Adds a connection; true if the technician was not viewing before.
+    /// (Entries are taken out of the dictionary while changed, so that the
+    /// peers dictionary inside is not copied.)
+    mutating func add(_ peer: Peer, technician id: String, name: String) -> Bool {
+        var entry = byTechnician.removeValue(forKey: id) ?? Entry(name: name, peers: [:])
+        let isNewViewer = entry.peers.isEmpty
+        if isNewViewer { order.append(id) }
+        if entry.peers[peer] == nil {
+            entry.peers[peer] = .some(nil)
+            countConnection(peer, 1)
+        }
+        byTechnician[id] = entry
+        return isNewViewer
+    }
+
+    /// Removes a connection; true if presence changed (the technician's last
+    /// tab went, or the one that was composing).
+    mutating func remove(_ peer: Peer, technician id: String) -> Bool {
+        guard var entry = byTechnician.removeValue(forKey: id) else { return false }
+        let before = entry.composing
+        guard entry.peers.removeValue(forKey: peer) != nil else {
+            byTechnician[id] = entry
+            return false
+        }
+        countConnection(peer, -1)
+        if entry.peers.isEmpty {
+            order.removeAll { $0 == id }
+            return true
+        }
+        let changed = entry.composing != before
+        byTechnician[id] = entry
+        return changed
+    }
+
+    /// Records what one connection is composing; true if presence changed.
+    mutating func setComposing(_ mode: ComposingMode?, peer: Peer, technician id: String) -> Bool {
+        guard var entry = byTechnician.removeValue(forKey: id) else { return false }
+        defer { byTechnician[id] = entry }
+        guard let current = entry.peers[peer], current != mode else { return false }
+        let before = entry.composing
+        // updateValue, not subscript assignment: assigning a nil mode
+        // through `[Peer: ComposingMode?]` would remove the connection.
+        entry.peers.updateValue(mode, forKey: peer)
+        return entry.composing != before
     }
 
     var list: [Viewer] {
         order.compactMap { id in
             guard let e = byTechnician[id] else { return nil }
-            // A technician is composing if any of their tabs is.
-            let mode = e.peers.values.compactMap { $0 }.first
-            return Viewer(id: id, name: e.name, composing: mode)
+            return Viewer(id: id, name: e.name, composing: e.composing)
         }
     }
 }
