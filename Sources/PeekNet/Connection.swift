@@ -302,11 +302,8 @@ public final class Connection: Selectable {
                 return
             case .failed:
                 // A missing, expired or foreign certificate ends here, before
-                // any byte reaches the WebSocket layer. Send the alert, then go.
-                drainTLSOutput()
-                isClosing = true
-                flushNow()
-                close()
+                // any byte reaches the WebSocket layer.
+                closeAfterTLSAlert()
                 return
             case .complete:
                 opened = true
@@ -330,10 +327,22 @@ public final class Connection: Selectable {
                 handleEOF()
                 return
             case .failed:
-                close()
+                // A forged or malformed record (bad_record_mac and the like).
+                closeAfterTLSAlert()
                 return
             }
         }
+    }
+
+    /// A fatal TLS error: the session has queued the alert that names it.
+    /// One write attempt sends it (and whatever was queued before it) if the
+    /// socket takes it; then the connection closes without lingering, since
+    /// nothing more may be read or written under a failed session.
+    private func closeAfterTLSAlert() {
+        drainTLSOutput()
+        isClosing = true
+        flushNow()
+        close()
     }
 
     func tick(nowMillis: Int64) {

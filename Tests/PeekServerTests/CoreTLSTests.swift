@@ -95,6 +95,25 @@ final class CoreTLSTests: XCTestCase {
         XCTAssertTrue(stopper.isFinished, "stop() did not return once its only client had closed")
     }
 
+    func testTLS_tamperedRecordAfterHandshake_serverSendsBadRecordMACAlertThenCloses() throws {
+        let pki = try CertFactory()
+        let server = try tlsServer(pki)
+        defer { server.stop() }
+        let socket = try TestSocket.connect(port: try XCTUnwrap(server.tlsPort), tls: pki.makeClientContext(presenting: nil),
+                                            serverName: "localhost")
+        defer { socket.close() }
+        try socket.write(Array("GET /health HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        _ = try socket.readUntil { String(decoding: $0, as: UTF8.self).contains("\r\n\r\n") }
+        try socket.writeTampered(Array("GET /health HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        do {
+            while !(try socket.read(timeout: 5)).isEmpty {}
+            XCTFail("the server closed without an alert")
+        } catch let error as TestSocketError {
+            let tls = try XCTUnwrap(error.tlsError, "\(error)")
+            XCTAssertTrue(tls.mentions("bad record mac"), "\(tls)")
+        }
+    }
+
     func testTLS_clientNotTrustingServerCA_handshakeFails() throws {
         let pki = try CertFactory()
         let server = try tlsServer(pki)

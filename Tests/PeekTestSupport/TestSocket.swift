@@ -163,6 +163,19 @@ public final class TestSocket {
         try flushTLS(until: deadline)
     }
 
+    /// Seals `bytes` as TLS records, flips one bit of the last byte (part of
+    /// the AEAD tag) and sends that: a record no honest peer could have made.
+    public func writeTampered(_ bytes: [UInt8], timeout: Double = 5) throws {
+        guard let session else { return try write(bytes, timeout: timeout) }
+        if case .failure(let error) = bytes.withUnsafeBytes({ session.writePlaintext($0) }) {
+            throw TestSocketError.tls(error)
+        }
+        var output: [UInt8] = []
+        session.drainNetworkOutput(into: &output)
+        output[output.count - 1] ^= 0x01
+        try send(output, until: SocketDeadline(seconds: timeout))
+    }
+
     /// Up to `max` bytes of what arrived (plaintext when TLS is on); empty at
     /// end of stream. Throws `timedOut` when nothing arrives in time.
     public func read(max: Int = 65_536, timeout: Double = 5) throws -> [UInt8] {
