@@ -48,6 +48,9 @@ public final class Engine: @unchecked Sendable {
     var nextSLATickMillis: Int64 = 0
     var outputs: [EngineOutput] = []
     var lastPruneMillis: Int64 = 0
+    /// Set when a write failed where no savepoint could undo it alone (see
+    /// `handleCommand`): the batch then ends in a rollback, not a commit.
+    var batchFailed = false
     /// Agent frames a command produced, released only if it succeeds.
     var pendingAgentMessages: [(Peer, [UInt8])] = []
 
@@ -138,15 +141,24 @@ public final class Engine: @unchecked Sendable {
             log("engine.begin failed: \(error)")
         }
         body()
-        do {
-            try store.commit()
-        } catch {
+        var committed = false
+        if batchFailed {
+            log("engine: a write failed that only the whole batch can undo; rolling the batch back")
+        } else {
+            do {
+                try store.commit()
+                committed = true
+            } catch {
+                log("engine.commit failed: \(error)")
+            }
+        }
+        if !committed {
             // Nothing of this batch is on disk: no delta may go out and every
             // command in it must learn that it failed.
-            log("engine.commit failed: \(error)")
             store.rollback()
             outputs = outputs.compactMap { $0.failedCommit() }
         }
+        batchFailed = false
         if let pipeline {
             // Released by the pipeline once the WAL is synced; the array is
             // handed over, so the next batch starts a fresh one.
@@ -269,8 +281,6 @@ struct TechnicianState {
     var tickets: Set<String> = []
 }
 
-/// Who views a ticket: one entry per technician however many tabs, with
-/// the connections behind it, so presence changes only when the last tab goes.
 /// Who views a ticket, for presence and for routing its deltas to loops.
 ///
 /// Presence is derived per technician (one entry however many tabs), so a

@@ -1,5 +1,6 @@
 import XCTest
 import PeekCore
+import PeekStore
 import PeekTestSupport
 
 /// Commands over real sockets: what each op changes, that every viewer sees
@@ -395,6 +396,57 @@ final class LiveCommandTests: XCTestCase {
         XCTAssertEqual(again["type"]?.stringValue, "result")
         XCTAssertEqual(again["seq"]?.intValue, 2)
         XCTAssertEqual(try server.ticketState(ticket)["seq"]?.intValue, 2)
+    }
+
+    /// Notes run without a savepoint; a write that fails in the middle of
+    /// one (here a trigger aborts the saving of its answer, after its message
+    /// and ticket rows were written) must fail the note and every command
+    /// that shared its transaction, and leave nothing of any of them.
+    func testNoteWriteFailsMidway_itsWholeBatchFailsAndNothingOfItIsStored() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let ticket = try server.seed(technicians: 2)[0]
+        let a = try server.technician("tech-1")
+        let viewer = try server.technician("tech-2")
+        try a.subscribe(ticket)
+        try viewer.subscribe(ticket)
+        XCTAssertEqual(try a.run("n0", ticket, "note", ["body": "before"])["seq"]?.intValue, 1)
+        _ = try viewer.durableDeltas(ticket, through: 1)
+
+        let db = try Database(path: server.directory + "/peek.sqlite")
+        try db.execute("""
+            CREATE TRIGGER fail_boom BEFORE INSERT ON command_answers WHEN NEW.id = 'boom'
+            BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END;
+            """)
+        let before = try server.durableState(ticket)
+
+        // Back to back: the engine may take them in one batch or in several;
+        // either way each answer must match what is on disk.
+        let ids = ["mate-1", "boom", "mate-2"]
+        for id in ids { try a.command(id, ticket, "note", ["body": .string("note \(id)")]) }
+        let answers = try ids.map { try a.answer($0) }
+        XCTAssertEqual(answers[1]["type"]?.stringValue, "error")
+        XCTAssertEqual(answers[1]["code"]?.stringValue, "internal")
+
+        let after = try server.durableState(ticket)
+        let bodies = (after["messages"]?.arrayValue ?? []).compactMap { $0["body"]?.stringValue }
+        let succeeded = zip(ids, answers).filter { $0.1["type"]?.stringValue == "result" }.map(\.0)
+        for (id, answer) in zip(ids, answers) where answer["type"]?.stringValue != "result" {
+            XCTAssertEqual(answer["code"]?.stringValue, "internal", "\(id): \(answer)")
+        }
+        XCTAssertEqual(bodies, ["before"] + succeeded.map { "note \($0)" })
+        XCTAssertEqual(after["seq"]?.intValue, (before["seq"]?.intValue ?? 0) + succeeded.count)
+        XCTAssertEqual(after["ticket"]?["version"], before["ticket"]?["version"], "notes do not move the version")
+        // The viewer sees exactly the notes that were stored, with contiguous seqs.
+        let seen = viewer.drain(for: 0.5).filter { $0["type"]?.stringValue == "delta" && $0["kind"]?.stringValue == "message.created" }
+        XCTAssertEqual(seen.compactMap { $0["data"]?["body"]?.stringValue }, succeeded.map { "note \($0)" })
+        XCTAssertEqual(seen.compactMap { $0["seq"]?.intValue }, Array(stride(from: 2, to: 2 + succeeded.count, by: 1)))
+
+        // Its failure was not remembered: once the fault is gone the same id goes through.
+        try db.execute("DROP TRIGGER fail_boom")
+        let retried = try a.run("boom", ticket, "note", ["body": "note boom"])
+        XCTAssertEqual(retried["type"]?.stringValue, "result", "\(retried)")
+        XCTAssertEqual(retried["seq"]?.intValue, 2 + succeeded.count)
     }
 
     // MARK: Time
