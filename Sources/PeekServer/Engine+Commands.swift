@@ -1,9 +1,10 @@
 import PeekCore
 import PeekStore
 
-/// Ticket lifecycle commands. Each runs in its own savepoint inside the
-/// batch's transaction: it either changes everything it says (the field,
-/// the system event, the log rows, the new seq) or nothing.
+/// Ticket lifecycle commands. Each either changes everything it says (the
+/// field, the system event, the log rows, the new seq) or nothing: inside
+/// the batch's transaction, in its own savepoint, or for a note (the hot
+/// path) by rolling back the whole batch if one of its writes fails.
 extension Engine {
     func handleCommand(_ peer: Peer, _ tech: Technician, _ c: CommandRequest) {
         let at = now

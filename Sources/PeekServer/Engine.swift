@@ -12,8 +12,10 @@ import Synchronization
 /// it owns the timers (consent deadlines, SLA breaches, telemetry coalescing).
 ///
 /// Group commit: the thread takes every queued job at once, runs them inside
-/// one transaction (each command in its own savepoint, so one failure undoes
-/// only that command), commits once, and only then lets the outputs go:
+/// one transaction (each command in its own savepoint, so one refusal undoes
+/// only that command; a note, checked before it writes, has none, and a
+/// failed write of one rolls back the batch), commits once, and only then
+/// lets the outputs go:
 /// deltas to the loops, then `result`s. A `result` therefore always means
 /// "on disk and handed to every subscriber", and under load one fsync
 /// serves hundreds of commands. With a store whose commit is not yet
