@@ -76,6 +76,16 @@ final class TLSRecordLayer {
     let suite: Suite
     private var readSequence: UInt64 = 0
     private var writeSequence: UInt64 = 0
+    /// Records protected under the current key, per direction (the
+    /// sequence number restarts at each KeyUpdate).
+    var recordsUnderWriteKey: UInt64 { writeSequence }
+    var recordsUnderReadKey: UInt64 { readSequence }
+
+    /// RFC 8446 §5.5: AES-GCM may protect at most 2^24.5 full-size records
+    /// under one key. The session moves to the next key after 2^24, each
+    /// way, whatever the suite (ChaCha20-Poly1305's margin is far wider; one
+    /// rule is simpler to check).
+    static let defaultRecordsPerKey: UInt64 = 1 << 24
     /// Per direction: secret (48, only `suite.secretBytes` used), key (32), iv (12), 4 spare.
     private let storage: UnsafeMutableRawPointer
     private static let directionStride = 96

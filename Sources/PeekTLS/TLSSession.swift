@@ -86,6 +86,13 @@ public final class TLSSession {
     /// decrypted in the same `readPlaintext` call: reported on the next call,
     /// so the bytes before it are not lost.
     private var deferredReadResult: TLSReadResult?
+    /// After this many records under one key the session moves to the next
+    /// (write side) or asks the peer to (read side). Internal so that tests
+    /// can reach the limit in a few records.
+    var recordsPerKey = TLSRecordLayer.defaultRecordsPerKey
+    /// A KeyUpdate asking the peer to move has gone out and its answer has
+    /// not come yet: ask once per key.
+    private var awaitingPeerKeyUpdate = false
     private var sentCloseNotify = false
 
     /// Set when the handshake completed and the peer's certificate verified.
@@ -458,6 +465,13 @@ public final class TLSSession {
                 outcome = .failed(failRecords(alert, alert == .badRecordMAC ? "a record failed authentication" : "malformed record"))
             case .opened(contentType: 23):
                 total += buffer.count - start
+                // The peer's key is worn out: ask it to move (RFC 8446 §4.6.3).
+                if layer.recordsUnderReadKey >= recordsPerKey && !awaitingPeerKeyUpdate && !sentCloseNotify {
+                    awaitingPeerKeyUpdate = true
+                    if !sendKeyUpdate(requestingPeer: true) {
+                        outcome = .failed(failRecords(TLSError(call: "readPlaintext", detail: "sealing a KeyUpdate failed"), alert: nil))
+                    }
+                }
             case .opened(contentType: 21):
                 let alert = Array(buffer[start...])
                 buffer.removeSubrange(start...)
@@ -513,6 +527,7 @@ public final class TLSSession {
         }
         guard message[4] <= 1 else { return .failed(failRecords(.illegalParameter, "KeyUpdate request_update \(message[4])")) }
         guard layer.updateTrafficSecret(.read) else { return .failed(failRecords(.internalError, "KeyUpdate key derivation")) }
+        awaitingPeerKeyUpdate = false
         // update_requested: answer before any further application data. After
         // close_notify nothing more may be sent, so nothing is.
         if message[4] == 1 && !sentCloseNotify {
@@ -539,6 +554,11 @@ public final class TLSSession {
                                      + (rest > 0 ? TLSRecordLayer.recordBytes(content: rest) : 0))
         var offset = 0
         while offset < count {
+            if layer.recordsUnderWriteKey >= recordsPerKey {
+                guard sendKeyUpdate(requestingPeer: false) else {
+                    return .failure(failRecords(TLSError(call: "writePlaintext", detail: "sealing a KeyUpdate failed"), alert: nil))
+                }
+            }
             let chunk = min(TLSRecordLayer.maxContentBytes, count - offset)
             guard layer.seal(contentType: 23, UnsafeRawBufferPointer(start: base + offset, count: chunk), appendingTo: &recordOutput) else {
                 return .failure(failRecords(TLSError(call: "writePlaintext", detail: "sealing a record failed"), alert: nil))

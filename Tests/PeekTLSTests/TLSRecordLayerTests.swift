@@ -348,6 +348,52 @@ final class TLSRecordLayerTests: XCTestCase {
         }
     }
 
+    func testKeyUpdate_writeKeyWornOut_serverMovesOnItsOwnAndClientFollows() throws {
+        let pump = try makePump()
+        pump.server.recordsPerKey = 3
+        var sent: [UInt8] = []
+        for i in 0..<10 {
+            let record = payload(40, seed: i)
+            sent += record
+            try record.withUnsafeBytes { try pump.server.writePlaintext($0).get() }
+        }
+        // Ten records of 40 bytes, and a KeyUpdate before the 4th, 7th and 10th.
+        XCTAssertEqual(pump.transfer(from: pump.server, to: pump.client), 10 * (5 + 40 + 1 + 16) + 3 * 27)
+        let (received, last) = readAll(pump.client)
+        XCTAssertEqual(received, sent, "OpenSSL followed every key change")
+        XCTAssertEqual(last, .wantMore)
+        XCTAssertFalse(pump.client.hasNetworkOutput, "update_not_requested needs no answer")
+        try assertRoundTrips(pump)
+    }
+
+    func testKeyUpdate_readKeyWornOut_serverAsksClientOnceUntilItMoves() throws {
+        let pump = try makePump()
+        pump.server.recordsPerKey = 3
+        func clientSends(_ count: Int, seed: Int) throws -> [UInt8] {
+            var sent: [UInt8] = []
+            for i in 0..<count {
+                let record = payload(30, seed: seed + i)
+                sent += record
+                try record.withUnsafeBytes { try pump.client.writePlaintext($0).get() }
+            }
+            return sent
+        }
+        // Five records under the client's first key: one request, not three.
+        var sent = try clientSends(5, seed: 0)
+        pump.transfer(from: pump.client, to: pump.server)
+        XCTAssertEqual(readAll(pump.server).bytes, sent)
+        XCTAssertEqual(pump.transfer(from: pump.server, to: pump.client), 27, "one KeyUpdate(update_requested)")
+        XCTAssertEqual(readAll(pump.client).last, .wantMore)
+        // The client answers ahead of its next record; three more under its
+        // new key wear that one out too, and the server asks again.
+        sent = try clientSends(3, seed: 10)
+        XCTAssertEqual(pump.transfer(from: pump.client, to: pump.server), 27 + 3 * (5 + 30 + 1 + 16))
+        XCTAssertEqual(readAll(pump.server).bytes, sent)
+        XCTAssertEqual(pump.transfer(from: pump.server, to: pump.client), 27, "asked again for the worn-out second key")
+        XCTAssertEqual(readAll(pump.client).last, .wantMore)
+        try assertRoundTrips(pump)
+    }
+
     func testKeyUpdate_thenDataInOneFeed_dataReadUnderNewKey() throws {
         let pump = try makePump()
         try pump.client.requestKeyUpdate(peerShouldUpdate: true).get()
