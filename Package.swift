@@ -21,10 +21,11 @@ let package = Package(
 
         // Pure (bytes in, values out; libcrypto/zlib only for hashing and deflate).
         .target(name: "PeekCrypto", dependencies: ["COpenSSL"], swiftSettings: swift6),
-        .target(name: "PeekCore", dependencies: ["PeekCrypto"], swiftSettings: swift6, linkerSettings: [.linkedLibrary("m")]),
-        .target(name: "PeekHTTP", dependencies: ["PeekCrypto"], swiftSettings: swift6),
+        .target(name: "PeekCalendar", swiftSettings: swift6),
+        .target(name: "PeekCore", dependencies: ["PeekCrypto", "PeekCalendar"], swiftSettings: swift6, linkerSettings: [.linkedLibrary("m")]),
+        .target(name: "PeekHTTP", dependencies: ["PeekCrypto", "PeekCalendar"], swiftSettings: swift6),
         .target(name: "PeekWebSocket", dependencies: ["PeekCrypto", "CZlib"], swiftSettings: swift6),
-        .target(name: "PeekMail", dependencies: ["PeekCrypto"], swiftSettings: swift6),
+        .target(name: "PeekMail", dependencies: ["PeekCrypto", "PeekCalendar"], swiftSettings: swift6),
 
         // Shells: TLS as a byte transform, the epoll loops, SQLite.
         .target(name: "PeekTLS", dependencies: ["COpenSSL", "PeekCrypto"], swiftSettings: swift6),
@@ -43,7 +44,7 @@ let package = Package(
             "PeekCrypto", "PeekTLS", "PeekWebSocket", "PeekCore", "PeekServer", "CSystem",
         ], path: "Tests/PeekTestSupport", swiftSettings: swift6),
 
-        .testTarget(name: "PeekCoreTests", dependencies: ["PeekCore"], swiftSettings: swift6),
+        .testTarget(name: "PeekCoreTests", dependencies: ["PeekCore", "PeekCalendar"], swiftSettings: swift6),
         .testTarget(name: "PeekHTTPTests", dependencies: ["PeekHTTP"], swiftSettings: swift6),
         .testTarget(name: "PeekWebSocketTests", dependencies: ["PeekWebSocket", "PeekTestSupport"], swiftSettings: swift6),
         .testTarget(name: "PeekTLSTests", dependencies: ["PeekTLS", "PeekTestSupport"], swiftSettings: swift6),

@@ -1,12 +1,13 @@
+import PeekCalendar
+
 /// RFC 3339 UTC timestamps with milliseconds ("2026-11-29T07:30:00.123Z"),
-/// formatted from Unix milliseconds without Foundation (calendar arithmetic
-/// after Howard Hinnant's days_from_civil / civil_from_days).
+/// formatted from Unix milliseconds without Foundation (the calendar is
+/// `CivilDate`'s).
 public enum Timestamp {
     public static func format(millis: Int64) -> String {
-        var days = millis / 86_400_000
-        var msOfDay = millis % 86_400_000
-        if msOfDay < 0 { msOfDay += 86_400_000; days -= 1 }
-        let (y, m, d) = civil(fromDays: days)
+        let (days, msOfDay) = CivilDate.floorDivide(millis, 86_400_000)
+        let date = CivilDate(daysSince1970: days)
+        let y = date.year, m = date.month, d = date.day
         let h = msOfDay / 3_600_000, mi = msOfDay / 60_000 % 60, s = msOfDay / 1000 % 60, ms = msOfDay % 1000
         var out = [UInt8]()
         out.reserveCapacity(24)
@@ -56,27 +57,6 @@ public enum Timestamp {
             i += 6
         } else { return nil }
         guard i == b.count else { return nil }
-        return days(fromCivil: y, mo, d) * 86_400_000 + h * 3_600_000 + mi * 60_000 + s * 1000 + ms - offset
-    }
-
-    static func civil(fromDays z0: Int64) -> (Int64, Int64, Int64) {
-        let z = z0 + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
-    }
-
-    static func days(fromCivil y0: Int64, _ m: Int64, _ d: Int64) -> Int64 {
-        let y = m <= 2 ? y0 - 1 : y0
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
+        return CivilDate(year: y, month: mo, day: d).daysSince1970 * 86_400_000 + h * 3_600_000 + mi * 60_000 + s * 1000 + ms - offset
     }
 }

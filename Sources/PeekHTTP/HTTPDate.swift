@@ -1,16 +1,17 @@
+import PeekCalendar
+
 /// IMF-fixdate (RFC 9110 §5.6.7), `Sun, 06 Nov 1994 08:49:37 GMT`, from and
-/// to unix seconds. Hand-written calendar arithmetic (H. Hinnant's
-/// days-from-civil) so the pure modules need neither Foundation nor a clock:
-/// the caller passes the time.
+/// to unix seconds, with `CivilDate`'s calendar, so the pure modules need
+/// neither Foundation nor a clock: the caller passes the time.
 public enum HTTPDate {
-    private static let weekdays = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-    private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    private static let weekdays = CivilDate.weekdayAbbreviations
+    private static let months = CivilDate.monthAbbreviations
 
     public static func format(unixSeconds: Int64) -> String {
-        let (days, secondOfDay) = floorDivide(unixSeconds, 86_400)
-        let (year, month, day) = civil(fromDays: days)
-        // 1970-01-01 was a Thursday.
-        let weekday = Int(floorDivide(days + 4, 7).remainder)
+        let (days, secondOfDay) = CivilDate.floorDivide(unixSeconds, 86_400)
+        let date = CivilDate(daysSince1970: days)
+        let (year, month, day) = (date.year, date.month, date.day)
+        let weekday = CivilDate.weekday(daysSince1970: days)
         let hour = secondOfDay / 3600, minute = secondOfDay / 60 % 60, second = secondOfDay % 60
         return "\(weekdays[weekday]), \(pad(day, 2)) \(months[Int(month) - 1]) \(pad(year, 4)) "
             + "\(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2)) GMT"
@@ -29,34 +30,8 @@ public enum HTTPDate {
               let day = number(b[5 ..< 7]), let year = number(b[12 ..< 16]),
               let hour = number(b[17 ..< 19]), let minute = number(b[20 ..< 22]), let second = number(b[23 ..< 25]),
               (1 ... 31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
-        let days = daysFromCivil(year: year, month: Int64(monthIndex + 1), day: day)
+        let days = CivilDate(year: year, month: Int64(monthIndex + 1), day: day).daysSince1970
         return days * 86_400 + hour * 3600 + minute * 60 + second
-    }
-
-    static func civil(fromDays days: Int64) -> (year: Int64, month: Int64, day: Int64) {
-        let z = days + 719_468
-        let era = floorDivide(z, 146_097).quotient
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
-    }
-
-    static func daysFromCivil(year: Int64, month: Int64, day: Int64) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = floorDivide(y, 400).quotient
-        let yoe = y - era * 400
-        let doy = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
-    }
-
-    private static func floorDivide(_ a: Int64, _ b: Int64) -> (quotient: Int64, remainder: Int64) {
-        let q = a / b, r = a % b
-        return r < 0 ? (q - 1, r + b) : (q, r)
     }
 
     private static func pad(_ n: Int64, _ width: Int) -> String {
