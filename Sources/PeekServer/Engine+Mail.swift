@@ -99,6 +99,15 @@ extension Engine {
             attachments.append(a.ref)
             files.append(MailDraft.File(id: id, sha256: a.sha256, filename: a.ref.filename, contentType: a.ref.contentType))
         }
+        let attachedBytes = attachments.reduce(0) { $0 + $1.size }
+        guard attachedBytes <= config.maxReplyAttachmentBytes else {
+            let mib = { (bytes: Int) -> String in
+                let tenths = (bytes * 10 + 524_288) / 1_048_576
+                return "\(tenths / 10).\(tenths % 10)"
+            }
+            answer(peer, tech, c, error: PeekError(.tooLarge, "The attachments total \(mib(attachedBytes)) MiB and one email may carry at most \(mib(config.maxReplyAttachmentBytes)) MiB; send some of them in a second reply."), at: at)
+            return
+        }
         // Replies in flight are capped per technician and for the process, so
         // neither one sender nor all of them together can grow the mail queue
         // without bound. Checked last, so only a reply that would really be

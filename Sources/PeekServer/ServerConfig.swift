@@ -47,6 +47,13 @@ public struct ServerConfig: Sendable {
     /// (viewer entries, presence fan-out). Over it, `rate_limited`.
     public var maxSubscriptionsPerConnection = 100
     public var maxAttachmentBytes = 10 * 1024 * 1024
+    /// The attachments of one reply together. The message carries them all,
+    /// base64 and all, and is built in memory by a mail worker: 25 MiB is
+    /// what common mail providers accept (and what we accept inbound), so a
+    /// larger reply would only be refused by the recipient's server, and the
+    /// 16 workers' messages stay under about 550 MiB at worst. Over it,
+    /// `too_large`.
+    public var maxReplyAttachmentBytes = 25 * 1024 * 1024
     /// Replies one technician may have on their way at once (waiting for a
     /// mail worker or talking to the mail server); more get `rate_limited`.
     /// A person sends replies one at a time and a send takes about a second,

@@ -46,6 +46,9 @@ flags (each also PEEK_<FLAG>, e.g. PEEK_JWT_SECRET; repeatable flags take a comm
   --max-connections N    connections per process (19900)
   --max-tenant-connections N   technician connections per tenant (20000)
   --frames-per-second N  messages one technician or agent connection may send per second, burst twice that (200)
+  --max-subscriptions N  tickets one connection may view at once (100)
+  --max-replies N        replies being emailed at once, whole server (256); --max-replies-per-technician N (4)
+  --max-reply-attachments B    bytes of attachments one reply may carry together (26214400)
   --client DIR           where the browser files are (client)
   --demo                 seed a demo tenant on first start, allow demo sign-in, and open
                          --tls-port 8443 and --agent-port 8444 unless given
@@ -119,7 +122,8 @@ if args.switches.contains("help") { say(usage); exit(0) }
 let known: Set<String> = ["host", "port", "tls-port", "tls-cert", "tls-key", "agent-port", "agent-ca", "agent-cert", "agent-key",
                           "agent-crl", "data", "jwt-secret", "service-token", "allowed-origin", "heartbeat", "hello-timeout",
                           "max-message", "consent-timeout", "sla-tick", "retain", "smtp-ca", "smtp-timeout", "threads",
-                          "max-connections", "max-tenant-connections", "frames-per-second", "client", "tenant", "user", "name", "role", "ttl"]
+                          "max-connections", "max-tenant-connections", "frames-per-second", "max-subscriptions",
+                          "max-replies", "max-replies-per-technician", "max-reply-attachments", "client", "tenant", "user", "name", "role", "ttl"]
 for name in args.values.keys where !known.contains(name) && argv.contains(where: { $0.hasPrefix("--" + name) }) {
     fail("unknown flag --\(name)\n\(usage)")
 }
@@ -151,6 +155,10 @@ config.threads = args.int("threads", min: 1, max: 64) ?? 0
 config.maxConnections = args.int("max-connections", min: 1) ?? config.maxConnections
 config.maxConnectionsPerTenant = args.int("max-tenant-connections", min: 1) ?? config.maxConnectionsPerTenant
 config.framesPerSecond = args.int("frames-per-second", min: 1, max: 10_000_000) ?? config.framesPerSecond
+config.maxSubscriptionsPerConnection = args.int("max-subscriptions", min: 1, max: 100_000) ?? config.maxSubscriptionsPerConnection
+config.maxRepliesInFlight = args.int("max-replies", min: 1, max: 100_000) ?? config.maxRepliesInFlight
+config.maxRepliesInFlightPerTechnician = args.int("max-replies-per-technician", min: 1, max: 1000) ?? config.maxRepliesInFlightPerTechnician
+config.maxReplyAttachmentBytes = args.int("max-reply-attachments", min: 1, max: 1 << 30) ?? config.maxReplyAttachmentBytes
 config.clientDirectory = args.string("client") ?? config.clientDirectory
 config.demo = args.switches.contains("demo")
 if config.demo && mode == "serve" {

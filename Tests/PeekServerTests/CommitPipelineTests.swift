@@ -44,7 +44,7 @@ final class CommitPipelineTests: XCTestCase {
 
         // One more than the bound: the engine must wait for the disk.
         let overflowEnqueued = Atomic<Bool>(false)
-        nonisolated(unsafe) let overflow = batch(1_000)   // handed to that one thread only
+        let overflow = batch(1_000)
         let engine = Thread {
             pipeline.enqueue(overflow)
             overflowEnqueued.store(true, ordering: .relaxed)

@@ -410,6 +410,34 @@ final class MailReplyTests: XCTestCase {
         XCTAssertNotNil(after.state["sla"]?["resolution"]?["due_at"]?.stringValue)
     }
 
+    func testReply_attachmentsOverTheReplyTotal_tooLargeNothingSentOrStored() throws {
+        let h = try MailHarness { $0.maxReplyAttachmentBytes = 1000 }
+        defer { h.stop() }
+        let smtp = try XCTUnwrap(h.smtp)
+        var ids: [String] = []
+        for i in 0..<3 {
+            let upload = try h.server.request("POST", "/v1/tickets/\(h.ticket)/attachments?filename=part\(i).bin",
+                                              body: [UInt8](repeating: UInt8(i), count: 400), contentType: "application/octet-stream")
+            XCTAssertEqual(upload.status, 201, upload.text)
+            ids.append(try XCTUnwrap(upload.json?["id"]?.stringValue))
+        }
+        let before = try h.server.durableState(h.ticket)
+
+        // 1,200 bytes against a 1,000-byte total: refused whole, however each one fits.
+        try h.sendReply(id: "r-big", body: "Three files.", attachments: ids)
+        let refused = try h.answer(id: "r-big")
+        XCTAssertEqual(refused["code"]?.stringValue, "too_large", "\(refused)")
+        XCTAssertTrue(refused["message"]?.stringValue?.contains("second reply") ?? false, "\(refused)")
+        XCTAssertEqual(try h.server.durableState(h.ticket), before)
+
+        // Two of them (800 bytes) go out.
+        try h.sendReply(id: "r-two", body: "Two files.", attachments: Array(ids.prefix(2)))
+        XCTAssertEqual(try h.answer(id: "r-two")["type"]?.stringValue, "result")
+        let envelopes = try smtp.waitForEnvelopes(1)
+        XCTAssertEqual(envelopes.count, 1, "only the reply within the limit was sent")
+        XCTAssertTrue(String(decoding: envelopes[0].data, as: UTF8.self).contains("Two files."))
+    }
+
     func testReply_largeAttachmentOverStartTLS_arrivesWhole() throws {
         let credentials = TestSMTPServer.Credentials(username: "mailer", password: MailHarness.password)
         let h = try MailHarness(smtp: .init(security: .startTLS, credentials: credentials),
