@@ -31,6 +31,10 @@ public final class Engine: @unchecked Sendable {
     let bus: any DeltaBus
     let mailer: Mailer
     private let inbox = Mutex<[EngineJob]>([])
+    /// Jobs submitted and not yet taken by the engine thread; read by the
+    /// loops, without the lock, to refuse new work while the engine is
+    /// `maxEngineBacklog` behind (a stale read moves the edge by a job).
+    private let backlog = Atomic<Int>(0)
     private let doorbell = Doorbell()
     private let stopped = Atomic<Bool>(false)
     private let finished = Atomic<Bool>(false)
@@ -78,6 +82,7 @@ public final class Engine: @unchecked Sendable {
 
     /// Hands a job to the engine thread. Safe from any thread.
     func submit(_ job: EngineJob) {
+        backlog.add(1, ordering: .relaxed)
         let wasEmpty = inbox.withLock { jobs in
             let empty = jobs.isEmpty
             jobs.append(job)
@@ -92,6 +97,12 @@ public final class Engine: @unchecked Sendable {
         thread.name = "peekd-engine"
         thread.start()
     }
+
+    /// True while the engine is `maxEngineBacklog` jobs behind: loops then
+    /// answer new commands, subscribes and agent chat with `rate_limited`
+    /// rather than queue them (what keeps a session going, sign-in,
+    /// unsubscribe, disconnects, consent, is always queued).
+    var isOverloaded: Bool { backlog.load(ordering: .relaxed) >= config.maxEngineBacklog }
 
     /// Stops after the current batch. Replies whose email is on its way are
     /// waited for (up to the SMTP timeout), so a sent email is never left
@@ -125,6 +136,7 @@ public final class Engine: @unchecked Sendable {
                     jobs.removeFirst(Self.maxBatch)
                     return taken
                 }
+                backlog.subtract(jobs.count, ordering: .relaxed)
                 if jobs.isEmpty { break }
                 runBatch { for job in jobs { handle(job) } }
             }

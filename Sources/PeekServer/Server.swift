@@ -15,7 +15,7 @@ public final class Server: @unchecked Sendable {
     public private(set) var tlsPort: UInt16?
     public private(set) var agentPort: UInt16?
     private var loops: LoopGroup?
-    private var engine: Engine?
+    private(set) var engine: Engine?
     let echoMode: Bool
 
     public init(config: ServerConfig, echoMode: Bool = false) {

@@ -66,6 +66,14 @@ public struct ServerConfig: Sendable {
     /// 256 keeps the queue to a few MiB and its wait to about 16 rounds of
     /// the 16 conversations; more get `rate_limited`.
     public var maxRepliesInFlight = 256
+    /// Jobs waiting for the engine thread past which the loops refuse new
+    /// commands, subscribes and agent chat with `rate_limited` instead of
+    /// queueing them. Offered work beyond what the engine commits would
+    /// otherwise grow its inbox, and the server's memory, without limit.
+    /// 10,000 is about a fifth of a second of durable notes on this
+    /// machine's kind, far above what closed-loop clients keep in flight,
+    /// and at most about 650 MiB even if every job were a 64 KiB note.
+    public var maxEngineBacklog = 10_000
     /// Where `client/` is, for `GET /` and static files.
     public var clientDirectory = "client"
 

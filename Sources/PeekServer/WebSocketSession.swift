@@ -189,9 +189,22 @@ final class TechnicianSession: WebSocketSession {
                 return
             }
             if case .unsubscribe(let ticket) = f { hub.unsubscribe(self, from: ticket) }
+            if hub.server.engine.isOverloaded {
+                switch f {
+                case .command(let c):
+                    sendText(Wire.errorFrame(id: c.id, Self.busyError))
+                    return
+                case .subscribe(let id, _, _):
+                    sendText(Wire.errorFrame(id: id, Self.busyError))
+                    return
+                default: break
+                }
+            }
             hub.server.engine.submit(.frame(peer, f))
         }
     }
+
+    static let busyError = PeekError(.rateLimited, "The server is busy and did not take this; nothing changed. Send it again in a moment.")
 
     private func refuseUnauthorized(_ message: String) {
         sendText(Wire.errorFrame(id: nil, PeekError(.unauthorized, message)))
@@ -236,6 +249,12 @@ final class AgentSession: WebSocketSession {
             return
         }
         switch AgentFrame.decode(bytes) {
+        case .success(.chat(let ticket, _)) where hub.server.engine.isOverloaded:
+            sendText(Wire.errorFrame(id: nil, PeekError(.rateLimited, "The server is busy; the chat message for \(ticket) was not stored. Send it again in a moment.")))
+        case .success(.telemetry) where hub.server.engine.isOverloaded:
+            // Telemetry is coalesced to the latest sample anyway; the next
+            // one after the rush carries the same news.
+            hub.ephemeralShed += 1
         case .success(let frame): hub.server.engine.submit(.agentFrame(peer, frame))
         case .failure(let error): sendText(Wire.errorFrame(id: nil, error))
         }
