@@ -17,6 +17,8 @@
 #   fan1000x5              1,000 tickets x 5 viewers, 50 publishers [wsload]
 #   connect connect-tls    handshakes per second, plain [wsload] and TLS (peekd only) [peek-bench]
 #   ack ack-half           durable acknowledged notes/s; ack latency at half of ACK_RATE [peek-bench]
+#   ack-overload           OVERLOAD_RATE offered open-loop (about twice what is sustainable):
+#                          what is acknowledged, what is refused, and the server's memory [peek-bench]
 #   pb-fan1k pb-fan1000x5  fan-out measured by peek-bench (cross-check of the generator)
 #   agents                 mutual-TLS agents streaming chat and telemetry (peekd only) [peek-bench]
 #
@@ -29,6 +31,7 @@
 #   PEEKD_BIN, PEEK_BENCH_BIN, WSLOAD_BIN, PEER_HB_BIN   override the binaries
 #   PEEKD_ARGS   extra peekd flags (default: --frames-per-second 100000, see BENCHMARKS.md)
 #   ACK_RATE     total notes/s the ack-half scenario offers (default 10000)
+#   OVERLOAD_RATE  total notes/s the ack-overload scenario offers (default 100000)
 #   QUIET_PCT    wait (at most QUIET_WAIT s, default 300) until other processes use less than this % of a core (default 20)
 #   PORT_BASE    first port (default 21000); every run takes new ones
 #   DATA_ROOT    where peekd's per-run data directories go (default /tmp; /dev/shm takes fsync out)
@@ -49,13 +52,14 @@ BUILD=${BUILD:-1}
 QUIET_PCT=${QUIET_PCT:-20}
 QUIET_WAIT=${QUIET_WAIT:-300}
 ACK_RATE=${ACK_RATE:-10000}
+OVERLOAD_RATE=${OVERLOAD_RATE:-100000}
 PORT=${PORT_BASE:-21000}
 PEEKD_BIN=${PEEKD_BIN:-$ROOT/.build-release/release/peekd}
 PEEK_BENCH_BIN=${PEEK_BENCH_BIN:-$ROOT/.build-release/release/peek-bench}
 WSLOAD_BIN=${WSLOAD_BIN:-/tmp/wsload}
 PEER_HB_BIN=${PEER_HB_BIN:-/tmp/peer-hb/release/PeerHB}
 PEEKD_ARGS=${PEEKD_ARGS:---frames-per-second 100000}
-SCENARIOS=${*:-"idle10k idle15k idle15k-tls fan1k fan1k-w1 fan10k fan1000x5 connect connect-tls ack ack-half"}
+SCENARIOS=${*:-"idle10k idle15k idle15k-tls fan1k fan1k-w1 fan10k fan1000x5 connect connect-tls ack ack-half ack-overload"}
 NICE=${NICE:-}
 nicecmd=()
 [ -n "$NICE" ] && nicecmd=(nice -n "$NICE")
@@ -166,6 +170,7 @@ run_one() { # scenario server run
     connect-tls) tool=peek-bench tls=1; args="--scenario connect --concurrency 64 -d 10" ;;
     ack) tool=peek-bench; args="--scenario ack -c 0 -t 1000 -p 100 --window 32 -d $DURATION"; n=1000 ;;
     ack-half) tool=peek-bench; args="--scenario ack -c 0 -t 1000 -p 100 --window 32 --rate $((ACK_RATE / 100)) -d $DURATION"; n=1000 ;;
+    ack-overload) tool=peek-bench; args="--scenario ack -c 0 -t 1000 -p 100 --window 4096 --rate $((OVERLOAD_RATE / 100)) -d $DURATION"; n=1000 ;;
     pb-fan1k) tool=peek-bench; args="--scenario fanout -c 1000 -t 1 -p 1 -d $DURATION" ;;
     pb-fan1000x5) tool=peek-bench; args="--scenario tickets -c 5000 -t 1000 -p 50 -d $DURATION"; n=1000 ;;
     agents) tool=peek-bench tls=1; args="--scenario agents -c 1000 --agents 100 --chat-rate 5 --telemetry-rate 1 -d $DURATION"; n=100 ;;
