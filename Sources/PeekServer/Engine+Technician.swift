@@ -42,7 +42,7 @@ extension Engine {
         guard let tech = sessions[peer]?.technician else { return }   // hello is enforced by the loop
         switch frame {
         case .hello:
-            sendError(peer, id: nil, PeekError(.invalid, "Already signed in; send hello only once per connection."))
+            sendError(peer, id: nil, TechnicianSession.helloAgainError)   // the loop answers these itself
         case .subscribe(let id, let ticketID, let since):
             subscribe(peer, tech, id: id, ticketID: ticketID, since: since)
         case .unsubscribe(let ticketID):
@@ -114,6 +114,7 @@ extension Engine {
     private func unsubscribe(_ peer: Peer, _ tech: Technician, ticketID: String) {
         sessions[peer]?.tickets.remove(ticketID)
         leave(peer, techID: tech.id, ticketID: ticketID)
+        outputs.append(.unsubscribe(peer, ticket: ticketID))
     }
 
     /// Removes one connection from a ticket's viewers; presence changes only

@@ -269,6 +269,9 @@ enum EngineOutput {
     /// A command's answer: sent, or replaced by an `internal` error if the commit failed.
     case result(Peer, id: String, frame: [UInt8])
     case subscribe(Peer, ticket: String, frames: [[UInt8]])
+    /// The loop drops the subscription too: it already did when the frame
+    /// arrived, but a `subscribe` just before it may have come back since.
+    case unsubscribe(Peer, ticket: String)
     case close(Peer, code: UInt16, reason: String)
     case welcome(Peer, frame: [UInt8])
     case http(@Sendable (APIResponse) -> Void, APIResponse)

@@ -41,6 +41,9 @@ final class InProcessBus: DeltaBus {
             case .subscribe(let peer, let ticket, let frames):
                 guard loops.indices.contains(peer.loop) else { continue }
                 perLoop[peer.loop].append(.subscribe(peer.id, ticket: ticket, frames: frames))
+            case .unsubscribe(let peer, let ticket):
+                guard loops.indices.contains(peer.loop) else { continue }
+                perLoop[peer.loop].append(.unsubscribe(peer.id, ticket: ticket))
             case .close(let peer, let code, let reason):
                 guard loops.indices.contains(peer.loop) else { continue }
                 perLoop[peer.loop].append(.close(peer.id, code: code, reason: reason))
@@ -63,6 +66,7 @@ enum LoopAction: Sendable {
     case send(UInt64, [UInt8])
     case welcome(UInt64, [UInt8])
     case subscribe(UInt64, ticket: String, frames: [[UInt8]])
+    case unsubscribe(UInt64, ticket: String)
     case close(UInt64, code: UInt16, reason: String)
 
     func run(on hub: LoopHub) {
@@ -80,6 +84,9 @@ enum LoopAction: Sendable {
             // delta this loop sees after it is the one after the snapshot.
             hub.subscribe(session, to: ticket)
             for f in frames { session.sendText(f) }
+        case .unsubscribe(let id, let ticket):
+            guard let session = hub.sessions[id] as? TechnicianSession else { return }
+            hub.unsubscribe(session, from: ticket)
         case .close(let id, let code, let reason):
             hub.sessions[id]?.close(code: CloseCode(code), reason: reason)
         }

@@ -188,6 +188,12 @@ final class TechnicianSession: WebSocketSession {
                 hub.server.engine.submit(.hello(peer, token: token))
                 return
             }
+            if case .hello = f {
+                // Only the first hello means anything; the loop answers the
+                // rest itself rather than queue them for the engine.
+                sendText(Wire.errorFrame(id: nil, Self.helloAgainError))
+                return
+            }
             if case .unsubscribe(let ticket) = f { hub.unsubscribe(self, from: ticket) }
             if hub.server.engine.isOverloaded {
                 switch f {
@@ -197,13 +203,19 @@ final class TechnicianSession: WebSocketSession {
                 case .subscribe(let id, _, _):
                     sendText(Wire.errorFrame(id: id, Self.busyError))
                     return
-                default: break
+                case .composing:
+                    // Presence, not conversation: the next keystroke says it again.
+                    hub.ephemeralShed += 1
+                    return
+                case .hello, .unsubscribe:
+                    break  // always taken: they keep the engine's view of the session right
                 }
             }
             hub.server.engine.submit(.frame(peer, f))
         }
     }
 
+    static let helloAgainError = PeekError(.invalid, "Already signed in; send hello only once per connection.")
     static let busyError = PeekError(.rateLimited, "The server is busy and did not take this; nothing changed. Send it again in a moment.")
 
     private func refuseUnauthorized(_ message: String) {

@@ -1,6 +1,7 @@
 import XCTest
 import PeekCore
 import PeekTestSupport
+import PeekWebSocket
 
 /// Subscribing and presence: the snapshot's shape, who is watching, what
 /// they are writing, one entry per technician however many tabs, and dead
@@ -150,6 +151,41 @@ final class LiveSubscribeTests: XCTestCase {
         let second = try XCTUnwrap(try publisher.run("n2", ticket, "note", ["body": "after returning"])["seq"]?.intValue)
         for i in [2, 3, 4, 5, 7, 9] { XCTAssertEqual(notesSeen(by: viewers[i], seq: second), 1, "viewer \(i)") }
         XCTAssertEqual(notesSeen(by: viewers[0], seq: second), 0)
+    }
+
+    /// Subscribe and unsubscribe in one write: the loop reads the unsubscribe
+    /// before the engine's snapshot comes back. The connection must end up
+    /// not viewing, on the loop as in the engine (one loop, so that another
+    /// viewer there would carry the ticket's deltas to it).
+    func testSubscribeThenUnsubscribeInOneWrite_noDeltasAfterwards() throws {
+        let server = try TestServer { $0.threads = 1 }
+        defer { server.stop() }
+        let ticket = try server.seed(technicians: 2)[0]
+        let a = try server.technician("tech-1")
+        let b = try server.technician("tech-2")
+        try a.subscribe(ticket)
+        let mask: [UInt8] = [1, 2, 3, 4]
+        let both = FrameEncoder.frame(opcode: .text, payload: JSONWriter.encode(["type": "subscribe", "id": "s1", "ticket": .string(ticket)]), fin: true, mask: mask)
+            + FrameEncoder.frame(opcode: .text, payload: JSONWriter.encode(["type": "unsubscribe", "ticket": .string(ticket)]), fin: true, mask: mask)
+        try b.sendRaw(both)
+        XCTAssertEqual(try b.next { $0["id"]?.stringValue == "s1" }["type"]?.stringValue, "snapshot")
+        try a.presence(ticket, is: ["tech-1"])   // the engine has b gone
+        let seq = try XCTUnwrap(try a.run("n1", ticket, "note", ["body": "after b left"])["seq"]?.intValue)
+        XCTAssertFalse(b.drain(for: 0.5).contains { $0["ticket"]?.stringValue == ticket && $0["seq"]?.intValue == seq },
+                       "a delta reached a connection that unsubscribed")
+    }
+
+    func testSecondHello_invalidAndTheConnectionCarriesOn() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let ticket = try server.seed(technicians: 1)[0]
+        let a = try server.technician("tech-1")
+        try a.send(["type": "hello", "token": .string(server.token(tenant: "acme", user: "tech-1"))])
+        let refused = try a.next { $0["type"]?.stringValue == "error" }
+        XCTAssertEqual(refused["code"]?.stringValue, "invalid")
+        XCTAssertEqual(refused["message"]?.stringValue, "Already signed in; send hello only once per connection.")
+        XCTAssertEqual(try a.subscribe(ticket)["type"]?.stringValue, "snapshot")
+        XCTAssertEqual(try a.run("n1", ticket, "note", ["body": "still here"])["seq"]?.intValue, 1)
     }
 
     // MARK: Presence
