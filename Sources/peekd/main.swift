@@ -49,6 +49,7 @@ flags (each also PEEK_<FLAG>, e.g. PEEK_JWT_SECRET; repeatable flags take a comm
   --max-subscriptions N  tickets one connection may view at once (100)
   --max-replies N        replies being emailed at once, whole server (256); --max-replies-per-technician N (4)
   --max-reply-attachments B    bytes of attachments one reply may carry together (26214400)
+  --max-engine-backlog N jobs waiting for the engine past which new commands are refused as busy (10000)
   --client DIR           where the browser files are (client)
   --demo                 seed a demo tenant on first start, allow demo sign-in, and open
                          --tls-port 8443 and --agent-port 8444 unless given
@@ -123,7 +124,7 @@ let known: Set<String> = ["host", "port", "tls-port", "tls-cert", "tls-key", "ag
                           "agent-crl", "data", "jwt-secret", "service-token", "allowed-origin", "heartbeat", "hello-timeout",
                           "max-message", "consent-timeout", "sla-tick", "retain", "smtp-ca", "smtp-timeout", "threads",
                           "max-connections", "max-tenant-connections", "frames-per-second", "max-subscriptions",
-                          "max-replies", "max-replies-per-technician", "max-reply-attachments", "client", "tenant", "user", "name", "role", "ttl"]
+                          "max-replies", "max-replies-per-technician", "max-reply-attachments", "max-engine-backlog", "client", "tenant", "user", "name", "role", "ttl"]
 for name in args.values.keys where !known.contains(name) && argv.contains(where: { $0.hasPrefix("--" + name) }) {
     fail("unknown flag --\(name)\n\(usage)")
 }
@@ -159,6 +160,7 @@ config.maxSubscriptionsPerConnection = args.int("max-subscriptions", min: 1, max
 config.maxRepliesInFlight = args.int("max-replies", min: 1, max: 100_000) ?? config.maxRepliesInFlight
 config.maxRepliesInFlightPerTechnician = args.int("max-replies-per-technician", min: 1, max: 1000) ?? config.maxRepliesInFlightPerTechnician
 config.maxReplyAttachmentBytes = args.int("max-reply-attachments", min: 1, max: 1 << 30) ?? config.maxReplyAttachmentBytes
+config.maxEngineBacklog = args.int("max-engine-backlog", min: 1, max: 10_000_000) ?? config.maxEngineBacklog
 config.clientDirectory = args.string("client") ?? config.clientDirectory
 config.demo = args.switches.contains("demo")
 if config.demo && mode == "serve" {
