@@ -228,11 +228,12 @@ public final class Engine: @unchecked Sendable {
     /// Stores a new message (seq `ticket.seq + 1`) with its `message.created`
     /// delta in the same row, and queues the delta like `appendDelta`.
     @discardableResult
-    func appendMessage(_ ticket: inout Ticket, _ m: Message, mailMessageID: String? = nil) throws(StoreError) -> Int {
+    func appendMessage(_ ticket: inout Ticket, _ m: Message, mailMessageID: String? = nil,
+                       command: CommandKey? = nil) throws(StoreError) -> Int {
         assert(m.ticket == ticket.id && m.seq == ticket.seq + 1, "a message takes the ticket's next seq")
         ticket.seq += 1
         let data = Wire.messageBytes(m)
-        try store.insertMessage(m, mailMessageID: mailMessageID, delta: data)
+        try store.insertMessage(m, mailMessageID: mailMessageID, delta: data, command: command)
         return try publishLogged(&ticket, kind: .messageCreated, data: data, at: m.at)
     }
 

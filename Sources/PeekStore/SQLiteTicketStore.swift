@@ -310,14 +310,25 @@ public final class SQLiteTicketStore: TicketStore {
     /// With `delta`, the message's `message.created` delta (at `m.at`) is
     /// logged in the same row: one B-tree write per note, where a separate
     /// log row dirtied a second page per ticket in every group commit.
-    public func insertMessage(_ m: Message, mailMessageID: String?, delta: [UInt8]?) throws(StoreError) {
+    public func insertMessage(_ m: Message, mailMessageID: String?, delta: [UInt8]?, command: CommandKey?) throws(StoreError) {
         try db.run("""
-            INSERT INTO messages(id, ticket, seq, channel, author_id, author_name, body, via, at, attachments, mail_message_id, delta_at, delta)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO messages(id, ticket, seq, channel, author_id, author_name, body, via, at, attachments, mail_message_id, delta_at, delta, command_key)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, [.text(m.id), .text(m.ticket), SQLValue(m.seq), .text(m.channel.rawValue), .text(m.author.id),
                   .text(m.author.name), .text(m.body), .text(m.via.rawValue), .int(m.at),
                   Self.encodeAttachments(m.attachments), SQLValue(mailMessageID),
-                  delta == nil ? .null : .int(m.at), delta.map { .blob($0) } ?? .null])
+                  delta == nil ? .null : .int(m.at), delta.map { .blob($0) } ?? .null,
+                  command.map { .text(Self.text(of: $0)) } ?? .null])
+    }
+
+    /// Length-prefixed, so no choice of ids can make two keys one text.
+    private static func text(of key: CommandKey) -> String {
+        "\(key.tenant.utf8.count):\(key.tenant)\(key.technician.utf8.count):\(key.technician)\(key.id)"
+    }
+
+    public func noteSeq(command: CommandKey, notBefore: Int64) throws(StoreError) -> Int? {
+        try db.queryOne("SELECT seq FROM messages WHERE command_key = ? AND at >= ? LIMIT 1",
+                        .text(Self.text(of: command)), .int(notBefore))?.first?.int.map(Int.init)
     }
 
     private func message(row r: [SQLValue]) -> Message {

@@ -50,8 +50,10 @@ public protocol TicketStore: AnyObject {
 
     // Messages.
     /// `delta`: the message's `message.created` delta, logged with it at
-    /// seq `m.seq` (the engine allocates each seq once).
-    func insertMessage(_ m: Message, mailMessageID: String?, delta: [UInt8]?) throws(StoreError)
+    /// seq `m.seq` (the engine allocates each seq once). `command`: the
+    /// technician's command that wrote it (a note), remembered with the
+    /// message for `noteSeq(command:notBefore:)`.
+    func insertMessage(_ m: Message, mailMessageID: String?, delta: [UInt8]?, command: CommandKey?) throws(StoreError)
     func recentMessages(ticket: String, limit: Int) throws(StoreError) -> [Message]
     func messages(ticket: String, after seq: Int) throws(StoreError) -> [Message]
     func mailThreadIDs(ticket: String) throws(StoreError) -> [String]
@@ -60,6 +62,10 @@ public protocol TicketStore: AnyObject {
     func message(mailMessageID id: String) throws(StoreError) -> Message?
 
     // Idempotency.
+    /// The seq of the message a note command stored, if it was stored at or
+    /// after `notBefore`: a note's first answer is `result` with that seq,
+    /// so notes need no answer of their own in `saveCommandAnswer`.
+    func noteSeq(command: CommandKey, notBefore: Int64) throws(StoreError) -> Int?
     func commandAnswer(tenant: String, technician: String, id: String, notBefore: Int64) throws(StoreError) -> [UInt8]?
     func saveCommandAnswer(tenant: String, technician: String, id: String, at: Int64, answer: [UInt8]) throws(StoreError)
     func pruneCommandAnswers(before: Int64) throws(StoreError)
@@ -90,4 +96,23 @@ public protocol TicketStore: AnyObject {
     func addTimeEntry(ticket: String, _ e: TimeEntry) throws(StoreError)
     func insertAttachment(_ a: AttachmentRef, ticket: String, sha256: String, at: Int64) throws(StoreError)
     func attachment(_ id: String) throws(StoreError) -> (ref: AttachmentRef, ticket: String, sha256: String)?
+}
+
+/// A technician's command as idempotency knows it: the same id from the
+/// same technician of the same tenant is the same command.
+public struct CommandKey: Equatable, Sendable {
+    public var tenant: String
+    public var technician: String
+    public var id: String
+    public init(tenant: String, technician: String, id: String) {
+        self.tenant = tenant
+        self.technician = technician
+        self.id = id
+    }
+}
+
+extension TicketStore {
+    public func insertMessage(_ m: Message, mailMessageID: String?, delta: [UInt8]?) throws(StoreError) {
+        try insertMessage(m, mailMessageID: mailMessageID, delta: delta, command: nil)
+    }
 }

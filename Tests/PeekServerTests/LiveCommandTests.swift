@@ -399,9 +399,9 @@ final class LiveCommandTests: XCTestCase {
     }
 
     /// Notes run without a savepoint; a write that fails in the middle of
-    /// one (here a trigger aborts the saving of its answer, after its message
-    /// and ticket rows were written) must fail the note and every command
-    /// that shared its transaction, and leave nothing of any of them.
+    /// one (here a trigger aborts the update of its ticket's row, after its
+    /// message was written) must fail the note and every command that shared
+    /// its transaction, and leave nothing of any of them.
     func testNoteWriteFailsMidway_itsWholeBatchFailsAndNothingOfItIsStored() throws {
         let server = try TestServer()
         defer { server.stop() }
@@ -415,7 +415,8 @@ final class LiveCommandTests: XCTestCase {
 
         let db = try Database(path: server.directory + "/peek.sqlite")
         try db.execute("""
-            CREATE TRIGGER fail_boom BEFORE INSERT ON command_answers WHEN NEW.id = 'boom'
+            CREATE TRIGGER fail_boom BEFORE UPDATE ON tickets
+            WHEN EXISTS (SELECT 1 FROM messages WHERE ticket = NEW.id AND body = 'note boom')
             BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END;
             """)
         let before = try server.durableState(ticket)

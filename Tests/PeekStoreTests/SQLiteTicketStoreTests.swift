@@ -268,6 +268,24 @@ final class SQLiteTicketStoreTests: XCTestCase {
         XCTAssertEqual(first, message(t, seq: 1, body: "m1"), "a message reads back as written")
     }
 
+    func testNoteSeq_foundByItsCommandWithinTheWindowOnly() throws {
+        let store = try seeded()
+        let t = try XCTUnwrap(try store.ticket("T-1001"))
+        let key = CommandKey(tenant: "acme", technician: "tech-1", id: "c-1")
+        try store.insertMessage(message(t, seq: 1, body: "first"), mailMessageID: nil, delta: nil, command: key)
+        try store.insertMessage(message(t, seq: 2, body: "no command"), mailMessageID: nil, delta: nil)
+        // message(_:seq:body:) stamps at = 2,000 + seq.
+        XCTAssertEqual(try store.noteSeq(command: key, notBefore: 2_001), 1)
+        XCTAssertNil(try store.noteSeq(command: key, notBefore: 2_002), "older than the window")
+        XCTAssertNil(try store.noteSeq(command: CommandKey(tenant: "acme", technician: "tech-2", id: "c-1"), notBefore: 0))
+        XCTAssertNil(try store.noteSeq(command: CommandKey(tenant: "other", technician: "tech-1", id: "c-1"), notBefore: 0))
+        // Ids cannot borrow from the technician's name to match another key.
+        try store.insertMessage(message(t, seq: 3, body: "slash"), mailMessageID: nil, delta: nil,
+                                command: CommandKey(tenant: "acme", technician: "a/b", id: "c"))
+        XCTAssertNil(try store.noteSeq(command: CommandKey(tenant: "acme", technician: "a", id: "/bc"), notBefore: 0))
+        XCTAssertEqual(try store.noteSeq(command: CommandKey(tenant: "acme", technician: "a/b", id: "c"), notBefore: 0), 3)
+    }
+
     // MARK: Schema 3, narrow updates, durability
 
     func testMigration3_keepsMessagesWrittenUnderSchema2AndTheirMailThread() throws {
