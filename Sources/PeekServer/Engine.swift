@@ -334,8 +334,6 @@ struct TicketViewers {
         connectionsPerLoop[peer.loop] += delta
     }
 
-    func contains(_ peer: Peer, technician id: String) -> Bool { byTechnician[id]?.peers[peer] != nil }
-
     /// Adds a connection; true if the technician was not viewing before.
     /// (Entries are taken out of the dictionary while changed, so that the
     /// peers dictionary inside is not copied.)
