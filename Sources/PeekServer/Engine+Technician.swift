@@ -79,6 +79,9 @@ extension Engine {
             return
         }
         // Join presence first so the snapshot's viewers include the newcomer.
+        if viewers[ticketID]?.byTechnician[tech.id]?.peers[peer] == nil {
+            subscribedThisBatch.append((peer, tech.id, ticketID))
+        }
         let isNewViewer = viewers[ticketID, default: TicketViewers()].add(peer, technician: tech.id, name: tech.name)
         sessions[peer]?.tickets.insert(ticketID)
 
@@ -107,7 +110,7 @@ extension Engine {
         } else {
             frames.append(snapshotFrame(id: id, ticket))
         }
-        outputs.append(.subscribe(peer, ticket: ticketID, frames: frames))
+        outputs.append(.subscribe(peer, id: id, ticket: ticketID, frames: frames))
         if isNewViewer { publishPresence(ticketID) } else { publishPresence(ticketID, onlyTo: peer) }
     }
 

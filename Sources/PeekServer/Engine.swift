@@ -57,6 +57,10 @@ public final class Engine: @unchecked Sendable {
     /// Set when a write failed where no savepoint could undo it alone (see
     /// `handleCommand`): the batch then ends in a rollback, not a commit.
     var batchFailed = false
+    /// Connections that began viewing a ticket in this batch: if the batch
+    /// fails, their subscribe is answered with an error, so presence and
+    /// routing must forget them too.
+    var subscribedThisBatch: [(peer: Peer, technician: String, ticket: String)] = []
     /// Agent frames a command produced, released only if it succeeds.
     var pendingAgentMessages: [(Peer, [UInt8])] = []
 
@@ -149,6 +153,7 @@ public final class Engine: @unchecked Sendable {
     /// Runs `body` in one transaction and releases its outputs after the commit.
     func runBatch(_ body: () -> Void) {
         outputs.removeAll(keepingCapacity: true)
+        subscribedThisBatch.removeAll(keepingCapacity: true)
         do {
             try store.begin()
         } catch {
@@ -171,6 +176,10 @@ public final class Engine: @unchecked Sendable {
             // command in it must learn that it failed.
             store.rollback()
             outputs = outputs.compactMap { $0.failedCommit() }
+            for s in subscribedThisBatch {
+                sessions[s.peer]?.tickets.remove(s.ticket)
+                leave(s.peer, techID: s.technician, ticketID: s.ticket)
+            }
         }
         batchFailed = false
         if let pipeline {
@@ -269,7 +278,8 @@ enum EngineOutput {
     case send(Peer, [UInt8])
     /// A command's answer: sent, or replaced by an `internal` error if the commit failed.
     case result(Peer, id: String, frame: [UInt8])
-    case subscribe(Peer, ticket: String, frames: [[UInt8]])
+    /// `id`: the subscribe frame's, for the error if the batch fails.
+    case subscribe(Peer, id: String?, ticket: String, frames: [[UInt8]])
     /// The loop drops the subscription too: it already did when the frame
     /// arrived, but a `subscribe` just before it may have come back since.
     case unsubscribe(Peer, ticket: String)
@@ -281,9 +291,9 @@ enum EngineOutput {
     func failedCommit() -> EngineOutput? {
         switch self {
         case .publish, .agentSend: return nil
-        case .subscribe(let peer, let ticket, _):
+        case .subscribe(let peer, let id, let ticket, _):
             // The snapshot was read inside the failed transaction: say so.
-            return .send(peer, Wire.errorFrame(id: nil, PeekError(.internal, "Subscribing to \(ticket) failed; subscribe again.")))
+            return .send(peer, Wire.errorFrame(id: id, PeekError(.internal, "Subscribing to \(ticket) failed; subscribe again.")))
         case .result(let peer, let id, _):
             return .send(peer, Wire.errorFrame(id: id, PeekError(.internal, "The change could not be saved; nothing changed. Try again.")))
         case .http(let reply, _):

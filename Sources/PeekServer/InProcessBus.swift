@@ -38,7 +38,7 @@ final class InProcessBus: DeltaBus {
             case .welcome(let peer, let bytes):
                 guard loops.indices.contains(peer.loop) else { continue }
                 perLoop[peer.loop].append(.welcome(peer.id, bytes))
-            case .subscribe(let peer, let ticket, let frames):
+            case .subscribe(let peer, _, let ticket, let frames):
                 guard loops.indices.contains(peer.loop) else { continue }
                 perLoop[peer.loop].append(.subscribe(peer.id, ticket: ticket, frames: frames))
             case .unsubscribe(let peer, let ticket):

@@ -9,17 +9,6 @@ import PeekTestSupport
 /// engine's inbox without limit; nothing refused changes anything, and what
 /// was queued before the limit is done.
 final class EngineBacklogTests: XCTestCase {
-    /// Holds the engine thread, as a long batch would, until the returned
-    /// semaphore is signalled; returns once the engine is held.
-    private func holdEngine(_ server: TestServer) throws -> DispatchSemaphore {
-        let release = DispatchSemaphore(value: 0)
-        let holding = DispatchSemaphore(value: 0)
-        let engine = try XCTUnwrap(server.server.engine)
-        engine.submit(.run { _ in holding.signal(); release.wait() })
-        XCTAssertEqual(holding.wait(timeout: .now() + 10), .success, "the engine never took the holding job")
-        return release
-    }
-
     func testEngineBehind_commandsPastTheBacklogRefusedWithTheirIds_queuedOnesDone() throws {
         let server = try TestServer { $0.maxEngineBacklog = 3 }
         defer { server.stop() }
@@ -29,7 +18,7 @@ final class EngineBacklogTests: XCTestCase {
         try a.subscribe(ticket)
         let before = try server.durableState(ticket)
 
-        let release = try holdEngine(server)
+        let release = try server.holdEngine()
 
         // Three fit in the backlog; the fourth and a subscribe do not.
         for i in 1...4 { try a.command("n\(i)", ticket, "note", ["body": .string("note \(i)")]) }
@@ -58,7 +47,7 @@ final class EngineBacklogTests: XCTestCase {
         let agent = try f.agent()
         let seqBefore = try XCTUnwrap(f.ticketState(f.linkedTicket)["seq"]?.intValue)
 
-        let release = try holdEngine(f.server)
+        let release = try f.server.holdEngine()
 
         // One chat fills the backlog of 1; the next is refused, by name.
         try agent.send(["type": "chat", "ticket": .string(f.linkedTicket), "body": "first"])

@@ -450,6 +450,41 @@ final class LiveCommandTests: XCTestCase {
         XCTAssertEqual(retried["seq"]?.intValue, 2 + succeeded.count)
     }
 
+    /// A subscribe that shares a batch with a failing write is answered
+    /// with an error, and must leave no trace in presence either.
+    func testSubscribeInAFailedBatch_errorAndNotInPresence_subscribingAgainWorks() throws {
+        let server = try TestServer { $0.maxEngineBacklog = 2 }
+        defer { server.stop() }
+        let ticket = try server.seed(technicians: 2)[0]
+        let a = try server.technician("tech-1")
+        let b = try server.technician("tech-2")
+        try a.subscribe(ticket)
+        let db = try Database(path: server.directory + "/peek.sqlite")
+        try db.execute("""
+            CREATE TRIGGER fail_boom BEFORE UPDATE ON tickets
+            WHEN EXISTS (SELECT 1 FROM messages WHERE ticket = NEW.id AND body = 'note boom')
+            BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END;
+            """)
+
+        // Both in one batch: the engine is held until both are queued.
+        let release = try server.holdEngine()
+        try a.command("boom", ticket, "note", ["body": "note boom"])
+        try b.send(["type": "subscribe", "id": "s-b", "ticket": .string(ticket)])
+        try server.waitForQueuedJobs()
+        release.signal()
+
+        XCTAssertEqual(try a.answer("boom")["code"]?.stringValue, "internal")
+        let refused = try b.next { $0["id"]?.stringValue == "s-b" }
+        XCTAssertEqual(refused["code"]?.stringValue, "internal", "\(refused)")
+        XCTAssertEqual(viewerIDs(try server.ticketState(ticket)["state"]), ["tech-1"], "no phantom viewer")
+
+        try db.execute("DROP TRIGGER fail_boom")
+        XCTAssertEqual(try b.subscribe(ticket)["type"]?.stringValue, "snapshot")
+        XCTAssertEqual(viewerIDs(try server.ticketState(ticket)["state"]), ["tech-1", "tech-2"])
+        XCTAssertEqual(try a.run("n1", ticket, "note", ["body": "for both"])["seq"]?.intValue, 1)
+        try b.delta("message.created", ticket: ticket)
+    }
+
     // MARK: Time
 
     func testTimers_startThenStop_publishTimeUpdatedWithEntriesAndTotal() throws {
