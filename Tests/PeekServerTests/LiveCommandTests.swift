@@ -413,12 +413,7 @@ final class LiveCommandTests: XCTestCase {
         XCTAssertEqual(try a.run("n0", ticket, "note", ["body": "before"])["seq"]?.intValue, 1)
         _ = try viewer.durableDeltas(ticket, through: 1)
 
-        let db = try Database(path: server.directory + "/peek.sqlite")
-        try db.execute("""
-            CREATE TRIGGER fail_boom BEFORE UPDATE ON tickets
-            WHEN EXISTS (SELECT 1 FROM messages WHERE ticket = NEW.id AND body = 'note boom')
-            BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END;
-            """)
+        let db = try failWritesAfterNoteBoom(server)
         let before = try server.durableState(ticket)
 
         // Back to back: the engine may take them in one batch or in several;
@@ -459,12 +454,7 @@ final class LiveCommandTests: XCTestCase {
         let a = try server.technician("tech-1")
         let b = try server.technician("tech-2")
         try a.subscribe(ticket)
-        let db = try Database(path: server.directory + "/peek.sqlite")
-        try db.execute("""
-            CREATE TRIGGER fail_boom BEFORE UPDATE ON tickets
-            WHEN EXISTS (SELECT 1 FROM messages WHERE ticket = NEW.id AND body = 'note boom')
-            BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END;
-            """)
+        let db = try failWritesAfterNoteBoom(server)
 
         // Both in one batch: the engine is held until both are queued.
         let release = try server.holdEngine()
@@ -483,6 +473,19 @@ final class LiveCommandTests: XCTestCase {
         XCTAssertEqual(viewerIDs(try server.ticketState(ticket)["state"]), ["tech-1", "tech-2"])
         XCTAssertEqual(try a.run("n1", ticket, "note", ["body": "for both"])["seq"]?.intValue, 1)
         try b.delta("message.created", ticket: ticket)
+    }
+
+    /// A real write failure in the middle of a note: once a note with the
+    /// body "note boom" is written, updating its ticket's row aborts. Drop
+    /// the trigger `fail_boom` on the returned connection to end it.
+    private func failWritesAfterNoteBoom(_ server: TestServer) throws -> Database {
+        let db = try Database(path: server.directory + "/peek.sqlite")
+        try db.execute("""
+            CREATE TRIGGER fail_boom BEFORE UPDATE ON tickets
+            WHEN EXISTS (SELECT 1 FROM messages WHERE ticket = NEW.id AND body = 'note boom')
+            BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END;
+            """)
+        return db
     }
 
     // MARK: Time
