@@ -409,7 +409,7 @@ extension Engine {
         if tagged == nil {
             ticketID = nil
             for ref in mail.referencedMessageIDs.reversed() {
-                if let id = try store.ticketForMailMessageID(ref) { ticketID = id; break }
+                if let id = try store.message(mailMessageID: ref)?.ticket { ticketID = id; break }
             }
         }
         guard let id = ticketID, var t = try store.ticket(id) else {

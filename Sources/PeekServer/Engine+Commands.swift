@@ -11,20 +11,17 @@ extension Engine {
         // Idempotency: the same technician's command id within 10 minutes
         // gets the first answer again and changes nothing. A note's first
         // answer is kept as its message's seq, every other answer as bytes.
-        let key = CommandKey(tenant: tech.tenant, technician: tech.id, id: c.id)
-        let notBefore = at - Self.idempotencyWindowMillis
-        if let answer = (try? store.commandAnswer(tenant: tech.tenant, technician: tech.id, id: c.id, notBefore: notBefore))
-            ?? (try? store.noteSeq(command: key, notBefore: notBefore)).flatMap({ $0 }).map({ Wire.resultFrame(id: c.id, seq: $0) }) {
+        let key = CommandKey(c, from: tech)
+        if let answer = firstAnswer(key, notBefore: at - Self.idempotencyWindowMillis) {
             // A `.result`, not a plain send: the first answer may have been
             // saved earlier in this very batch, and if its commit fails the
             // repeat must not claim a change that never reached the disk.
             outputs.append(.result(peer, id: c.id, frame: answer))
             return
         }
-        let replyKey = "\(tech.tenant)/\(tech.id)/\(c.id)"
-        if inFlightReplies[replyKey] != nil {
+        if inFlightReplies[key] != nil {
             // The same reply is being sent right now; answer both when it is done.
-            inFlightReplies[replyKey]?.append((peer, c.id))
+            inFlightReplies[key]?.append((peer, c.id))
             return
         }
         guard var ticket = visibleTicket(c.ticket, to: tech) else {
@@ -61,7 +58,7 @@ extension Engine {
             // A note's message carries its command key instead (schema 6):
             // one B-tree write fewer on the hot path.
             if !isNote {
-                try store.saveCommandAnswer(tenant: tech.tenant, technician: tech.id, id: c.id, at: at, answer: frame)
+                try store.saveCommandAnswer(key, at: at, answer: frame)
                 try store.releaseSavepoint()
             }
             outputs.append(.result(peer, id: c.id, frame: frame))
@@ -78,6 +75,14 @@ extension Engine {
         }
     }
 
+    /// The answer a command with this key was first given, if within the
+    /// window: a note's is its message's seq, every other one stored bytes.
+    private func firstAnswer(_ key: CommandKey, notBefore: Int64) -> [UInt8]? {
+        if let stored = try? store.commandAnswer(key, notBefore: notBefore) { return stored }
+        guard let seq = try? store.noteSeq(command: key, notBefore: notBefore) else { return nil }
+        return Wire.resultFrame(id: key.id, seq: seq)
+    }
+
     /// Undo what a failed command queued: none of its deltas may go out, and
     /// its savepoint, if it had one, is rolled back.
     func rollbackCommandOutputs(to mark: Int, savepoint: Bool = true) {
@@ -91,7 +96,7 @@ extension Engine {
         let frame = Wire.errorFrame(id: c.id, error)
         // `stale` and `conflict` depend on what the client had seen; a retry
         // with a fresh id is how a client moves on, so they are remembered too.
-        try? store.saveCommandAnswer(tenant: tech.tenant, technician: tech.id, id: c.id, at: at, answer: frame)
+        try? store.saveCommandAnswer(CommandKey(c, from: tech), at: at, answer: frame)
         outputs.append(.send(peer, frame))
     }
 
@@ -116,7 +121,7 @@ extension Engine {
             let attachments = try resolveAttachments(attachmentIDs, ticket: t)
             let m = Message(id: "M-\(t.number)-\(t.seq + 1)", ticket: t.id, seq: t.seq + 1, channel: .internalNote,
                             author: me, body: body, via: .web, at: at, attachments: attachments)
-            return try appendMessage(&t, m, command: CommandKey(tenant: tech.tenant, technician: tech.id, id: c.id))
+            return try appendMessage(&t, m, command: CommandKey(c, from: tech))
         case .setStatus(let status):
             guard status != t.status else { return t.seq }
             let old = t.status
@@ -233,5 +238,12 @@ extension TicketStatus {
         case .resolved: "Resolved"
         case .closed: "Closed"
         }
+    }
+}
+
+extension CommandKey {
+    /// Commands are told apart per technician of a tenant.
+    init(_ command: CommandRequest, from tech: Technician) {
+        self.init(tenant: tech.tenant, technician: tech.id, id: command.id)
     }
 }

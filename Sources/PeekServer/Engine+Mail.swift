@@ -6,10 +6,10 @@ import PeekStore
 /// What the engine hands a mail worker, and what it needs back to finish
 /// the reply once the mail server has answered.
 struct MailJob: Sendable {
-    var key: String
-    var tenant: String
+    /// The reply command (its idempotency key, and the key of the replies
+    /// in flight that wait for this one).
+    var command: CommandKey
     var technician: Technician
-    var commandID: String
     var ticketID: String
     var body: String
     var attachments: [AttachmentRef]
@@ -133,18 +133,18 @@ extension Engine {
             bodyText: body, messageID: messageID, inReplyTo: thread.last, references: thread,
             date: at / 1000, boundary: "peek-" + Crypto.hex(Crypto.randomBytes(12)))
         let draft = MailDraft(builder: builder, files: files, attachmentsDirectory: config.attachmentsDirectory, ticketID: ticket.id)
-        let key = "\(sender)/\(c.id)"
-        inFlightReplies[key] = [(peer, c.id)]
+        let command = CommandKey(c, from: tech)
+        inFlightReplies[command] = [(peer, c.id)]
         repliesPerTechnician[sender] = mine + 1
         repliesInFlight.add(1, ordering: .relaxed)
-        let job = MailJob(key: key, tenant: tech.tenant, technician: tech, commandID: c.id, ticketID: ticket.id, body: body,
+        let job = MailJob(command: command, technician: tech, ticketID: ticket.id, body: body,
                           attachments: attachments, mailMessageID: messageID, recipient: to, account: account, draft: draft)
         mailer.send(job) { [weak self] outcome in self?.submit(.mailFinished(job, outcome)) }
     }
 
     func handleMailFinished(_ job: MailJob, _ outcome: MailOutcome) {
-        let waiting = inFlightReplies.removeValue(forKey: job.key) ?? []
-        let sender = "\(job.tenant)/\(job.technician.id)"
+        let waiting = inFlightReplies.removeValue(forKey: job.command) ?? []
+        let sender = "\(job.command.tenant)/\(job.technician.id)"
         let left = repliesPerTechnician[sender, default: 1] - 1
         repliesPerTechnician[sender] = left > 0 ? left : nil
         repliesInFlight.subtract(1, ordering: .relaxed)
@@ -163,10 +163,10 @@ extension Engine {
         let frame: [UInt8]
         switch outcome {
         case .refused(let error):
-            frame = Wire.errorFrame(id: job.commandID, error)
+            frame = Wire.errorFrame(id: job.command.id, error)
             for w in waiting { outputs.append(.send(w.peer, frame)) }
         case .failed(let message, _):
-            frame = Wire.errorFrame(id: job.commandID, PeekError(.dispatchFailed, message))
+            frame = Wire.errorFrame(id: job.command.id, PeekError(.dispatchFailed, message))
             for w in waiting { outputs.append(.send(w.peer, frame)) }
         case .sent:
             let mark = outputs.count
@@ -186,8 +186,8 @@ extension Engine {
                     try appendDelta(&t, kind: .ticketUpdated, data: w.bytes, at: at)
                 }
                 try store.updateTicket(t)
-                let result = Wire.resultFrame(id: job.commandID, seq: t.seq)
-                try store.saveCommandAnswer(tenant: job.tenant, technician: job.technician.id, id: job.commandID, at: at, answer: result)
+                let result = Wire.resultFrame(id: job.command.id, seq: t.seq)
+                try store.saveCommandAnswer(job.command, at: at, answer: result)
                 try store.releaseSavepoint()
                 for w in waiting { outputs.append(.result(w.peer, id: w.id, frame: result)) }
                 if let ref = t.asset, let asset = try store.asset(tenant: t.tenant, id: ref.id), let agentPeer = agents[asset.agent] {
@@ -200,10 +200,10 @@ extension Engine {
             } catch {
                 rollbackCommandOutputs(to: mark)
                 log("storing sent reply on \(job.ticketID) failed: \(error)")
-                frame = Wire.errorFrame(id: job.commandID, PeekError(.internal, "The email was sent but could not be recorded; check the send log before sending again."))
+                frame = Wire.errorFrame(id: job.command.id, PeekError(.internal, "The email was sent but could not be recorded; check the send log before sending again."))
                 for w in waiting { outputs.append(.send(w.peer, frame)) }
             }
         }
-        try? store.saveCommandAnswer(tenant: job.tenant, technician: job.technician.id, id: job.commandID, at: at, answer: frame)
+        try? store.saveCommandAnswer(job.command, at: at, answer: frame)
     }
 }

@@ -47,7 +47,7 @@ public final class Engine: @unchecked Sendable {
     var agentPeers: [Peer: AgentState] = [:]
     var timers = TimerHeap()
     var telemetry: [String: TelemetryState] = [:]   // "tenant/asset"
-    var inFlightReplies: [String: [(peer: Peer, id: String)]] = [:]
+    var inFlightReplies: [CommandKey: [(peer: Peer, id: String)]] = [:]
     /// Distinct replies on their way per "tenant/technician" (resends of one
     /// are not counted); bounded by `maxRepliesInFlightPerTechnician`.
     var repliesPerTechnician: [String: Int] = [:]

@@ -359,20 +359,17 @@ public final class SQLiteTicketStore: TicketStore {
         try db.queryOne("SELECT \(Self.messageColumns) WHERE mail_message_id = ? LIMIT 1", .text(id)).map(message(row:))
     }
 
-    public func ticketForMailMessageID(_ id: String) throws(StoreError) -> String? {
-        try db.queryOne("SELECT ticket FROM messages WHERE mail_message_id = ? LIMIT 1", .text(id))?.first?.text
-    }
 
     // MARK: Idempotency
 
-    public func commandAnswer(tenant: String, technician: String, id: String, notBefore: Int64) throws(StoreError) -> [UInt8]? {
+    public func commandAnswer(_ command: CommandKey, notBefore: Int64) throws(StoreError) -> [UInt8]? {
         try db.queryOne("SELECT answer FROM command_answers WHERE tenant = ? AND technician = ? AND id = ? AND at >= ?",
-                        .text(tenant), .text(technician), .text(id), .int(notBefore))?.first?.blob
+                        .text(command.tenant), .text(command.technician), .text(command.id), .int(notBefore))?.first?.blob
     }
 
-    public func saveCommandAnswer(tenant: String, technician: String, id: String, at: Int64, answer: [UInt8]) throws(StoreError) {
+    public func saveCommandAnswer(_ command: CommandKey, at: Int64, answer: [UInt8]) throws(StoreError) {
         try db.run("INSERT OR REPLACE INTO command_answers(tenant, technician, id, at, answer) VALUES (?, ?, ?, ?, ?)",
-                   .text(tenant), .text(technician), .text(id), .int(at), .blob(answer))
+                   .text(command.tenant), .text(command.technician), .text(command.id), .int(at), .blob(answer))
     }
 
     public func pruneCommandAnswers(before: Int64) throws(StoreError) {

@@ -57,7 +57,6 @@ public protocol TicketStore: AnyObject {
     func recentMessages(ticket: String, limit: Int) throws(StoreError) -> [Message]
     func messages(ticket: String, after seq: Int) throws(StoreError) -> [Message]
     func mailThreadIDs(ticket: String) throws(StoreError) -> [String]
-    func ticketForMailMessageID(_ id: String) throws(StoreError) -> String?
     /// The message stored with this Message-ID (inbound mail or a sent reply).
     func message(mailMessageID id: String) throws(StoreError) -> Message?
 
@@ -66,8 +65,8 @@ public protocol TicketStore: AnyObject {
     /// after `notBefore`: a note's first answer is `result` with that seq,
     /// so notes need no answer of their own in `saveCommandAnswer`.
     func noteSeq(command: CommandKey, notBefore: Int64) throws(StoreError) -> Int?
-    func commandAnswer(tenant: String, technician: String, id: String, notBefore: Int64) throws(StoreError) -> [UInt8]?
-    func saveCommandAnswer(tenant: String, technician: String, id: String, at: Int64, answer: [UInt8]) throws(StoreError)
+    func commandAnswer(_ command: CommandKey, notBefore: Int64) throws(StoreError) -> [UInt8]?
+    func saveCommandAnswer(_ command: CommandKey, at: Int64, answer: [UInt8]) throws(StoreError)
     func pruneCommandAnswers(before: Int64) throws(StoreError)
 
     // Mail.
@@ -100,7 +99,7 @@ public protocol TicketStore: AnyObject {
 
 /// A technician's command as idempotency knows it: the same id from the
 /// same technician of the same tenant is the same command.
-public struct CommandKey: Equatable, Sendable {
+public struct CommandKey: Hashable, Sendable {
     public var tenant: String
     public var technician: String
     public var id: String

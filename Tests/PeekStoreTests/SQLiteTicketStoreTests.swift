@@ -74,7 +74,7 @@ final class SQLiteTicketStoreTests: XCTestCase {
         try store.insertMessage(message(t, seq: 1, body: "kept"), mailMessageID: nil, delta: nil)
         try store.appendDelta(ticket: t.id, seq: 1, at: 2_001, kind: .messageCreated, data: Array("{\"kept\":1}".utf8))
         try store.updateTicket(t)
-        try store.saveCommandAnswer(tenant: "acme", technician: "tech-1", id: "c1", at: 2_001, answer: Array("r1".utf8))
+        try store.saveCommandAnswer(CommandKey(tenant: "acme", technician: "tech-1", id: "c1"), at: 2_001, answer: Array("r1".utf8))
         try store.releaseSavepoint()
 
         // Command 2: every kind of write, then undone.
@@ -84,13 +84,13 @@ final class SQLiteTicketStoreTests: XCTestCase {
         try store.insertMessage(message(t2, seq: 2, body: "undone"), mailMessageID: "<undone@x>", delta: nil)
         try store.appendDelta(ticket: t.id, seq: 2, at: 2_002, kind: .ticketUpdated, data: Array("{}".utf8))
         try store.updateTicket(t2)
-        try store.saveCommandAnswer(tenant: "acme", technician: "tech-1", id: "c2", at: 2_002, answer: Array("r2".utf8))
+        try store.saveCommandAnswer(CommandKey(tenant: "acme", technician: "tech-1", id: "c2"), at: 2_002, answer: Array("r2".utf8))
         try store.startTimer(ticket: t.id, technician: PersonRef(id: "tech-1", name: "Tech 1"), at: 2_002)
         store.rollbackToSavepoint()
 
         // The same savepoint name is usable again after a rollback.
         try store.savepoint()
-        try store.saveCommandAnswer(tenant: "acme", technician: "tech-1", id: "c3", at: 2_003, answer: Array("r3".utf8))
+        try store.saveCommandAnswer(CommandKey(tenant: "acme", technician: "tech-1", id: "c3"), at: 2_003, answer: Array("r3".utf8))
         try store.releaseSavepoint()
         try store.commit()
 
@@ -100,11 +100,11 @@ final class SQLiteTicketStoreTests: XCTestCase {
         XCTAssertEqual(after.version, 1)
         XCTAssertEqual(try store.messages(ticket: t.id, after: 0).map(\.body), ["kept"])
         XCTAssertEqual(try store.deltas(ticket: t.id, after: 0, limit: 10).map(\.seq), [1])
-        XCTAssertNil(try store.ticketForMailMessageID("<undone@x>"))
+        XCTAssertNil(try store.message(mailMessageID: "<undone@x>")?.ticket)
         XCTAssertNil(try store.timeState(ticket: t.id).active)
-        XCTAssertEqual(try store.commandAnswer(tenant: "acme", technician: "tech-1", id: "c1", notBefore: 0), Array("r1".utf8))
-        XCTAssertNil(try store.commandAnswer(tenant: "acme", technician: "tech-1", id: "c2", notBefore: 0))
-        XCTAssertEqual(try store.commandAnswer(tenant: "acme", technician: "tech-1", id: "c3", notBefore: 0), Array("r3".utf8))
+        XCTAssertEqual(try store.commandAnswer(CommandKey(tenant: "acme", technician: "tech-1", id: "c1"), notBefore: 0), Array("r1".utf8))
+        XCTAssertNil(try store.commandAnswer(CommandKey(tenant: "acme", technician: "tech-1", id: "c2"), notBefore: 0))
+        XCTAssertEqual(try store.commandAnswer(CommandKey(tenant: "acme", technician: "tech-1", id: "c3"), notBefore: 0), Array("r3".utf8))
     }
 
     func testRollback_wholeBatch_leavesNothing() throws {
@@ -216,17 +216,17 @@ final class SQLiteTicketStoreTests: XCTestCase {
     func testCommandAnswers_windowTechnicianAndTenantScoped_prunable() throws {
         let store = try seeded()
         let answer = Array("{\"type\":\"result\"}".utf8)
-        try store.saveCommandAnswer(tenant: "acme", technician: "tech-1", id: "c1", at: 10_000, answer: answer)
-        XCTAssertEqual(try store.commandAnswer(tenant: "acme", technician: "tech-1", id: "c1", notBefore: 10_000), answer, "inclusive at the edge")
-        XCTAssertNil(try store.commandAnswer(tenant: "acme", technician: "tech-1", id: "c1", notBefore: 10_001), "outside the window")
-        XCTAssertNil(try store.commandAnswer(tenant: "acme", technician: "tech-2", id: "c1", notBefore: 0), "another technician")
-        XCTAssertNil(try store.commandAnswer(tenant: "globex", technician: "tech-1", id: "c1", notBefore: 0), "another tenant")
-        XCTAssertNil(try store.commandAnswer(tenant: "acme", technician: "tech-1", id: "c2", notBefore: 0))
+        try store.saveCommandAnswer(CommandKey(tenant: "acme", technician: "tech-1", id: "c1"), at: 10_000, answer: answer)
+        XCTAssertEqual(try store.commandAnswer(CommandKey(tenant: "acme", technician: "tech-1", id: "c1"), notBefore: 10_000), answer, "inclusive at the edge")
+        XCTAssertNil(try store.commandAnswer(CommandKey(tenant: "acme", technician: "tech-1", id: "c1"), notBefore: 10_001), "outside the window")
+        XCTAssertNil(try store.commandAnswer(CommandKey(tenant: "acme", technician: "tech-2", id: "c1"), notBefore: 0), "another technician")
+        XCTAssertNil(try store.commandAnswer(CommandKey(tenant: "globex", technician: "tech-1", id: "c1"), notBefore: 0), "another tenant")
+        XCTAssertNil(try store.commandAnswer(CommandKey(tenant: "acme", technician: "tech-1", id: "c2"), notBefore: 0))
 
-        try store.saveCommandAnswer(tenant: "acme", technician: "tech-1", id: "c2", at: 20_000, answer: answer)
+        try store.saveCommandAnswer(CommandKey(tenant: "acme", technician: "tech-1", id: "c2"), at: 20_000, answer: answer)
         try store.pruneCommandAnswers(before: 15_000)
-        XCTAssertNil(try store.commandAnswer(tenant: "acme", technician: "tech-1", id: "c1", notBefore: 0), "pruned")
-        XCTAssertEqual(try store.commandAnswer(tenant: "acme", technician: "tech-1", id: "c2", notBefore: 0), answer, "kept")
+        XCTAssertNil(try store.commandAnswer(CommandKey(tenant: "acme", technician: "tech-1", id: "c1"), notBefore: 0), "pruned")
+        XCTAssertEqual(try store.commandAnswer(CommandKey(tenant: "acme", technician: "tech-1", id: "c2"), notBefore: 0), answer, "kept")
     }
 
     // MARK: Re-opening
@@ -306,7 +306,7 @@ final class SQLiteTicketStoreTests: XCTestCase {
         let store = try SQLiteTicketStore(path: path)
         XCTAssertEqual(store.db.userVersion, Schema.migrations.count)
         XCTAssertEqual(try store.messages(ticket: "T-1001", after: 0).map(\.body), ["body 1", "body 2"])
-        XCTAssertEqual(try store.ticketForMailMessageID("<b@mail>"), "T-1001")
+        XCTAssertEqual(try store.message(mailMessageID: "<b@mail>")?.ticket, "T-1001")
         XCTAssertEqual(try store.mailThreadIDs(ticket: "T-1001"), ["<b@mail>"])
         // A ticket's messages are read through the (ticket, seq) index, in order.
         let plan = try store.db.query("EXPLAIN QUERY PLAN SELECT body FROM messages WHERE ticket = 'T-1001' ORDER BY seq")
@@ -337,7 +337,7 @@ final class SQLiteTicketStoreTests: XCTestCase {
         XCTAssertEqual(try store.messages(ticket: "T-1001", after: 0).map(\.body), ["body 1", "body 2", "body 3"])
         XCTAssertEqual(try store.deltas(ticket: "T-1001", after: 0, limit: 10).map(\.seq), [2, 3], "a pruned delta stays pruned")
         XCTAssertEqual(try store.deltas(ticket: "T-1001", after: 0, limit: 10).map { Array($0.data) }, [Array("delta 2".utf8), Array("delta 3".utf8)])
-        XCTAssertEqual(try store.ticketForMailMessageID("<m2@mail>"), "T-1001")
+        XCTAssertEqual(try store.message(mailMessageID: "<m2@mail>")?.ticket, "T-1001")
         // (ticket, seq) is still unique: a second message at a taken seq is refused.
         let t = ticket(1001)
         XCTAssertThrowsError(try store.insertMessage(message(t, seq: 3, body: "again"), mailMessageID: nil, delta: nil))
