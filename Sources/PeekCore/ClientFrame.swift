@@ -8,6 +8,16 @@ public enum ClientFrame: Equatable, Sendable {
     case command(CommandRequest)
     case composing(ticket: String, mode: ComposingMode?)
 
+    /// The id an answer to this frame echoes (`subscribe` and `command`
+    /// carry one; the others are never answered by id).
+    public var id: String? {
+        switch self {
+        case .subscribe(let id, _, _): id
+        case .command(let c): c.id
+        case .hello, .unsubscribe, .composing: nil
+        }
+    }
+
     public struct Refusal: Error, Equatable {
         public var id: String?
         public var error: PeekError

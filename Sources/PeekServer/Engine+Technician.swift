@@ -48,8 +48,7 @@ extension Engine {
         case .unsubscribe(let ticketID):
             unsubscribe(peer, tech, ticketID: ticketID)
         case .composing(let ticketID, let mode):
-            guard viewers[ticketID] != nil else { return }
-            if viewers[ticketID]!.setComposing(mode, peer: peer, technician: tech.id) { publishPresence(ticketID) }
+            if viewers[ticketID]?.setComposing(mode, peer: peer, technician: tech.id) == true { publishPresence(ticketID) }
         case .command(let command):
             handleCommand(peer, tech, command)
         }
@@ -123,9 +122,8 @@ extension Engine {
     /// Removes one connection from a ticket's viewers; presence changes only
     /// when the technician's last connection on that ticket goes.
     func leave(_ peer: Peer, techID: String, ticketID: String) {
-        guard viewers[ticketID] != nil else { return }
-        let changed = viewers[ticketID]!.remove(peer, technician: techID)
-        if viewers[ticketID]!.isEmpty { viewers[ticketID] = nil }
+        guard let changed = viewers[ticketID]?.remove(peer, technician: techID) else { return }
+        if viewers[ticketID]?.isEmpty == true { viewers[ticketID] = nil }
         if changed { publishPresence(ticketID) }
     }
 

@@ -89,8 +89,6 @@ public final class Server: @unchecked Sendable {
         return line
     }
 
-    /// Graceful stop: no new connections, every WebSocket closed with 1001,
-    /// output flushed, then the engine finishes its last batch.
     /// One event loop per core but one: the engine thread (every durable
     /// change, in order) and its commit pipeline need a core of their own,
     /// and loops that outnumber the free cores only take turns with them.
@@ -103,6 +101,8 @@ public final class Server: @unchecked Sendable {
         echoMode ? max(1, cores) : max(1, cores - 1)
     }
 
+    /// Graceful stop: no new connections, every WebSocket closed with 1001,
+    /// output flushed, then the engine finishes its last batch.
     public func stop(drainSeconds: Double = 5) {
         loops?.shutdown(drainSeconds: drainSeconds)
         loops = nil

@@ -163,10 +163,8 @@ final class TechnicianSession: WebSocketSession {
         let frame = ClientFrame.decode(bytes)
         guard admitted else {
             let id: String? = switch frame {
-            case .success(.command(let c)): c.id
-            case .success(.subscribe(let id, _, _)): id
+            case .success(let f): f.id
             case .failure(let refusal): refusal.id
-            default: nil
             }
             sendText(Wire.errorFrame(id: id, overRateError))
             return
@@ -197,18 +195,15 @@ final class TechnicianSession: WebSocketSession {
             if case .unsubscribe(let ticket) = f { hub.unsubscribe(self, from: ticket) }
             if hub.server.engine.isOverloaded {
                 switch f {
-                case .command(let c):
-                    sendText(Wire.errorFrame(id: c.id, Self.busyError))
-                    return
-                case .subscribe(let id, _, _):
-                    sendText(Wire.errorFrame(id: id, Self.busyError))
+                case .command, .subscribe:
+                    sendText(Wire.errorFrame(id: f.id, Self.busyError))
                     return
                 case .composing:
                     // Presence, not conversation: the next keystroke says it again.
                     hub.ephemeralShed += 1
                     return
-                case .hello, .unsubscribe:
-                    break  // always taken: they keep the engine's view of the session right
+                case .unsubscribe, .hello:
+                    break  // an unsubscribe keeps the engine's view of the session right (a hello was answered above)
                 }
             }
             hub.server.engine.submit(.frame(peer, f))
