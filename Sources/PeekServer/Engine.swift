@@ -55,7 +55,7 @@ public final class Engine: @unchecked Sendable {
     var outputs: [EngineOutput] = []
     var lastPruneMillis: Int64 = 0
     /// Set when a write failed where no savepoint could undo it alone (see
-    /// `handleCommand`): the batch then ends in a rollback, not a commit.
+    /// `handleCommand`): the batch ends there, in a rollback, not a commit.
     var batchFailed = false
     /// Connections that began viewing a ticket in this batch: if the batch
     /// fails, their subscribe is answered with an error, so presence and
@@ -106,7 +106,10 @@ public final class Engine: @unchecked Sendable {
     /// answer new commands, subscribes and agent chat with `rate_limited`
     /// rather than queue them (what keeps a session going, sign-in,
     /// unsubscribe, disconnects, consent, is always queued).
-    var isOverloaded: Bool { backlog.load(ordering: .relaxed) >= config.maxEngineBacklog }
+    var isOverloaded: Bool { queuedJobs >= config.maxEngineBacklog }
+
+    /// Jobs submitted and not yet taken (for the overload check and tests).
+    var queuedJobs: Int { backlog.load(ordering: .relaxed) }
 
     /// Stops after the current batch. Replies whose email is on its way are
     /// waited for (up to the SMTP timeout), so a sent email is never left
@@ -142,7 +145,19 @@ public final class Engine: @unchecked Sendable {
                 }
                 backlog.subtract(jobs.count, ordering: .relaxed)
                 if jobs.isEmpty { break }
-                runBatch { for job in jobs { handle(job) } }
+                // A write that fails where only the batch can undo it ends
+                // the batch there (rolled back, its commands told); the jobs
+                // behind it get a transaction of their own rather than run
+                // against a doomed one.
+                var next = 0
+                while next < jobs.count {
+                    runBatch {
+                        while next < jobs.count && !batchFailed {
+                            handle(jobs[next])
+                            next += 1
+                        }
+                    }
+                }
             }
             runDueTimers()
         }

@@ -16,12 +16,12 @@ extension TestServer {
         return release
     }
 
-    /// Waits until `count` jobs are queued behind a held engine (seen through
-    /// `isOverloaded`, so the server must run with `maxEngineBacklog` = count).
-    func waitForQueuedJobs(timeout: Double = 10, file: StaticString = #filePath, line: UInt = #line) throws {
+    /// Waits until `count` jobs (by default the server's `maxEngineBacklog`)
+    /// are queued behind a held engine.
+    func waitForQueuedJobs(_ count: Int? = nil, timeout: Double = 10, file: StaticString = #filePath, line: UInt = #line) throws {
         let engine = try XCTUnwrap(server.engine, file: file, line: line)
         let deadline = Date().addingTimeInterval(timeout)
-        while !engine.isOverloaded {
+        while engine.queuedJobs < (count ?? engine.config.maxEngineBacklog) {
             guard Date() < deadline else { return XCTFail("the jobs never reached the engine's queue", file: file, line: line) }
             usleep(5_000)
         }

@@ -445,10 +445,12 @@ final class LiveCommandTests: XCTestCase {
         XCTAssertEqual(retried["seq"]?.intValue, 2 + succeeded.count)
     }
 
-    /// A subscribe that shares a batch with a failing write is answered
-    /// with an error, and must leave no trace in presence either.
-    func testSubscribeInAFailedBatch_errorAndNotInPresence_subscribingAgainWorks() throws {
-        let server = try TestServer { $0.maxEngineBacklog = 2 }
+    /// A subscribe that shares a batch with a failing write, taken before
+    /// it, is answered with an error and must leave no trace in presence;
+    /// a command queued behind the failing write gets a transaction of its
+    /// own and goes through.
+    func testFailedBatch_subscribeBeforeItFailsWithoutTrace_commandAfterItSucceeds() throws {
+        let server = try TestServer { $0.maxEngineBacklog = 3 }
         defer { server.stop() }
         let ticket = try server.seed(technicians: 2)[0]
         let a = try server.technician("tech-1")
@@ -456,22 +458,30 @@ final class LiveCommandTests: XCTestCase {
         try a.subscribe(ticket)
         let db = try failWritesAfterNoteBoom(server)
 
-        // Both in one batch: the engine is held until both are queued.
+        // All three in one batch: the engine is held until they are queued.
         let release = try server.holdEngine()
-        try a.command("boom", ticket, "note", ["body": "note boom"])
         try b.send(["type": "subscribe", "id": "s-b", "ticket": .string(ticket)])
-        try server.waitForQueuedJobs()
+        try server.waitForQueuedJobs(1)
+        try a.command("boom", ticket, "note", ["body": "note boom"])
+        try server.waitForQueuedJobs(2)
+        try a.command("after", ticket, "note", ["body": "behind the failure"])
+        try server.waitForQueuedJobs(3)
         release.signal()
 
-        XCTAssertEqual(try a.answer("boom")["code"]?.stringValue, "internal")
         let refused = try b.next { $0["id"]?.stringValue == "s-b" }
         XCTAssertEqual(refused["code"]?.stringValue, "internal", "\(refused)")
+        XCTAssertEqual(try a.answer("boom")["code"]?.stringValue, "internal")
+        let after = try a.answer("after")
+        XCTAssertEqual(after["type"]?.stringValue, "result", "\(after)")
+        XCTAssertEqual(after["seq"]?.intValue, 1)
+        let stored = try server.durableState(ticket)
+        XCTAssertEqual((stored["messages"]?.arrayValue ?? []).compactMap { $0["body"]?.stringValue }, ["behind the failure"])
         XCTAssertEqual(viewerIDs(try server.ticketState(ticket)["state"]), ["tech-1"], "no phantom viewer")
 
         try db.execute("DROP TRIGGER fail_boom")
         XCTAssertEqual(try b.subscribe(ticket)["type"]?.stringValue, "snapshot")
         XCTAssertEqual(viewerIDs(try server.ticketState(ticket)["state"]), ["tech-1", "tech-2"])
-        XCTAssertEqual(try a.run("n1", ticket, "note", ["body": "for both"])["seq"]?.intValue, 1)
+        XCTAssertEqual(try a.run("n1", ticket, "note", ["body": "for both"])["seq"]?.intValue, 2)
         try b.delta("message.created", ticket: ticket)
     }
 
