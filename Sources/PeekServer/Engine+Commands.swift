@@ -19,8 +19,15 @@ extension Engine {
             outputs.append(.result(peer, id: c.id, frame: answer))
             return
         }
-        if inFlightReplies[key] != nil {
-            // The same reply is being sent right now; answer both when it is done.
+        if let waiting = inFlightReplies[key] {
+            // The same reply is being sent right now; answer every repeat
+            // when it is done. A client that keeps resending would grow the
+            // list for as long as the mail server takes, so past a few it is
+            // told to wait (rate_limited: not remembered, nothing changed).
+            guard waiting.count < Self.maxReplyRepeatsWaiting else {
+                sendError(peer, id: c.id, PeekError(.rateLimited, "This reply is still being sent and \(waiting.count) requests already wait for its answer; wait for that answer instead of sending it again."))
+                return
+            }
             inFlightReplies[key]?.append((peer, c.id))
             return
         }

@@ -68,6 +68,9 @@ public final class Engine: @unchecked Sendable {
     static let idempotencyWindowMillis: Int64 = 10 * 60 * 1000
     /// Messages a snapshot carries.
     static let snapshotMessages = 50
+    /// Requests (the reply and its repeats) that may wait for one reply in
+    /// flight; a technician's tabs and reconnects need a handful.
+    static let maxReplyRepeatsWaiting = 16
     /// Jobs taken per transaction; bounds a batch's latency under a flood.
     static let maxBatch = 2048
 

@@ -243,6 +243,39 @@ final class MailReplyTests: XCTestCase {
         XCTAssertEqual(smtp.connectionCount, 1)
     }
 
+    func testReply_repeatsOfOneInFlightPastTheCap_rateLimitedAndTheWaitingOnesAnswered() throws {
+        let h = try MailHarness(smtp: .init(holdMessageReply: true))
+        defer { h.stop() }
+        let smtp = try XCTUnwrap(h.smtp)
+        let cap = 16   // protocol.md §8.2: requests that may wait for one reply in flight
+        let before = try h.server.storedTicket(h.ticket)
+        try h.sendReply(id: "loop", body: "Sent by a client that resends.")
+        try smtp.waitForEnvelopes(1)
+        // The first request and cap - 1 repeats wait; the next two are refused at once.
+        for _ in 0..<(cap + 1) { try h.sendReply(id: "loop", body: "Sent by a client that resends.") }
+        try h.barrier(h.a, "sync-a")
+        let early = h.a.received.filter { $0["id"]?.stringValue == "loop" }
+        XCTAssertEqual(early.count, 2, "only the refusals come before the mail server answers: \(early)")
+        for refused in early {
+            XCTAssertEqual(refused["code"]?.stringValue, "rate_limited", "\(refused)")
+            XCTAssertEqual(refused["message"]?.stringValue,
+                           "This reply is still being sent and 16 requests already wait for its answer; wait for that answer instead of sending it again.")
+        }
+        for _ in early { _ = try h.answer(id: "loop") }   // takes the two refusals off the list
+
+        smtp.releaseMessageReplies()
+        for _ in 0..<cap {
+            let answer = try h.answer(id: "loop")
+            XCTAssertEqual(answer["type"]?.stringValue, "result", "\(answer)")
+            XCTAssertEqual(answer["seq"]?.intValue, before.seq + 2)
+        }
+        XCTAssertEqual(smtp.envelopes.count, 1)
+        XCTAssertEqual(try h.server.sendAttempts(h.ticket).count, 1)
+        // The refusal was not remembered: a repeat now gets the stored answer.
+        try h.sendReply(id: "loop", body: "Sent by a client that resends.")
+        XCTAssertEqual(try h.answer(id: "loop")["seq"]?.intValue, before.seq + 2)
+    }
+
     func testReply_moreThanTheCapInFlight_restRateLimitedWithNothingSentOrStored() throws {
         let h = try MailHarness(smtp: .init(holdMessageReply: true))
         defer { h.stop() }
