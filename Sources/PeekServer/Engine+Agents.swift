@@ -162,7 +162,7 @@ extension Engine {
     /// latest value wins, and one that arrives inside the second is sent
     /// when the second is up, so the screen never shows a stale reading.
     func receiveTelemetry(_ asset: Asset, _ value: Telemetry) {
-        let key = asset.tenant + "/" + asset.id
+        let key = TenantScopedID(tenant: asset.tenant, id: asset.id)
         let mono = monotonicMillis()
         if var state = telemetry[key] {
             state.latest = value
@@ -174,7 +174,7 @@ extension Engine {
             } else if !state.pending {
                 state.pending = true
                 telemetry[key] = state
-                timers.schedule(.telemetryFlush(key: key), at: now + (1000 - (mono - state.lastSentMonotonic)))
+                timers.schedule(.telemetryFlush(asset: key), at: now + (1000 - (mono - state.lastSentMonotonic)))
             } else {
                 telemetry[key] = state
             }
@@ -184,14 +184,12 @@ extension Engine {
         }
     }
 
-    func flushTelemetry(_ key: String) {
-        guard var state = telemetry[key], state.pending else { return }
+    func flushTelemetry(_ asset: TenantScopedID) {
+        guard var state = telemetry[asset], state.pending else { return }
         state.pending = false
         state.lastSentMonotonic = monotonicMillis()
-        telemetry[key] = state
-        let parts = key.split(separator: "/", maxSplits: 1).map(String.init)
-        guard parts.count == 2 else { return }
-        pushTelemetry(parts[0], parts[1], state.latest)
+        telemetry[asset] = state
+        pushTelemetry(asset.tenant, asset.id, state.latest)
     }
 
     private func pushTelemetry(_ tenant: String, _ assetID: String, _ value: Telemetry) {
@@ -206,6 +204,6 @@ extension Engine {
     }
 
     func latestTelemetry(tenant: String, asset: String) -> Telemetry? {
-        telemetry[tenant + "/" + asset]?.latest ?? (try? store.telemetry(tenant: tenant, asset: asset)) ?? nil
+        telemetry[TenantScopedID(tenant: tenant, id: asset)]?.latest ?? (try? store.telemetry(tenant: tenant, asset: asset)) ?? nil
     }
 }

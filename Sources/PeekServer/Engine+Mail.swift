@@ -113,7 +113,7 @@ extension Engine {
         // without bound. Checked last, so only a reply that would really be
         // sent is refused, and not remembered (like every rate_limited): the
         // same id may be sent again once a slot is free.
-        let sender = "\(tech.tenant)/\(tech.id)"
+        let sender = TenantScopedID(tenant: tech.tenant, id: tech.id)
         let mine = repliesPerTechnician[sender, default: 0]
         guard mine < config.maxRepliesInFlightPerTechnician else {
             sendError(peer, id: c.id, PeekError(.rateLimited, "You already have \(mine) replies being sent, the most at once; wait for one to finish, then send this one again."))
@@ -144,7 +144,7 @@ extension Engine {
 
     func handleMailFinished(_ job: MailJob, _ outcome: MailOutcome) {
         let waiting = inFlightReplies.removeValue(forKey: job.command) ?? []
-        let sender = "\(job.command.tenant)/\(job.technician.id)"
+        let sender = TenantScopedID(tenant: job.command.tenant, id: job.technician.id)
         let left = repliesPerTechnician[sender, default: 1] - 1
         repliesPerTechnician[sender] = left > 0 ? left : nil
         repliesInFlight.subtract(1, ordering: .relaxed)

@@ -27,7 +27,7 @@ extension Engine {
                 switch e.kind {
                 case .consentExpiry(let id): expireSession(id)
                 case .slaDeadline(let id): checkBreaches(id, at: at)
-                case .telemetryFlush(let key): flushTelemetry(key)
+                case .telemetryFlush(let asset): flushTelemetry(asset)
                 }
             }
             if tick {

@@ -46,11 +46,11 @@ public final class Engine: @unchecked Sendable {
     var agents: [String: Peer] = [:]          // agent CN -> its connection
     var agentPeers: [Peer: AgentState] = [:]
     var timers = TimerHeap()
-    var telemetry: [String: TelemetryState] = [:]   // "tenant/asset"
+    var telemetry: [TenantScopedID: TelemetryState] = [:]   // by asset
     var inFlightReplies: [CommandKey: [(peer: Peer, id: String)]] = [:]
-    /// Distinct replies on their way per "tenant/technician" (resends of one
-    /// are not counted); bounded by `maxRepliesInFlightPerTechnician`.
-    var repliesPerTechnician: [String: Int] = [:]
+    /// Distinct replies on their way per technician (resends of one are not
+    /// counted); bounded by `maxRepliesInFlightPerTechnician`.
+    var repliesPerTechnician: [TenantScopedID: Int] = [:]
     var nextSLATickMillis: Int64 = 0
     var outputs: [EngineOutput] = []
     var lastPruneMillis: Int64 = 0
@@ -419,6 +419,14 @@ struct TicketViewers {
 struct AgentState {
     var commonName: String
     var asset: Asset
+}
+
+/// An id that is unique only within its tenant (a technician, an asset).
+/// A struct key, not a joined string: "a/b" + "c" and "a" + "b/c" would
+/// join alike, and tenant ids come from the back end unrestricted.
+struct TenantScopedID: Hashable, Sendable {
+    let tenant: String
+    let id: String
 }
 
 struct TelemetryState {

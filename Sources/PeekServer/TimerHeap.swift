@@ -7,7 +7,7 @@ struct TimerHeap {
     enum Kind: Equatable {
         case slaDeadline(ticket: String)
         case consentExpiry(session: String)
-        case telemetryFlush(key: String)
+        case telemetryFlush(asset: TenantScopedID)
     }
 
     struct Entry { var due: Int64; var kind: Kind }

@@ -18,6 +18,7 @@ final class AgentFixture {
     static let assetName = "ACME-LAPTOP-07"
 
     let pki: CertFactory
+    let tenant: String
     private(set) var server: TestServer
     private let consentTimeout: Int
     private let slaTick: Int
@@ -27,19 +28,20 @@ final class AgentFixture {
 
     /// `prepare` runs on the PKI before the server starts: a context reads
     /// the CRL once, so `.revoked` clients must exist by then.
-    init(consentTimeout: Int = 2, slaTick: Int = 15, prepare: (CertFactory) throws -> Void = { _ in },
+    init(tenant: String = "acme", consentTimeout: Int = 2, slaTick: Int = 15, prepare: (CertFactory) throws -> Void = { _ in },
          configure: (inout ServerConfig) -> Void = { _ in }) throws {
+        self.tenant = tenant
         pki = try CertFactory()
         agentIdentity = try pki.makeClient(commonName: Self.agentCN)
         try prepare(pki)
         self.consentTimeout = consentTimeout
         self.slaTick = slaTick
         server = try Self.makeServer(pki: pki, directory: nil, consentTimeout: consentTimeout, slaTick: slaTick, configure: configure)
-        unlinkedTicket = try server.seed(tenant: "acme", technicians: 2, tickets: 1)[0]
-        let asset = try server.api("POST", "/v1/tenants/acme/assets",
+        unlinkedTicket = try server.seed(tenant: tenant, technicians: 2, tickets: 1)[0]
+        let asset = try server.api("POST", "/v1/tenants/\(TestServer.pathSegment(tenant))/assets",
                                    ["id": .string(Self.assetID), "name": .string(Self.assetName), "agent": .string(Self.agentCN)])
         guard asset.status == 201 else { throw TestWebSocketClient.Failure("asset create failed: \(asset.status) \(asset.text)") }
-        linkedTicket = try Self.createTicket(server, asset: Self.assetID)
+        linkedTicket = try Self.createTicket(server, tenant: tenant, asset: Self.assetID)
     }
 
     private static func makeServer(pki: CertFactory, directory: String?, consentTimeout: Int, slaTick: Int,
@@ -65,21 +67,21 @@ final class AgentFixture {
         server = try Self.makeServer(pki: pki, directory: server.directory, consentTimeout: consentTimeout, slaTick: slaTick)
     }
 
-    /// A ticket in tenant acme, optionally linked to an asset; answers its id.
+    /// A ticket in `tenant`, optionally linked to an asset; answers its id.
     @discardableResult
-    static func createTicket(_ server: TestServer, asset: String?, priority: String = "normal", extra: [String: JSONValue] = [:]) throws -> String {
+    static func createTicket(_ server: TestServer, tenant: String = "acme", asset: String?, priority: String = "normal", extra: [String: JSONValue] = [:]) throws -> String {
         var body: [String: JSONValue] = ["subject": "Laptop fan is loud", "client": "ACME Corp", "priority": .string(priority),
                                          "contact": ["name": "Casey Customer", "email": "casey@acme.example"]]
         if let asset { body["asset"] = .string(asset) }
         for (k, v) in extra { body[k] = v }
-        let r = try server.api("POST", "/v1/tenants/acme/tickets", .object(body))
+        let r = try server.api("POST", "/v1/tenants/\(TestServer.pathSegment(tenant))/tickets", .object(body))
         guard r.status == 201, let id = r.json?["id"]?.stringValue else {
             throw TestWebSocketClient.Failure("ticket create failed: \(r.status) \(r.text)")
         }
         return id
     }
 
-    func createTicket(asset: String?) throws -> String { try Self.createTicket(server, asset: asset) }
+    func createTicket(asset: String?) throws -> String { try Self.createTicket(server, tenant: tenant, asset: asset) }
 
     /// A raw agent connection presenting `identity` (the fixture's agent by default).
     func connectAgent(_ identity: CertFactory.Identity? = nil) throws -> TestWebSocketClient {
@@ -99,7 +101,7 @@ final class AgentFixture {
     /// A signed-in technician subscribed to `tickets` (snapshots consumed);
     /// answers the client and the snapshots in order.
     func viewer(_ tickets: String..., as user: String = "tech-1") throws -> (TestWebSocketClient, [JSONValue]) {
-        let c = try server.technician(user)
+        let c = try server.technician(user, tenant: tenant)
         var snapshots: [JSONValue] = []
         for (i, t) in tickets.enumerated() { snapshots.append(try subscribe(c, t, id: "sub-\(i)")) }
         return (c, snapshots)

@@ -168,6 +168,20 @@ final class AgentSocketTests: XCTestCase {
         XCTAssertEqual(tile["asset"]?.stringValue, AgentFixture.assetID)
     }
 
+    /// Coalescing keys an asset by tenant and id together; a tenant id with
+    /// a `/` (the back end may use one) must not be split into another
+    /// tenant's asset when the held reading is flushed.
+    func testTelemetry_tenantIDWithASlash_heldReadingFlushedToItsTicket() throws {
+        let f = try AgentFixture(tenant: "acme/eu")
+        defer { f.stop() }
+        let (viewer, _) = try f.viewer(f.linkedTicket)
+        let agent = try f.agent()
+        for i in 0..<5 { try agent.send(["type": "telemetry", "cpu": .int(10 + i), "ram": 20, "disk": 30]) }
+        // The first reading goes out at once; the last is held for the second and then flushed.
+        try viewer.nextDelta("asset.telemetry", ticket: f.linkedTicket, timeout: 5) { $0["data"]?["cpu"]?.doubleValue == 14 }
+        XCTAssertEqual(try f.ticketState(f.linkedTicket)["state"]?["asset"]?["telemetry"]?["cpu"]?.doubleValue, 14)
+    }
+
     func testAgentSocket_binaryFrame_closed1003() throws {
         let f = try AgentFixture()
         defer { f.stop() }

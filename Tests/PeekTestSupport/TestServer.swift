@@ -116,8 +116,9 @@ public final class TestServer {
     public func seed(tenant: String = "acme", technicians: Int = 2, tickets: Int = 1, contactEmail: String? = "customer@example.com",
                      asset: String? = nil) throws -> [String] {
         _ = try api("POST", "/v1/tenants", ["id": .string(tenant), "name": .string(tenant.capitalized)])
+        let tenantPath = Self.pathSegment(tenant)
         for i in 1...max(1, technicians) {
-            _ = try api("POST", "/v1/tenants/\(tenant)/technicians",
+            _ = try api("POST", "/v1/tenants/\(tenantPath)/technicians",
                         ["id": .string("tech-\(i)"), "name": .string("Tech \(i)"), "email": .string("tech\(i)@\(tenant).example")])
         }
         var ids: [String] = []
@@ -125,11 +126,16 @@ public final class TestServer {
             var body: [String: JSONValue] = ["subject": .string("Ticket \(i)"), "client": "Client Co", "priority": "normal",
                                              "contact": .object(["name": "Casey Customer", "email": contactEmail.map { .string($0) } ?? .null])]
             if let asset { body["asset"] = .string(asset) }
-            let r = try api("POST", "/v1/tenants/\(tenant)/tickets", .object(body))
+            let r = try api("POST", "/v1/tenants/\(tenantPath)/tickets", .object(body))
             guard r.status == 201, let id = r.json?["id"]?.stringValue else { throw TestWebSocketClient.Failure("ticket create failed: \(r.status) \(r.text)") }
             ids.append(id)
         }
         return ids
+    }
+
+    /// An id as one URL path segment (a tenant id may hold a `/`).
+    public static func pathSegment(_ id: String) -> String {
+        id.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? id
     }
 
     /// A signed-in technician socket (hello answered by welcome).
