@@ -126,6 +126,15 @@ final class HTTPConnectionHandler: ConnectionHandler {
         if h.path.hasPrefix("/v1/") {
             switch APIRoute.router.match(method: h.method, path: h.path) {
             case .matched(let route, let params):
+                // Past the engine's backlog, API calls are refused like
+                // technicians' commands: the back end and the mail gateway
+                // retry on 429, and nothing queues without limit.
+                if hub.server.engine.isOverloaded {
+                    var busy = HTTPResponse.error(429, code: "rate_limited", message: "The server is busy and did not take this; nothing changed. Send it again in a moment.")
+                    busy.headers.set(name: "Retry-After", value: "1")
+                    respond(connection, busy, head: h)
+                    return
+                }
                 let request = APIRequest(route: route, params: params, method: h.method, path: h.path,
                                          query: h.queryItems.map { ($0.name, $0.value) }, authorization: h.header("authorization"),
                                          contentType: h.header("content-type"), body: body)

@@ -41,6 +41,31 @@ final class EngineBacklogTests: XCTestCase {
         XCTAssertEqual(try b.subscribe(ticket)["type"]?.stringValue, "snapshot")
     }
 
+    func testEngineBehind_apiCallsRefused429WithRetryAfter_nothingChanged() throws {
+        let server = try TestServer { $0.maxEngineBacklog = 1 }
+        defer { server.stop() }
+        let ticket = try server.seed()[0]
+        let a = try server.technician("tech-1")
+        let before = try server.durableState(ticket)
+
+        let release = try server.holdEngine()
+        try a.command("n1", ticket, "note", ["body": "fills the backlog"])
+        try server.waitForQueuedJobs()
+        let busy = try server.api("POST", "/v1/tickets/\(ticket)/summary", ["text": "refused", "model": "peek-summarizer-2"])
+        XCTAssertEqual(busy.status, 429, busy.text)
+        XCTAssertEqual(busy.headers["retry-after"], "1")
+        XCTAssertEqual(busy.json?["error"]?["code"]?.stringValue, "rate_limited", busy.text)
+        XCTAssertTrue(busy.json?["error"]?["message"]?.stringValue?.contains("busy") ?? false, busy.text)
+        release.signal()
+
+        XCTAssertEqual(try a.answer("n1")["seq"]?.intValue, 1)
+        let after = try server.durableState(ticket)
+        XCTAssertEqual(after["seq"]?.intValue, (before["seq"]?.intValue ?? 0) + 1)
+        let state = try server.api("GET", "/v1/tickets/\(ticket)")
+        XCTAssertEqual(state.status, 200, "served again once the engine caught up")
+        XCTAssertEqual(state.json?["state"]?["summary"], .null, "the refused summary changed nothing")
+    }
+
     func testEngineBehind_agentChatRefusedByNameAndNotStored() throws {
         let f = try AgentFixture(configure: { $0.maxEngineBacklog = 1 })
         defer { f.stop() }

@@ -11,7 +11,9 @@ extension TestServer {
         let release = DispatchSemaphore(value: 0)
         let holding = DispatchSemaphore(value: 0)
         let engine = try XCTUnwrap(server.engine, file: file, line: line)
-        engine.submit(.run { _ in holding.signal(); release.wait() })
+        // Never held for good: a test that throws before it signals must
+        // not leave `stop()` waiting on the engine forever.
+        engine.submit(.run { _ in holding.signal(); _ = release.wait(timeout: .now() + 30) })
         XCTAssertEqual(holding.wait(timeout: .now() + 10), .success, "the engine never took the holding job", file: file, line: line)
         return release
     }
