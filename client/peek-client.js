@@ -36,6 +36,14 @@ export class PeekError extends Error {
 const WS_OPEN = 1;
 /** How often the liveness and housekeeping check runs while connected. */
 const LIVENESS_CHECK_MS = 1000;
+/**
+ * A subscribe answered `rate_limited` (the server busy, or this connection at
+ * its subscription quota) is sent again this many times, after full-jitter
+ * backoff from SUBSCRIBE_RETRY_BASE_MS, before the view shows the error: a
+ * busy server recovers in a moment, and the panel should not need reopening.
+ */
+const SUBSCRIBE_RETRIES = 5;
+const SUBSCRIBE_RETRY_BASE_MS = 500;
 
 /**
  * The local view of one subscribed ticket. `model` is null until the first
@@ -57,6 +65,9 @@ export class TicketView {
     /** True while a resume (subscribe with `since`) is in flight. */
     this.resyncing = false;
     this.stats = { applied: 0, duplicates: 0, gaps: 0, resumes: 0, snapshots: 0 };
+    /** Subscribes refused as `rate_limited` in a row, and the timer of the next try. */
+    this._busyRetries = 0;
+    this._retryTimer = null;
   }
 
   /** The last durable seq applied, or null before the snapshot. */
@@ -215,6 +226,7 @@ export class PeekClient {
     const view = this._views.get(ticketId);
     if (!view) return;
     this._views.delete(ticketId);
+    this._cancelSubscribeRetry(view);
     for (const [id, ticket] of this._requests) if (ticket === ticketId) this._requests.delete(id);
     if (this._probeTicket === ticketId) this._probeTicket = null;
     if (this._isReady()) this._send({ type: 'unsubscribe', ticket: ticketId });
@@ -272,7 +284,10 @@ export class PeekClient {
     for (const { reject } of this._pending.values()) reject(closed);
     this._pending.clear();
     this._requests.clear();
-    for (const view of this._views.values()) view._setStatus('closed');
+    for (const view of this._views.values()) {
+      this._cancelSubscribeRetry(view);
+      view._setStatus('closed');
+    }
     this._views.clear();
     for (const waiter of this._connectWaiters) waiter.reject(closed);
     this._connectWaiters = [];
@@ -472,6 +487,7 @@ export class PeekClient {
   }
 
   _sendSubscribe(view, since, { probe = false } = {}) {
+    this._cancelSubscribeRetry(view);
     const frame = { type: 'subscribe', id: makeId('sub'), ticket: view.ticketId };
     if (since !== null && since !== undefined) {
       frame.since = since;
@@ -540,6 +556,7 @@ export class PeekClient {
     view.model = modelFromSnapshot(frame, this._now());
     view.resyncing = false;
     view.error = null;
+    view._busyRetries = 0;
     view.stats.snapshots += 1;
     if (this._probeTicket === frame.ticket) this._probeTicket = null;
     view._setStatus('live');
@@ -553,6 +570,7 @@ export class PeekClient {
     if (!view) return;
     if (this._probeTicket === frame.ticket) this._probeTicket = null;
     view.resyncing = false;
+    view._busyRetries = 0;
     if (!view.model) {
       // A resume answer without a model to resume: ask for the whole state.
       this._sendSubscribe(view, null);
@@ -613,6 +631,17 @@ export class PeekClient {
       const ticket = this._requests.get(id);
       this._requests.delete(id);
       const view = this._views.get(ticket);
+      if (view && frame.code === 'rate_limited' && view._busyRetries < SUBSCRIBE_RETRIES) {
+        // Nothing changed on the server; keep the model and the status
+        // (subscribing or resyncing) and ask again shortly.
+        const delay = backoffDelay(view._busyRetries, { baseMs: SUBSCRIBE_RETRY_BASE_MS, random: this._random });
+        view._busyRetries += 1;
+        view._retryTimer = this._timers.setTimeout(() => {
+          view._retryTimer = null;
+          if (this._views.get(ticket) === view && this._isReady()) this._sendSubscribe(view, view.model ? view.model.seq : null);
+        }, delay);
+        return;
+      }
       if (view) {
         view.resyncing = false;
         view.error = new PeekError(frame.code, frame.message, { id, frame });
@@ -628,6 +657,12 @@ export class PeekClient {
     }
     const err = new PeekError(frame.code, frame.message, { id: id ?? undefined, frame });
     for (const fn of this._listeners.error) safeCall(fn, err);
+  }
+
+  _cancelSubscribeRetry(view) {
+    if (view._retryTimer === null) return;
+    this._timers.clearTimeout(view._retryTimer);
+    view._retryTimer = null;
   }
 
   _setState(state, details = {}) {

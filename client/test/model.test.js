@@ -408,6 +408,50 @@ test('client: a gap resumes with since = last applied seq; replay dedups', async
   client.close();
 });
 
+test('client: a subscribe refused as busy is retried with backoff; after 5 refusals the view shows the error', async () => {
+  const { client, clock, ws } = await connected();
+  const errors = [];
+  const view = client.subscribe('T-1001', { onError: (_v, err) => errors.push(err.code) });
+  const subscribes = () => ws.sent.filter((f) => f.type === 'subscribe');
+  const busy = (frame) => ws.serverSend({ type: 'error', id: frame.id, code: 'rate_limited', message: 'The server is busy and did not take this; nothing changed. Send it again in a moment.' });
+  busy(ws.last('subscribe'));
+  eq(view.status, 'subscribing', 'a busy answer is not shown as an error');
+  eq(subscribes().length, 1, 'not resent at once');
+  clock.advance(250); // random 0.5 of the first ceiling (500 ms)
+  eq(subscribes().length, 2, 'resent after the backoff');
+  ws.serverSend({ ...snapshot(), id: ws.last('subscribe').id });
+  eq(view.status, 'live');
+  eq(errors, []);
+
+  // A resume refused as busy keeps the model and resumes with the same since.
+  ws.serverSend(delta(7, 'message.created', message('m4')));
+  const resume = ws.last('subscribe');
+  eq(resume.since, 5);
+  busy(resume);
+  eq([view.status, view.seq], ['resyncing', 5]);
+  clock.advance(250);
+  eq(ws.last('subscribe').since, 5);
+
+  // Refused every time: five retries, then the error is shown.
+  for (let i = 0; i < 5; i++) {
+    busy(ws.last('subscribe'));
+    clock.advance(20000);
+  }
+  const before = subscribes().length;
+  busy(ws.last('subscribe'));
+  clock.advance(30000);
+  eq(subscribes().length, before, 'no sixth retry');
+  eq(view.status, 'error');
+  eq(errors, ['rate_limited']);
+
+  // Another error code is shown at once, without a retry.
+  const other = client.subscribe('T-404');
+  ws.serverSend({ type: 'error', id: ws.last('subscribe').id, code: 'not_found', message: 'No ticket T-404 is visible to you.' });
+  eq(other.status, 'error');
+  client.close();
+  eq(clock.timers.size, 0, 'no retry timer left behind');
+});
+
 test('client: commands resolve on result and reject with the server error', async () => {
   const { client, ws } = await connected();
   const view = client.subscribe('T-1001');
