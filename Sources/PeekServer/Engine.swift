@@ -111,6 +111,9 @@ public final class Engine: @unchecked Sendable {
     /// unsubscribe, disconnects, consent, is always queued).
     var isOverloaded: Bool { queuedJobs >= config.maxEngineBacklog }
 
+    /// The answer to work refused while `isOverloaded` (a frame or an API call).
+    static let busyError = PeekError(.rateLimited, "The server is busy and did not take this; nothing changed. Send it again in a moment.")
+
     /// Jobs submitted and not yet taken (for the overload check and tests).
     var queuedJobs: Int { backlog.load(ordering: .relaxed) }
 

@@ -130,7 +130,8 @@ final class HTTPConnectionHandler: ConnectionHandler {
                 // technicians' commands: the back end and the mail gateway
                 // retry on 429, and nothing queues without limit.
                 if hub.server.engine.isOverloaded {
-                    var busy = HTTPResponse.error(429, code: "rate_limited", message: "The server is busy and did not take this; nothing changed. Send it again in a moment.")
+                    let refusal = Engine.busyError
+                    var busy = HTTPResponse.error(refusal.code.httpStatus, code: refusal.code.rawValue, message: refusal.message)
                     busy.headers.set(name: "Retry-After", value: "1")
                     respond(connection, busy, head: h)
                     return

@@ -196,7 +196,7 @@ final class TechnicianSession: WebSocketSession {
             if hub.server.engine.isOverloaded {
                 switch f {
                 case .command, .subscribe:
-                    sendText(Wire.errorFrame(id: f.id, Self.busyError))
+                    sendText(Wire.errorFrame(id: f.id, Engine.busyError))
                     return
                 case .composing:
                     // Presence, not conversation: the next keystroke says it again.
@@ -211,7 +211,6 @@ final class TechnicianSession: WebSocketSession {
     }
 
     static let helloAgainError = PeekError(.invalid, "Already signed in; send hello only once per connection.")
-    static let busyError = PeekError(.rateLimited, "The server is busy and did not take this; nothing changed. Send it again in a moment.")
 
     private func refuseUnauthorized(_ message: String) {
         sendText(Wire.errorFrame(id: nil, PeekError(.unauthorized, message)))
