@@ -111,9 +111,35 @@ public final class Connection: Selectable {
 
     // MARK: Writing
 
+    /// What `queue(_:shedAbove:refuseAbove:)` did with a frame.
+    public enum QueueOutcome {
+        case queued
+        /// The connection is closing or closed: nothing more goes out.
+        case dropped
+        /// More than `shedAbove` bytes were already queued.
+        case shed
+        /// More than `refuseAbove` bytes were already queued.
+        case overLimit
+    }
+
+    /// The fan-out path's one call per recipient: queues a shared frame
+    /// unless the connection is closing, or more than `shedAbove` (when
+    /// given) or `refuseAbove` bytes wait already; the caller's slow-consumer
+    /// policy decides what shedding and the limit mean. One call rather than
+    /// reads of `isClosing`, `isClosed` and `bufferedBytes` from the layer
+    /// above: each such read from another module cost a retain of the
+    /// connection and, inlined there, a dynamic exclusivity check.
+    public func queue(_ chunk: ByteChunk, shedAbove: Int?, refuseAbove: Int) -> QueueOutcome {
+        guard !isClosed, !isClosing, !writeShutDown else { return .dropped }
+        let queued = bufferedBytes
+        if let shedAbove, queued > shedAbove { return .shed }
+        if queued > refuseAbove { return .overLimit }
+        send(chunk)
+        return .queued
+    }
+
     /// Queues bytes shared with other connections (a fan-out frame).
-    /// Dropped once the connection is closed or its write side shut down;
-    /// the caller's slow-consumer policy reads `bufferedBytes` first.
+    /// Dropped once the connection is closed or its write side shut down.
     public func send(_ chunk: ByteChunk) {
         guard !isClosed, !writeShutDown else { return }
         if tls != nil {

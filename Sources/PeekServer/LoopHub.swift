@@ -82,17 +82,19 @@ final class LoopHub {
     func publish(ticket: String, frame: ByteChunk, payload: [UInt8], durable: Bool) {
         guard let viewers = subscriptions[ticket]?.sessions else { return }
         var compressed: [Int: ByteChunk] = [:]
+        let compressible = payload.count >= deflate.minimumCompressedBytes
         for session in viewers {
-            var chunk = frame
-            if let bits = session.deflateWindowBits, payload.count >= deflate.minimumCompressedBytes {
-                if let c = compressed[bits] { chunk = c } else {
-                    let body = deflate.compress(payload, windowBits: bits)
-                    let c = ByteChunk.textFrame(body, compressed: true)
-                    compressed[bits] = c
-                    chunk = c
-                }
+            guard compressible, let bits = session.deflateWindowBits else {
+                session.deliver(frame, durable: durable)
+                continue
             }
-            session.deliver(chunk, durable: durable)
+            if let c = compressed[bits] {
+                session.deliver(c, durable: durable)
+            } else {
+                let c = ByteChunk.textFrame(deflate.compress(payload, windowBits: bits), compressed: true)
+                compressed[bits] = c
+                session.deliver(c, durable: durable)
+            }
         }
         deltasDelivered += viewers.count
     }

@@ -75,19 +75,17 @@ class WebSocketSession: ConnectionHandler {
     /// deltas (ticks, telemetry, presence) are shed once the queue passes the
     /// soft limit; a connection whose queue passes the hard limit is closed
     /// with 1013, and its client resumes with `since` and loses nothing.
-    func deliver(_ frame: ByteChunk, durable: Bool) {
-        guard !isClosing else { return }
-        let queued = connection.bufferedBytes
-        if !durable && queued > hub.softOutputLimit {
-            hub.ephemeralShed += 1
+    final func deliver(_ frame: ByteChunk, durable: Bool) {
+        guard !ws.isClosing else { return }
+        switch connection.queue(frame, shedAbove: durable ? nil : hub.softOutputLimit, refuseAbove: hub.hardOutputLimit) {
+        case .queued, .dropped:
             return
-        }
-        if queued > hub.hardOutputLimit {
+        case .shed:
+            hub.ephemeralShed += 1
+        case .overLimit:
             hub.slowConsumersClosed += 1
             close(code: .tryAgainLater, reason: "too far behind; reconnect and resume with since")
-            return
         }
-        connection.send(frame)
     }
 
     /// Starts the close handshake; the connection closes after the flush
