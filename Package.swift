@@ -23,7 +23,7 @@ let package = Package(
         .target(name: "PeekCrypto", dependencies: ["COpenSSL"], swiftSettings: swift6),
         .target(name: "PeekCalendar", swiftSettings: swift6),
         .target(name: "PeekCore", dependencies: ["PeekCrypto", "PeekCalendar"], swiftSettings: swift6, linkerSettings: [.linkedLibrary("m")]),
-        .target(name: "PeekHTTP", dependencies: ["PeekCrypto", "PeekCalendar"], swiftSettings: swift6),
+        .target(name: "PeekHTTP", dependencies: ["PeekCore", "PeekCrypto", "PeekCalendar"], swiftSettings: swift6),
         .target(name: "PeekWebSocket", dependencies: ["PeekCrypto", "CZlib"], swiftSettings: swift6),
         .target(name: "PeekMail", dependencies: ["PeekCrypto", "PeekCalendar"], swiftSettings: swift6),
 

@@ -176,9 +176,15 @@ public enum Wire {
 
     /// The HTTP API's error body: {"error": {"code", "message"}}.
     public static func errorBody(_ error: PeekError) -> [UInt8] {
+        errorBody(code: error.code.rawValue, message: error.message)
+    }
+
+    /// The same body for the HTTP layer's own codes (`uri_too_long`, ...),
+    /// which are not the contract's `ErrorCode`s.
+    public static func errorBody(code: String, message: String) -> [UInt8] {
         var w = JSONWriter()
         w.beginObject(); w.key("error"); w.beginObject()
-        w.field("code", error.code.rawValue); w.field("message", error.message)
+        w.field("code", code); w.field("message", message)
         w.endObject(); w.endObject()
         return w.bytes
     }
