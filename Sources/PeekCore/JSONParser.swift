@@ -72,7 +72,10 @@ public struct JSONParser {
     private mutating func parseObject(depth: Int) throws(Error) -> JSONValue {
         guard depth <= Self.maxDepth else { throw error("JSON nested deeper than \(Self.maxDepth) levels") }
         index += 1
-        var object: [String: JSONValue] = [:]
+        // Room for a frame's keys up front: growing from empty rehashed every
+        // key twice (callgrind, ack scenario: 28.4k -> 25.1k instructions to
+        // decode a note's frame on the loop).
+        var object = [String: JSONValue](minimumCapacity: 8)
         skipWhitespace()
         if index < buffer.count, buffer[index] == UInt8(ascii: "}") { index += 1; return .object(object) }
         while true {
