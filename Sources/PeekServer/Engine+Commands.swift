@@ -40,7 +40,7 @@ extension Engine {
             return
         }
         if case .reply = c.args {
-            beginReply(peer, tech, c, ticket: ticket, at: at)
+            beginReply(peer, tech, c, key: key, ticket: ticket, at: at)
             return
         }
         // A note runs without a savepoint. Everything that can refuse it
@@ -253,4 +253,7 @@ extension CommandKey {
     init(_ command: CommandRequest, from tech: Technician) {
         self.init(tenant: tech.tenant, technician: tech.id, id: command.id)
     }
+
+    /// Who sent the command.
+    var sender: TenantScopedID { TenantScopedID(tenant: tenant, id: technician) }
 }

@@ -73,7 +73,7 @@ protocol Mailer: Sendable {
 /// (never on a loop, never holding the transaction), and only an accepted
 /// message is stored and fanned out.
 extension Engine {
-    func beginReply(_ peer: Peer, _ tech: Technician, _ c: CommandRequest, ticket: Ticket, at: Int64) {
+    func beginReply(_ peer: Peer, _ tech: Technician, _ c: CommandRequest, key: CommandKey, ticket: Ticket, at: Int64) {
         guard case .reply(let body, let force, let attachmentIDs) = c.args else { return }
         do {
             try checkStale(c, tech: tech, ticket: ticket, force: force)
@@ -113,7 +113,7 @@ extension Engine {
         // without bound. Checked last, so only a reply that would really be
         // sent is refused, and not remembered (like every rate_limited): the
         // same id may be sent again once a slot is free.
-        let sender = TenantScopedID(tenant: tech.tenant, id: tech.id)
+        let sender = key.sender
         let mine = repliesPerTechnician[sender, default: 0]
         guard mine < config.maxRepliesInFlightPerTechnician else {
             sendError(peer, id: c.id, PeekError(.rateLimited, "You already have \(mine) replies being sent, the most at once; wait for one to finish, then send this one again."))
@@ -133,20 +133,18 @@ extension Engine {
             bodyText: body, messageID: messageID, inReplyTo: thread.last, references: thread,
             date: at / 1000, boundary: "peek-" + Crypto.hex(Crypto.randomBytes(12)))
         let draft = MailDraft(builder: builder, files: files, attachmentsDirectory: config.attachmentsDirectory, ticketID: ticket.id)
-        let command = CommandKey(c, from: tech)
-        inFlightReplies[command] = [(peer, c.id)]
+        inFlightReplies[key] = [(peer, c.id)]
         repliesPerTechnician[sender] = mine + 1
         repliesInFlight.add(1, ordering: .relaxed)
-        let job = MailJob(command: command, technician: tech, ticketID: ticket.id, body: body,
+        let job = MailJob(command: key, technician: tech, ticketID: ticket.id, body: body,
                           attachments: attachments, mailMessageID: messageID, recipient: to, account: account, draft: draft)
         mailer.send(job) { [weak self] outcome in self?.submit(.mailFinished(job, outcome)) }
     }
 
     func handleMailFinished(_ job: MailJob, _ outcome: MailOutcome) {
         let waiting = inFlightReplies.removeValue(forKey: job.command) ?? []
-        let sender = TenantScopedID(tenant: job.command.tenant, id: job.technician.id)
-        let left = repliesPerTechnician[sender, default: 1] - 1
-        repliesPerTechnician[sender] = left > 0 ? left : nil
+        let left = repliesPerTechnician[job.command.sender, default: 1] - 1
+        repliesPerTechnician[job.command.sender] = left > 0 ? left : nil
         repliesInFlight.subtract(1, ordering: .relaxed)
         let at = now
         // Every attempt is logged, success or not; a message that could not

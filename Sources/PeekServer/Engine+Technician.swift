@@ -78,10 +78,8 @@ extension Engine {
             return
         }
         // Join presence first so the snapshot's viewers include the newcomer.
-        if viewers[ticketID]?.byTechnician[tech.id]?.peers[peer] == nil {
-            subscribedThisBatch.append((peer, tech.id, ticketID))
-        }
-        let isNewViewer = viewers[ticketID, default: TicketViewers()].add(peer, technician: tech.id, name: tech.name)
+        let (isNewViewer, isNewConnection) = viewers[ticketID, default: TicketViewers()].add(peer, technician: tech.id, name: tech.name)
+        if isNewConnection { subscribedThisBatch.append((peer, tech.id, ticketID)) }
         sessions[peer]?.tickets.insert(ticketID)
 
         var frames: [[UInt8]] = []

@@ -365,19 +365,19 @@ struct TicketViewers {
         connectionsPerLoop[peer.loop] += delta
     }
 
-    /// Adds a connection; true if the technician was not viewing before.
-    /// (Entries are taken out of the dictionary while changed, so that the
-    /// peers dictionary inside is not copied.)
-    mutating func add(_ peer: Peer, technician id: String, name: String) -> Bool {
+    /// Adds a connection: whether the technician was not viewing before,
+    /// and whether this connection was not. (Entries are taken out of the
+    /// dictionary while changed, so that the peers dictionary inside is not
+    /// copied.)
+    mutating func add(_ peer: Peer, technician id: String, name: String) -> (newViewer: Bool, newConnection: Bool) {
         var entry = byTechnician.removeValue(forKey: id) ?? Entry(name: name, peers: [:])
-        let isNewViewer = entry.peers.isEmpty
-        if isNewViewer { order.append(id) }
-        if entry.peers[peer] == nil {
-            entry.peers[peer] = .some(nil)
-            countConnection(peer, 1)
-        }
-        byTechnician[id] = entry
-        return isNewViewer
+        defer { byTechnician[id] = entry }
+        let newViewer = entry.peers.isEmpty
+        if newViewer { order.append(id) }
+        guard entry.peers[peer] == nil else { return (newViewer, false) }
+        entry.peers[peer] = .some(nil)
+        countConnection(peer, 1)
+        return (newViewer, true)
     }
 
     /// Removes a connection; true if presence changed (the technician's last

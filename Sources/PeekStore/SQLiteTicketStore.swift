@@ -359,7 +359,6 @@ public final class SQLiteTicketStore: TicketStore {
         try db.queryOne("SELECT \(Self.messageColumns) WHERE mail_message_id = ? LIMIT 1", .text(id)).map(message(row:))
     }
 
-
     // MARK: Idempotency
 
     public func commandAnswer(_ command: CommandKey, notBefore: Int64) throws(StoreError) -> [UInt8]? {
