@@ -413,7 +413,7 @@ final class LiveCommandTests: XCTestCase {
         XCTAssertEqual(try a.run("n0", ticket, "note", ["body": "before"])["seq"]?.intValue, 1)
         _ = try viewer.durableDeltas(ticket, through: 1)
 
-        let db = try failWritesAfterNoteBoom(server)
+        let db = try server.failWritesAfterNoteBoom()
         let before = try server.durableState(ticket)
 
         // Back to back: the engine may take them in one batch or in several;
@@ -456,7 +456,7 @@ final class LiveCommandTests: XCTestCase {
         let a = try server.technician("tech-1")
         let b = try server.technician("tech-2")
         try a.subscribe(ticket)
-        let db = try failWritesAfterNoteBoom(server)
+        let db = try server.failWritesAfterNoteBoom()
 
         // All three in one batch: the engine is held until they are queued.
         let release = try server.holdEngine()
@@ -485,17 +485,93 @@ final class LiveCommandTests: XCTestCase {
         try b.delta("message.created", ticket: ticket)
     }
 
-    /// A real write failure in the middle of a note: once a note with the
-    /// body "note boom" is written, updating its ticket's row aborts. Drop
-    /// the trigger `fail_boom` on the returned connection to end it.
-    private func failWritesAfterNoteBoom(_ server: TestServer) throws -> Database {
-        let db = try Database(path: server.directory + "/peek.sqlite")
-        try db.execute("""
-            CREATE TRIGGER fail_boom BEFORE UPDATE ON tickets
-            WHEN EXISTS (SELECT 1 FROM messages WHERE ticket = NEW.id AND body = 'note boom')
-            BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END;
-            """)
-        return db
+    /// Another writer holds the database past the busy timeout, so the
+    /// batch's BEGIN fails: the batch is refused whole. Its writes must not
+    /// go in one by one outside a transaction (here the lock is let go
+    /// while they would run) while the note is answered as failed.
+    func testDatabaseLockedByAnotherWriter_batchRefusedWholeNothingStoredThenWorks() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let ticket = try server.seed(technicians: 1)[0]
+        let a = try server.technician("tech-1")
+        try a.subscribe(ticket)
+        let before = try server.durableState(ticket)
+
+        let other = try Database(path: server.directory + "/peek.sqlite")
+        try other.execute("BEGIN IMMEDIATE")
+        try a.command("locked", ticket, "note", ["body": "while locked"])
+        // The engine's BEGIN gives up after the 5 s busy timeout; the lock
+        // goes at 7 s, while a statement run after that BEGIN would still
+        // be waiting for it (up to 10 s).
+        Thread.sleep(forTimeInterval: 7)
+        try other.execute("COMMIT")
+        let refused = try a.answer("locked", timeout: 20)
+        XCTAssertEqual(refused["type"]?.stringValue, "error", "\(refused)")
+        XCTAssertEqual(refused["code"]?.stringValue, "internal", "\(refused)")
+        XCTAssertEqual(try server.durableState(ticket), before, "a refused batch stored something")
+
+        // The lock is gone: the server works, and the refusal was not remembered.
+        let retried = try a.run("locked", ticket, "note", ["body": "while locked"])
+        XCTAssertEqual(retried["type"]?.stringValue, "result", "\(retried)")
+        XCTAssertEqual(retried["seq"]?.intValue, (before["seq"]?.intValue ?? 0) + 1)
+        XCTAssertEqual(try a.delta("message.created", ticket: ticket)["seq"], retried["seq"])
+    }
+
+    /// SQLite rolls the whole transaction back by itself after some errors
+    /// (SQLITE_FULL here: the engine's connection at a `max_page_count`, as
+    /// on a full disk, while an API call writes a 32 KiB summary). Every
+    /// answer in and after that batch must match what is stored: nothing
+    /// of the batch, and nothing written after the rollback in autocommit
+    /// mode and then reported failed.
+    func testDatabaseFullMidBatch_transactionRolledBackBySQLite_answersMatchWhatIsStored() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let ticket = try server.seed(technicians: 2)[0]
+        let a = try server.technician("tech-1")
+        let viewer = try server.technician("tech-2")
+        try a.subscribe(ticket)
+        try viewer.subscribe(ticket)
+        XCTAssertEqual(try a.run("n0", ticket, "note", ["body": "before"])["seq"]?.intValue, 1)
+        _ = try viewer.durableDeltas(ticket, through: 1)
+        try server.limitDatabasePages(extra: 4)
+
+        let release = try server.holdEngine()
+        try a.command("first", ticket, "note", ["body": "first"])
+        try server.waitForQueuedJobs(1)
+        let summary = Unshared<TestServer.Response?>(nil)
+        let summaryDone = DispatchSemaphore(value: 0)
+        let text = String(repeating: "All fans replaced. ", count: 1700)
+        let (port, token) = (server.port, server.config.serviceToken)
+        let summaryBody = JSONWriter.encode(["text": .string(text), "model": "test"])
+        DispatchQueue.global().async {
+            summary.value = try? TestServer.request(port: port, "POST", "/v1/tickets/\(ticket)/summary", body: summaryBody, bearer: token)
+            summaryDone.signal()
+        }
+        try server.waitForQueuedJobs(2)
+        try a.command("third", ticket, "note", ["body": "third"])
+        try server.waitForQueuedJobs(3)
+        release.signal()
+
+        let answers = try ["first", "third"].map { try a.answer($0) }
+        XCTAssertEqual(summaryDone.wait(timeout: .now() + 20), .success)
+        XCTAssertEqual(summary.value?.status, 500, summary.value?.text ?? "no answer")
+        let stored = try server.durableState(ticket)
+        let bodies = (stored["messages"]?.arrayValue ?? []).compactMap { $0["body"]?.stringValue }
+        let succeeded = zip(["first", "third"], answers).filter { $0.1["type"]?.stringValue == "result" }.map(\.0)
+        for (id, answer) in zip(["first", "third"], answers) where answer["type"]?.stringValue != "result" {
+            XCTAssertEqual(answer["code"]?.stringValue, "internal", "\(id): \(answer)")
+        }
+        XCTAssertEqual(bodies, ["before"] + succeeded, "answered \(answers)")
+        XCTAssertEqual(stored["seq"]?.intValue, 1 + succeeded.count)
+        XCTAssertEqual(stored["summary"], .null)
+        let seen = viewer.drain(for: 0.5).filter { $0["type"]?.stringValue == "delta" && $0["seq"]?.intValue != nil }
+        XCTAssertEqual(seen.compactMap { $0["data"]?["body"]?.stringValue }, succeeded)
+        XCTAssertEqual(seen.compactMap { $0["seq"]?.intValue }, Array(stride(from: 2, to: 2 + succeeded.count, by: 1)))
+
+        // Room again: the same summary and a note go through.
+        try server.limitDatabasePages(extra: nil)
+        XCTAssertEqual(try server.api("POST", "/v1/tickets/\(ticket)/summary", ["text": .string(text), "model": "test"]).status, 201)
+        XCTAssertEqual(try a.run("n9", ticket, "note", ["body": "after"])["type"]?.stringValue, "result")
     }
 
     // MARK: Time
