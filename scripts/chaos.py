@@ -144,6 +144,16 @@ def sign_in(port, token):
     raise ConnectionError("no welcome")
 
 
+def sign_in_or_pause(port, token):
+    """A signed-in connection, or None after a short pause (the server is
+    down or restarting)."""
+    try:
+        return sign_in(port, token)
+    except (OSError, ConnectionError, ValueError):
+        time.sleep(0.05)
+        return None
+
+
 class Technician(threading.Thread):
     """Posts notes on random tickets at `rate` per second, at most `window`
     unanswered; after a reconnect, every unanswered note goes again with its
@@ -169,10 +179,8 @@ class Technician(threading.Thread):
     def run(self):
         next_note = time.monotonic()
         while self.posting or self.pending:
-            try:
-                ws = sign_in(self.port, self.token)
-            except (OSError, ConnectionError, ValueError):
-                time.sleep(0.05)
+            ws = sign_in_or_pause(self.port, self.token)
+            if ws is None:
                 continue
             try:
                 for cid in list(self.pending):
@@ -222,10 +230,8 @@ class Viewer(threading.Thread):
 
     def run(self):
         while not self.stopping:
-            try:
-                ws = sign_in(self.port, self.token)
-            except (OSError, ConnectionError, ValueError):
-                time.sleep(0.05)
+            ws = sign_in_or_pause(self.port, self.token)
+            if ws is None:
                 continue
             try:
                 for t in self.tickets:

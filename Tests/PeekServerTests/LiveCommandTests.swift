@@ -403,15 +403,8 @@ final class LiveCommandTests: XCTestCase {
     /// message was written) must fail the note and every command that shared
     /// its transaction, and leave nothing of any of them.
     func testNoteWriteFailsMidway_itsWholeBatchFailsAndNothingOfItIsStored() throws {
-        let server = try TestServer()
+        let (server, ticket, a, viewer) = try ticketWithNoteBefore()
         defer { server.stop() }
-        let ticket = try server.seed(technicians: 2)[0]
-        let a = try server.technician("tech-1")
-        let viewer = try server.technician("tech-2")
-        try a.subscribe(ticket)
-        try viewer.subscribe(ticket)
-        XCTAssertEqual(try a.run("n0", ticket, "note", ["body": "before"])["seq"]?.intValue, 1)
-        _ = try viewer.durableDeltas(ticket, through: 1)
 
         let db = try server.failWritesAfterNoteBoom()
         let before = try server.durableState(ticket)
@@ -424,19 +417,9 @@ final class LiveCommandTests: XCTestCase {
         XCTAssertEqual(answers[1]["type"]?.stringValue, "error")
         XCTAssertEqual(answers[1]["code"]?.stringValue, "internal")
 
+        let succeeded = try assertAnswersMatchTheLog(ids, answers, body: { "note \($0)" }, server: server, ticket: ticket, viewer: viewer)
         let after = try server.durableState(ticket)
-        let bodies = (after["messages"]?.arrayValue ?? []).compactMap { $0["body"]?.stringValue }
-        let succeeded = zip(ids, answers).filter { $0.1["type"]?.stringValue == "result" }.map(\.0)
-        for (id, answer) in zip(ids, answers) where answer["type"]?.stringValue != "result" {
-            XCTAssertEqual(answer["code"]?.stringValue, "internal", "\(id): \(answer)")
-        }
-        XCTAssertEqual(bodies, ["before"] + succeeded.map { "note \($0)" })
-        XCTAssertEqual(after["seq"]?.intValue, (before["seq"]?.intValue ?? 0) + succeeded.count)
         XCTAssertEqual(after["ticket"]?["version"], before["ticket"]?["version"], "notes do not move the version")
-        // The viewer sees exactly the notes that were stored, with contiguous seqs.
-        let seen = viewer.drain(for: 0.5).filter { $0["type"]?.stringValue == "delta" && $0["kind"]?.stringValue == "message.created" }
-        XCTAssertEqual(seen.compactMap { $0["data"]?["body"]?.stringValue }, succeeded.map { "note \($0)" })
-        XCTAssertEqual(seen.compactMap { $0["seq"]?.intValue }, Array(stride(from: 2, to: 2 + succeeded.count, by: 1)))
 
         // Its failure was not remembered: once the fault is gone the same id goes through.
         try db.execute("DROP TRIGGER fail_boom")
@@ -524,15 +507,8 @@ final class LiveCommandTests: XCTestCase {
     /// of the batch, and nothing written after the rollback in autocommit
     /// mode and then reported failed.
     func testDatabaseFullMidBatch_transactionRolledBackBySQLite_answersMatchWhatIsStored() throws {
-        let server = try TestServer()
+        let (server, ticket, a, viewer) = try ticketWithNoteBefore()
         defer { server.stop() }
-        let ticket = try server.seed(technicians: 2)[0]
-        let a = try server.technician("tech-1")
-        let viewer = try server.technician("tech-2")
-        try a.subscribe(ticket)
-        try viewer.subscribe(ticket)
-        XCTAssertEqual(try a.run("n0", ticket, "note", ["body": "before"])["seq"]?.intValue, 1)
-        _ = try viewer.durableDeltas(ticket, through: 1)
         try server.limitDatabasePages(extra: 4)
 
         let release = try server.holdEngine()
@@ -552,26 +528,54 @@ final class LiveCommandTests: XCTestCase {
         try server.waitForQueuedJobs(3)
         release.signal()
 
-        let answers = try ["first", "third"].map { try a.answer($0) }
+        let ids = ["first", "third"]
+        let answers = try ids.map { try a.answer($0) }
         XCTAssertEqual(summaryDone.wait(timeout: .now() + 20), .success)
         XCTAssertEqual(summary.value?.status, 500, summary.value?.text ?? "no answer")
-        let stored = try server.durableState(ticket)
-        let bodies = (stored["messages"]?.arrayValue ?? []).compactMap { $0["body"]?.stringValue }
-        let succeeded = zip(["first", "third"], answers).filter { $0.1["type"]?.stringValue == "result" }.map(\.0)
-        for (id, answer) in zip(["first", "third"], answers) where answer["type"]?.stringValue != "result" {
-            XCTAssertEqual(answer["code"]?.stringValue, "internal", "\(id): \(answer)")
-        }
-        XCTAssertEqual(bodies, ["before"] + succeeded, "answered \(answers)")
-        XCTAssertEqual(stored["seq"]?.intValue, 1 + succeeded.count)
-        XCTAssertEqual(stored["summary"], .null)
-        let seen = viewer.drain(for: 0.5).filter { $0["type"]?.stringValue == "delta" && $0["seq"]?.intValue != nil }
-        XCTAssertEqual(seen.compactMap { $0["data"]?["body"]?.stringValue }, succeeded)
-        XCTAssertEqual(seen.compactMap { $0["seq"]?.intValue }, Array(stride(from: 2, to: 2 + succeeded.count, by: 1)))
+        try assertAnswersMatchTheLog(ids, answers, body: { $0 }, server: server, ticket: ticket, viewer: viewer)
+        XCTAssertEqual(try server.durableState(ticket)["summary"], .null)
 
         // Room again: the same summary and a note go through.
         try server.limitDatabasePages(extra: nil)
         XCTAssertEqual(try server.api("POST", "/v1/tickets/\(ticket)/summary", ["text": .string(text), "model": "test"]).status, 201)
         XCTAssertEqual(try a.run("n9", ticket, "note", ["body": "after"])["type"]?.stringValue, "result")
+    }
+
+    /// A server with one ticket that `a` (tech-1) and `viewer` (tech-2)
+    /// view, holding one note, "before", at seq 1 (the viewer has seen it).
+    private func ticketWithNoteBefore() throws -> (TestServer, String, TestWebSocketClient, TestWebSocketClient) {
+        let server = try TestServer()
+        let ticket = try server.seed(technicians: 2)[0]
+        let a = try server.technician("tech-1")
+        let viewer = try server.technician("tech-2")
+        try a.subscribe(ticket)
+        try viewer.subscribe(ticket)
+        XCTAssertEqual(try a.run("n0", ticket, "note", ["body": "before"])["seq"]?.intValue, 1)
+        _ = try viewer.durableDeltas(ticket, through: 1)
+        return (server, ticket, a, viewer)
+    }
+
+    /// Each note command `ids[i]` (body `body(id)`, sent after "before") was
+    /// answered `answers[i]`: a `result` only if its note is stored and the
+    /// viewer saw it, with seqs following on from 1 and nothing else; every
+    /// other answer `internal`. Answers the ids that succeeded.
+    @discardableResult
+    private func assertAnswersMatchTheLog(_ ids: [String], _ answers: [JSONValue], body: (String) -> String, server: TestServer,
+                                          ticket: String, viewer: TestWebSocketClient,
+                                          file: StaticString = #filePath, line: UInt = #line) throws -> [String] {
+        let succeeded = zip(ids, answers).filter { $0.1["type"]?.stringValue == "result" }.map(\.0)
+        for (id, answer) in zip(ids, answers) where answer["type"]?.stringValue != "result" {
+            XCTAssertEqual(answer["code"]?.stringValue, "internal", "\(id): \(answer)", file: file, line: line)
+        }
+        let stored = try server.durableState(ticket)
+        let bodies = (stored["messages"]?.arrayValue ?? []).compactMap { $0["body"]?.stringValue }
+        XCTAssertEqual(bodies, ["before"] + succeeded.map(body), "answered \(answers)", file: file, line: line)
+        XCTAssertEqual(stored["seq"]?.intValue, 1 + succeeded.count, file: file, line: line)
+        // The viewer sees exactly the notes that were stored, with contiguous seqs.
+        let seen = viewer.drain(for: 0.5).filter { $0["type"]?.stringValue == "delta" && $0["seq"]?.intValue != nil }
+        XCTAssertEqual(seen.compactMap { $0["data"]?["body"]?.stringValue }, succeeded.map(body), file: file, line: line)
+        XCTAssertEqual(seen.compactMap { $0["seq"]?.intValue }, Array(stride(from: 2, to: 2 + succeeded.count, by: 1)), file: file, line: line)
+        return succeeded
     }
 
     // MARK: Time
