@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # peekd killed with SIGKILL under load, then checked against what it acknowledged.
 #
-#   scripts/chaos.sh          100 kills (about 4 minutes on a 2-core machine)
-#   scripts/chaos.sh 5        a short run (about 30 seconds)
+#   scripts/chaos.sh          100 kills (about 2.5 minutes on a 2-core machine)
+#   scripts/chaos.sh 5        a short run (about 12 seconds)
 #   scripts/chaos.sh 100 --seed 7 --keep    more options: python3 scripts/chaos.py --help
 #
 # Builds peekd in release mode, then runs scripts/chaos.py: technicians post
