@@ -1,3 +1,4 @@
+import Dispatch
 import PeekCore
 import PeekCrypto
 import PeekMail
@@ -141,67 +142,84 @@ extension Engine {
         mailer.send(job) { [weak self] outcome in self?.submit(.mailFinished(job, outcome)) }
     }
 
-    func handleMailFinished(_ job: MailJob, _ outcome: MailOutcome) {
-        let waiting = inFlightReplies.removeValue(forKey: job.command) ?? []
+    /// The mail server has answered. The outcome is recorded in a
+    /// transaction of its own, never in a batch with other jobs: an email
+    /// that went out must not be rolled back with a note that failed beside
+    /// it, nor answered "nothing changed". Its requests are answered only
+    /// once that record is committed. A record that cannot be committed (the
+    /// database locked or full) is tried again a second later; until then
+    /// the reply stays in flight, so a resend of its id waits for that
+    /// answer and the customer is never emailed twice.
+    func finishReply(_ job: MailJob, _ outcome: MailOutcome) {
+        guard runBatch(ifUncommitted: .discard, { recordReply(job, outcome) }) else {
+            log("recording the outcome of reply \(job.command.id) on \(job.ticketID) failed; trying again in a second")
+            DispatchQueue.global().asyncAfter(deadline: .now() + 1) { [weak self] in self?.submit(.mailFinished(job, outcome)) }
+            return
+        }
+        inFlightReplies.removeValue(forKey: job.command)
         let left = repliesPerTechnician[job.command.sender, default: 1] - 1
         repliesPerTechnician[job.command.sender] = left > 0 ? left : nil
         repliesInFlight.subtract(1, ordering: .relaxed)
+    }
+
+    /// The send log entry, the stored reply (if sent) and the answer, for
+    /// everyone waiting on the reply; a store failure fails the batch.
+    private func recordReply(_ job: MailJob, _ outcome: MailOutcome) {
         let at = now
-        // Every attempt is logged, success or not; a message that could not
-        // be built reached no mail server and is not an attempt.
-        let attempt: (outcome: String, reply: String)? = switch outcome {
-        case .sent(let r): ("sent", r)
-        case .failed(_, let r): ("failed", r)
-        case .refused: nil
-        }
-        if let attempt {
-            try? store.recordSend(ticket: job.ticketID, at: at, technician: job.technician.id, recipient: job.recipient,
-                                  outcome: attempt.outcome, reply: attempt.reply)
-        }
-        let frame: [UInt8]
-        switch outcome {
-        case .refused(let error):
-            frame = Wire.errorFrame(id: job.command.id, error)
-            for w in waiting { outputs.append(.send(w.peer, frame)) }
-        case .failed(let message, _):
-            frame = Wire.errorFrame(id: job.command.id, PeekError(.dispatchFailed, message))
-            for w in waiting { outputs.append(.send(w.peer, frame)) }
-        case .sent:
-            let mark = outputs.count
-            do {
-                guard var t = try store.ticket(job.ticketID) else { throw PeekError(.notFound, "The ticket was removed.") }
-                try store.savepoint()
-                let m = Message(id: "M-\(t.number)-\(t.seq + 1)", ticket: t.id, seq: t.seq + 1, channel: .technician,
-                                author: PersonRef(id: job.technician.id, name: job.technician.name), body: job.body,
-                                via: .email, at: at, attachments: job.attachments)
-                try appendMessage(&t, m, mailMessageID: job.mailMessageID)
-                if t.firstResponseAt == nil {
-                    // The SLA first-response signal: stamped once, by the first reply that really went out.
-                    t.firstResponseAt = at
-                    t.version += 1
-                    var w = JSONWriter()
-                    w.beginObject(); w.key("first_response_at"); Wire.time(at, into: &w); w.field("version", t.version); w.endObject()
-                    try appendDelta(&t, kind: .ticketUpdated, data: w.bytes, at: at)
-                }
-                try store.updateTicket(t)
-                let result = Wire.resultFrame(id: job.command.id, seq: t.seq)
-                try store.saveCommandAnswer(job.command, at: at, answer: result)
-                try store.releaseSavepoint()
-                for w in waiting { outputs.append(.result(w.peer, id: w.id, frame: result)) }
-                if let ref = t.asset, let asset = try store.asset(tenant: t.tenant, id: ref.id), let agentPeer = agents[asset.agent] {
-                    var w = JSONWriter()
-                    w.beginObject(); w.field("type", "reply"); w.field("ticket", t.id); w.field("body", job.body)
-                    w.key("author"); Wire.person(m.author, into: &w); w.endObject()
-                    outputs.append(.agentSend(agentPeer, w.bytes))
-                }
-                return
-            } catch {
-                rollbackCommandOutputs(to: mark)
-                log("storing sent reply on \(job.ticketID) failed: \(error)")
-                frame = Wire.errorFrame(id: job.command.id, PeekError(.internal, "The email was sent but could not be recorded; check the send log before sending again."))
-                for w in waiting { outputs.append(.send(w.peer, frame)) }
+        do {
+            // Every attempt is logged, success or not; a message that could
+            // not be built reached no mail server and is not an attempt.
+            switch outcome {
+            case .sent(let reply):
+                try store.recordSend(ticket: job.ticketID, at: at, technician: job.technician.id, recipient: job.recipient, outcome: "sent", reply: reply)
+            case .failed(_, let reply):
+                try store.recordSend(ticket: job.ticketID, at: at, technician: job.technician.id, recipient: job.recipient, outcome: "failed", reply: reply)
+            case .refused:
+                break
             }
+            let answer: [UInt8]
+            switch outcome {
+            case .refused(let error):
+                answer = Wire.errorFrame(id: job.command.id, error)
+            case .failed(let message, _):
+                answer = Wire.errorFrame(id: job.command.id, PeekError(.dispatchFailed, message))
+            case .sent:
+                answer = try storeSentReply(job, at: at)
+            }
+            try store.saveCommandAnswer(job.command, at: at, answer: answer)
+            for w in inFlightReplies[job.command] ?? [] { outputs.append(.result(w.peer, id: w.id, frame: answer)) }
+        } catch {
+            log("recording reply \(job.command.id) on \(job.ticketID) failed: \(error)")
+            batchFailed = true
         }
-        try? store.saveCommandAnswer(job.command, at: at, answer: frame)
+    }
+
+    /// Stores a reply the mail server accepted; answers its `result`, or the
+    /// honest error when its ticket is gone.
+    private func storeSentReply(_ job: MailJob, at: Int64) throws(StoreError) -> [UInt8] {
+        guard var t = try store.ticket(job.ticketID) else {
+            log("reply \(job.command.id) was sent but its ticket \(job.ticketID) is gone")
+            return Wire.errorFrame(id: job.command.id, PeekError(.internal, "The email was sent but could not be recorded; check the send log before sending again."))
+        }
+        let m = Message(id: "M-\(t.number)-\(t.seq + 1)", ticket: t.id, seq: t.seq + 1, channel: .technician,
+                        author: PersonRef(id: job.technician.id, name: job.technician.name), body: job.body,
+                        via: .email, at: at, attachments: job.attachments)
+        try appendMessage(&t, m, mailMessageID: job.mailMessageID)
+        if t.firstResponseAt == nil {
+            // The SLA first-response signal: stamped once, by the first reply that really went out.
+            t.firstResponseAt = at
+            t.version += 1
+            var w = JSONWriter()
+            w.beginObject(); w.key("first_response_at"); Wire.time(at, into: &w); w.field("version", t.version); w.endObject()
+            try appendDelta(&t, kind: .ticketUpdated, data: w.bytes, at: at)
+        }
+        try store.updateTicket(t)
+        if let ref = t.asset, let asset = try store.asset(tenant: t.tenant, id: ref.id), let agentPeer = agents[asset.agent] {
+            var w = JSONWriter()
+            w.beginObject(); w.field("type", "reply"); w.field("ticket", t.id); w.field("body", job.body)
+            w.key("author"); Wire.person(m.author, into: &w); w.endObject()
+            outputs.append(.agentSend(agentPeer, w.bytes))
+        }
+        return Wire.resultFrame(id: job.command.id, seq: t.seq)
     }
 }

@@ -14,8 +14,9 @@ import Synchronization
 /// Group commit: the thread takes every queued job at once, runs them inside
 /// one transaction (each command in its own savepoint, so one refusal undoes
 /// only that command; a note, checked before it writes, has none, and a
-/// failed write of one rolls back the batch), commits once, and only then
-/// lets the outputs go:
+/// failed write of one rolls back the batch, as does a transaction SQLite
+/// rolled back by itself; a reply's outcome always runs alone), commits
+/// once, and only then lets the outputs go:
 /// deltas to the loops, then `result`s. A `result` therefore always means
 /// "on disk and handed to every subscriber", and under load one fsync
 /// serves hundreds of commands. With a store whose commit is not yet
@@ -154,11 +155,17 @@ public final class Engine: @unchecked Sendable {
                 // A write that fails where only the batch can undo it ends
                 // the batch there (rolled back, its commands told); the jobs
                 // behind it get a transaction of their own rather than run
-                // against a doomed one.
+                // against a doomed one. A reply's outcome is never part of
+                // a batch (see `finishReply`).
                 var next = 0
                 while next < jobs.count {
+                    if case .mailFinished(let job, let outcome) = jobs[next] {
+                        finishReply(job, outcome)
+                        next += 1
+                        continue
+                    }
                     runBatch {
-                        while next < jobs.count && !batchFailed {
+                        while next < jobs.count && !batchEnded && !jobs[next].isMailOutcome {
                             handle(jobs[next])
                             next += 1
                         }
@@ -171,18 +178,45 @@ public final class Engine: @unchecked Sendable {
         finished.store(true, ordering: .relaxed)
     }
 
-    /// Runs `body` in one transaction and releases its outputs after the commit.
-    func runBatch(_ body: () -> Void) {
+    /// True once nothing more may join the batch: a write failed that only
+    /// the whole batch can undo, or the database rolled the transaction
+    /// back by itself (a full disk, an I/O error).
+    var batchEnded: Bool { batchFailed || store.transactionLost }
+
+    /// What becomes of a batch's outputs if it does not commit.
+    enum UncommittedOutputs {
+        /// Every command in it is told it failed (`failedCommit`).
+        case answerFailure
+        /// Nothing is sent: the caller runs the batch again later.
+        case discard
+    }
+
+    /// Runs `body` in one transaction and releases its outputs after the
+    /// commit; answers whether it committed.
+    @discardableResult
+    func runBatch(ifUncommitted: UncommittedOutputs = .answerFailure, _ body: () -> Void) -> Bool {
         outputs.removeAll(keepingCapacity: true)
         subscribedThisBatch.removeAll(keepingCapacity: true)
+        var refused = false
         do {
             try store.begin()
         } catch {
-            log("engine.begin failed: \(error)")
+            // No write lock (another writer held the database past the busy
+            // timeout): the batch is refused whole. Its jobs run in a
+            // read-only transaction, so every write fails and is answered
+            // as failed, instead of each committing on its own outside any
+            // transaction while the batch reports failure.
+            log("engine.begin failed: \(error); refusing the batch")
+            refused = true
+            store.beginReadOnly()
         }
         body()
         var committed = false
-        if batchFailed {
+        if refused {
+            // Logged above; nothing of it was written.
+        } else if store.transactionLost {
+            log("engine: the database rolled the batch back after an error; every command in it failed")
+        } else if batchFailed {
             log("engine: a write failed that only the whole batch can undo; rolling the batch back")
         } else {
             do {
@@ -196,7 +230,10 @@ public final class Engine: @unchecked Sendable {
             // Nothing of this batch is on disk: no delta may go out and every
             // command in it must learn that it failed.
             store.rollback()
-            outputs = outputs.compactMap { $0.failedCommit() }
+            switch ifUncommitted {
+            case .answerFailure: outputs = outputs.compactMap { $0.failedCommit() }
+            case .discard: outputs.removeAll(keepingCapacity: true)
+            }
             for s in subscribedThisBatch {
                 sessions[s.peer]?.tickets.remove(s.ticket)
                 leave(s.peer, techID: s.technician, ticketID: s.ticket)
@@ -212,6 +249,7 @@ public final class Engine: @unchecked Sendable {
             bus.deliver(outputs)
             outputs.removeAll(keepingCapacity: true)
         }
+        return committed
     }
 
     private func handle(_ job: EngineJob) {
@@ -223,7 +261,7 @@ public final class Engine: @unchecked Sendable {
         case .agentConnected(let peer, let cn): handleAgentConnected(peer, commonName: cn)
         case .agentFrame(let peer, let frame): handleAgentFrame(peer, frame)
         case .agentDisconnected(let peer): handleAgentDisconnected(peer)
-        case .mailFinished(let job, let outcome): handleMailFinished(job, outcome)
+        case .mailFinished: preconditionFailure("a reply's outcome runs in a transaction of its own (finishReply)")
         case .run(let body): body(self)
         }
     }

@@ -15,6 +15,8 @@ enum EngineJob: Sendable {
     case agentDisconnected(Peer)
     case mailFinished(MailJob, MailOutcome)
     case run(@Sendable (Engine) -> Void)
+
+    var isMailOutcome: Bool { if case .mailFinished = self { true } else { false } }
 }
 
 /// A back-end API call, already parsed by the loop.

@@ -48,6 +48,22 @@ extension SQLValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Exp
 public final class Database {
     private var handle: OpaquePointer?
     private var cache: [String: OpaquePointer] = [:]
+    /// Between `beginTransaction` and its commit or rollback.
+    private var inTransaction = false
+
+    /// True when SQLite rolled back, by itself, the transaction this
+    /// connection began: it does so after some errors (SQLITE_FULL, an I/O
+    /// error, SQLITE_NOMEM, `RAISE(ROLLBACK)`) instead of undoing only the
+    /// failing statement. Nothing of the transaction is saved, and every
+    /// statement fails until `rollbackTransaction`: run now, it would
+    /// autocommit on its own, outside the transaction its caller believes
+    /// open, and a RELEASE or COMMIT would "succeed" over nothing.
+    public var transactionLost: Bool { inTransaction && sqlite3_get_autocommit(handle) != 0 }
+
+    /// While true, every statement that would write fails (SQLITE_READONLY)
+    /// before it runs; reads and transaction control still work. Checked in
+    /// this process, so it cannot itself fail.
+    public var refusesWrites = false
 
     public init(path: String) throws(StoreError) {
         var db: OpaquePointer?
@@ -74,8 +90,40 @@ public final class Database {
         StoreError(code: rc, message: handle.map { String(cString: sqlite3_errmsg($0)) } ?? "no database")
     }
 
+    /// What every statement checks first (see `transactionLost`, `refusesWrites`).
+    private func checkMayRun(_ stmt: OpaquePointer?) throws(StoreError) {
+        if transactionLost {
+            throw StoreError(code: SQLITE_ABORT, message: "SQLite rolled the transaction back after an earlier error; nothing of it was saved")
+        }
+        if refusesWrites && (stmt.map { sqlite3_stmt_readonly($0) == 0 } ?? true) {
+            throw StoreError(code: SQLITE_READONLY, message: "the database could not be locked for writing, so nothing is written")
+        }
+    }
+
+    // MARK: Transactions
+
+    /// `sql`: "BEGIN IMMEDIATE" (take the write lock now) or "BEGIN".
+    public func beginTransaction(_ sql: String = "BEGIN IMMEDIATE") throws(StoreError) {
+        try run(sql)
+        inTransaction = true
+    }
+
+    /// Fails, leaving the transaction to roll back, if it was lost.
+    public func commitTransaction() throws(StoreError) {
+        try run("COMMIT")
+        inTransaction = false
+    }
+
+    /// Ends the transaction, whether it is still open or SQLite already
+    /// rolled it back.
+    public func rollbackTransaction() {
+        inTransaction = false
+        if sqlite3_get_autocommit(handle) == 0 { _ = try? run("ROLLBACK") }
+    }
+
     /// Runs one or more statements with no parameters and no rows (DDL, pragmas).
     public func execute(_ sql: String) throws(StoreError) {
+        try checkMayRun(nil)
         var message: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(handle, sql, nil, nil, &message)
         if rc != SQLITE_OK {
@@ -135,6 +183,7 @@ public final class Database {
     @discardableResult
     public func run(_ sql: String, _ values: [SQLValue]) throws(StoreError) -> Int {
         let stmt = try prepared(sql)
+        try checkMayRun(stmt)
         defer { sqlite3_reset(stmt); sqlite3_clear_bindings(stmt) }
         try bind(stmt, values)
         let rc = sqlite3_step(stmt)
@@ -149,6 +198,7 @@ public final class Database {
 
     public func query(_ sql: String, _ values: [SQLValue]) throws(StoreError) -> [[SQLValue]] {
         let stmt = try prepared(sql)
+        try checkMayRun(stmt)
         defer { sqlite3_reset(stmt); sqlite3_clear_bindings(stmt) }
         try bind(stmt, values)
         var rows: [[SQLValue]] = []

@@ -70,9 +70,20 @@ public final class SQLiteTicketStore: TicketStore {
 
     // MARK: Transactions
 
-    public func begin() throws(StoreError) { try db.run("BEGIN IMMEDIATE") }
-    public func commit() throws(StoreError) { try db.run("COMMIT") }
-    public func rollback() { ticketCache.removeAll(); _ = try? db.run("ROLLBACK") }
+    public func begin() throws(StoreError) { try db.beginTransaction("BEGIN IMMEDIATE") }
+    /// A deferred transaction takes no lock, so it opens even while another
+    /// writer holds the database; `refusesWrites` keeps it read-only.
+    public func beginReadOnly() {
+        db.refusesWrites = true
+        _ = try? db.beginTransaction("BEGIN")
+    }
+    public func commit() throws(StoreError) { try db.commitTransaction() }
+    public func rollback() {
+        ticketCache.removeAll()
+        db.rollbackTransaction()
+        db.refusesWrites = false
+    }
+    public var transactionLost: Bool { db.transactionLost }
     public func savepoint() throws(StoreError) { try db.run("SAVEPOINT command") }
     public func releaseSavepoint() throws(StoreError) { try db.run("RELEASE command") }
     public func rollbackToSavepoint() {

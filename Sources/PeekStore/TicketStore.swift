@@ -14,8 +14,20 @@ public protocol TicketStore: AnyObject {
     // when `durability` is nil. Nothing may be acknowledged before that.
     var durability: (any Durability)? { get }
     func begin() throws(StoreError)
+    /// For a batch whose `begin` failed (the database locked by another
+    /// writer past the busy timeout): a transaction in which reads work and
+    /// every write fails (PostgreSQL's BEGIN READ ONLY), so the batch is
+    /// refused whole instead of autocommitting write by write. Ended by
+    /// `rollback`.
+    func beginReadOnly()
     func commit() throws(StoreError)
+    /// Ends the transaction, also one the database already rolled back.
     func rollback()
+    /// True when the database rolled the open transaction back by itself
+    /// after an error (SQLite on SQLITE_FULL or an I/O error, PostgreSQL on
+    /// any error): nothing of it is saved, every later statement fails, and
+    /// the caller must `rollback` and tell every command in it.
+    var transactionLost: Bool { get }
     func savepoint() throws(StoreError)
     func releaseSavepoint() throws(StoreError)
     func rollbackToSavepoint()

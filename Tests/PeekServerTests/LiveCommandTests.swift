@@ -403,17 +403,10 @@ final class LiveCommandTests: XCTestCase {
     /// message was written) must fail the note and every command that shared
     /// its transaction, and leave nothing of any of them.
     func testNoteWriteFailsMidway_itsWholeBatchFailsAndNothingOfItIsStored() throws {
-        let server = try TestServer()
+        let (server, ticket, a, viewer) = try ticketWithNoteBefore()
         defer { server.stop() }
-        let ticket = try server.seed(technicians: 2)[0]
-        let a = try server.technician("tech-1")
-        let viewer = try server.technician("tech-2")
-        try a.subscribe(ticket)
-        try viewer.subscribe(ticket)
-        XCTAssertEqual(try a.run("n0", ticket, "note", ["body": "before"])["seq"]?.intValue, 1)
-        _ = try viewer.durableDeltas(ticket, through: 1)
 
-        let db = try failWritesAfterNoteBoom(server)
+        let db = try server.failWritesAfterNoteBoom()
         let before = try server.durableState(ticket)
 
         // Back to back: the engine may take them in one batch or in several;
@@ -424,19 +417,9 @@ final class LiveCommandTests: XCTestCase {
         XCTAssertEqual(answers[1]["type"]?.stringValue, "error")
         XCTAssertEqual(answers[1]["code"]?.stringValue, "internal")
 
+        let succeeded = try assertAnswersMatchTheLog(ids, answers, body: { "note \($0)" }, server: server, ticket: ticket, viewer: viewer)
         let after = try server.durableState(ticket)
-        let bodies = (after["messages"]?.arrayValue ?? []).compactMap { $0["body"]?.stringValue }
-        let succeeded = zip(ids, answers).filter { $0.1["type"]?.stringValue == "result" }.map(\.0)
-        for (id, answer) in zip(ids, answers) where answer["type"]?.stringValue != "result" {
-            XCTAssertEqual(answer["code"]?.stringValue, "internal", "\(id): \(answer)")
-        }
-        XCTAssertEqual(bodies, ["before"] + succeeded.map { "note \($0)" })
-        XCTAssertEqual(after["seq"]?.intValue, (before["seq"]?.intValue ?? 0) + succeeded.count)
         XCTAssertEqual(after["ticket"]?["version"], before["ticket"]?["version"], "notes do not move the version")
-        // The viewer sees exactly the notes that were stored, with contiguous seqs.
-        let seen = viewer.drain(for: 0.5).filter { $0["type"]?.stringValue == "delta" && $0["kind"]?.stringValue == "message.created" }
-        XCTAssertEqual(seen.compactMap { $0["data"]?["body"]?.stringValue }, succeeded.map { "note \($0)" })
-        XCTAssertEqual(seen.compactMap { $0["seq"]?.intValue }, Array(stride(from: 2, to: 2 + succeeded.count, by: 1)))
 
         // Its failure was not remembered: once the fault is gone the same id goes through.
         try db.execute("DROP TRIGGER fail_boom")
@@ -456,7 +439,7 @@ final class LiveCommandTests: XCTestCase {
         let a = try server.technician("tech-1")
         let b = try server.technician("tech-2")
         try a.subscribe(ticket)
-        let db = try failWritesAfterNoteBoom(server)
+        let db = try server.failWritesAfterNoteBoom()
 
         // All three in one batch: the engine is held until they are queued.
         let release = try server.holdEngine()
@@ -485,17 +468,114 @@ final class LiveCommandTests: XCTestCase {
         try b.delta("message.created", ticket: ticket)
     }
 
-    /// A real write failure in the middle of a note: once a note with the
-    /// body "note boom" is written, updating its ticket's row aborts. Drop
-    /// the trigger `fail_boom` on the returned connection to end it.
-    private func failWritesAfterNoteBoom(_ server: TestServer) throws -> Database {
-        let db = try Database(path: server.directory + "/peek.sqlite")
-        try db.execute("""
-            CREATE TRIGGER fail_boom BEFORE UPDATE ON tickets
-            WHEN EXISTS (SELECT 1 FROM messages WHERE ticket = NEW.id AND body = 'note boom')
-            BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END;
-            """)
-        return db
+    /// Another writer holds the database past the busy timeout, so the
+    /// batch's BEGIN fails: the batch is refused whole. Its writes must not
+    /// go in one by one outside a transaction (here the lock is let go
+    /// while they would run) while the note is answered as failed.
+    func testDatabaseLockedByAnotherWriter_batchRefusedWholeNothingStoredThenWorks() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let ticket = try server.seed(technicians: 1)[0]
+        let a = try server.technician("tech-1")
+        try a.subscribe(ticket)
+        let before = try server.durableState(ticket)
+
+        let other = try Database(path: server.directory + "/peek.sqlite")
+        try other.execute("BEGIN IMMEDIATE")
+        try a.command("locked", ticket, "note", ["body": "while locked"])
+        // The engine's BEGIN gives up after the 5 s busy timeout; the lock
+        // goes at 7 s, while a statement run after that BEGIN would still
+        // be waiting for it (up to 10 s).
+        Thread.sleep(forTimeInterval: 7)
+        try other.execute("COMMIT")
+        let refused = try a.answer("locked", timeout: 20)
+        XCTAssertEqual(refused["type"]?.stringValue, "error", "\(refused)")
+        XCTAssertEqual(refused["code"]?.stringValue, "internal", "\(refused)")
+        XCTAssertEqual(try server.durableState(ticket), before, "a refused batch stored something")
+
+        // The lock is gone: the server works, and the refusal was not remembered.
+        let retried = try a.run("locked", ticket, "note", ["body": "while locked"])
+        XCTAssertEqual(retried["type"]?.stringValue, "result", "\(retried)")
+        XCTAssertEqual(retried["seq"]?.intValue, (before["seq"]?.intValue ?? 0) + 1)
+        XCTAssertEqual(try a.delta("message.created", ticket: ticket)["seq"], retried["seq"])
+    }
+
+    /// SQLite rolls the whole transaction back by itself after some errors
+    /// (SQLITE_FULL here: the engine's connection at a `max_page_count`, as
+    /// on a full disk, while an API call writes a 32 KiB summary). Every
+    /// answer in and after that batch must match what is stored: nothing
+    /// of the batch, and nothing written after the rollback in autocommit
+    /// mode and then reported failed.
+    func testDatabaseFullMidBatch_transactionRolledBackBySQLite_answersMatchWhatIsStored() throws {
+        let (server, ticket, a, viewer) = try ticketWithNoteBefore()
+        defer { server.stop() }
+        try server.limitDatabasePages(extra: 4)
+
+        let release = try server.holdEngine()
+        try a.command("first", ticket, "note", ["body": "first"])
+        try server.waitForQueuedJobs(1)
+        let summary = Unshared<TestServer.Response?>(nil)
+        let summaryDone = DispatchSemaphore(value: 0)
+        let text = String(repeating: "All fans replaced. ", count: 1700)
+        let (port, token) = (server.port, server.config.serviceToken)
+        let summaryBody = JSONWriter.encode(["text": .string(text), "model": "test"])
+        DispatchQueue.global().async {
+            summary.value = try? TestServer.request(port: port, "POST", "/v1/tickets/\(ticket)/summary", body: summaryBody, bearer: token)
+            summaryDone.signal()
+        }
+        try server.waitForQueuedJobs(2)
+        try a.command("third", ticket, "note", ["body": "third"])
+        try server.waitForQueuedJobs(3)
+        release.signal()
+
+        let ids = ["first", "third"]
+        let answers = try ids.map { try a.answer($0) }
+        XCTAssertEqual(summaryDone.wait(timeout: .now() + 20), .success)
+        XCTAssertEqual(summary.value?.status, 500, summary.value?.text ?? "no answer")
+        try assertAnswersMatchTheLog(ids, answers, body: { $0 }, server: server, ticket: ticket, viewer: viewer)
+        XCTAssertEqual(try server.durableState(ticket)["summary"], .null)
+
+        // Room again: the same summary and a note go through.
+        try server.limitDatabasePages(extra: nil)
+        XCTAssertEqual(try server.api("POST", "/v1/tickets/\(ticket)/summary", ["text": .string(text), "model": "test"]).status, 201)
+        XCTAssertEqual(try a.run("n9", ticket, "note", ["body": "after"])["type"]?.stringValue, "result")
+    }
+
+    /// A server with one ticket that `a` (tech-1) and `viewer` (tech-2)
+    /// view, holding one note, "before", at seq 1 (the viewer has seen it).
+    private func ticketWithNoteBefore() throws -> (TestServer, String, TestWebSocketClient, TestWebSocketClient) {
+        let server = try TestServer()
+        let ticket = try server.seed(technicians: 2)[0]
+        let a = try server.technician("tech-1")
+        let viewer = try server.technician("tech-2")
+        try a.subscribe(ticket)
+        try viewer.subscribe(ticket)
+        XCTAssertEqual(try a.run("n0", ticket, "note", ["body": "before"])["seq"]?.intValue, 1)
+        _ = try viewer.durableDeltas(ticket, through: 1)
+        return (server, ticket, a, viewer)
+    }
+
+    /// Each note command `ids[i]` (body `body(id)`, sent after "before") was
+    /// answered `answers[i]`: a `result` only if its note is stored and the
+    /// viewer saw it, with seqs following on from 1 and nothing else; every
+    /// other answer `internal`. Answers the ids that succeeded.
+    @discardableResult
+    private func assertAnswersMatchTheLog(_ ids: [String], _ answers: [JSONValue], body: (String) -> String, server: TestServer,
+                                          ticket: String, viewer: TestWebSocketClient,
+                                          file: StaticString = #filePath, line: UInt = #line) throws -> [String] {
+        let succeeded = zip(ids, answers).filter { $0.1["type"]?.stringValue == "result" }.map(\.0)
+        for (id, answer) in zip(ids, answers) where answer["type"]?.stringValue != "result" {
+            XCTAssertEqual(answer["code"]?.stringValue, "internal", "\(id): \(answer)", file: file, line: line)
+        }
+        let stored = try server.durableState(ticket)
+        let bodies = (stored["messages"]?.arrayValue ?? []).compactMap { $0["body"]?.stringValue }
+        XCTAssertEqual(bodies, ["before"] + succeeded.map(body), "answered \(answers)", file: file, line: line)
+        XCTAssertEqual(stored["seq"]?.intValue, 1 + succeeded.count, file: file, line: line)
+        // The viewer sees exactly the notes that were stored, with contiguous seqs.
+        let seen = viewer.drain(for: 0.5).filter { $0["type"]?.stringValue == "delta" && $0["seq"]?.intValue != nil }
+        XCTAssertEqual(seen.compactMap { $0["data"]?["body"]?.stringValue }, succeeded.map(body), file: file, line: line)
+        XCTAssertEqual(seen.compactMap { $0["seq"]?.intValue }, Array(stride(from: 2, to: 2 + succeeded.count, by: 1)), file: file, line: line)
+        return succeeded
     }
 
     // MARK: Time

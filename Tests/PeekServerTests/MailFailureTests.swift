@@ -1,5 +1,6 @@
 import XCTest
 import PeekCore
+import PeekStore
 import PeekTestSupport
 
 /// A reply that cannot go out answers its error code with the real cause,
@@ -209,5 +210,87 @@ final class MailFailureTests: XCTestCase {
         // Replies still say exactly what is missing.
         let answer = try failedReply(h, code: "no_email_account")
         XCTAssertEqual(answer["message"]?.stringValue, "No email account is configured")
+    }
+
+    // MARK: A sent reply and a failing batch
+
+    /// The mail server accepted the reply; a note that fails in the batch
+    /// the mail's outcome arrives in must not undo its record nor answer it
+    /// "nothing changed" (the customer has the email). The reply is answered
+    /// `result` with the seq it is stored at, emailed once, and a resend of
+    /// its id gets that answer without a second email.
+    func testReplySent_inABatchWhoseNoteFails_isStoredAnsweredTruthfullyAndEmailedOnce() throws {
+        let h = try MailHarness(smtp: .init(holdMessageReply: true))
+        defer { h.stop() }
+        let smtp = try XCTUnwrap(h.smtp)
+        let before = try h.server.storedTicket(h.ticket)
+        let body = "Please restart the printer."
+        try h.sendReply(id: "r1", body: body)
+        _ = try smtp.waitForEnvelopes(1)
+        let db = try h.server.failWritesAfterNoteBoom()
+
+        // The mail's outcome and the failing note, in one batch, in that order.
+        let release = try h.server.holdEngine()
+        smtp.releaseMessageReplies()
+        try h.server.waitForQueuedJobs(1)
+        try h.a.command("boom", h.ticket, "note", ["body": "note boom"])
+        try h.server.waitForQueuedJobs(2)
+        release.signal()
+
+        let first = try h.answer(id: "r1")
+        XCTAssertEqual(first["type"]?.stringValue, "result", "the sent reply was answered \(first)")
+        XCTAssertEqual(try h.answer(id: "boom")["code"]?.stringValue, "internal")
+        let stored = try h.server.storedTicket(h.ticket)
+        let bodies = stored.messages.compactMap { $0["body"]?.stringValue }
+        XCTAssertEqual(bodies.filter { $0 == body }.count, 1, "the sent reply is stored once: \(bodies)")
+        XCTAssertFalse(bodies.contains("note boom"))
+        XCTAssertEqual(first["seq"]?.intValue, stored.seq)
+        XCTAssertEqual(stored.seq, before.seq + 2, "the reply and its first_response_at stamp")
+        XCTAssertEqual(try h.server.sendAttempts(h.ticket).map { $0["outcome"]?.stringValue }, ["sent"])
+
+        // The same id again, on another connection too: the first answer, no second email.
+        try h.sendReply(id: "r1", body: body)
+        XCTAssertEqual(try h.answer(id: "r1"), first)
+        let again = try h.server.technician("tech-1")
+        try h.sendReply(again, id: "r1", body: body)
+        XCTAssertEqual(try h.answer(again, id: "r1"), first)
+        try h.barrier(h.a, "barrier-1")
+        XCTAssertEqual(smtp.envelopes.count, 1, "the customer was emailed twice")
+        XCTAssertEqual(smtp.connectionCount, 1)
+        again.close()
+        try db.execute("DROP TRIGGER fail_boom")
+    }
+
+    /// A sent reply whose own record cannot be committed (here a trigger
+    /// refuses storing it for a while) is neither lost nor answered "not
+    /// recorded": it is tried again every second, stays in flight so a
+    /// resend waits instead of emailing again, and is answered once stored.
+    func testReplySent_recordFailsForAWhile_isRetriedAndAnsweredOnceStored() throws {
+        let h = try MailHarness()
+        defer { h.stop() }
+        let smtp = try XCTUnwrap(h.smtp)
+        let db = try Database(path: h.server.directory + "/peek.sqlite")
+        try db.execute("""
+            CREATE TRIGGER fail_reply BEFORE INSERT ON messages WHEN NEW.via = 'email'
+            BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END;
+            """)
+        let body = "Please restart the printer."
+        try h.sendReply(id: "r1", body: body)
+        _ = try smtp.waitForEnvelopes(1)
+        let early = h.a.drain(for: 2.5)
+        XCTAssertFalse(early.contains { $0["id"]?.stringValue == "r1" }, "answered before the reply was stored: \(early)")
+        try h.sendReply(h.b, id: "r1", body: body)  // another technician: another command
+        try h.sendReply(id: "r1", body: body)       // the same command: waits with the first
+        try db.execute("DROP TRIGGER fail_reply")
+
+        let first = try h.answer(id: "r1")
+        XCTAssertEqual(first["type"]?.stringValue, "result", "\(first)")
+        XCTAssertEqual(try h.answer(id: "r1"), first)
+        XCTAssertEqual(try h.answer(h.b, id: "r1")["type"]?.stringValue, "result")
+        let stored = try h.server.storedTicket(h.ticket)
+        XCTAssertEqual(stored.messages.compactMap { $0["body"]?.stringValue }.filter { $0 == body }.count, 2,
+                       "tech-1's reply once, tech-2's once")
+        XCTAssertEqual(smtp.envelopes.count, 2, "tech-1's reply was emailed twice")
+        XCTAssertEqual(try h.server.sendAttempts(h.ticket).map { $0["outcome"]?.stringValue }, ["sent", "sent"])
     }
 }

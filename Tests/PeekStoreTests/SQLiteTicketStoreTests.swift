@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import CSQLite
 import PeekCore
 @testable import PeekStore
 
@@ -122,6 +123,40 @@ final class SQLiteTicketStoreTests: XCTestCase {
         // The cache must not serve the rolled-back update.
         XCTAssertEqual(try store.ticket("T-1001")?.status, .new)
         XCTAssertEqual(try store.ticket("T-1001")?.seq, 0)
+    }
+
+    /// SQLITE_FULL (here the connection's `max_page_count`, as on a full
+    /// disk) makes SQLite roll the whole transaction back by itself, the
+    /// savepoint with it. Nothing may then run outside a transaction: a
+    /// later write or RELEASE must fail rather than autocommit, and COMMIT
+    /// must fail, so the batch is known to be lost.
+    func testTransactionRolledBackBySQLite_laterWritesAndCommitFailUntilRollback() throws {
+        let store = try seeded()
+        var t = try XCTUnwrap(try store.ticket("T-1001"))
+        try store.begin()
+        t.seq = 1
+        try store.insertMessage(message(t, seq: 1, body: "before the fault"), mailMessageID: nil, delta: nil)
+        let pages = try XCTUnwrap(try store.db.queryOne("PRAGMA page_count")?.first?.int)
+        try store.db.execute("PRAGMA max_page_count = \(pages + 2)")
+        try store.savepoint()
+        XCTAssertThrowsError(try store.insertMessage(message(t, seq: 2, body: String(repeating: "x", count: 64 * 1024)),
+                                                     mailMessageID: nil, delta: nil)) { error in
+            XCTAssertEqual((error as? StoreError).map { $0.code & 0xFF }, SQLITE_FULL, "\(error)")
+        }
+        XCTAssertTrue(store.transactionLost)
+        XCTAssertThrowsError(try store.releaseSavepoint())
+        XCTAssertThrowsError(try store.insertMessage(message(t, seq: 3, body: "after the fault"), mailMessageID: nil, delta: nil))
+        XCTAssertThrowsError(try store.commit())
+        store.rollback()
+        XCTAssertFalse(store.transactionLost)
+        XCTAssertEqual(try store.recentMessages(ticket: t.id, limit: 10).map(\.body), [], "written outside the lost transaction")
+
+        // With room again, the store works as before.
+        try store.db.execute("PRAGMA max_page_count = \(Int32.max)")
+        try store.begin()
+        try store.insertMessage(message(t, seq: 1, body: "after"), mailMessageID: nil, delta: nil)
+        try store.commit()
+        XCTAssertEqual(try store.recentMessages(ticket: t.id, limit: 10).map(\.body), ["after"])
     }
 
     // MARK: The delta log
