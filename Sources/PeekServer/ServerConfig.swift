@@ -12,8 +12,11 @@ public struct ServerConfig: Sendable {
     public var agentKey: String?
     public var agentCRL: String?
     public var dataDirectory = "./peek-data"
-    public var jwtSecret = "dev-secret"
-    public var serviceToken = "dev-service-token"
+    /// Technician token key and the back-end bearer token. No defaults:
+    /// `Server.start` refuses to serve without both (and a key shorter than
+    /// `ServerSecrets.minimumJWTSecretBytes`); `peekd --demo` generates them.
+    public var jwtSecret = ""
+    public var serviceToken = ""
     public var allowedOrigins: [String] = []
     /// Seconds between server pings; a peer silent for two heartbeats is dead.
     public var heartbeatSeconds = 30
