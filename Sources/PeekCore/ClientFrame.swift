@@ -7,6 +7,8 @@ public enum ClientFrame: Equatable, Sendable {
     case unsubscribe(ticket: String)
     case command(CommandRequest)
     case composing(ticket: String, mode: ComposingMode?)
+    /// A new token for the same technician before the one in force expires.
+    case refresh(id: String, token: String)
 
     /// The id an answer to this frame echoes (`subscribe` and `command`
     /// carry one; the others are never answered by id).
@@ -14,6 +16,7 @@ public enum ClientFrame: Equatable, Sendable {
         switch self {
         case .subscribe(let id, _, _): id
         case .command(let c): c.id
+        case .refresh(let id, _): id
         case .hello, .unsubscribe, .composing: nil
         }
     }
@@ -63,13 +66,17 @@ public enum ClientFrame: Equatable, Sendable {
                 return refuse("\"mode\" must be \"reply\", \"note\" or null.")
             }
             return .success(.composing(ticket: ticket, mode: mode))
+        case "refresh":
+            guard let id else { return refuse("\"refresh\" needs a string \"id\".") }
+            guard let token = value["token"]?.stringValue else { return refuse("\"refresh\" needs a string \"token\".") }
+            return .success(.refresh(id: id, token: token))
         case "command":
             switch CommandRequest.decode(value) {
             case .success(let c): return .success(.command(c))
             case .failure(let message): return refuse(message.text)
             }
         default:
-            return refuse("Unknown frame type \"\(type)\"; expected hello, subscribe, unsubscribe, command or composing.")
+            return refuse("Unknown frame type \"\(type)\"; expected hello, refresh, subscribe, unsubscribe, command or composing.")
         }
     }
 }

@@ -1,3 +1,5 @@
+import PeekNet
+
 /// Everything `peekd` can be told, with the defaults protocol.md states.
 /// Flags and `PEEK_<FLAG>` variables are parsed into this in `peekd/main.swift`.
 public struct ServerConfig: Sendable {
@@ -77,6 +79,9 @@ public struct ServerConfig: Sendable {
     /// machine's kind, far above what closed-loop clients keep in flight,
     /// and at most about 650 MiB even if every job were a 64 KiB note.
     public var maxEngineBacklog = 10_000
+    /// The wall clock, in Unix milliseconds: timestamps, SLA due times and
+    /// token expiry all read it here, so a test can move time.
+    public var wallClock: @Sendable () -> Int64 = { wallClockMillis() }
     /// Where `client/` is, for `GET /` and static files.
     public var clientDirectory = "client"
 
