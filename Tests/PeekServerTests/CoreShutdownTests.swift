@@ -38,15 +38,7 @@ final class CoreShutdownTests: XCTestCase {
     /// Runs `peekd` with `arguments` and no PEEK_* variables until it exits
     /// (or `timeout`); answers its exit status and everything it printed.
     private func runToExit(_ arguments: [String], timeout: Double = 15) throws -> (status: Int32?, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try peekdBinary())
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PEEK_") }
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        try process.run()
-        self.process = process
+        let (process, out) = try launch(arguments, mergingStandardError: true)
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(20_000) }
         guard !process.isRunning else {
@@ -56,6 +48,21 @@ final class CoreShutdownTests: XCTestCase {
         }
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         return (process.terminationStatus, text)
+    }
+
+    /// Starts `peekd` with `arguments`; its standard output comes through
+    /// the pipe. Flags win over PEEK_* variables, but stray ones are kept out anyway.
+    private func launch(_ arguments: [String], mergingStandardError: Bool = false) throws -> (Process, Pipe) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try peekdBinary())
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PEEK_") }
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = mergingStandardError ? out : FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        return (process, out)
     }
 
     private func freshDataDirectory() -> String {
@@ -91,15 +98,7 @@ final class CoreShutdownTests: XCTestCase {
     func testDemo_twiceOnOneDataDirectory_reusesTheGeneratedSecrets() throws {
         let data = freshDataDirectory()
         func demoSecretsLine() throws -> String {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: try peekdBinary())
-            process.arguments = ["--demo", "--port", "0", "--tls-port", "0", "--agent-port", "0", "--data", data, "--threads", "1"]
-            process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PEEK_") }
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            self.process = process
+            let (process, out) = try launch(["--demo", "--port", "0", "--tls-port", "0", "--agent-port", "0", "--data", data, "--threads", "1"])
             defer { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
             let output = LineReader(fd: out.fileHandleForReading.fileDescriptor)
             let line = try XCTUnwrap(output.line(timeout: 30) { $0.hasPrefix("peekd demo secrets") || $0.contains("ready") })
@@ -124,20 +123,10 @@ final class CoreShutdownTests: XCTestCase {
     }
 
     func testSIGTERM_connectedClient_getsClose1001AndProcessExits0() throws {
-        let binary = try peekdBinary()
         let data = NSTemporaryDirectory() + "peekd-sigterm-" + UUID().uuidString
         dataDirectory = data
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["--port", "0", "--data", data, "--threads", "2",
-                             "--jwt-secret", Self.secret, "--service-token", "sigterm-service"]
-        // Flags win over PEEK_* variables, but keep stray ones out anyway.
-        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PEEK_") }
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        self.process = process
+        let (process, out) = try launch(["--port", "0", "--data", data, "--threads", "2",
+                                         "--jwt-secret", Self.secret, "--service-token", "sigterm-service"])
 
         let output = LineReader(fd: out.fileHandleForReading.fileDescriptor)
         let ready = try XCTUnwrap(output.line(timeout: 20) { $0.contains("ready") }, "no ready line from peekd")

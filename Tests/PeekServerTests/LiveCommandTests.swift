@@ -292,13 +292,18 @@ final class LiveCommandTests: XCTestCase {
         XCTAssertEqual(try server.durableState(ticket), before)
     }
 
-    func testMalformedFrames_getInvalidWithTheFrameIDAndChangeNothing() throws {
+    /// A server with one ticket that tech-1 views, and that ticket's durable state.
+    private func viewedTicket() throws -> (TestServer, String, TestWebSocketClient, JSONValue) {
         let server = try TestServer()
-        defer { server.stop() }
         let ticket = try server.seed()[0]
         let a = try server.technician("tech-1")
         try a.subscribe(ticket)
-        let before = try server.durableState(ticket)
+        return (server, ticket, a, try server.durableState(ticket))
+    }
+
+    func testMalformedFrames_getInvalidWithTheFrameIDAndChangeNothing() throws {
+        let (server, ticket, a, before) = try viewedTicket()
+        defer { server.stop() }
         let t = JSONValue.string(ticket)
         let cases: [(String, JSONValue)] = [
             ("unknown op", ["type": "command", "id": "f1", "ticket": t, "op": "explode", "args": [:]]),
@@ -338,12 +343,8 @@ final class LiveCommandTests: XCTestCase {
     /// the rule (1-128 bytes of printable ASCII) is refused `invalid` where the
     /// frame or body is decoded, and nothing is stored.
     func testNULInsideIDs_refusedInvalidAndNothingStored() throws {
-        let server = try TestServer()
+        let (server, ticket, a, before) = try viewedTicket()
         defer { server.stop() }
-        let ticket = try server.seed()[0]
-        let a = try server.technician("tech-1")
-        try a.subscribe(ticket)
-        let before = try server.durableState(ticket)
         let junk = String(repeating: "x", count: 4096)
         let frames: [(String, String, String?)] = [
             ("NUL in ticket", #"{"type":"command","id":"n1","ticket":"\#(ticket)\u0000\#(junk)","op":"note","args":{"body":"smuggled"}}"#, "n1"),
