@@ -12,6 +12,8 @@ const THEMES = ['dark', 'tinted', 'parchment'];
 const TOKEN_KEY = 'peek.token';
 const USER_KEY = 'peek.user';
 const THEME_KEY = 'peek.theme';
+/** The demo technician signed in through /v1/demo/sign-in, whose tokens the page can renew. */
+const DEMO_KEY = 'peek.demo';
 
 const state = {
   token: null,
@@ -208,6 +210,7 @@ async function signInAs(tech, button) {
   button.disabled = true;
   try {
     const answer = await demoSignIn(tech.id);
+    sessionStorage.setItem(DEMO_KEY, tech.id);
     startSession(answer.token, answer.user || { id: tech.id, name: tech.name });
   } catch (err) {
     button.disabled = false;
@@ -225,12 +228,33 @@ function signOut(message) {
   state.user = null;
   sessionStorage.removeItem(TOKEN_KEY);
   sessionStorage.removeItem(USER_KEY);
+  sessionStorage.removeItem(DEMO_KEY);
   renderConnection({ state: 'idle' });
   showSignIn(message);
 }
 
 // ---------------------------------------------------------------------------
 // Session: token -> client + queue
+
+/**
+ * The client's getToken: called before each connection and to refresh the
+ * sign-in before it expires. A demo sign-in gets a fresh token from the demo
+ * endpoint; a pasted token cannot be renewed, so it is handed back as is
+ * (and the page asks to sign in again when it runs out).
+ */
+async function currentToken() {
+  const demoTechnician = sessionStorage.getItem(DEMO_KEY);
+  if (demoTechnician) {
+    try {
+      const answer = await demoSignIn(demoTechnician);
+      state.token = answer.token;
+      sessionStorage.setItem(TOKEN_KEY, answer.token);
+    } catch {
+      /* keep the token we have; the server says if it is no longer good */
+    }
+  }
+  return state.token;
+}
 
 function startSession(token, user) {
   state.token = token;
@@ -242,7 +266,7 @@ function startSession(token, user) {
   state.client?.close();
   const client = new PeekClient({
     url: socketUrl(),
-    getToken: async () => state.token,
+    getToken: currentToken,
     onStatus: (status) => {
       renderConnection(status);
       if (status.state === 'open' && status.user) {

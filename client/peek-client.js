@@ -44,6 +44,12 @@ const LIVENESS_CHECK_MS = 1000;
  */
 const SUBSCRIBE_RETRIES = 5;
 const SUBSCRIBE_RETRY_BASE_MS = 500;
+/** A sign-in is refreshed when this share of its remaining lifetime has passed. */
+const REFRESH_AT = 0.8;
+/** A refused or failed refresh is tried again after this long (less if expiry is closer). */
+const REFRESH_RETRY_MS = 30000;
+/** setTimeout's largest delay (about 24.8 days); later expiries wait in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * The local view of one subscribed ticket. `model` is null until the first
@@ -113,7 +119,9 @@ export class TicketView {
  *
  *  - url: the ws:// or wss:// address of /v1/ws
  *  - token: a technician JWT, or getToken: async () => token (called before
- *    every connection, so it may refresh)
+ *    every connection, and to refresh the sign-in: at 80% of the time left
+ *    until `welcome.exp` the client sends `refresh` with a fresh token, so
+ *    the server never closes the connection for an expired sign-in)
  *  - heartbeat: seconds; overrides the server's `welcome.heartbeat` for the
  *    liveness budget (handy in tests)
  *  - onStatus({state, attempt, delayMs, reason, user}): state is one of
@@ -153,6 +161,10 @@ export class PeekClient {
     this._attempt = 0;
     this._reconnectTimer = null;
     this._livenessTimer = null;
+    this._refreshTimer = null;
+    this._refreshId = null;
+    /** The `exp` (Unix seconds) of the token in force on this connection. */
+    this.expiresAt = null;
     this._holdUntil = 0;
     this._lastFrameAt = 0;
     this._awaitingSince = null;
@@ -266,6 +278,7 @@ export class PeekClient {
     this._closed = true;
     this._clearReconnect();
     this._stopLiveness();
+    this._cancelRefresh();
     if (typeof globalThis.removeEventListener === 'function') {
       globalThis.removeEventListener('online', this._onOnline);
     }
@@ -364,6 +377,7 @@ export class PeekClient {
     this._awaitingSince = null;
     this._probeTicket = null;
     this._stopLiveness();
+    this._cancelRefresh();
     if (ws) {
       detach(ws);
       try {
@@ -427,6 +441,68 @@ export class PeekClient {
     const err = new PeekError('unauthorized', reason || 'The sign-in was refused');
     for (const waiter of this._connectWaiters) waiter.reject(err);
     this._connectWaiters = [];
+  }
+
+  // -------------------------------------------------------------------------
+  // Sign-in lifetime
+  //
+  // The server closes a connection with 4401 when its token's `exp` passes
+  // (protocol.md §3.3). With `getToken`, the client asks for a fresh token
+  // when 80% of the time left has passed and sends `refresh`; the answer
+  // `refreshed` carries the new `exp` and the cycle starts again. A refused
+  // refresh leaves the old token in force: the client tries again later, and
+  // if the old token runs out first, the 4401 leads to one reconnect with a
+  // fresh token like any other sign-in failure.
+
+  _scheduleRefresh(exp) {
+    this._cancelRefresh();
+    this.expiresAt = Number.isFinite(exp) ? exp : null;
+    if (!this._getToken || this.expiresAt === null) return;
+    const left = this.expiresAt * 1000 - this._now();
+    this._armRefresh(Math.max(0, left * REFRESH_AT));
+  }
+
+  _armRefresh(delayMs) {
+    this._refreshTimer = this._timers.setTimeout(() => {
+      this._refreshTimer = null;
+      this._refresh();
+    }, Math.min(delayMs, MAX_TIMER_MS));
+  }
+
+  async _refresh() {
+    if (!this._isReady()) return;
+    const left = this.expiresAt * 1000 - this._now();
+    if (left > MAX_TIMER_MS / REFRESH_AT) {
+      this._armRefresh(left * REFRESH_AT); // a very long token: wait another step
+      return;
+    }
+    const ws = this._ws;
+    let token;
+    try {
+      token = await this._getToken();
+    } catch {
+      token = null;
+    }
+    if (ws !== this._ws || !this._isReady()) return;
+    if (!token) {
+      this._retryRefresh();
+      return;
+    }
+    this._refreshId = makeId('ref');
+    this._sendExpectingAnswer({ type: 'refresh', id: this._refreshId, token });
+  }
+
+  _retryRefresh() {
+    const left = this.expiresAt * 1000 - this._now();
+    if (left > 0) this._armRefresh(Math.min(REFRESH_RETRY_MS, left / 2));
+  }
+
+  _cancelRefresh() {
+    if (this._refreshTimer) {
+      this._timers.clearTimeout(this._refreshTimer);
+      this._refreshTimer = null;
+    }
+    this._refreshId = null;
   }
 
   // -------------------------------------------------------------------------
@@ -515,6 +591,9 @@ export class PeekClient {
     switch (frame.type) {
       case 'welcome':
         return this._onWelcome(frame);
+      case 'refreshed':
+        if (frame.id !== this._refreshId) return undefined;
+        return this._scheduleRefresh(frame.exp);
       case 'snapshot':
         return this._onSnapshot(frame);
       case 'subscribed':
@@ -539,6 +618,7 @@ export class PeekClient {
     this.user = frame.user ?? null;
     this.heartbeat = Number.isFinite(frame.heartbeat) ? frame.heartbeat : null;
     this._budget = livenessBudget(this._heartbeatOverride ?? this.heartbeat ?? 30);
+    this._scheduleRefresh(frame.exp);
     this._setState('open', { user: this.user });
     for (const fn of this._listeners.welcome) safeCall(fn, frame);
     // Resume every subscription first, then resend what is still unanswered,
@@ -612,6 +692,12 @@ export class PeekClient {
 
   _onError(frame) {
     const id = frame.id ?? null;
+    if (id !== null && id === this._refreshId) {
+      // The old token stays in force; try again before it runs out.
+      this._refreshId = null;
+      this._retryRefresh();
+      return;
+    }
     const pending = id !== null ? this._pending.get(id) : undefined;
     if (pending) {
       this._pending.delete(id);

@@ -63,7 +63,7 @@ SCENARIOS=${*:-"idle10k idle15k idle15k-tls fan1k fan1k-w1 fan10k fan1000x5 conn
 NICE=${NICE:-}
 nicecmd=()
 [ -n "$NICE" ] && nicecmd=(nice -n "$NICE")
-SECRET=bench-secret
+SECRET=bench-secret-bench-secret-bench-secret  # peekd wants 32 bytes or more
 SERVICE=bench-service-token
 mkdir -p "$OUT"
 

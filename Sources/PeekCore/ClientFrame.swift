@@ -7,6 +7,8 @@ public enum ClientFrame: Equatable, Sendable {
     case unsubscribe(ticket: String)
     case command(CommandRequest)
     case composing(ticket: String, mode: ComposingMode?)
+    /// A new token for the same technician before the one in force expires.
+    case refresh(id: String, token: String)
 
     /// The id an answer to this frame echoes (`subscribe` and `command`
     /// carry one; the others are never answered by id).
@@ -14,6 +16,7 @@ public enum ClientFrame: Equatable, Sendable {
         switch self {
         case .subscribe(let id, _, _): id
         case .command(let c): c.id
+        case .refresh(let id, _): id
         case .hello, .unsubscribe, .composing: nil
         }
     }
@@ -31,11 +34,15 @@ public enum ClientFrame: Equatable, Sendable {
         guard case .object = value else {
             return .failure(Refusal(id: nil, error: PeekError(.invalid, "A frame must be a JSON object.")))
         }
-        let id = value["id"]?.stringValue
+        // An id that breaks the rule is not echoed: it may be a megabyte of junk.
+        let rawID = value["id"]?.stringValue
+        let id = rawID.flatMap { Identifier.isValid($0) ? $0 : nil }
         func refuse(_ message: String) -> Result<ClientFrame, Refusal> {
             .failure(Refusal(id: id, error: PeekError(.invalid, message)))
         }
         guard let type = value["type"]?.stringValue else { return refuse("A frame needs a string \"type\".") }
+        if rawID != nil && id == nil { return refuse(Identifier.refusal("\"id\"")) }
+        if let ticket = value["ticket"]?.stringValue, !Identifier.isValid(ticket) { return refuse(Identifier.refusal("\"ticket\"")) }
         switch type {
         case "hello":
             guard let token = value["token"]?.stringValue else { return refuse("\"hello\" needs a string \"token\".") }
@@ -59,13 +66,17 @@ public enum ClientFrame: Equatable, Sendable {
                 return refuse("\"mode\" must be \"reply\", \"note\" or null.")
             }
             return .success(.composing(ticket: ticket, mode: mode))
+        case "refresh":
+            guard let id else { return refuse("\"refresh\" needs a string \"id\".") }
+            guard let token = value["token"]?.stringValue else { return refuse("\"refresh\" needs a string \"token\".") }
+            return .success(.refresh(id: id, token: token))
         case "command":
             switch CommandRequest.decode(value) {
             case .success(let c): return .success(.command(c))
             case .failure(let message): return refuse(message.text)
             }
         default:
-            return refuse("Unknown frame type \"\(type)\"; expected hello, subscribe, unsubscribe, command or composing.")
+            return refuse("Unknown frame type \"\(type)\"; expected hello, refresh, subscribe, unsubscribe, command or composing.")
         }
     }
 }
@@ -96,8 +107,8 @@ public struct CommandRequest: Equatable, Sendable {
     public static let maxBodyBytes = 64 * 1024
 
     static func decode(_ v: JSONValue) -> Result<CommandRequest, DecodeMessage> {
-        guard let id = v["id"]?.stringValue, !id.isEmpty, id.utf8.count <= 128 else {
-            return .failure(DecodeMessage("A command needs a string \"id\" of 1 to 128 bytes."))
+        guard let id = v["id"]?.stringValue, Identifier.isValid(id) else {
+            return .failure(DecodeMessage("A command needs a string \"id\"; " + Identifier.refusal("it")))
         }
         guard let ticket = v["ticket"]?.stringValue else { return .failure(DecodeMessage("A command needs a string \"ticket\".")) }
         guard let opName = v["op"]?.stringValue else { return .failure(DecodeMessage("A command needs a string \"op\".")) }
@@ -128,7 +139,9 @@ public struct CommandRequest: Equatable, Sendable {
             if let a = args["attachments"], !a.isNull {
                 guard let list = a.arrayValue, list.count <= 20 else { return .failure(DecodeMessage("\"args.attachments\" must be a list of at most 20 attachment ids.")) }
                 for item in list {
-                    guard let s = item.stringValue else { return .failure(DecodeMessage("\"args.attachments\" must hold attachment id strings.")) }
+                    guard let s = item.stringValue, Identifier.isValid(s) else {
+                        return .failure(DecodeMessage("\"args.attachments\" must hold attachment ids; " + Identifier.refusal("each")))
+                    }
                     attachments.append(s)
                 }
             }
@@ -153,8 +166,8 @@ public struct CommandRequest: Equatable, Sendable {
             }
             parsed = .setPriority(p)
         case .assign:
-            guard let t = args["technician"]?.stringValue, !t.isEmpty else {
-                return .failure(DecodeMessage("assign needs \"args.technician\": a technician id."))
+            guard let t = args["technician"]?.stringValue, Identifier.isValid(t) else {
+                return .failure(DecodeMessage("assign needs \"args.technician\": a technician id; " + Identifier.refusal("it")))
             }
             parsed = .assign(technician: t)
         case .takeOwnership: parsed = .takeOwnership

@@ -12,6 +12,33 @@
 /// Answer every refusal with 404, not 400: whether a name is refused or
 /// missing is none of the client's business.
 public enum StaticFiles {
+    /// Headers every page and static file carries (protocol.md §9.5): a
+    /// Content-Security-Policy allowing only what the Peek page uses (its
+    /// own scripts and styles, a `data:` favicon, fetches to itself and its
+    /// WebSocket), no framing, and no content sniffing. `'self'` does not
+    /// cover `ws:`/`wss:` in every browser (CSP2 browsers), so the socket's
+    /// origins are listed from the request's `Host` when it is a plain
+    /// host[:port]; otherwise only `'self'` remains.
+    public static func securityHeaders(host: String?) -> [(String, String)] {
+        var connect = "'self'"
+        if let host, !host.isEmpty, host.utf8.count <= 255, host.utf8.allSatisfy(isHostByte) {
+            connect += " ws://\(host) wss://\(host)"
+        }
+        let policy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src \(connect); "
+            + "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        return [("Content-Security-Policy", policy), ("X-Content-Type-Options", "nosniff")]
+    }
+
+    /// Letters, digits and `.-:[]`: what a host name, IPv4 or bracketed IPv6
+    /// address and port are made of, and nothing that could end a CSP source.
+    private static func isHostByte(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: ":"), UInt8(ascii: "["), UInt8(ascii: "]"): true
+        default: false
+        }
+    }
+
     public static func relativePath(for requestPath: String) throws(StaticPathError) -> String {
         guard requestPath.hasPrefix("/") else { throw .notAbsolute }
         if requestPath.utf8.contains(ASCII.backslash) { throw .backslash }

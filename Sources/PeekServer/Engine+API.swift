@@ -111,6 +111,13 @@ extension Engine {
         return s
     }
 
+    /// An id or code field: present (unless optional) and within `Identifier`'s rule.
+    private func identifier(_ v: JSONValue, _ key: String, optional: Bool = false) throws -> String? {
+        guard let s = try string(v, key, max: Identifier.maxBytes, optional: optional) else { return nil }
+        guard Identifier.isValid(s) else { throw PeekError(.invalid, Identifier.refusal("\"\(key)\"")) }
+        return s
+    }
+
     private func requireTenant(_ r: APIRequest) throws -> Tenant {
         guard let id = r.params["tenant"], let t = try store.tenant(id) else {
             throw PeekError(.notFound, "No tenant \(r.params["tenant"] ?? "") exists; create it with POST /v1/tenants.")
@@ -122,7 +129,7 @@ extension Engine {
         switch r.route {
         case .createTenant:
             let v = try body(r)
-            let t = Tenant(id: try string(v, "id")!, name: try string(v, "name")!)
+            let t = Tenant(id: try identifier(v, "id")!, name: try string(v, "name")!)
             try store.createTenant(t, at: now)
             var w = JSONWriter()
             w.beginObject(); w.field("id", t.id); w.field("name", t.name); w.endObject()
@@ -132,7 +139,7 @@ extension Engine {
             let v = try body(r)
             let email = try string(v, "email", max: 320)!
             guard email.contains("@") else { throw PeekError(.invalid, "\"email\" must be an email address.") }
-            let t = Technician(tenant: tenant.id, id: try string(v, "id")!, name: try string(v, "name")!, email: email)
+            let t = Technician(tenant: tenant.id, id: try identifier(v, "id")!, name: try string(v, "name")!, email: email)
             try store.createTechnician(t)
             var w = JSONWriter()
             w.beginObject(); w.field("id", t.id); w.field("name", t.name); w.field("email", t.email); w.field("tenant", t.tenant); w.endObject()
@@ -145,7 +152,7 @@ extension Engine {
                 guard case .object = p else { throw PeekError(.invalid, "\"posture\" must be an object.") }
                 posture = JSONWriter.encode(p)
             }
-            let a = Asset(tenant: tenant.id, id: try string(v, "id")!, name: try string(v, "name")!, agent: try string(v, "agent")!, posture: posture)
+            let a = Asset(tenant: tenant.id, id: try identifier(v, "id")!, name: try string(v, "name")!, agent: try identifier(v, "agent")!, posture: posture)
             if try store.asset(agent: a.agent) != nil {
                 throw PeekError(.conflict, "Agent \(a.agent) is already linked to an asset; each agent certificate belongs to one asset.")
             }
@@ -330,12 +337,12 @@ extension Engine {
             status = st
         }
         var assetRef: PersonRef?
-        if let a = try string(v, "asset", optional: true) {
+        if let a = try identifier(v, "asset", optional: true) {
             guard let asset = try store.asset(tenant: tenant, id: a) else { throw PeekError(.invalid, "No asset \(a) in this tenant; create it first.") }
             assetRef = PersonRef(id: asset.id, name: asset.name)
         }
         var assignee: PersonRef?
-        if let a = try string(v, "assignee", optional: true) {
+        if let a = try identifier(v, "assignee", optional: true) {
             guard let tech = try store.technician(tenant: tenant, id: a) else { throw PeekError(.invalid, "No technician \(a) in this tenant.") }
             assignee = PersonRef(id: tech.id, name: tech.name)
         }
@@ -456,7 +463,7 @@ extension Engine {
             return .json(200, w.bytes)
         }
         let v = try body(r)
-        let id = try string(v, "technician")!
+        let id = try identifier(v, "technician")!
         guard let tech = try store.technician(tenant: tenant, id: id) else { throw PeekError(.notFound, "No demo technician \(id).") }
         let token = JWT.sign(TechnicianClaims(subject: tech.id, tenant: tenant, name: tech.name, expiresAt: now / 1000 + 12 * 3600),
                              secret: Array(config.jwtSecret.utf8))

@@ -29,8 +29,9 @@ extension Engine {
         w.field("type", "welcome")
         w.key("user"); w.beginObject(); w.field("id", tech.id); w.field("name", tech.name); w.field("tenant", tech.tenant); w.endObject()
         w.field("heartbeat", config.heartbeatSeconds)
+        w.field("exp", Int(claims.expiresAt))
         w.endObject()
-        outputs.append(.welcome(peer, frame: w.bytes))
+        outputs.append(.welcome(peer, frame: w.bytes, signIn: SignIn(tenant: tech.tenant, technician: tech.id, expiresAt: claims.expiresAt)))
     }
 
     private func refuseHello(_ peer: Peer, _ message: String) {
@@ -43,6 +44,8 @@ extension Engine {
         switch frame {
         case .hello:
             sendError(peer, id: nil, TechnicianSession.helloAgainError)   // the loop answers these itself
+        case .refresh:
+            break   // answered by the loop, which owns the sign-in's expiry
         case .subscribe(let id, let ticketID, let since):
             subscribe(peer, tech, id: id, ticketID: ticketID, since: since)
         case .unsubscribe(let ticketID):

@@ -269,7 +269,7 @@ public final class Engine: @unchecked Sendable {
     // MARK: Clock
 
     /// Wall-clock time for timestamps on the wire and due times in the store.
-    var now: Int64 { wallClockMillis() }
+    var now: Int64 { config.wallClock() }
 
     func log(_ message: String) {
         let line = "peekd: \(message)\n"
@@ -343,7 +343,7 @@ enum EngineOutput {
     /// arrived, but a `subscribe` just before it may have come back since.
     case unsubscribe(Peer, ticket: String)
     case close(Peer, code: UInt16, reason: String)
-    case welcome(Peer, frame: [UInt8])
+    case welcome(Peer, frame: [UInt8], signIn: SignIn)
     case http(@Sendable (APIResponse) -> Void, APIResponse)
     case agentSend(Peer, [UInt8])
 

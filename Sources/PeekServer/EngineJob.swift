@@ -56,6 +56,7 @@ enum AgentFrame: Equatable, Sendable {
             guard let t = v["ticket"]?.stringValue, let b = v["body"]?.stringValue, !b.isEmpty, b.utf8.count <= CommandRequest.maxBodyBytes else {
                 return .failure(PeekError(.invalid, "\"chat\" needs a string \"ticket\" and a non-empty \"body\" of at most 64 KiB."))
             }
+            guard Identifier.isValid(t) else { return .failure(PeekError(.invalid, Identifier.refusal("\"ticket\""))) }
             return .success(.chat(ticket: t, body: b))
         case "telemetry":
             guard let c = v["cpu"]?.doubleValue, let r = v["ram"]?.doubleValue, let d = v["disk"]?.doubleValue,
@@ -67,6 +68,7 @@ enum AgentFrame: Equatable, Sendable {
             guard let s = v["session"]?.stringValue, let d = v["decision"]?.stringValue, d == "accept" || d == "deny" else {
                 return .failure(PeekError(.invalid, "\"consent\" needs a string \"session\" and \"decision\": \"accept\" or \"deny\"."))
             }
+            guard Identifier.isValid(s) else { return .failure(PeekError(.invalid, Identifier.refusal("\"session\""))) }
             return .success(.consent(session: s, accept: d == "accept"))
         case let t?:
             return .failure(PeekError(.invalid, "Unknown frame type \"\(t)\"; agents send chat, telemetry or consent."))

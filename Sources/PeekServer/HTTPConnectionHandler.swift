@@ -166,12 +166,10 @@ final class HTTPConnectionHandler: ConnectionHandler {
             respond(connection, .error(404, code: "not_found", message: "No such file."), head: h)
             return
         }
-        if h.isNotModified(etag: file.etag) {
-            respond(connection, .notModified(etag: file.etag), head: h)
-            return
-        }
-        var r = HTTPResponse(status: 200, headers: ["Content-Type": file.contentType, "ETag": file.etag, "Cache-Control": "no-cache"], body: file.bytes)
-        r.headers.set(name: "X-Content-Type-Options", value: "nosniff")
+        // The 304 carries them too: a cache updates the stored headers from it.
+        var r = h.isNotModified(etag: file.etag) ? .notModified(etag: file.etag)
+            : HTTPResponse(status: 200, headers: ["Content-Type": file.contentType, "ETag": file.etag, "Cache-Control": "no-cache"], body: file.bytes)
+        for (name, value) in StaticFiles.securityHeaders(host: h.header("host")) { r.headers.set(name: name, value: value) }
         respond(connection, r, head: h)
     }
 

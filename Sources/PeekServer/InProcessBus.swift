@@ -35,9 +35,9 @@ final class InProcessBus: DeltaBus {
             case .send(let peer, let bytes), .result(let peer, _, let bytes), .agentSend(let peer, let bytes):
                 guard loops.indices.contains(peer.loop) else { continue }
                 perLoop[peer.loop].append(.send(peer.id, bytes))
-            case .welcome(let peer, let bytes):
+            case .welcome(let peer, let bytes, let signIn):
                 guard loops.indices.contains(peer.loop) else { continue }
-                perLoop[peer.loop].append(.welcome(peer.id, bytes))
+                perLoop[peer.loop].append(.welcome(peer.id, bytes, signIn))
             case .subscribe(let peer, _, let ticket, let frames):
                 guard loops.indices.contains(peer.loop) else { continue }
                 perLoop[peer.loop].append(.subscribe(peer.id, ticket: ticket, frames: frames))
@@ -64,7 +64,7 @@ final class InProcessBus: DeltaBus {
 enum LoopAction: Sendable {
     case publish(ticket: String, frame: SharedChunk, payload: [UInt8], durable: Bool)
     case send(UInt64, [UInt8])
-    case welcome(UInt64, [UInt8])
+    case welcome(UInt64, [UInt8], SignIn)
     case subscribe(UInt64, ticket: String, frames: [[UInt8]])
     case unsubscribe(UInt64, ticket: String)
     case close(UInt64, code: UInt16, reason: String)
@@ -75,8 +75,8 @@ enum LoopAction: Sendable {
             hub.publish(ticket: ticket, frame: frame.chunk, payload: payload, durable: durable)
         case .send(let id, let bytes):
             hub.sessions[id]?.sendText(bytes)
-        case .welcome(let id, let bytes):
-            (hub.sessions[id] as? TechnicianSession)?.signedIn()
+        case .welcome(let id, let bytes, let signIn):
+            (hub.sessions[id] as? TechnicianSession)?.signedIn(signIn)
             hub.sessions[id]?.sendText(bytes)
         case .subscribe(let id, let ticket, let frames):
             guard let session = hub.sessions[id] as? TechnicianSession, !session.isClosing else { return }

@@ -26,6 +26,10 @@ public final class Server: @unchecked Sendable {
     public func start() throws {
         signal(SIGPIPE, SIG_IGN)
         var config = self.config
+        // Echo mode signs nobody in; everything else needs real secrets.
+        if !echoMode, let problem = ServerSecrets.problem(jwtSecret: config.jwtSecret, serviceToken: config.serviceToken) {
+            throw SecretsError(problem)
+        }
         try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: config.attachmentsDirectory, withIntermediateDirectories: true)
 

@@ -1,3 +1,5 @@
+import PeekNet
+
 /// Everything `peekd` can be told, with the defaults protocol.md states.
 /// Flags and `PEEK_<FLAG>` variables are parsed into this in `peekd/main.swift`.
 public struct ServerConfig: Sendable {
@@ -12,8 +14,11 @@ public struct ServerConfig: Sendable {
     public var agentKey: String?
     public var agentCRL: String?
     public var dataDirectory = "./peek-data"
-    public var jwtSecret = "dev-secret"
-    public var serviceToken = "dev-service-token"
+    /// Technician token key and the back-end bearer token. No defaults:
+    /// `Server.start` refuses to serve without both (and a key shorter than
+    /// `ServerSecrets.minimumJWTSecretBytes`); `peekd --demo` generates them.
+    public var jwtSecret = ""
+    public var serviceToken = ""
     public var allowedOrigins: [String] = []
     /// Seconds between server pings; a peer silent for two heartbeats is dead.
     public var heartbeatSeconds = 30
@@ -74,6 +79,9 @@ public struct ServerConfig: Sendable {
     /// machine's kind, far above what closed-loop clients keep in flight,
     /// and at most about 650 MiB even if every job were a 64 KiB note.
     public var maxEngineBacklog = 10_000
+    /// The wall clock, in Unix milliseconds: timestamps, SLA due times and
+    /// token expiry all read it here, so a test can move time.
+    public var wallClock: @Sendable () -> Int64 = { wallClockMillis() }
     /// Where `client/` is, for `GET /` and static files.
     public var clientDirectory = "client"
 

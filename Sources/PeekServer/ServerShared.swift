@@ -51,8 +51,10 @@ final class ServerShared: Sendable {
 }
 
 /// `client/` read once at start: the files are small, and serving from
-/// memory keeps disk reads off the event loops.
+/// memory keeps disk reads off the event loops. `client/test/` (the test
+/// pages and the mock server) is development material, never served.
 struct StaticFileCache: Sendable {
+    static let unservedDirectories: Set<Substring> = ["test"]
     struct File: Sendable { var bytes: [UInt8]; var etag: String; var contentType: String }
     private(set) var files: [String: File] = [:]
 
@@ -67,6 +69,7 @@ struct StaticFileCache: Sendable {
             var isDirectory: ObjCBool = false
             guard fm.fileExists(atPath: full, isDirectory: &isDirectory), !isDirectory.boolValue,
                   !relative.split(separator: "/").contains(where: { $0.hasPrefix(".") }),
+                  !Self.unservedDirectories.contains(relative.split(separator: "/").first ?? ""),
                   let data = fm.contents(atPath: full) else { continue }
             let bytes = [UInt8](data)
             files[relative] = File(bytes: bytes, etag: ETag.strong(for: bytes), contentType: ContentType.for(path: relative))

@@ -145,16 +145,68 @@ class WebSocketSession: ConnectionHandler {
     }
 }
 
+/// Who a signed-in connection is, and until when (the token's `exp`, Unix
+/// seconds). The engine hands it over with `welcome`; `refresh` moves `expiresAt`.
+struct SignIn: Sendable {
+    var tenant: String
+    var technician: String
+    var expiresAt: Int64
+}
+
 /// `/v1/ws`: a technician's browser or tool.
 final class TechnicianSession: WebSocketSession {
     enum Phase { case awaitingHello, authenticating, signedIn }
     var phase = Phase.awaitingHello
+    private var signIn: SignIn?
+    /// When the token in force expires, on the monotonic clock the sweep
+    /// ticks with: a compare per connection per sweep, no timer of its own.
+    private var signInDeadlineMillis = Int64.max
     /// Tickets this connection views, as the loop knows them (the engine's
     /// `TechnicianState.tickets` is the authority and enforces the cap),
     /// each with this session's slot in the hub's viewer list.
     var tickets: [String: Int] = [:]
 
-    func signedIn() { phase = .signedIn }
+    func signedIn(_ signIn: SignIn) {
+        phase = .signedIn
+        inForce(signIn)
+    }
+
+    /// The wall clock is read once here, when a token comes into force, and
+    /// `exp` becomes a monotonic deadline.
+    private func inForce(_ signIn: SignIn) {
+        self.signIn = signIn
+        // Saturating: a token may carry any `exp` its signer chose.
+        let expMillis = signIn.expiresAt.multipliedReportingOverflow(by: 1000)
+        let left = expMillis.overflow ? Int64.max : max(0, expMillis.partialValue - hub.server.config.wallClock())
+        let deadline = monotonicMillis().addingReportingOverflow(left)
+        signInDeadlineMillis = deadline.overflow ? .max : deadline.partialValue
+    }
+
+    static let expiredMessage = "Your sign-in expired"
+
+    /// A new token for the same technician of the same tenant moves the
+    /// expiry; anything else is refused and the old token stays in force.
+    private func refresh(id: String, token: String) {
+        guard phase == .signedIn, let current = signIn else {
+            sendText(Wire.errorFrame(id: id, PeekError(.unauthorized, "Send refresh only after welcome.")))
+            return
+        }
+        let claims: TechnicianClaims
+        do {
+            claims = try JWT.verify(token, secret: Array(hub.server.config.jwtSecret.utf8), nowSeconds: hub.server.config.wallClock() / 1000)
+        } catch {
+            sendText(Wire.errorFrame(id: id, PeekError(.unauthorized, error.message)))
+            return
+        }
+        guard claims.tenant == current.tenant, claims.subject == current.technician else {
+            sendText(Wire.errorFrame(id: id, PeekError(.unauthorized, "That token is not for \(current.technician) of \(current.tenant); refresh with a token for the technician signed in on this connection.")))
+            return
+        }
+        inForce(SignIn(tenant: current.tenant, technician: current.technician, expiresAt: claims.expiresAt))
+        var w = JSONWriter()
+        w.beginObject(); w.field("type", "refreshed"); w.field("id", id); w.field("exp", Int(claims.expiresAt)); w.endObject()
+        sendText(w.bytes)
+    }
 
     override func didReceiveText(_ bytes: [UInt8]) {
         let admitted = admitFrame()
@@ -190,6 +242,10 @@ final class TechnicianSession: WebSocketSession {
                 sendText(Wire.errorFrame(id: nil, Self.helloAgainError))
                 return
             }
+            if case .refresh(let id, let token) = f {
+                refresh(id: id, token: token)
+                return
+            }
             if case .unsubscribe(let ticket) = f { hub.unsubscribe(self, from: ticket) }
             if hub.server.engine.isOverloaded {
                 switch f {
@@ -200,7 +256,7 @@ final class TechnicianSession: WebSocketSession {
                     // Presence, not conversation: the next keystroke says it again.
                     hub.ephemeralShed += 1
                     return
-                case .unsubscribe, .hello:
+                case .unsubscribe, .hello, .refresh:
                     break  // an unsubscribe keeps the engine's view of the session right (a hello was answered above)
                 }
             }
@@ -220,6 +276,11 @@ final class TechnicianSession: WebSocketSession {
     }
 
     override func onTick(nowMillis: Int64) {
+        if nowMillis >= signInDeadlineMillis && !isClosing {
+            signInDeadlineMillis = .max
+            refuseUnauthorized(Self.expiredMessage)
+            return
+        }
         if phase == .awaitingHello, nowMillis - connection.openedAtMillis > Int64(hub.server.config.helloTimeoutSeconds) * 1000 {
             refuseUnauthorized("No hello arrived within \(hub.server.config.helloTimeoutSeconds) seconds; sign in again.")
         }

@@ -150,7 +150,18 @@ public final class Database {
             case .null: rc = sqlite3_bind_null(stmt, index)
             case .int(let v): rc = sqlite3_bind_int64(stmt, index, v)
             case .double(let v): rc = sqlite3_bind_double(stmt, index, v)
-            case .text(let v): rc = sqlite3_bind_text(stmt, index, v, -1, CSQLite_TRANSIENT())
+            case .text(let v):
+                // With its byte length, never as a C string: a NUL inside
+                // client text would otherwise end it there, so `T-1001\0junk`
+                // would be stored and matched as `T-1001`.
+                var text = v
+                rc = text.withUTF8 { utf8 in
+                    // An empty buffer may have no address, and a null pointer binds NULL.
+                    guard let base = utf8.baseAddress, !utf8.isEmpty else { return sqlite3_bind_text(stmt, index, "", 0, CSQLite_TRANSIENT()) }
+                    return base.withMemoryRebound(to: CChar.self, capacity: utf8.count) {
+                        sqlite3_bind_text(stmt, index, $0, Int32(utf8.count), CSQLite_TRANSIENT())
+                    }
+                }
             case .blob(let v):
                 rc = v.withUnsafeBytes { sqlite3_bind_blob(stmt, index, $0.baseAddress, Int32($0.count), CSQLite_TRANSIENT()) }
             }

@@ -6,8 +6,8 @@ import Glibc
 /// `rename`, so a crash leaves the old file or the new one, never half a key.
 /// The mode is set at creation (`O_EXCL` on the temporary name), so a private
 /// key is never readable by others, not even for a moment.
-enum SecureFile {
-    static func write(_ bytes: [UInt8], to path: String, mode: mode_t) throws(TLSError) {
+public enum SecureFile {
+    public static func write(_ bytes: [UInt8], to path: String, mode: mode_t) throws(TLSError) {
         let temporary = "\(path).tmp-\(getpid())"
         _ = unlink(temporary)  // a leftover from a crashed run of this pid
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
@@ -42,12 +42,12 @@ enum SecureFile {
         }
     }
 
-    static func exists(_ path: String) -> Bool {
+    public static func exists(_ path: String) -> Bool {
         access(path, F_OK) == 0
     }
 
     /// Creates `path` (one level) with mode 0700 unless it exists.
-    static func makeDirectory(_ path: String) throws(TLSError) {
+    public static func makeDirectory(_ path: String) throws(TLSError) {
         if mkdir(path, 0o700) == 0 || errno == EEXIST { return }
         throw systemError("mkdir", path: path)
     }

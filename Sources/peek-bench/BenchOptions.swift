@@ -40,8 +40,10 @@ struct BenchOptions {
     var maxConnects = 10_000_000
     var connectHello = false
     var serverPID: Int32 = 0
-    var secret = "dev-secret"
-    var serviceToken = "dev-service-token"
+    /// peekd has no default secrets: the server's, from the flags or the
+    /// same PEEK_* variables peekd reads.
+    var secret = getenv("PEEK_JWT_SECRET").map { String(cString: $0) } ?? ""
+    var serviceToken = getenv("PEEK_SERVICE_TOKEN").map { String(cString: $0) } ?? ""
     var tenant = "acme"
     /// Token subjects cycle over tech-1..tech-K (0: one per connection).
     var techs = 100
@@ -83,10 +85,10 @@ struct BenchOptions {
       --src-ips K          spread sources over 127.0.0.1..127.0.0.K with IP_BIND_ADDRESS_NO_PORT (16)
       --body-size B (64)   --max-notes N (per publisher)   --max-connects N   --connect-hello
       --server-pid PID     sample the server's RSS and CPU from /proc
-      --secret S (dev-secret)  --tenant T (acme)  --techs K (100; 0 = one per connection)
+      --secret S ($PEEK_JWT_SECRET: peekd's --jwt-secret)  --tenant T (acme)  --techs K (100; 0 = one per connection)
       --ticket-file F      ticket ids, one a line (else T-<base+i>, --ticket-base 1001)
       --seed               create tenant, technicians, tickets (and agents' assets) through the API first
-      --service-token S (dev-service-token)  --api-port P (default: the URL's port)  --seed-out F
+      --service-token S ($PEEK_SERVICE_TOKEN)  --api-port P (default: the URL's port)  --seed-out F
       --cafile F           CA for wss:// (peekd's --data DIR/certs/dev-ca.pem)
       --agent-port P --agent-ca F --agent-ca-key F  --agents N (100) --chat-rate R (1) --telemetry-rate R (1)
       --pause S            hold S seconds after set-up before publishing (profilers zero counters then)

@@ -21,6 +21,7 @@ func say(_ line: String) {
 let usage = """
 usage: peekd [flags]                          run the server
        peekd token --tenant T --user U [--name N] [--role R] [--ttl SECONDS]
+                   signed with --jwt-secret, else with the secret --demo generated in --data
        peekd echo --port P [--host H]        WebSocket echo endpoint (conformance suites)
 
 flags (each also PEEK_<FLAG>, e.g. PEEK_JWT_SECRET; repeatable flags take a comma list):
@@ -31,8 +32,8 @@ flags (each also PEEK_<FLAG>, e.g. PEEK_JWT_SECRET; repeatable flags take a comm
   --agent-cert FILE --agent-key FILE   certificate the agent listener presents (default: --tls-cert/--tls-key)
   --agent-crl FILE       revoked agent certificates (PEM CRL)
   --data DIR             database, attachments and generated certificates (./peek-data)
-  --jwt-secret S         technician token secret (dev-secret)
-  --service-token S      back-end API bearer token (dev-service-token)
+  --jwt-secret S         technician token secret, at least 32 bytes (required; --demo generates one)
+  --service-token S      back-end API bearer token (required; --demo generates one)
   --allowed-origin O     browser origin allowed to open /v1/ws (repeatable; default: same host only)
   --heartbeat S          seconds between server pings (30)
   --hello-timeout S      seconds to wait for hello (10)
@@ -141,8 +142,6 @@ config.agentCert = args.string("agent-cert")
 config.agentKey = args.string("agent-key")
 config.agentCRL = args.string("agent-crl")
 config.dataDirectory = args.string("data") ?? config.dataDirectory
-config.jwtSecret = args.string("jwt-secret") ?? config.jwtSecret
-config.serviceToken = args.string("service-token") ?? config.serviceToken
 config.allowedOrigins = args.list("allowed-origin")
 config.heartbeatSeconds = args.int("heartbeat", min: 1, max: 3600) ?? config.heartbeatSeconds
 config.helloTimeoutSeconds = args.int("hello-timeout", min: 1, max: 3600) ?? config.helloTimeoutSeconds
@@ -168,6 +167,34 @@ if config.demo && mode == "serve" {
     // socket on development certificates generated into --data.
     if args.string("tls-port") == nil { config.tlsPort = 8443 }
     if args.string("agent-port") == nil { config.agentPort = 8444 }
+}
+
+/// The secrets, resolved once: given ones win; `--demo` fills the rest from
+/// (or into) `<data>/demo-secrets`; outside demo both must be given.
+func resolveSecrets(signingOnly: Bool, demo: Bool, data: String, given: (jwt: String?, service: String?)) -> ServerSecrets {
+    if signingOnly {
+        // Signing needs only the key: the flag, else what --demo generated.
+        if let jwt = given.jwt { return ServerSecrets(jwtSecret: jwt, serviceToken: "") }
+        let stored = (try? ServerSecrets.loadDemo(in: data)).flatMap { $0 }
+        guard let stored else {
+            fail("No --jwt-secret is set and \(data) has no demo secrets: set --jwt-secret (or PEEK_JWT_SECRET) to the server's, or give the --data of a server started with --demo.")
+        }
+        return stored
+    }
+    if demo {
+        do { return try ServerSecrets.demo(in: data, jwtSecret: given.jwt, serviceToken: given.service) } catch {
+            fail("\(error)")
+        }
+    }
+    if let problem = ServerSecrets.problem(jwtSecret: given.jwt, serviceToken: given.service) { fail(problem) }
+    return ServerSecrets(jwtSecret: given.jwt!, serviceToken: given.service!)
+}
+
+if mode == "serve" || mode == "token" {
+    let secrets = resolveSecrets(signingOnly: mode == "token", demo: config.demo, data: config.dataDirectory,
+                                 given: (args.string("jwt-secret"), args.string("service-token")))
+    config.jwtSecret = secrets.jwtSecret
+    config.serviceToken = secrets.serviceToken
 }
 
 switch mode {
@@ -216,6 +243,10 @@ let signals = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
     }
     source.resume()
     return source
+}
+if config.demo && !echo {
+    // Printed, not only stored: the newcomer's curl needs the service token.
+    say("peekd demo secrets (kept in \(config.dataDirectory)/\(ServerSecrets.demoFileName)): jwt-secret=\(config.jwtSecret) service-token=\(config.serviceToken)")
 }
 say(server.readyLine)
 if config.demo && !echo {

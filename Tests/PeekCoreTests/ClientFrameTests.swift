@@ -15,6 +15,29 @@ final class ClientFrameTests: XCTestCase {
                        .subscribe(id: nil, ticket: "T-1001", since: nil))
     }
 
+    func testClientFrame_refresh_needsAnIdAndAToken() {
+        XCTAssertEqual(try decode(#"{"type":"refresh","id":"r1","token":"abc"}"#).get(), .refresh(id: "r1", token: "abc"))
+        guard case .failure(let noID) = decode(#"{"type":"refresh","token":"abc"}"#),
+              case .failure(let noToken) = decode(#"{"type":"refresh","id":"r2"}"#) else { return XCTFail() }
+        XCTAssertEqual([noID.error.code, noToken.error.code], [.invalid, .invalid])
+        XCTAssertEqual(noToken.id, "r2")
+    }
+
+    /// One rule for ids: printable ASCII without spaces, 1-128 bytes; a
+    /// refused id is not echoed.
+    func testClientFrame_idsBreakingTheRule_areInvalidAndNotEchoed() {
+        for (frame, echoed) in [(#"{"type":"subscribe","id":"s\u0000","ticket":"T-1"}"#, nil),
+                                (#"{"type":"subscribe","id":"s1","ticket":"T-1\u0000"}"#, "s1"),
+                                (#"{"type":"subscribe","id":"s1","ticket":"T 1"}"#, "s1"),
+                                (#"{"type":"subscribe","id":"s1","ticket":"T-é"}"#, "s1"),
+                                ("{\"type\":\"subscribe\",\"id\":\"s1\",\"ticket\":\"" + String(repeating: "T", count: 129) + "\"}", "s1")] as [(String, String?)] {
+            guard case .failure(let r) = decode(frame) else { XCTFail(frame); continue }
+            XCTAssertEqual(r.error.code, .invalid, frame)
+            XCTAssertEqual(r.id, echoed, frame)
+        }
+        XCTAssertNoThrow(try decode(#"{"type":"subscribe","id":"sub-0123abcd","ticket":""# + String(repeating: "T", count: 128) + #""}"#).get())
+    }
+
     func testClientFrame_negativeSince_isInvalidWithId() {
         guard case .failure(let r) = decode(#"{"type":"subscribe","id":"s1","ticket":"T-1","since":-1}"#) else { return XCTFail() }
         XCTAssertEqual(r.id, "s1")

@@ -56,6 +56,39 @@ final class CoreHTTPTests: XCTestCase {
         }
     }
 
+    /// The page and every static file (and a 304 of one) carry a CSP that
+    /// allows only what the page uses, forbids framing, and says nosniff.
+    func testStatic_pageAndFiles_carryCSPFrameAncestorsNoneAndNosniff() throws {
+        let host = "127.0.0.1:\(server.port)"
+        let expected = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            + "connect-src 'self' ws://\(host) wss://\(host); base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        for path in ["/", "/index.html", "/app.js", "/peek-client.js", "/peek.css"] {
+            let r = try server.request("GET", path, service: false)
+            XCTAssertEqual(r.status, 200, path)
+            XCTAssertEqual(r.headers["content-security-policy"], expected, path)
+            XCTAssertEqual(r.headers["x-content-type-options"], "nosniff", path)
+            let cached = try server.request("GET", path, service: false, headers: [("If-None-Match", r.headers["etag"] ?? "")])
+            XCTAssertEqual(cached.status, 304, path)
+            XCTAssertEqual(cached.headers["content-security-policy"], expected, "\(path) (304)")
+        }
+        // A Host that could smuggle a directive keeps only 'self'.
+        let socket = try TestSocket.connect(port: server.port)
+        defer { socket.close() }
+        try socket.write(Array("GET / HTTP/1.1\r\nHost: evil;script-src *\r\nConnection: close\r\n\r\n".utf8))
+        var raw: [UInt8] = []
+        while case let chunk = try socket.read(timeout: 10), !chunk.isEmpty { raw += chunk }
+        let odd = try TestServer.parseResponse(raw)
+        XCTAssertEqual(odd.headers["content-security-policy"]?.contains("connect-src 'self'; base-uri"), true, odd.headers["content-security-policy"] ?? "none")
+    }
+
+    /// client/test/ (test pages, the mock server) is never served.
+    func testStatic_clientTestDirectory_answers404() throws {
+        XCTAssertTrue(FileManager.default.fileExists(atPath: TestServer.repositoryRoot + "/client/test/mock_peekd.py"))
+        for path in ["/test/mock_peekd.py", "/test/model.test.html", "/test/model.test.js", "/test/browser_test.py", "/test/"] {
+            XCTAssertEqual(try server.request("GET", path, service: false).status, 404, path)
+        }
+    }
+
     func testStatic_ifNoneMatchWithCurrentETag_answers304WithoutBody() throws {
         let first = try server.request("GET", "/app.js", service: false)
         let etag = try XCTUnwrap(first.headers["etag"])

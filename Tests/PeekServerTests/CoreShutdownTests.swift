@@ -7,7 +7,8 @@ import PeekCore
 import PeekTestSupport
 
 /// The real `peekd` binary as a subprocess: it prints its ready line, and on
-/// SIGTERM closes every WebSocket with 1001 and exits 0.
+/// SIGTERM closes every WebSocket with 1001 and exits 0. It refuses to start
+/// without real secrets, and `--demo` generates them once per data directory.
 ///
 /// The binary is `$PEEKD_BIN` (scripts/test.sh sets it after `swift build`),
 /// else `<repo>/.build/debug/peekd`; without either the test is skipped.
@@ -32,21 +33,100 @@ final class CoreShutdownTests: XCTestCase {
         throw XCTSkip("no peekd binary: set PEEKD_BIN or run `swift build` first (scripts/test.sh does both)")
     }
 
-    func testSIGTERM_connectedClient_getsClose1001AndProcessExits0() throws {
-        let binary = try peekdBinary()
-        let data = NSTemporaryDirectory() + "peekd-sigterm-" + UUID().uuidString
-        dataDirectory = data
+    private static let secret = "sigterm-secret-sigterm-secret-sigterm"
+
+    /// Runs `peekd` with `arguments` and no PEEK_* variables until it exits
+    /// (or `timeout`); answers its exit status and everything it printed.
+    private func runToExit(_ arguments: [String], timeout: Double = 15) throws -> (status: Int32?, output: String) {
+        let (process, out) = try launch(arguments, mergingStandardError: true)
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        guard !process.isRunning else {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            return (nil, "")
+        }
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return (process.terminationStatus, text)
+    }
+
+    /// Starts `peekd` with `arguments`; its standard output comes through
+    /// the pipe. Flags win over PEEK_* variables, but stray ones are kept out anyway.
+    private func launch(_ arguments: [String], mergingStandardError: Bool = false) throws -> (Process, Pipe) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["--port", "0", "--data", data, "--threads", "2",
-                             "--jwt-secret", "sigterm-secret", "--service-token", "sigterm-service"]
-        // Flags win over PEEK_* variables, but keep stray ones out anyway.
+        process.executableURL = URL(fileURLWithPath: try peekdBinary())
+        process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PEEK_") }
         let out = Pipe()
         process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
+        process.standardError = mergingStandardError ? out : FileHandle.nullDevice
         try process.run()
         self.process = process
+        return (process, out)
+    }
+
+    private func freshDataDirectory() -> String {
+        let data = NSTemporaryDirectory() + "peekd-secrets-" + UUID().uuidString
+        dataDirectory = data
+        return data
+    }
+
+    func testStart_withoutSecrets_refusesSayingWhatToSet() throws {
+        let data = freshDataDirectory()
+        let none = try runToExit(["--port", "0", "--data", data])
+        XCTAssertNotNil(none.status, "peekd without secrets is still running (it served on the well-known defaults)")
+        XCTAssertNotEqual(none.status, 0, none.output)
+        XCTAssertTrue(none.output.contains("No --jwt-secret is set: set --jwt-secret"), none.output)
+        XCTAssertFalse(none.output.contains("ready"), none.output)
+
+        let noService = try runToExit(["--port", "0", "--data", data, "--jwt-secret", Self.secret])
+        XCTAssertNotNil(noService.status, "peekd without --service-token is still running")
+        XCTAssertNotEqual(noService.status, 0, noService.output)
+        XCTAssertTrue(noService.output.contains("No --service-token is set: set --service-token"), noService.output)
+    }
+
+    func testStart_withShortSecret_refusesSayingHowLong() throws {
+        let data = freshDataDirectory()
+        let short = try runToExit(["--port", "0", "--data", data, "--jwt-secret", "only-31-bytes-of-secret-here-!!", "--service-token", "svc"])
+        XCTAssertNotNil(short.status, "peekd with a 31-byte secret is still running")
+        XCTAssertNotEqual(short.status, 0, short.output)
+        XCTAssertTrue(short.output.contains("The --jwt-secret is 31 bytes: set --jwt-secret (or PEEK_JWT_SECRET) to a random string of at least 32 bytes."), short.output)
+    }
+
+    /// `--demo` twice on one data directory: the same generated secrets
+    /// (kept 0600), printed each time, and `peekd token` signs with them.
+    func testDemo_twiceOnOneDataDirectory_reusesTheGeneratedSecrets() throws {
+        let data = freshDataDirectory()
+        func demoSecretsLine() throws -> String {
+            let (process, out) = try launch(["--demo", "--port", "0", "--tls-port", "0", "--agent-port", "0", "--data", data, "--threads", "1"])
+            defer { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+            let output = LineReader(fd: out.fileHandleForReading.fileDescriptor)
+            let line = try XCTUnwrap(output.line(timeout: 30) { $0.hasPrefix("peekd demo secrets") || $0.contains("ready") })
+            XCTAssertNotNil(output.line(timeout: 30) { $0.contains("ready") }, "no ready line after the secrets")
+            return line
+        }
+        let first = try demoSecretsLine()
+        let second = try demoSecretsLine()
+        XCTAssertTrue(first.hasPrefix("peekd demo secrets"), first)
+        XCTAssertEqual(first, second, "a second --demo start on the same data directory generated other secrets")
+        let jwt = try XCTUnwrap(first.split(separator: " ").first { $0.hasPrefix("jwt-secret=") }?.dropFirst("jwt-secret=".count))
+        XCTAssertGreaterThanOrEqual(jwt.utf8.count, 32)
+        XCTAssertFalse(first.contains("dev-secret"), first)
+        let mode = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: data + "/demo-secrets")[.posixPermissions] as? Int)
+        XCTAssertEqual(mode, 0o600)
+
+        let minted = try runToExit(["token", "--data", data, "--tenant", "demo", "--user", "ana"])
+        XCTAssertEqual(minted.status, 0, minted.output)
+        let claims = try JWT.verify(minted.output.trimmingCharacters(in: .whitespacesAndNewlines), secret: Array(jwt.utf8),
+                                    nowSeconds: Int64(Date().timeIntervalSince1970))
+        XCTAssertEqual(claims.subject, "ana")
+    }
+
+    func testSIGTERM_connectedClient_getsClose1001AndProcessExits0() throws {
+        let data = NSTemporaryDirectory() + "peekd-sigterm-" + UUID().uuidString
+        dataDirectory = data
+        let (process, out) = try launch(["--port", "0", "--data", data, "--threads", "2",
+                                         "--jwt-secret", Self.secret, "--service-token", "sigterm-service"])
 
         let output = LineReader(fd: out.fileHandleForReading.fileDescriptor)
         let ready = try XCTUnwrap(output.line(timeout: 20) { $0.contains("ready") }, "no ready line from peekd")
@@ -60,7 +140,7 @@ final class CoreShutdownTests: XCTestCase {
         try call(port, "POST", "/v1/tenants/acme/technicians", #"{"id":"tech-1","name":"Tech 1","email":"t@acme.example"}"#)
         let token = JWT.sign(TechnicianClaims(subject: "tech-1", tenant: "acme", name: "Tech 1",
                                               expiresAt: Int64(Date().timeIntervalSince1970) + 600),
-                             secret: Array("sigterm-secret".utf8))
+                             secret: Array(Self.secret.utf8))
         let client = try TestWebSocketClient(port: port)
         defer { client.close() }
         try client.send(["type": "hello", "token": .string(token)])

@@ -292,13 +292,18 @@ final class LiveCommandTests: XCTestCase {
         XCTAssertEqual(try server.durableState(ticket), before)
     }
 
-    func testMalformedFrames_getInvalidWithTheFrameIDAndChangeNothing() throws {
+    /// A server with one ticket that tech-1 views, and that ticket's durable state.
+    private func viewedTicket() throws -> (TestServer, String, TestWebSocketClient, JSONValue) {
         let server = try TestServer()
-        defer { server.stop() }
         let ticket = try server.seed()[0]
         let a = try server.technician("tech-1")
         try a.subscribe(ticket)
-        let before = try server.durableState(ticket)
+        return (server, ticket, a, try server.durableState(ticket))
+    }
+
+    func testMalformedFrames_getInvalidWithTheFrameIDAndChangeNothing() throws {
+        let (server, ticket, a, before) = try viewedTicket()
+        defer { server.stop() }
         let t = JSONValue.string(ticket)
         let cases: [(String, JSONValue)] = [
             ("unknown op", ["type": "command", "id": "f1", "ticket": t, "op": "explode", "args": [:]]),
@@ -330,6 +335,41 @@ final class LiveCommandTests: XCTestCase {
         }
         XCTAssertEqual(try server.durableState(ticket), before)
         // The connection is still usable.
+        XCTAssertEqual(try a.run("ok", ticket, "note", ["body": "Still here."])["type"]?.stringValue, "result")
+    }
+
+    /// A `\u0000` inside an id is valid JSON; bound to SQLite as a C string
+    /// it was cut there, so `T-1001\u0000...` reached T-1001. Every id breaking
+    /// the rule (1-128 bytes of printable ASCII) is refused `invalid` where the
+    /// frame or body is decoded, and nothing is stored.
+    func testNULInsideIDs_refusedInvalidAndNothingStored() throws {
+        let (server, ticket, a, before) = try viewedTicket()
+        defer { server.stop() }
+        let junk = String(repeating: "x", count: 4096)
+        let frames: [(String, String, String?)] = [
+            ("NUL in ticket", #"{"type":"command","id":"n1","ticket":"\#(ticket)\u0000\#(junk)","op":"note","args":{"body":"smuggled"}}"#, "n1"),
+            ("NUL in command id", #"{"type":"command","id":"n2\u0000\#(junk)","ticket":"\#(ticket)","op":"note","args":{"body":"smuggled"}}"#, nil),
+            ("NUL in technician", #"{"type":"command","id":"n3","ticket":"\#(ticket)","op":"assign","args":{"technician":"tech-2\u0000x"}}"#, "n3"),
+            ("space in attachment id", #"{"type":"command","id":"n4","ticket":"\#(ticket)","op":"note","args":{"body":"x","attachments":["A 1"]}}"#, "n4"),
+            ("NUL in subscribe", #"{"type":"subscribe","id":"n5","ticket":"\#(ticket)\u0000"}"#, "n5"),
+        ]
+        for (what, raw, id) in frames {
+            try a.sendText(raw)
+            let e = try a.next(type: "error")
+            XCTAssertEqual(e["code"]?.stringValue, "invalid", what)
+            XCTAssertEqual(e["id"]?.stringValue, id, what)
+            XCTAssertTrue(e["message"]?.stringValue?.contains("printable ASCII") ?? false, "\(what): \(e)")
+        }
+        XCTAssertEqual(try server.durableState(ticket), before)
+
+        // The back-end API: the same rule on ids in bodies.
+        let tenant = try server.request("POST", "/v1/tenants", body: Array(#"{"id":"acme\u0000evil","name":"Evil"}"#.utf8))
+        XCTAssertEqual(tenant.status, 400, tenant.text)
+        XCTAssertEqual(tenant.json?["error"]?["code"]?.stringValue, "invalid", tenant.text)
+        let tech = try server.request("POST", "/v1/tenants/acme/technicians",
+                                      body: Array(#"{"id":"tech-1\u0000","name":"Impostor","email":"i@evil.example"}"#.utf8))
+        XCTAssertEqual(tech.status, 400, tech.text)
+        XCTAssertEqual(try server.api("GET", "/v1/tickets/\(ticket)").json?["state"]?["ticket"]?["subject"], before["ticket"]?["subject"])
         XCTAssertEqual(try a.run("ok", ticket, "note", ["body": "Still here."])["type"]?.stringValue, "result")
     }
 

@@ -56,7 +56,7 @@ final class LiveDurabilityTests: XCTestCase {
 
         init(binary: String, directory: String) throws {
             process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = ["--port", "0", "--data", directory, "--service-token", "svc-token", "--jwt-secret", "jwt-secret",
+            process.arguments = ["--port", "0", "--data", directory, "--service-token", "svc-token", "--jwt-secret", "durability-jwt-secret-of-32-bytes-or-more",
                                  "--threads", "2", "--client", directory]
             process.standardOutput = stdout
             let log = directory + "/peekd.stderr"
@@ -114,7 +114,7 @@ final class LiveDurabilityTests: XCTestCase {
 
     private func technician(_ port: UInt16) throws -> TestWebSocketClient {
         let token = JWT.sign(TechnicianClaims(subject: "tech-1", tenant: "acme", name: "Tech 1", expiresAt: Int64(Date().timeIntervalSince1970) + 600),
-                             secret: Array("jwt-secret".utf8))
+                             secret: Array("durability-jwt-secret-of-32-bytes-or-more".utf8))
         let c = try TestWebSocketClient(port: port)
         try c.send(["type": "hello", "token": .string(token)])
         try c.next(type: "welcome")

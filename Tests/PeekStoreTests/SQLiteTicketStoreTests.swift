@@ -448,4 +448,23 @@ final class SQLiteTicketStoreTests: XCTestCase {
         }
         XCTAssertGreaterThan(after, before + 20_000_000, "the checkpoint thread copied the pages into the database file")
     }
+
+    /// Text is bound with its byte length: a NUL inside a string is stored
+    /// and read back whole, and a key with a NUL never matches the key it
+    /// starts with (bound as a C string it was cut at the NUL).
+    func testText_withEmbeddedNUL_roundTripsWholeAndMatchesOnlyItself() throws {
+        let store = try seeded()
+        let withNUL = "tech-1\u{0}" + String(repeating: "x", count: 1000)
+        XCTAssertNil(try store.technician(tenant: "acme", id: withNUL), "a NUL-suffixed id matched tech-1")
+        try store.begin()
+        try store.createTechnician(Technician(tenant: "acme", id: "tech-2", name: "Two\u{0}Halves", email: "t2@acme.example"))
+        try store.commit()
+        XCTAssertEqual(try store.technician(tenant: "acme", id: "tech-2")?.name, "Two\u{0}Halves")
+        let db = try Database(path: ":memory:")
+        try db.execute("CREATE TABLE t (v TEXT)")
+        try db.run("INSERT INTO t VALUES (?)", .text("a\u{0}b"))
+        try db.run("INSERT INTO t VALUES (?)", .text(""))
+        XCTAssertEqual(try db.query("SELECT v, length(CAST(v AS BLOB)) FROM t ORDER BY rowid"),
+                       [[.text("a\u{0}b"), .int(3)], [.text(""), .int(0)]])
+    }
 }

@@ -21,7 +21,7 @@ public final class TestServer {
         var c = ServerConfig()
         c.port = 0
         c.dataDirectory = dir
-        c.jwtSecret = "test-secret"
+        c.jwtSecret = "test-secret-test-secret-test-secret"
         c.serviceToken = "test-service-token"
         c.threads = 2
         c.heartbeatSeconds = 30

@@ -288,9 +288,23 @@ class Browser:
 # Tests. Each gets the context (ctx.a: tech-ana, ctx.b: tech-ben, ctx.base).
 
 
+def serve_client_directory():
+    """client/ over a local stdlib HTTP server, for the unit page: peekd does
+    not serve client/test/ (protocol.md §9.5), and module scripts do not load
+    from file://. Answers the base URL; the server thread is a daemon."""
+    import functools
+    import http.server
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=os.path.dirname(HERE))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{httpd.server_address[1]}/"
+
+
 def test_model_unit_page(ctx):
     a = ctx.a
-    a.driver.get(ctx.base + "test/model.test.html")
+    a.driver.get(serve_client_directory() + "test/model.test.html")
     a.wait(lambda: a.js("return document.getElementById('results').dataset.done") == "1", 30, "unit tests to finish")
     line = a.find("#results").text
     a.shot("unit-page")

@@ -640,6 +640,58 @@ test('client: unsubscribe sends unsubscribe and drops later deltas', async () =>
   client.close();
 });
 
+test('client: with getToken, refreshes at 80% of the time left before exp; a refused refresh keeps the connection', async () => {
+  FakeSocket.instances = [];
+  const clock = new FakeClock();
+  let issued = 0;
+  const client = new PeekClient({
+    url: 'ws://x', getToken: async () => `tok-${++issued}`, WebSocketImpl: FakeSocket, timers: clock.api(), now: () => clock.now, random: () => 0.5,
+  });
+  const connecting = client.connect();
+  await tick();
+  const ws = FakeSocket.instances[0];
+  ws.serverOpen();
+  eq(ws.sent[0], { type: 'hello', token: 'tok-1' });
+  const t0 = clock.now / 1000;
+  ws.serverSend({ type: 'welcome', user: { id: 'tech-ana', name: 'Ana Ruiz', tenant: 'demo' }, heartbeat: 3600, exp: t0 + 100 });
+  await connecting;
+  eq(client.expiresAt, t0 + 100);
+  clock.advance(79000);
+  await tick();
+  eq(ws.last('refresh'), undefined, 'not before 80% of the lifetime');
+  clock.advance(1500);
+  await tick();
+  const first = ws.last('refresh');
+  eq([first?.token, typeof first?.id], ['tok-2', 'string'], 'a refresh with a fresh token at 80%');
+  ws.serverSend({ type: 'refreshed', id: first.id, exp: t0 + 200 });
+  eq(client.expiresAt, t0 + 200);
+  // 119.5 s left at the answer: the next refresh comes 95.6 s later.
+  clock.advance(95000);
+  await tick();
+  eq(ws.sent.filter((f) => f.type === 'refresh').length, 1, 'one refresh per lifetime');
+  clock.advance(1000);
+  await tick();
+  const second = ws.last('refresh');
+  eq(second.token, 'tok-3');
+  // Refused: the connection stays open on its old token, and the client tries again.
+  ws.serverSend({ type: 'error', id: second.id, code: 'unauthorized', message: 'That token is not for tech-ana of demo.' });
+  eq([client.state, ws.closedWith, FakeSocket.instances.length], ['open', null, 1], 'a refused refresh does not drop the connection');
+  clock.advance(12000);
+  await tick();
+  eq(ws.last('refresh').token, 'tok-4', 'tried again before the old token runs out');
+  client.close();
+  eq(clock.timers.size, 0, 'close clears the refresh timer');
+});
+
+test('client: with a fixed token nothing is refreshed', async () => {
+  const { client, clock, ws } = await connected();
+  ws.serverSend({ type: 'welcome', user: { id: 'tech-ana', name: 'Ana Ruiz', tenant: 'demo' }, heartbeat: 20, exp: clock.now / 1000 + 10 });
+  clock.advance(20000);
+  await tick();
+  eq(ws.last('refresh'), undefined);
+  client.close();
+});
+
 // ------------------------------------------------------------------ runner
 
 async function run() {
