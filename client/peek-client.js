@@ -319,6 +319,15 @@ export class PeekClient {
     this._lost('dropped for test', { code: 4000 });
   }
 
+  /**
+   * Ends a hold set by `dropForTest` and reconnects at once, so a test can
+   * do its offline steps first however long the machine takes over them.
+   */
+  releaseHoldForTest() {
+    this._holdUntil = 0;
+    this._reconnectNow('hold released for test');
+  }
+
   // -------------------------------------------------------------------------
   // Connection lifecycle
 

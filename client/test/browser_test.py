@@ -649,7 +649,10 @@ def test_stale_note_shows_missed_and_sends_anyway(ctx):
     a.type_draft(draft)
     # Offline, a customer mail arrives; Ana's note goes out with the old `seen`
     # once the connection is back, so the server must call it stale.
-    a.js("window.__peek.client.dropForTest(2500)")
+    # Held offline until released: on a loaded machine the mail and the click
+    # can take longer than any fixed hold, and a reconnect before the click
+    # would deliver the mail first (then nothing is stale).
+    a.js("window.__peek.client.dropForTest(120000)")
     a.wait(lambda: a.connection_state() != "open", 2, "the drop")
     mail = (f"From: Maria Lopez <{email}>\r\nTo: support@demo.example\r\n"
             f"Subject: Re: [#1001] VPN drops\r\nMessage-ID: <{uuid.uuid4().hex}@example>\r\n"
@@ -657,6 +660,7 @@ def test_stale_note_shows_missed_and_sends_anyway(ctx):
     status, answer = ctx.server.service("POST", "/v1/inbound-email", mail.encode(), "message/rfc822")
     assert 200 <= status < 300, f"inbound email refused: {status} {answer}"
     a.send()
+    a.js("window.__peek.client.releaseHoldForTest()")
     a.wait(lambda: a.exists(tid("composer-stale")) and a.find(tid("composer-stale")).is_displayed(), 15,
            "the stale warning after reconnecting")
     listed = a.find(tid("composer-stale")).text
