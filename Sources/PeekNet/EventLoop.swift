@@ -60,6 +60,13 @@ public final class EventLoop: @unchecked Sendable {
     /// seconds; the server shortens it for short heartbeats so a dead peer
     /// is noticed within two of them.
     public var sweepIntervalMillis: Int64 = 1000
+    /// Output a connection may have queued, for any reason (fan-out,
+    /// replies, pongs, TLS records, HTTP responses), before the loop stops
+    /// reading its socket; reading resumes once half of it has drained.
+    /// What a peer sends can then only grow its queue by one read burst past
+    /// this, however much it sends without reading (a ping flood). The
+    /// server sets it to the hard output limit.
+    public var pauseInputAboveBytes = Int.max
     private var sweepTasks: [(Int64) -> Void] = []
     var listeners: [Listener] = []
 
