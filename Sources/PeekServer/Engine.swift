@@ -69,6 +69,10 @@ public final class Engine: @unchecked Sendable {
     static let idempotencyWindowMillis: Int64 = 10 * 60 * 1000
     /// Messages a snapshot carries.
     static let snapshotMessages = 50
+    /// Unseen messages a `stale` answer carries (the most recent; `missed_total` counts them all).
+    static let maxMissed = 50
+    /// Time entries `time.updated` and a snapshot carry (the most recent; `entry_count` counts them all).
+    static let recentTimeEntries = 50
     /// Requests (the reply and its repeats) that may wait for one reply in
     /// flight; a technician's tabs and reconnects need a handful.
     static let maxReplyRepeatsWaiting = 16
