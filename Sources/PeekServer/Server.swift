@@ -82,7 +82,8 @@ public final class Server: @unchecked Sendable {
             tlsPort = try group.listen(host: config.host, port: port, kind: .tls, tls: tlsContext, maxConnectionsPerLoop: perLoop, makeHandler: factory)
         }
         if let port = config.agentPort {
-            agentPort = try group.listen(host: config.host, port: port, kind: .mutualTLS, tls: agentContext, maxConnectionsPerLoop: perLoop, makeHandler: factory)
+            agentPort = try group.listen(host: config.host, port: port, kind: .mutualTLS, tls: agentContext, maxConnectionsPerLoop: perLoop,
+                                         maxOwnConnectionsPerLoop: max(1, config.maxAgentConnections / threads), makeHandler: factory)
         }
     }
 
