@@ -6,6 +6,7 @@ import XCTest
 import PeekCore
 import PeekTestSupport
 import PeekWebSocket
+import PeekTLS
 
 /// Back-pressure: a viewer that stops reading while a ticket floods is cut
 /// off (1013, "resume with since") without holding up a viewer that reads.
@@ -123,8 +124,7 @@ final class CoreSlowConsumerTests: XCTestCase {
         let flooder = try server.technician("tech-1")
         defer { flooder.close() }
 
-        let ping = FrameEncoder.frame(opcode: .ping, payload: [UInt8](repeating: 0x70, count: 125), fin: true, mask: [1, 2, 3, 4])
-        let batch = Array([[UInt8]](repeating: ping, count: (1 << 20) / ping.count).joined())  // ~1 MiB of pings
+        let batch = Self.mebibyteOfPings
         let rssBefore = Self.residentKiB()
         // Sent by hand, not with a timed-out write, so the test knows where
         // in the batch the stall came and can finish the frame later.
@@ -141,6 +141,7 @@ final class CoreSlowConsumerTests: XCTestCase {
             sentMiB += 1
         }
         let growthMiB = (Self.residentKiB() - rssBefore) / 1024
+        print("ping flood: \(sentMiB) MiB sent, RSS +\(growthMiB) MiB")
         // The bound (4 MiB) plus one read burst (1 MiB) plus a generous
         // margin for allocator and test noise; unbounded, the pongs for
         // 100 MiB of pings alone are ~100 MiB.
@@ -155,6 +156,38 @@ final class CoreSlowConsumerTests: XCTestCase {
         let answer = try flooder.next(timeout: 30) { $0["id"]?.stringValue == "after-flood" }
         XCTAssertEqual(answer["type"]?.stringValue, "error", "\(answer)")
     }
+
+    func testPingFloodOverTLS_clientNeverReads_serverStopsReadingAtOutputBound() throws {
+        // The same over TLS, where what is queued is plaintext waiting to be
+        // sealed and the records sealed from it (and any KeyUpdate answers).
+        let server = try TestServer(tls: true)
+        defer { server.stop() }
+        _ = try server.seed()
+        let trust = try TLSContext.makeClient(caFile: server.directory + "/certs/dev-ca.pem", useSystemTrust: false)
+        let flooder = try TestWebSocketClient(port: XCTUnwrap(server.tlsPort), tls: trust)
+        defer { flooder.close() }
+        try flooder.send(["type": "hello", "token": .string(server.token(tenant: "acme", user: "tech-1"))])
+        try flooder.next(type: "welcome")
+
+        let rssBefore = Self.residentKiB()
+        var sentMiB = 0
+        while sentMiB < 100 {
+            // A write that finds no room for 3 s: the server stopped reading.
+            // (The stream is cut mid-record then; the test ends with it.)
+            do { try flooder.socket.write(Self.mebibyteOfPings, timeout: 3) } catch { break }
+            sentMiB += 1
+        }
+        let growthMiB = (Self.residentKiB() - rssBefore) / 1024
+        print("TLS flood: \(sentMiB) MiB sent, RSS +\(growthMiB) MiB")
+        XCTAssertLessThan(growthMiB, 40, "server memory grew by \(growthMiB) MiB after \(sentMiB) MiB of pings over TLS")
+        XCTAssertLessThan(sentMiB, 100, "the server kept reading pings it could not answer")
+    }
+
+    /// About 1 MiB of masked pings with 125-byte payloads (the largest a ping may carry).
+    static let mebibyteOfPings: [UInt8] = {
+        let ping = FrameEncoder.frame(opcode: .ping, payload: [UInt8](repeating: 0x70, count: 125), fin: true, mask: [1, 2, 3, 4])
+        return Array([[UInt8]](repeating: ping, count: (1 << 20) / ping.count).joined())
+    }()
 
     /// This process's resident memory (the server runs in it), in KiB.
     static func residentKiB() -> Int {
