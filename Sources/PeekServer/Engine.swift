@@ -135,9 +135,12 @@ public final class Engine: @unchecked Sendable {
     /// `tenantShare(...)` of the jobs waiting, so one tenant's flood is
     /// refused while another tenant's traffic is still taken.
     func refusal(tenant: String?) -> PeekError? {
-        if isOverloaded { return Self.busyError }
-        guard let tenant else { return nil }
         let backlog = config.maxEngineBacklog
+        let queued = queuedJobs
+        if queued >= backlog { return Self.busyError }
+        // No share is below this, so with fewer jobs waiting in all none can
+        // be full: the common case takes no lock.
+        guard let tenant, queued >= min(backlog, Self.minTenantShare) else { return nil }
         let overShare = inbox.withLock { inbox in
             let mine = inbox.waitingByTenant[tenant] ?? 0
             let tenants = inbox.waitingByTenant.count + (mine == 0 ? 1 : 0)
@@ -149,11 +152,12 @@ public final class Engine: @unchecked Sendable {
     /// A tenant's share of a backlog of `backlog` jobs while
     /// `waitingTenants` tenants (itself included) have jobs waiting: an even
     /// split with one share kept free for a tenant that has none waiting
-    /// yet, so a newcomer is never refused for the others' floods. A single
-    /// flooding tenant thus holds at most half the backlog; with two, a third
-    /// each. Never below `minTenantShare` (or the whole backlog, if smaller),
-    /// so many busy tenants each still get a few jobs in; the global
-    /// `maxEngineBacklog` bounds the sum.
+    /// yet, so the others' floods leave it room. A single flooding tenant
+    /// thus holds at most half the backlog; with two, a third each. Never
+    /// below `minTenantShare` (or the whole backlog, if smaller), so each of
+    /// many busy tenants still gets a few jobs in; the global
+    /// `maxEngineBacklog` bounds the sum (past about a thousand busy tenants
+    /// at the default backlog, it is what refuses).
     static func tenantShare(backlog: Int, waitingTenants: Int) -> Int {
         max(backlog / (waitingTenants + 1), min(backlog, minTenantShare))
     }

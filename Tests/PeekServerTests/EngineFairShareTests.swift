@@ -62,7 +62,8 @@ final class EngineFairShareTests: XCTestCase {
 
     func testTenantFloodWhileEngineStalls_otherTenantsNotesAllAcknowledgedUnderOneSecond() throws {
         // The engine stalls 200 ms in every 300 ms (a slow disk) while one
-        // tenant floods notes from two connections; another tenant's
+        // tenant floods notes (bursts of 50 every 10 ms, far more than the
+        // engine takes while stalled); another tenant's
         // technician posts notes one at a time. Bound: every note of the
         // quiet tenant acknowledged, p99 under 1 s (the stall is 200 ms;
         // the rest is margin for a shared 2-core machine).
@@ -75,7 +76,7 @@ final class EngineFairShareTests: XCTestCase {
         let floodTicket = try server.seed(tenant: "flood")[0]
         let quiet = try server.technician("tech-1", tenant: "acme")
         defer { quiet.close() }
-        let flooders = try (0..<2).map { _ in Unshared(try server.technician("tech-1", tenant: "flood")) }
+        let flooders = [Unshared(try server.technician("tech-1", tenant: "flood"))]
         defer { for f in flooders { f.value.close() } }
 
         let stop = Atomic<Bool>(false)
@@ -90,7 +91,7 @@ final class EngineFairShareTests: XCTestCase {
                         try? box.value.command("f\(n)-\(i)", floodTicket, "note", ["body": "flood"])
                         i += 1
                     }
-                    let got = box.value.drain(for: 0.002)
+                    let got = box.value.drain(for: 0.01)
                     floodRefused.add(got.filter { $0["code"]?.stringValue == "rate_limited" }.count, ordering: .relaxed)
                 }
                 done.leave()
@@ -110,7 +111,11 @@ final class EngineFairShareTests: XCTestCase {
 
         var latencies: [Double] = []
         var refusals: [JSONValue] = []
-        for i in 0..<40 {
+        // At least 2 s of notes: several stalls, each with the flood at its share.
+        let until = Date().addingTimeInterval(2)
+        var i = 0
+        while i < 40 || Date() < until {
+            defer { i += 1 }
             let started = Date()
             let answer = try quiet.run("q\(i)", quietTicket, "note", ["body": .string("quiet \(i)")])
             latencies.append(Date().timeIntervalSince(started))
