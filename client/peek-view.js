@@ -506,7 +506,7 @@ export class PeekPanel {
       this.lastMissed = [];
     } catch (err) {
       if (this.closed || err.code === 'closed') return;
-      if (err.code === 'stale') this.showStale(err.missed || []);
+      if (err.code === 'stale') this.showStale(err.missed || [], err.frame?.missed_total);
       else this.showError(err.message || 'Sending failed');
     } finally {
       this.sending = false;
@@ -549,10 +549,11 @@ export class PeekPanel {
     this.els.stale.hidden = true;
   }
 
-  showStale(missed) {
+  /** `total`: every unseen message; the server lists only the most recent (`missed_total`, protocol.md §3.9). */
+  showStale(missed, total) {
     this.lastMissed = missed;
     const el = this.els.stale;
-    const n = missed.length;
+    const n = Math.max(Number.isInteger(total) ? total : 0, missed.length);
     replaceChildren(
       el,
       h('p', { class: 'stale-title' }, icon('warning'), `${n} new message${n === 1 ? '' : 's'} arrived while you were writing. Nothing was sent.`),

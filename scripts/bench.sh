@@ -29,7 +29,8 @@
 #   OUT          result directory (default /tmp/peek-bench-results/<time>)
 #   BUILD        1 (default) builds peekd and peek-bench in release into .build-release; 0 reuses
 #   PEEKD_BIN, PEEK_BENCH_BIN, WSLOAD_BIN, PEER_HB_BIN   override the binaries
-#   PEEKD_ARGS   extra peekd flags (default: --frames-per-second 100000, see BENCHMARKS.md)
+#   PEEKD_ARGS   extra peekd flags (default: --frames-per-second 100000 --max-tenant-connections 19900,
+#                see BENCHMARKS.md: every generated connection signs in to one tenant)
 #   ACK_RATE     total notes/s the ack-half scenario offers (default 10000)
 #   OVERLOAD_RATE  total notes/s the ack-overload scenario offers (default 100000)
 #   QUIET_PCT    wait (at most QUIET_WAIT s, default 300) until other processes use less than this % of a core (default 20)
@@ -58,7 +59,7 @@ PEEKD_BIN=${PEEKD_BIN:-$ROOT/.build-release/release/peekd}
 PEEK_BENCH_BIN=${PEEK_BENCH_BIN:-$ROOT/.build-release/release/peek-bench}
 WSLOAD_BIN=${WSLOAD_BIN:-/tmp/wsload}
 PEER_HB_BIN=${PEER_HB_BIN:-/tmp/peer-hb/release/PeerHB}
-PEEKD_ARGS=${PEEKD_ARGS:---frames-per-second 100000}
+PEEKD_ARGS=${PEEKD_ARGS:---frames-per-second 100000 --max-tenant-connections 19900}
 SCENARIOS=${*:-"idle10k idle15k idle15k-tls fan1k fan1k-w1 fan10k fan1000x5 connect connect-tls ack ack-half ack-overload"}
 NICE=${NICE:-}
 nicecmd=()

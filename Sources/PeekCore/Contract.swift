@@ -32,13 +32,16 @@ public enum ErrorCode: String, Sendable, CaseIterable {
 public struct PeekError: Error, Equatable, Sendable {
     public var code: ErrorCode
     public var message: String
-    /// For `stale`: the messages the sender had not seen, as encoded JSON objects.
+    /// For `stale`: the most recent messages the sender had not seen, as
+    /// encoded JSON objects, and how many there are in all.
     public var missed: [[UInt8]]?
+    public var missedTotal: Int?
 
-    public init(_ code: ErrorCode, _ message: String, missed: [[UInt8]]? = nil) {
+    public init(_ code: ErrorCode, _ message: String, missed: [[UInt8]]? = nil, missedTotal: Int? = nil) {
         self.code = code
         self.message = message
         self.missed = missed
+        self.missedTotal = missedTotal
     }
 }
 

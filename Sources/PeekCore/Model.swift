@@ -129,7 +129,8 @@ public struct Message: Equatable, Sendable {
 
     /// Messages that make a reply or note stale when unseen: the
     /// conversation with the customer, not notes or system rows (CONTRACT).
-    public var countsForStaleness: Bool { channel == .customer || channel == .technician }
+    public var countsForStaleness: Bool { Self.stalenessChannels.contains(channel) }
+    public static let stalenessChannels: [Channel] = [.customer, .technician]
 }
 
 public struct RemoteSession: Equatable, Sendable {
@@ -164,13 +165,27 @@ public struct TimeEntry: Equatable, Sendable {
     }
 }
 
+/// A ticket's time: the running timer, the most recent entries (a
+/// ticket's whole history would make every `time.updated` and snapshot grow
+/// without end), and the count and sum of every entry.
 public struct TimeState: Equatable, Sendable {
     public var active: (technician: PersonRef, startedAt: Int64)?
+    /// The most recent entries, oldest first.
     public var entries: [TimeEntry]
-    public init(active: (technician: PersonRef, startedAt: Int64)?, entries: [TimeEntry]) { self.active = active; self.entries = entries }
-    public var total: Int { entries.reduce(0) { $0 + $1.seconds } }
+    /// Entries in all, `entries` included.
+    public var entryCount: Int
+    /// Seconds of every entry, not only of `entries`.
+    public var total: Int
+    /// `entryCount` and `total` default to those of `entries`, for a state that holds them all.
+    public init(active: (technician: PersonRef, startedAt: Int64)?, entries: [TimeEntry], entryCount: Int? = nil, total: Int? = nil) {
+        self.active = active
+        self.entries = entries
+        self.entryCount = entryCount ?? entries.count
+        self.total = total ?? entries.reduce(0) { $0 + $1.seconds }
+    }
     public static func == (a: TimeState, b: TimeState) -> Bool {
         a.active?.technician == b.active?.technician && a.active?.startedAt == b.active?.startedAt && a.entries == b.entries
+            && a.entryCount == b.entryCount && a.total == b.total
     }
 }
 

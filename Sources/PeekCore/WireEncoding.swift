@@ -95,8 +95,9 @@ public enum Wire {
         w.endObject()
     }
 
-    /// `time`: {active, entries, total} plus the ticket's contract/billing
-    /// context, so the Time + contract card has one source.
+    /// `time`: {active, entries (the most recent), entry_count, total} plus
+    /// the ticket's contract/billing context, so the Time + contract card
+    /// has one source.
     public static func timeState(_ t: TimeState, contract: String?, into w: inout JSONWriter) {
         w.beginObject()
         w.key("active")
@@ -111,6 +112,7 @@ public enum Wire {
             w.field("seconds", e.seconds); w.field("note", e.note); w.endObject()
         }
         w.endArray()
+        w.field("entry_count", t.entryCount)
         w.field("total", t.total)
         w.field("contract", contract)
         w.endObject()
@@ -157,6 +159,7 @@ public enum Wire {
         w.field("message", error.message)
         if let missed = error.missed {
             w.key("missed"); w.beginArray(); for m in missed { w.raw(m) }; w.endArray()
+            w.field("missed_total", error.missedTotal ?? missed.count)
         }
         w.endObject()
         return w.bytes

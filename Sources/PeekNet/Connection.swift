@@ -71,6 +71,10 @@ public final class Connection: Selectable {
     /// The peer half-closed (EOF); its input is no longer watched, since a
     /// level-triggered EOF would wake the loop on every iteration.
     public private(set) var inputEnded = false
+    /// More than the loop's `pauseInputAboveBytes` is queued: the socket is
+    /// not read (its input is not watched) until the queue drains to half
+    /// of that. The peer's sends then stall in the kernel's buffers.
+    public private(set) var inputPaused = false
     /// Set by a handler in `connectionDidReadEOF` when it still owes the
     /// peer an answer (an API response the engine is working on): the
     /// connection stays open for writing until the handler calls
@@ -178,6 +182,7 @@ public final class Connection: Selectable {
             switch result {
             case .processed(let n):
                 output.consume(n)
+                if inputPaused && bufferedBytes <= loop.pauseInputAboveBytes / 2 { resumeInput() }
             case .wouldBlock:
                 armWritable(true)
                 return
@@ -213,9 +218,25 @@ public final class Connection: Selectable {
     private func armWritable(_ on: Bool) {
         guard on != writableArmed, !isClosed else { return }
         writableArmed = on
-        var events = inputEnded ? 0 : EPOLLIN.rawValue | EPOLLRDHUP.rawValue
-        if on { events |= EPOLLOUT.rawValue }
+        updateInterest()
+    }
+
+    /// The epoll events this connection waits for: input unless it ended or
+    /// is paused, output while some waits for room.
+    private func updateInterest() {
+        var events = inputEnded || inputPaused ? 0 : EPOLLIN.rawValue | EPOLLRDHUP.rawValue
+        if writableArmed { events |= EPOLLOUT.rawValue }
         loop.modify(fd, generation: generation, events: events)
+    }
+
+    private func pauseInput() {
+        inputPaused = true
+        updateInterest()
+    }
+
+    private func resumeInput() {
+        inputPaused = false
+        updateInterest()
     }
 
     // MARK: Closing
@@ -268,9 +289,14 @@ public final class Connection: Selectable {
         if events & EPOLLOUT.rawValue != 0 {
             flushNow()
         }
-        if !isClosed, events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
-            readAvailable()
+        guard !isClosed, events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 else { return }
+        if inputPaused {
+            // Reported even while input is unwatched: the peer reset or hung
+            // up, so what is queued for it can never be delivered.
+            if events & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { close() }
+            return
         }
+        readAvailable()
     }
 
     private func readAvailable() {
@@ -278,6 +304,14 @@ public final class Connection: Selectable {
         // peer cannot starve the rest of the loop.
         for _ in 0..<4 {
             guard !isClosed else { return }
+            // Whatever the reason output piled up, the peer's further input
+            // (pings, requests, frames that are answered) waits in the kernel
+            // until it reads what it already has coming. Not while closing:
+            // then input is only drained and discarded.
+            if bufferedBytes > loop.pauseInputAboveBytes && !isClosing {
+                pauseInput()
+                return
+            }
             let result: IOResult<Int>
             do {
                 result = try syscall("read") { read(fd, loop.readBuffer.baseAddress, EventLoop.readBufferSize) }
@@ -311,7 +345,7 @@ public final class Connection: Selectable {
             return
         }
         inputEnded = true
-        loop.modify(fd, generation: generation, events: writableArmed ? EPOLLOUT.rawValue : 0)
+        updateInterest()
         handler?.connectionDidReadEOF(self)
         if answersAfterEOF && !isClosed && !isClosing { return }
         if !isClosed && !isClosing { closeAfterFlush() }

@@ -44,6 +44,9 @@ public final class EventLoop: @unchecked Sendable {
     @exclusivity(unchecked) var pendingFlush: [Connection] = []
     private var connections: [Connection?] = []   // indexed by fd, for the sweep
     public private(set) var connectionCount = 0
+    /// `connectionCount` by listener kind, for a listener's own cap.
+    private var connectionCountByKind = [Int](repeating: 0, count: ListenerKind.allCases.count)
+    public func connectionCount(of kind: ListenerKind) -> Int { connectionCountByKind[kind.slot] }
 
     /// One receive buffer per loop (uSockets): reads land here and handlers
     /// get a view, so an idle connection owns no read buffer.
@@ -60,6 +63,13 @@ public final class EventLoop: @unchecked Sendable {
     /// seconds; the server shortens it for short heartbeats so a dead peer
     /// is noticed within two of them.
     public var sweepIntervalMillis: Int64 = 1000
+    /// Output a connection may have queued, for any reason (fan-out,
+    /// replies, pongs, TLS records, HTTP responses), before the loop stops
+    /// reading its socket; reading resumes once half of it has drained.
+    /// What a peer sends can then only grow its queue by one read burst past
+    /// this, however much it sends without reading (a ping flood). The
+    /// server sets it to the hard output limit.
+    public var pauseInputAboveBytes = Int.max
     private var sweepTasks: [(Int64) -> Void] = []
     var listeners: [Listener] = []
 
@@ -175,6 +185,7 @@ public final class EventLoop: @unchecked Sendable {
         if slot >= connections.count { connections.append(contentsOf: repeatElement(nil, count: slot - connections.count + 1024)) }
         connections[slot] = connection
         connectionCount += 1
+        connectionCountByKind[connection.listenerKind.slot] += 1
     }
 
     func untrack(_ connection: Connection) {
@@ -182,6 +193,7 @@ public final class EventLoop: @unchecked Sendable {
         if slot < connections.count, connections[slot] === connection {
             connections[slot] = nil
             connectionCount -= 1
+            connectionCountByKind[connection.listenerKind.slot] -= 1
         }
     }
 

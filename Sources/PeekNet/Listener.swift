@@ -6,10 +6,19 @@ import PeekTLS
 
 /// Which listener accepted a connection; handlers route on it (the agent
 /// socket exists only on the mutual-TLS listener).
-public enum ListenerKind: Sendable, Equatable {
+public enum ListenerKind: Sendable, Equatable, CaseIterable {
     case plain
     case tls
     case mutualTLS
+
+    /// Index into per-kind counters.
+    var slot: Int {
+        switch self {
+        case .plain: 0
+        case .tls: 1
+        case .mutualTLS: 2
+        }
+    }
 }
 
 /// Creates the handler for a freshly accepted connection, on its loop.
@@ -79,13 +88,18 @@ final class Listener: Selectable {
     /// here (LINUX-NOTES); past `maxConnections` new connections are accepted
     /// and closed at once so the backlog does not fill with dead peers.
     let maxConnections: Int
+    /// This listener's own cap on the loop (the agent listener's), within
+    /// `maxConnections`: past it, its new connections are closed the same way.
+    let maxOwnConnections: Int
 
-    init(socket: ListeningSocket, loop: EventLoop, kind: ListenerKind, tlsContext: TLSContext?, maxConnections: Int, makeHandler: @escaping HandlerFactory) {
+    init(socket: ListeningSocket, loop: EventLoop, kind: ListenerKind, tlsContext: TLSContext?, maxConnections: Int,
+         maxOwnConnections: Int, makeHandler: @escaping HandlerFactory) {
         self.socket = socket
         self.loop = loop
         self.kind = kind
         self.tlsContext = tlsContext
         self.maxConnections = maxConnections
+        self.maxOwnConnections = maxOwnConnections
         self.makeHandler = makeHandler
     }
 
@@ -120,7 +134,7 @@ final class Listener: Selectable {
                 }
                 return
             }
-            if loop.connectionCount >= maxConnections {
+            if loop.connectionCount >= maxConnections || loop.connectionCount(of: kind) >= maxOwnConnections {
                 Glibc.close(fd)
                 continue
             }

@@ -27,10 +27,11 @@ public final class LoopGroup: Sendable {
     }
 
     /// Opens `host:port` once per loop (SO_REUSEPORT) and starts accepting.
-    /// Returns the bound port (useful with port 0).
+    /// Returns the bound port (useful with port 0). `maxOwnConnectionsPerLoop`
+    /// caps this listener's connections within `maxConnectionsPerLoop`.
     @discardableResult
     public func listen(host: String, port: UInt16, kind: ListenerKind, tls: TLSContext?, maxConnectionsPerLoop: Int,
-                       makeHandler: @escaping HandlerFactory) throws(SystemError) -> UInt16 {
+                       maxOwnConnectionsPerLoop: Int = .max, makeHandler: @escaping HandlerFactory) throws(SystemError) -> UInt16 {
         let first = try ListeningSocket.bind(host: host, port: port)
         var sockets = [first]
         for _ in 1..<loops.count { sockets.append(try ListeningSocket.bind(host: host, port: first.port)) }
@@ -38,7 +39,8 @@ public final class LoopGroup: Sendable {
         for (loop, socket) in zip(loops, sockets) {
             loop.execute { loop in
                 let listener = Listener(socket: socket, loop: loop, kind: kind, tlsContext: tls,
-                                        maxConnections: maxConnectionsPerLoop, makeHandler: makeHandler)
+                                        maxConnections: maxConnectionsPerLoop, maxOwnConnections: maxOwnConnectionsPerLoop,
+                                        makeHandler: makeHandler)
                 do {
                     try listener.start()
                     loop.listeners.append(listener)

@@ -111,11 +111,13 @@ extension Engine {
     /// after `seen` by someone else make a reply or note stale.
     func checkStale(_ c: CommandRequest, tech: Technician, ticket: Ticket, force: Bool) throws(PeekError) {
         guard let seen = c.seen, !force, seen < ticket.seq else { return }
-        let missed = ((try? store.messages(ticket: ticket.id, after: seen)) ?? [])
-            .filter { $0.countsForStaleness && $0.author.id != tech.id }
-        guard !missed.isEmpty else { return }
-        throw PeekError(.stale, "\(missed.count) new message\(missed.count == 1 ? "" : "s") arrived since you started writing; read \(missed.count == 1 ? "it" : "them"), then send again (or send anyway with force).",
-                        missed: missed.map(Wire.messageBytes))
+        // Only the most recent are loaded and answered: a `seen: 0` on a
+        // long ticket must not cost (and be remembered as) its whole history.
+        let (missed, total) = (try? store.messages(ticket: ticket.id, after: seen, channels: Message.stalenessChannels,
+                                                   notBy: tech.id, limit: Self.maxMissed)) ?? ([], 0)
+        guard total > 0 else { return }
+        throw PeekError(.stale, "\(total) new message\(total == 1 ? "" : "s") arrived since you started writing; read \(total == 1 ? "it" : "them"), then send again (or send anyway with force).",
+                        missed: missed.map(Wire.messageBytes), missedTotal: total)
     }
 
     private func apply(_ c: CommandRequest, tech: Technician, ticket t: inout Ticket, at: Int64) throws -> Int {
@@ -161,7 +163,7 @@ extension Engine {
         case .takeOwnership:
             return try assign(&t, to: tech, by: tech, at: at)
         case .timerStart:
-            if let active = try store.timeState(ticket: t.id).active {
+            if let active = try store.activeTimer(ticket: t.id) {
                 throw PeekError(.conflict, "A timer is already running on this ticket (started by \(active.technician.name)); stop it first.")
             }
             try store.startTimer(ticket: t.id, technician: me, at: at)
@@ -182,7 +184,7 @@ extension Engine {
 
     func timeData(_ t: Ticket) throws(StoreError) -> [UInt8] {
         var w = JSONWriter()
-        Wire.timeState(try store.timeState(ticket: t.id), contract: t.contract, into: &w)
+        Wire.timeState(try store.timeState(ticket: t.id, recentEntries: Self.recentTimeEntries), contract: t.contract, into: &w)
         return w.bytes
     }
 

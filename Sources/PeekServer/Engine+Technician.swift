@@ -191,7 +191,7 @@ extension Engine {
         w.key("session"); Wire.session(try? store.latestSession(ticket: t.id), into: &w)
         w.key("summary"); Wire.summary(try? store.summary(ticket: t.id), into: &w)
         w.key("time")
-        let time = (try? store.timeState(ticket: t.id)) ?? TimeState(active: nil, entries: [])
+        let time = (try? store.timeState(ticket: t.id, recentEntries: Self.recentTimeEntries)) ?? TimeState(active: nil, entries: [])
         Wire.timeState(time, contract: t.contract, into: &w)
         w.key("related"); w.beginArray()
         for r in (try? store.related(to: t, limit: 10)) ?? [] {

@@ -31,11 +31,18 @@ public final class Engine: @unchecked Sendable {
     let store: any TicketStore
     let bus: any DeltaBus
     let mailer: Mailer
-    private let inbox = Mutex<[EngineJob]>([])
+    private let inbox = Mutex(Inbox())
     /// Jobs submitted and not yet taken by the engine thread; read by the
     /// loops, without the lock, to refuse new work while the engine is
     /// `maxEngineBacklog` behind (a stale read moves the edge by a job).
     private let backlog = Atomic<Int>(0)
+
+    /// Jobs waiting for the engine thread, and how many of them each tenant
+    /// (with any waiting) submitted: its share of the backlog is judged by it.
+    private struct Inbox {
+        var jobs: [(job: EngineJob, tenant: String?)] = []
+        var waitingByTenant: [String: Int] = [:]
+    }
     private let doorbell = Doorbell()
     private let stopped = Atomic<Bool>(false)
     private let finished = Atomic<Bool>(false)
@@ -69,6 +76,10 @@ public final class Engine: @unchecked Sendable {
     static let idempotencyWindowMillis: Int64 = 10 * 60 * 1000
     /// Messages a snapshot carries.
     static let snapshotMessages = 50
+    /// Unseen messages a `stale` answer carries (the most recent; `missed_total` counts them all).
+    static let maxMissed = 50
+    /// Time entries `time.updated` and a snapshot carry (the most recent; `entry_count` counts them all).
+    static let recentTimeEntries = 50
     /// Requests (the reply and its repeats) that may wait for one reply in
     /// flight; a technician's tabs and reconnects need a handful.
     static let maxReplyRepeatsWaiting = 16
@@ -88,12 +99,14 @@ public final class Engine: @unchecked Sendable {
 
     // MARK: Thread
 
-    /// Hands a job to the engine thread. Safe from any thread.
-    func submit(_ job: EngineJob) {
+    /// Hands a job to the engine thread. Safe from any thread. `tenant`:
+    /// whose share of the backlog the job counts against while it waits.
+    func submit(_ job: EngineJob, tenant: String? = nil) {
         backlog.add(1, ordering: .relaxed)
-        let wasEmpty = inbox.withLock { jobs in
-            let empty = jobs.isEmpty
-            jobs.append(job)
+        let wasEmpty = inbox.withLock { inbox in
+            let empty = inbox.jobs.isEmpty
+            inbox.jobs.append((job, tenant))
+            if let tenant { inbox.waitingByTenant[tenant, default: 0] += 1 }
             return empty
         }
         if wasEmpty { doorbell.ring() }
@@ -114,6 +127,42 @@ public final class Engine: @unchecked Sendable {
 
     /// The answer to work refused while `isOverloaded` (a frame or an API call).
     static let busyError = PeekError(.rateLimited, "The server is busy and did not take this; nothing changed. Send it again in a moment.")
+    /// The answer to a tenant's work refused because the tenant holds its share.
+    static let tenantBusyError = PeekError(.rateLimited, "The server is busy with your organisation's requests and did not take this; nothing changed. Send it again in a moment.")
+
+    /// Why a new command or subscribe from `tenant` may not be queued now,
+    /// or nil if it may. Fair shares: a tenant may hold at most
+    /// `tenantShare(...)` of the jobs waiting, so one tenant's flood is
+    /// refused while another tenant's traffic is still taken.
+    func refusal(tenant: String?) -> PeekError? {
+        let backlog = config.maxEngineBacklog
+        let queued = queuedJobs
+        if queued >= backlog { return Self.busyError }
+        // No share is below this, so with fewer jobs waiting in all none can
+        // be full: the common case takes no lock.
+        guard let tenant, queued >= min(backlog, Self.minTenantShare) else { return nil }
+        let overShare = inbox.withLock { inbox in
+            let mine = inbox.waitingByTenant[tenant] ?? 0
+            let tenants = inbox.waitingByTenant.count + (mine == 0 ? 1 : 0)
+            return mine >= Self.tenantShare(backlog: backlog, waitingTenants: tenants)
+        }
+        return overShare ? Self.tenantBusyError : nil
+    }
+
+    /// A tenant's share of a backlog of `backlog` jobs while
+    /// `waitingTenants` tenants (itself included) have jobs waiting: an even
+    /// split with one share kept free for a tenant that has none waiting
+    /// yet, so the others' floods leave it room. A single flooding tenant
+    /// thus holds at most half the backlog; with two, a third each. Never
+    /// below `minTenantShare` (or the whole backlog, if smaller), so each of
+    /// many busy tenants still gets a few jobs in; the global
+    /// `maxEngineBacklog` bounds the sum (past about a thousand busy tenants
+    /// at the default backlog, it is what refuses).
+    static func tenantShare(backlog: Int, waitingTenants: Int) -> Int {
+        max(backlog / (waitingTenants + 1), min(backlog, minTenantShare))
+    }
+
+    static let minTenantShare = 8
 
     /// Jobs submitted and not yet taken (for the overload check and tests).
     var queuedJobs: Int { backlog.load(ordering: .relaxed) }
@@ -140,14 +189,19 @@ public final class Engine: @unchecked Sendable {
             if let next = timers.nextDue { wait = min(wait, next - now) }
             doorbell.wait(timeoutMillis: wait)
             while true {
-                let jobs = inbox.withLock { jobs -> [EngineJob] in
-                    if jobs.count <= Self.maxBatch {
-                        let taken = jobs
-                        jobs.removeAll(keepingCapacity: true)
-                        return taken
+                let jobs = inbox.withLock { inbox -> [(job: EngineJob, tenant: String?)] in
+                    let taken: [(job: EngineJob, tenant: String?)]
+                    if inbox.jobs.count <= Self.maxBatch {
+                        taken = inbox.jobs
+                        inbox.jobs.removeAll(keepingCapacity: true)
+                    } else {
+                        taken = Array(inbox.jobs.prefix(Self.maxBatch))
+                        inbox.jobs.removeFirst(Self.maxBatch)
                     }
-                    let taken = Array(jobs.prefix(Self.maxBatch))
-                    jobs.removeFirst(Self.maxBatch)
+                    for case let (_, tenant?) in taken {
+                        let left = inbox.waitingByTenant[tenant, default: 1] - 1
+                        inbox.waitingByTenant[tenant] = left > 0 ? left : nil
+                    }
                     return taken
                 }
                 backlog.subtract(jobs.count, ordering: .relaxed)
@@ -159,14 +213,14 @@ public final class Engine: @unchecked Sendable {
                 // a batch (see `finishReply`).
                 var next = 0
                 while next < jobs.count {
-                    if case .mailFinished(let job, let outcome) = jobs[next] {
+                    if case .mailFinished(let job, let outcome) = jobs[next].job {
                         finishReply(job, outcome)
                         next += 1
                         continue
                     }
                     runBatch {
-                        while next < jobs.count && !batchEnded && !jobs[next].isMailOutcome {
-                            handle(jobs[next])
+                        while next < jobs.count && !batchEnded && !jobs[next].job.isMailOutcome {
+                            handle(jobs[next].job)
                             next += 1
                         }
                     }

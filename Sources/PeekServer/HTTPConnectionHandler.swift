@@ -209,7 +209,10 @@ final class HTTPConnectionHandler: ConnectionHandler {
             return
         }
         if hub.server.echoMode {
-            finishUpgrade(connection, acceptance) { EchoSession(hub: hub, connection: connection, deflate: acceptance.deflate, maxMessageBytes: config.maxMessageBytes) }
+            finishUpgrade(connection, acceptance) {
+                EchoSession(hub: hub, connection: connection, deflate: acceptance.deflate, maxMessageBytes: config.maxMessageBytes,
+                            framesPerSecond: config.framesPerSecond)
+            }
             return
         }
         if h.path == "/v1/agent" || connection.listenerKind == .mutualTLS {
@@ -227,7 +230,8 @@ final class HTTPConnectionHandler: ConnectionHandler {
             return
         }
         finishUpgrade(connection, acceptance) {
-            TechnicianSession(hub: hub, connection: connection, deflate: acceptance.deflate, maxMessageBytes: config.maxMessageBytes)
+            TechnicianSession(hub: hub, connection: connection, deflate: acceptance.deflate, maxMessageBytes: config.maxMessageBytes,
+                              framesPerSecond: config.framesPerSecond)
         }
     }
 

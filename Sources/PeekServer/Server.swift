@@ -60,6 +60,9 @@ public final class Server: @unchecked Sendable {
         let group = try LoopGroup(count: threads) { loop in
             let hub = LoopHub(loop: loop, server: shared)
             loop.sweepIntervalMillis = min(1000, max(100, Int64(shared.config.heartbeatSeconds) * 250))
+            // Every byte queued for a connection counts against one bound
+            // (protocol.md §3.11): past it the peer is not read until it drains.
+            loop.pauseInputAboveBytes = shared.config.hardOutputLimit
             loop.context = hub
             loop.addSweepTask { _ in
                 let counters = [loop.connectionCount, hub.framesIn, hub.deltasDelivered, hub.ephemeralShed, hub.slowConsumersClosed]
@@ -79,7 +82,8 @@ public final class Server: @unchecked Sendable {
             tlsPort = try group.listen(host: config.host, port: port, kind: .tls, tls: tlsContext, maxConnectionsPerLoop: perLoop, makeHandler: factory)
         }
         if let port = config.agentPort {
-            agentPort = try group.listen(host: config.host, port: port, kind: .mutualTLS, tls: agentContext, maxConnectionsPerLoop: perLoop, makeHandler: factory)
+            agentPort = try group.listen(host: config.host, port: port, kind: .mutualTLS, tls: agentContext, maxConnectionsPerLoop: perLoop,
+                                         maxOwnConnectionsPerLoop: max(1, config.maxAgentConnections / threads), makeHandler: factory)
         }
     }
 

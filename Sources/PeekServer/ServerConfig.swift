@@ -34,18 +34,30 @@ public struct ServerConfig: Sendable {
     public var smtpTimeoutSeconds = 30
     public var demo = false
     public var threads = 0
-    /// Technician connections one tenant may hold at once (across loops).
-    public var maxConnectionsPerTenant = 20_000
     /// Per-process cap; the machine allows ~19,990 descriptors (LINUX-NOTES).
     public var maxConnections = 19_900
+    /// Technician connections one tenant may hold at once (across loops).
+    /// Half the process cap (`peekd` derives it from `--max-connections`
+    /// unless given): no one tenant can take every connection the process
+    /// has, so another tenant can always sign in.
+    public var maxConnectionsPerTenant = 9_950
+    /// Connections the agent (mutual-TLS) listener may hold, divided across
+    /// loops like `maxConnections` and counted at accept: a fleet of agents
+    /// (or a flood of handshakes) cannot take the technicians' connections.
+    public var maxAgentConnections = 5_000
     /// Output a connection may have queued before it counts as slow (bytes).
     /// Ephemeral deltas are shed above `softOutputLimit`; a connection whose
     /// queue passes `hardOutputLimit` is closed with 1013 and must resume.
     public var softOutputLimit = 256 * 1024
     public var hardOutputLimit = 4 * 1024 * 1024
-    /// Messages a technician or agent connection may send per second (burst
+    /// Messages a technician connection may send per second (burst
     /// = 2x); over it, the message is dropped and answered `rate_limited`.
     public var framesPerSecond = 200
+    /// Messages an agent connection may send per second (burst = 2x). An
+    /// agent sends a telemetry sample a second and relays chat as people
+    /// write, so 20 is far above real use, while a compromised fleet of
+    /// thousands cannot offer the engine technicians' rates of durable chat.
+    public var agentFramesPerSecond = 20
     /// Tickets one technician connection may view at once. A Peek tab views
     /// one ticket and a queue page a screenful, so 100 is far above real use,
     /// while it bounds what one connection costs every loop and the engine

@@ -17,18 +17,20 @@ class WebSocketSession: ConnectionHandler {
     private(set) var peer = Peer(loop: 0, id: 0)
     private var lastPingMillis: Int64
     let deflateWindowBits: Int?
-    /// Messages this peer may still send (`--frames-per-second`, burst twice
+    /// Messages this peer may still send (`--frames-per-second` for
+    /// technicians, `--agent-frames-per-second` for agents, burst twice
     /// that). Technician and agent sessions draw on it; echo mode does not.
     private var frameBudget: TokenBucket
+    private let framesPerSecond: Int
 
-    init(hub: LoopHub, connection: Connection, deflate: PerMessageDeflateParameters?, maxMessageBytes: Int) {
+    init(hub: LoopHub, connection: Connection, deflate: PerMessageDeflateParameters?, maxMessageBytes: Int, framesPerSecond: Int) {
         self.hub = hub
         self.connection = connection
         ws = WebSocketStateMachine(configuration: .init(maxMessageBytes: maxMessageBytes, deflate: deflate))
         deflateWindowBits = deflate?.deflateWindowBits
         lastPingMillis = monotonicMillis()
-        let rate = hub.server.config.framesPerSecond
-        frameBudget = TokenBucket(ratePerSecond: rate, capacity: rate * 2, nowMillis: lastPingMillis)
+        self.framesPerSecond = framesPerSecond
+        frameBudget = TokenBucket(ratePerSecond: framesPerSecond, capacity: framesPerSecond * 2, nowMillis: lastPingMillis)
         peer = hub.register(self)
     }
 
@@ -49,7 +51,7 @@ class WebSocketSession: ConnectionHandler {
 
     /// What a message over the rate is answered with (protocol.md §3.12, §5).
     var overRateError: PeekError {
-        PeekError(.rateLimited, "Too many frames; slow down to \(hub.server.config.framesPerSecond) per second.")
+        PeekError(.rateLimited, "Too many frames; slow down to \(framesPerSecond) per second.")
     }
 
     // MARK: Writing
@@ -247,10 +249,14 @@ final class TechnicianSession: WebSocketSession {
                 return
             }
             if case .unsubscribe(let ticket) = f { hub.unsubscribe(self, from: ticket) }
-            if hub.server.engine.isOverloaded {
+            // Charged to the signed-in tenant, whose share of the engine's
+            // backlog decides (nil while authenticating: only the global limit).
+            let engine = hub.server.engine
+            let tenant = signIn?.tenant
+            if let refusal = engine.refusal(tenant: tenant) {
                 switch f {
                 case .command, .subscribe:
-                    sendText(Wire.errorFrame(id: f.id, Engine.busyError))
+                    sendText(Wire.errorFrame(id: f.id, refusal))
                     return
                 case .composing:
                     // Presence, not conversation: the next keystroke says it again.
@@ -260,7 +266,7 @@ final class TechnicianSession: WebSocketSession {
                     break  // an unsubscribe keeps the engine's view of the session right (a hello was answered above)
                 }
             }
-            hub.server.engine.submit(.frame(peer, f))
+            engine.submit(.frame(peer, f), tenant: tenant)
         }
     }
 
@@ -299,7 +305,8 @@ final class AgentSession: WebSocketSession {
 
     init(hub: LoopHub, connection: Connection, deflate: PerMessageDeflateParameters?, maxMessageBytes: Int, commonName: String) {
         self.commonName = commonName
-        super.init(hub: hub, connection: connection, deflate: deflate, maxMessageBytes: maxMessageBytes)
+        super.init(hub: hub, connection: connection, deflate: deflate, maxMessageBytes: maxMessageBytes,
+                   framesPerSecond: hub.server.config.agentFramesPerSecond)
         hub.server.engine.submit(.agentConnected(peer, commonName: commonName))
     }
 

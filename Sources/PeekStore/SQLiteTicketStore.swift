@@ -361,6 +361,19 @@ public final class SQLiteTicketStore: TicketStore {
         try db.query("SELECT \(Self.messageColumns) WHERE ticket = ? AND seq > ? ORDER BY seq", .text(ticket), SQLValue(seq)).map(message(row:))
     }
 
+    public func messages(ticket: String, after seq: Int, channels: [Channel], notBy author: String,
+                         limit: Int) throws(StoreError) -> (recent: [Message], total: Int) {
+        let channelList = channels.map { _ in "?" }.joined(separator: ", ")
+        let filter = "ticket = ? AND seq > ? AND channel IN (\(channelList)) AND author_id <> ?"
+        let values: [SQLValue] = [.text(ticket), SQLValue(seq)] + channels.map { .text($0.rawValue) } + [.text(author)]
+        let recent = try db.query("SELECT \(Self.messageColumns) WHERE \(filter) ORDER BY seq DESC LIMIT ?", values + [SQLValue(limit)])
+            .map(message(row:)).reversed()
+        // Counted only when the page is full: a short page is all of them.
+        guard recent.count == limit else { return (Array(recent), recent.count) }
+        let total = try db.query("SELECT count(*) FROM messages WHERE \(filter)", values).first?.first?.int ?? 0
+        return (Array(recent), Int(total))
+    }
+
     public func mailThreadIDs(ticket: String) throws(StoreError) -> [String] {
         try db.query("SELECT mail_message_id FROM messages WHERE ticket = ? AND mail_message_id IS NOT NULL ORDER BY seq", .text(ticket))
             .compactMap { $0[0].text }
@@ -482,15 +495,21 @@ public final class SQLiteTicketStore: TicketStore {
         }
     }
 
-    public func timeState(ticket: String) throws(StoreError) -> TimeState {
-        let active = try db.queryOne("SELECT technician_id, technician_name, started_at FROM active_timers WHERE ticket = ?", .text(ticket)).map {
-            (technician: PersonRef(id: $0[0].text ?? "", name: $0[1].text ?? ""), startedAt: $0[2].int ?? 0)
-        }
-        let entries = try db.query("SELECT technician_id, technician_name, started_at, seconds, note FROM time_entries WHERE ticket = ? ORDER BY rowid", .text(ticket)).map {
+    public func timeState(ticket: String, recentEntries: Int) throws(StoreError) -> TimeState {
+        let entries = try db.query("SELECT technician_id, technician_name, started_at, seconds, note FROM time_entries WHERE ticket = ? ORDER BY rowid DESC LIMIT ?",
+                                   .text(ticket), SQLValue(recentEntries)).map {
             TimeEntry(technician: PersonRef(id: $0[0].text ?? "", name: $0[1].text ?? ""), startedAt: $0[2].int ?? 0,
                       seconds: Int($0[3].int ?? 0), note: $0[4].text)
         }
-        return TimeState(active: active, entries: entries)
+        let sums = try db.queryOne("SELECT count(*), coalesce(sum(seconds), 0) FROM time_entries WHERE ticket = ?", .text(ticket))
+        return TimeState(active: try activeTimer(ticket: ticket), entries: entries.reversed(),
+                         entryCount: Int(sums?[0].int ?? 0), total: Int(sums?[1].int ?? 0))
+    }
+
+    public func activeTimer(ticket: String) throws(StoreError) -> (technician: PersonRef, startedAt: Int64)? {
+        try db.queryOne("SELECT technician_id, technician_name, started_at FROM active_timers WHERE ticket = ?", .text(ticket)).map {
+            (technician: PersonRef(id: $0[0].text ?? "", name: $0[1].text ?? ""), startedAt: $0[2].int ?? 0)
+        }
     }
 
     public func startTimer(ticket: String, technician: PersonRef, at: Int64) throws(StoreError) {
@@ -499,7 +518,7 @@ public final class SQLiteTicketStore: TicketStore {
     }
 
     public func stopTimer(ticket: String) throws(StoreError) -> (technician: PersonRef, startedAt: Int64)? {
-        let active = try timeState(ticket: ticket).active
+        let active = try activeTimer(ticket: ticket)
         try db.run("DELETE FROM active_timers WHERE ticket = ?", .text(ticket))
         return active
     }

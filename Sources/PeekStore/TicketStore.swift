@@ -68,6 +68,10 @@ public protocol TicketStore: AnyObject {
     func insertMessage(_ m: Message, mailMessageID: String?, delta: [UInt8]?, command: CommandKey?) throws(StoreError)
     func recentMessages(ticket: String, limit: Int) throws(StoreError) -> [Message]
     func messages(ticket: String, after seq: Int) throws(StoreError) -> [Message]
+    /// Messages after `seq` on one of `channels` by anyone but `author`: the
+    /// most recent `limit` of them, oldest first, and how many there are.
+    func messages(ticket: String, after seq: Int, channels: [Channel], notBy author: String,
+                  limit: Int) throws(StoreError) -> (recent: [Message], total: Int)
     func mailThreadIDs(ticket: String) throws(StoreError) -> [String]
     /// The message stored with this Message-ID (inbound mail or a sent reply).
     func message(mailMessageID id: String) throws(StoreError) -> Message?
@@ -101,7 +105,10 @@ public protocol TicketStore: AnyObject {
     func pendingSessions() throws(StoreError) -> [RemoteSession]
     func putSummary(ticket: String, _ s: Summary) throws(StoreError)
     func summary(ticket: String) throws(StoreError) -> Summary?
-    func timeState(ticket: String) throws(StoreError) -> TimeState
+    /// The running timer, the most recent `recentEntries` entries, and the
+    /// count and sum of them all.
+    func timeState(ticket: String, recentEntries: Int) throws(StoreError) -> TimeState
+    func activeTimer(ticket: String) throws(StoreError) -> (technician: PersonRef, startedAt: Int64)?
     func startTimer(ticket: String, technician: PersonRef, at: Int64) throws(StoreError)
     func stopTimer(ticket: String) throws(StoreError) -> (technician: PersonRef, startedAt: Int64)?
     func addTimeEntry(ticket: String, _ e: TimeEntry) throws(StoreError)

@@ -45,12 +45,15 @@ flags (each also PEEK_<FLAG>, e.g. PEEK_JWT_SECRET; repeatable flags take a comm
   --smtp-timeout S       seconds each SMTP step may take (30)
   --threads N            event-loop threads (one per core but one)
   --max-connections N    connections per process (19900)
-  --max-tenant-connections N   technician connections per tenant (20000)
-  --frames-per-second N  messages one technician or agent connection may send per second, burst twice that (200)
+  --max-tenant-connections N   technician connections per tenant (half of --max-connections: 9950)
+  --max-agent-connections N    connections on the agent listener (5000)
+  --frames-per-second N  messages one technician connection may send per second, burst twice that (200)
+  --agent-frames-per-second N  messages one agent connection may send per second, burst twice that (20)
   --max-subscriptions N  tickets one connection may view at once (100)
   --max-replies N        replies being emailed at once, whole server (256); --max-replies-per-technician N (4)
   --max-reply-attachments B    bytes of attachments one reply may carry together (26214400)
-  --max-engine-backlog N jobs waiting for the engine past which new commands are refused as busy (10000)
+  --max-engine-backlog N jobs waiting for the engine past which new commands are refused as busy (10000);
+                         one tenant may hold at most an even share of it (half while it floods alone)
   --client DIR           where the browser files are (client)
   --demo                 seed a demo tenant on first start, allow demo sign-in, and open
                          --tls-port 8443 and --agent-port 8444 unless given
@@ -124,7 +127,7 @@ if args.switches.contains("help") { say(usage); exit(0) }
 let known: Set<String> = ["host", "port", "tls-port", "tls-cert", "tls-key", "agent-port", "agent-ca", "agent-cert", "agent-key",
                           "agent-crl", "data", "jwt-secret", "service-token", "allowed-origin", "heartbeat", "hello-timeout",
                           "max-message", "consent-timeout", "sla-tick", "retain", "smtp-ca", "smtp-timeout", "threads",
-                          "max-connections", "max-tenant-connections", "frames-per-second", "max-subscriptions",
+                          "max-connections", "max-tenant-connections", "max-agent-connections", "frames-per-second", "agent-frames-per-second", "max-subscriptions",
                           "max-replies", "max-replies-per-technician", "max-reply-attachments", "max-engine-backlog", "client", "tenant", "user", "name", "role", "ttl"]
 for name in args.values.keys where !known.contains(name) && argv.contains(where: { $0.hasPrefix("--" + name) }) {
     fail("unknown flag --\(name)\n\(usage)")
@@ -153,8 +156,11 @@ config.smtpCA = args.string("smtp-ca")
 config.smtpTimeoutSeconds = args.int("smtp-timeout", min: 1, max: 600) ?? config.smtpTimeoutSeconds
 config.threads = args.int("threads", min: 1, max: 64) ?? 0
 config.maxConnections = args.int("max-connections", min: 1) ?? config.maxConnections
-config.maxConnectionsPerTenant = args.int("max-tenant-connections", min: 1) ?? config.maxConnectionsPerTenant
+// Half the process, wherever --max-connections puts it: no one tenant takes every connection.
+config.maxConnectionsPerTenant = args.int("max-tenant-connections", min: 1) ?? max(1, config.maxConnections / 2)
+config.maxAgentConnections = args.int("max-agent-connections", min: 1) ?? config.maxAgentConnections
 config.framesPerSecond = args.int("frames-per-second", min: 1, max: 10_000_000) ?? config.framesPerSecond
+config.agentFramesPerSecond = args.int("agent-frames-per-second", min: 1, max: 10_000_000) ?? config.agentFramesPerSecond
 config.maxSubscriptionsPerConnection = args.int("max-subscriptions", min: 1, max: 100_000) ?? config.maxSubscriptionsPerConnection
 config.maxRepliesInFlight = args.int("max-replies", min: 1, max: 100_000) ?? config.maxRepliesInFlight
 config.maxRepliesInFlightPerTechnician = args.int("max-replies-per-technician", min: 1, max: 1000) ?? config.maxRepliesInFlightPerTechnician

@@ -76,7 +76,7 @@ final class AgentSocketTests: XCTestCase {
     }
 
     func testAgentChat_flood_overTheRateRefusedAndStoredChatsBounded() throws {
-        let f = try AgentFixture(configure: { $0.framesPerSecond = 1 })   // a bucket of 2
+        let f = try AgentFixture(configure: { $0.agentFramesPerSecond = 1 })   // a bucket of 2; technicians keep theirs
         defer { f.stop() }
         let (viewer, snapshots) = try f.viewer(f.linkedTicket)
         let seqBefore = try XCTUnwrap(snapshots[0]["seq"]?.intValue)

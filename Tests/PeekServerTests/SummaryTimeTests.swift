@@ -108,9 +108,10 @@ final class SummaryTimeTests: XCTestCase {
         let tech = try server.technician()
         try tech.send(["type": "subscribe", "id": "s", "ticket": .string(ticket)])
         let time = try XCTUnwrap(tech.next(type: "snapshot")["state"]?["time"]?.objectValue)
-        XCTAssertEqual(Set(time.keys), ["active", "entries", "total", "contract"])
+        XCTAssertEqual(Set(time.keys), ["active", "entries", "entry_count", "total", "contract"])
         XCTAssertEqual(time["active"], .null)
         XCTAssertEqual(time["entries"], .array([]))
+        XCTAssertEqual(time["entry_count"], .int(0))
         XCTAssertEqual(time["total"], .int(0))
         XCTAssertEqual(time["contract"]?.stringValue, "Gold 24x7, 10 h/month")
 

@@ -102,7 +102,7 @@ final class SQLiteTicketStoreTests: XCTestCase {
         XCTAssertEqual(try store.messages(ticket: t.id, after: 0).map(\.body), ["kept"])
         XCTAssertEqual(try store.deltas(ticket: t.id, after: 0, limit: 10).map(\.seq), [1])
         XCTAssertNil(try store.message(mailMessageID: "<undone@x>")?.ticket)
-        XCTAssertNil(try store.timeState(ticket: t.id).active)
+        XCTAssertNil(try store.activeTimer(ticket: t.id))
         XCTAssertEqual(try store.commandAnswer(CommandKey(tenant: "acme", technician: "tech-1", id: "c1"), notBefore: 0), Array("r1".utf8))
         XCTAssertNil(try store.commandAnswer(CommandKey(tenant: "acme", technician: "tech-1", id: "c2"), notBefore: 0))
         XCTAssertEqual(try store.commandAnswer(CommandKey(tenant: "acme", technician: "tech-1", id: "c3"), notBefore: 0), Array("r3".utf8))
