@@ -68,15 +68,22 @@ enum MailAddressParser {
             case ",", ";":
                 scalars = scalars.dropFirst()
                 finish()
-            case ":" where angle == nil:
-                // A group's display name ("undisclosed-recipients:"): not a mailbox.
+            case ":":
                 scalars = scalars.dropFirst()
-                phrase = []
-                bare = ""
+                // Before an angle address it ends a group's display name
+                // ("undisclosed-recipients:"), which is not a mailbox; after one it is
+                // stray punctuation and is skipped.
+                if angle == nil {
+                    phrase = []
+                    bare = ""
+                }
             case " ", "\t", "\r", "\n":
                 scalars = scalars.dropFirst()
             default:
-                var word = ""
+                // The first scalar is taken unconditionally, so this branch always makes
+                // progress even on a scalar the stop set below would refuse.
+                var word = String(scalar)
+                scalars = scalars.dropFirst()
                 while let next = scalars.first, !" \t\r\n\"(<,;:".unicodeScalars.contains(next) {
                     word.unicodeScalars.append(next)
                     scalars = scalars.dropFirst()
