@@ -1,0 +1,38 @@
+import XCTest
+@testable import PeekMail
+
+/// Hostile inbound mail (issue 13): every parser stays linear in its input and every
+/// bound holds. Sizes and counts are asserted rather than times where possible; the few
+/// time bounds are tens of seconds against milliseconds of real work, because the
+/// unfixed code took minutes to hours (quadratic) on the same input.
+final class InboundMailBoundsTests: XCTestCase {
+    private typealias F = InboundMailFixtures
+
+    private func seconds(_ work: () -> Void) -> Double {
+        let start = ContinuousClock.now
+        work()
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+
+    // MARK: HTML
+
+    func testHTML_deeplyNestedBlockquotes_quotePrefixFlattenedAt32() {
+        let html = String(repeating: "<blockquote>", count: 300) + String(repeating: "line<br>", count: 300)
+        let text = HTMLText.plainText(fromHTML: html)
+        let lines = text.split(separator: "\n")
+        XCTAssertEqual(lines.count, 300)
+        let deepest = lines.map { line in line.prefix(while: { $0 == ">" || $0 == " " }).filter { $0 == ">" }.count }.max()
+        XCTAssertEqual(deepest, 32)
+        XCTAssertEqual(lines.first, Substring(String(repeating: "> ", count: 32) + "line"))
+    }
+
+    func testHTML_severalMiBOfNestedBlockquotes_outputBoundedByLines() {
+        let lineCount = 20_000
+        let html = String(repeating: "<blockquote>", count: 1 << 20 / 12) + String(repeating: "x<br>", count: lineCount)
+        let text = HTMLText.plainText(fromHTML: html)
+        // Each line is at most 32 "> " prefixes and its one character.
+        XCTAssertLessThanOrEqual(text.utf8.count, lineCount * (32 * 2 + 2))
+        XCTAssertEqual(text.split(separator: "\n").count, lineCount)
+    }
+}
