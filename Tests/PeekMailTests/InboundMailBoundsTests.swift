@@ -35,4 +35,14 @@ final class InboundMailBoundsTests: XCTestCase {
         XCTAssertLessThanOrEqual(text.utf8.count, lineCount * (32 * 2 + 2))
         XCTAssertEqual(text.split(separator: "\n").count, lineCount)
     }
+
+    // MARK: Encoded words
+
+    func testEncodedWords_severalMiBRun_decodedInLinearTime() {
+        let text = Array(repeating: "=?UTF-8?Q?ab?=", count: 800_000).joined(separator: " ")    // 12 MB
+        var decoded = ""
+        let elapsed = seconds { decoded = EncodedWord.decode(text) }
+        XCTAssertEqual(decoded.utf8.count, 1_600_000)
+        XCTAssertLessThan(elapsed, 30, "quadratic joining copies the run once per word")
+    }
 }
