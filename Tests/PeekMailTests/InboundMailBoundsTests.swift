@@ -36,6 +36,17 @@ final class InboundMailBoundsTests: XCTestCase {
         XCTAssertEqual(text.split(separator: "\n").count, lineCount)
     }
 
+    // MARK: format=flowed
+
+    func testFlowed_severalMiBParagraph_joinedInLinearTime() {
+        let lines = Array(repeating: Substring("word "), count: 800_000)    // a 4 MB paragraph
+        var out: [String] = []
+        let elapsed = seconds { out = FlowedText.unflow(lines, deleteSpace: false) }
+        XCTAssertEqual(out.count, 1)
+        XCTAssertEqual(out.first?.utf8.count, 4_000_000)
+        XCTAssertLessThan(elapsed, 30, "quadratic joining copies the paragraph once per line")
+    }
+
     // MARK: Encoded words
 
     func testEncodedWords_severalMiBRun_decodedInLinearTime() {
