@@ -7,7 +7,8 @@ enum FlowedText {
     /// `deleteSpace` (delsp=yes) the trailing space is removed when joining.
     ///
     /// Linear: each line is appended once to the open paragraph's buffer.
-    static func unflow(_ lines: [Substring], deleteSpace: Bool) -> [String] {
+    static func unflow(_ lines: [Substring], deleteSpace: Bool, budget: ParseBudget = .unlimited)
+        throws(InboundMailError) -> [String] {
         var out: [String] = []
         var paragraph = ""
         var isOpen = false
@@ -19,7 +20,8 @@ enum FlowedText {
             isOpen = false
         }
 
-        for raw in lines {
+        for (index, raw) in lines.enumerated() {
+            try budget.check(at: index)
             let depth = raw.prefix(while: { $0 == ">" }).count
             var content = raw.dropFirst(depth)
             if content.first == " " { content = content.dropFirst() }    // space-stuffing (§4.4)

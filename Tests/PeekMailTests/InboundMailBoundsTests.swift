@@ -41,7 +41,7 @@ final class InboundMailBoundsTests: XCTestCase {
     func testFlowed_severalMiBParagraph_joinedInLinearTime() {
         let lines = Array(repeating: Substring("word "), count: 800_000)    // a 4 MB paragraph
         var out: [String] = []
-        let elapsed = seconds { out = FlowedText.unflow(lines, deleteSpace: false) }
+        let elapsed = seconds { out = (try? FlowedText.unflow(lines, deleteSpace: false)) ?? [] }
         XCTAssertEqual(out.count, 1)
         XCTAssertEqual(out.first?.utf8.count, 4_000_000)
         XCTAssertLessThan(elapsed, 30, "quadratic joining copies the paragraph once per line")
@@ -55,5 +55,175 @@ final class InboundMailBoundsTests: XCTestCase {
         let elapsed = seconds { decoded = EncodedWord.decode(text) }
         XCTAssertEqual(decoded.utf8.count, 1_600_000)
         XCTAssertLessThan(elapsed, 30, "quadratic joining copies the run once per word")
+    }
+
+    func testEncodedWords_overTheCountInOneHeader_messageRefused() {
+        // Folded one word a line, as a mailer would: 15 KB, within every header bound.
+        let subject = Array(repeating: "=?UTF-8?Q?ab?=", count: 1_001).joined(separator: "\n ")
+        let message = "From: a@b.example\nSubject: \(subject)\n\nbody\n"
+        XCTAssertThrowsError(try InboundMailParser().parse(F.crlf(message))) { error in
+            XCTAssertEqual(error as? InboundMailError, .tooManyEncodedWords(limit: 1_000))
+        }
+        let atTheLimit = Array(repeating: "=?UTF-8?Q?ab?=", count: 1_000).joined(separator: "\n ")
+        let mail = try? InboundMailParser().parse(F.crlf("From: a@b.example\nSubject: \(atTheLimit)\n\nbody\n"))
+        XCTAssertEqual(mail?.subject, String(repeating: "ab", count: 1_000))
+    }
+
+    // MARK: Multipart
+
+    func testMultipart_millionsOfEmptyParts_refusedAtThePartLimitWithoutSplittingThemAll() {
+        var message = Array("From: a@b.example\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n".utf8)
+        let delimiter = Array("--x\r\n".utf8)
+        message.reserveCapacity(message.count + delimiter.count * 4_000_000)
+        for _ in 0..<4_000_000 { message.append(contentsOf: delimiter) }    // 20 MB, 4 million parts
+        var thrown: InboundMailError?
+        let elapsed = seconds {
+            do { _ = try InboundMailParser().parse(message) } catch { thrown = error as? InboundMailError }
+        }
+        XCTAssertEqual(thrown, .tooManyParts(limit: 500))
+        XCTAssertLessThan(elapsed, 5, "the limit must stop the split, not follow it")
+    }
+
+    func testMultipart_partLimitCountsWhileSplitting_exactlyAtTheLimitParses() throws {
+        // The message is part 1; 499 parts below it make 500, the limit.
+        func message(parts: Int) -> [UInt8] {
+            F.crlf("From: a@b.example\nContent-Type: multipart/mixed; boundary=x\n\n"
+                   + String(repeating: "--x\n\nhi\n", count: parts) + "--x--\n")
+        }
+        XCTAssertEqual(try InboundMailParser().parse(message(parts: 499)).bodyText.split(separator: "\n").count, 499)
+        XCTAssertThrowsError(try InboundMailParser().parse(message(parts: 500))) {
+            XCTAssertEqual($0 as? InboundMailError, .tooManyParts(limit: 500))
+        }
+    }
+
+    // MARK: Header section
+
+    private func refusal(_ message: String, _ limits: InboundMailLimits = .standard) -> InboundMailError? {
+        do {
+            _ = try InboundMailParser(limits: limits).parse(F.crlf(message))
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    func testHeader_fieldCountLineAndUnfoldedLengthBounded() {
+        let limits = InboundMailLimits(maxHeaderFields: 5, maxHeaderLineBytes: 100, maxHeaderFieldBytes: 300)
+        let fields = (1...4).map { "X-\($0): y\n" }.joined()
+        XCTAssertNil(refusal("From: a@b.example\n\(fields)\nbody", limits))
+        XCTAssertEqual(refusal("From: a@b.example\n\(fields)X-5: y\n\nbody", limits), .tooManyHeaderFields(limit: 5))
+
+        let line = "X-Long: " + String(repeating: "y", count: 92)     // 100 bytes
+        XCTAssertNil(refusal("From: a@b.example\n\(line)\n\nbody", limits))
+        XCTAssertEqual(refusal("From: a@b.example\n\(line)y\n\nbody", limits), .headerLineTooLong(limitBytes: 100))
+        XCTAssertEqual(refusal("From: a@b.example\nX: y\n \(line)y\n\nbody", limits), .headerLineTooLong(limitBytes: 100))
+
+        let folded = "X-Folded: a" + String(repeating: "\n " + String(repeating: "y", count: 50), count: 6)    // 1 + 6 * 51 bytes
+        XCTAssertEqual(refusal("From: a@b.example\n\(folded)\n\nbody", limits), .headerFieldTooLong(limitBytes: 300))
+    }
+
+    func testHeader_aPartWithoutHeaderMayStartWithALongBodyLine() throws {
+        let longLine = String(repeating: "z", count: 20_000)
+        let message = "From: a@b.example\nContent-Type: multipart/mixed; boundary=x\n\n--x\n\(longLine)\n--x--\n"
+        XCTAssertEqual(try InboundMailParser().parse(F.crlf(message)).bodyText, longLine)
+    }
+
+    func testHeader_severalMiBWithoutALineEnd_refusedAtTheSectionLimit() {
+        let message = "From: a@b.example\nX: " + String(repeating: "y", count: 4 << 20)
+        XCTAssertEqual(refusal(message), .headerTooLarge(limitBytes: 256 * 1024))
+    }
+
+    func testReferences_overTheCount_refused() {
+        let ids = (1...11).map { "<r\($0)@x.example>" }
+        XCTAssertEqual(refusal("From: a@b.example\nReferences: \(ids.joined(separator: "\n "))\n\nbody",
+                               InboundMailLimits(maxReferences: 10)), .tooManyReferences(limit: 10))
+        XCTAssertNil(refusal("From: a@b.example\nReferences: \(ids.dropLast().joined(separator: " "))\n\nbody",
+                             InboundMailLimits(maxReferences: 10)))
+    }
+
+    // MARK: Decoded size
+
+    func testDecodedBytes_attachmentsTogetherOverTheLimit_refused() {
+        let attachment = "--x\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n"
+            + String(repeating: "QUJD", count: 100) + "\n"    // 300 bytes decoded
+        let message = "From: a@b.example\nContent-Type: multipart/mixed; boundary=x\n\n--x\n\nhi\n"
+            + attachment + attachment + "--x--\n"
+        XCTAssertNil(refusal(message, InboundMailLimits(maxDecodedBytes: 700)))
+        XCTAssertEqual(refusal(message, InboundMailLimits(maxDecodedBytes: 500)), .decodedTooLarge(limitBytes: 500))
+    }
+
+    func testTextBytes_plainAndHTMLOverTheLimit_refused() {
+        let limits = InboundMailLimits(maxTextBytes: 1_000)
+        XCTAssertNil(refusal("From: a@b.example\n\n" + String(repeating: "a", count: 1_000), limits))
+        XCTAssertEqual(refusal("From: a@b.example\n\n" + String(repeating: "a", count: 1_001), limits),
+                       .textTooLarge(limitBytes: 1_000))
+        // HTML that grows: every <br> inside 32 quotes is a 33-byte line.
+        let html = String(repeating: "<blockquote>", count: 32) + String(repeating: "<br>", count: 100)
+        XCTAssertEqual(refusal("From: a@b.example\nContent-Type: text/html\n\n" + html, limits),
+                       .textTooLarge(limitBytes: 1_000))
+    }
+
+    // MARK: Wall-clock budget
+
+    /// A closure that answers "over budget" from its `flipAt`-th call on, and counts calls.
+    private final class FlippingBudget: @unchecked Sendable {
+        // Only the parsing thread (the test's own) calls it.
+        private(set) var calls = 0
+        let flipAt: Int
+        init(flipAt: Int) { self.flipAt = flipAt }
+        func isOverBudget() -> Bool {
+            calls += 1
+            return calls >= flipAt
+        }
+    }
+
+    private func hostileMessages() -> [(name: String, bytes: [UInt8])] {
+        let size = 512 * 1024
+        return [
+            ("nested blockquotes", F.crlf("From: a@b.example\nContent-Type: text/html\n\n"
+                                          + String(repeating: "<blockquote>x<br>", count: size / 17))),
+            ("flowed", F.crlf("From: a@b.example\nContent-Type: text/plain; format=flowed\n\n"
+                              + String(repeating: "word \n", count: size / 6))),
+            ("quoted-printable", F.crlf("From: a@b.example\nContent-Transfer-Encoding: quoted-printable\n\n"
+                                        + String(repeating: "=41=\n", count: size / 6))),
+            ("quoted history", F.crlf("From: a@b.example\n\nhi\n" + String(repeating: "> q\n", count: size / 4))),
+            ("delimiters", F.crlf("From: a@b.example\nContent-Type: multipart/mixed; boundary=x\n\n"
+                                  + String(repeating: "--y\n", count: size / 4))),
+            ("comment", F.crlf("From: a@b.example\nContent-Type: text/html\n\n<!--" + String(repeating: "-", count: size))),
+        ]
+    }
+
+    func testBudget_checkedEvenInsideEachLongLoop() throws {
+        for (name, bytes) in hostileMessages() {
+            let counter = FlippingBudget(flipAt: .max)
+            _ = try? InboundMailParser(isOverBudget: counter.isOverBudget).parse(bytes)
+            // 512 KiB of work in one loop: at least one check per 64 KiB of it.
+            XCTAssertGreaterThan(counter.calls, 8, name)
+        }
+    }
+
+    func testBudget_runsOut_parseStopsAtTheNextCheckWithOverBudget() {
+        for (name, bytes) in hostileMessages() {
+            for flipAt in [1, 2, 5, 20] {
+                let budget = FlippingBudget(flipAt: flipAt)
+                XCTAssertThrowsError(try InboundMailParser(isOverBudget: budget.isOverBudget).parse(bytes), name) {
+                    XCTAssertEqual($0 as? InboundMailError, .overBudget, name)
+                }
+                XCTAssertEqual(budget.calls, flipAt, "\(name): no check after the budget ran out")
+            }
+        }
+        XCTAssertTrue(InboundMailError.overBudget.message.hasPrefix("The message took too long to read"))
+    }
+
+    func testBudget_neverOver_parsesAsBefore() throws {
+        let mail = try InboundMailParser(isOverBudget: { false }).parse(F.crlf(F.gmail))
+        XCTAssertEqual(mail, try InboundMailParser().parse(F.crlf(F.gmail)))
+    }
+
+    func testErrors_sizeBoundsAreTooLarge_restInvalid() {
+        XCTAssertTrue(InboundMailError.textTooLarge(limitBytes: 1).isTooLarge)
+        XCTAssertTrue(InboundMailError.headerLineTooLong(limitBytes: 1).isTooLarge)
+        XCTAssertFalse(InboundMailError.tooManyParts(limit: 1).isTooLarge)
+        XCTAssertFalse(InboundMailError.overBudget.isTooLarge)
     }
 }
