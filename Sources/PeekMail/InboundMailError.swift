@@ -13,7 +13,6 @@ public enum InboundMailError: Error, Sendable, Equatable, CustomStringConvertibl
     case missingFrom
     case tooManyAddresses(limit: Int)
     case tooManyEncodedWords(limit: Int)
-    case tooManyReferences(limit: Int)
     case tooDeep(limit: Int)
     case tooManyParts(limit: Int)
     case decodedTooLarge(limitBytes: Int)
@@ -35,7 +34,6 @@ public enum InboundMailError: Error, Sendable, Equatable, CustomStringConvertibl
         case .missingFrom: "The message has no valid From address, so it cannot be added to a ticket."
         case .tooManyAddresses(let limit): "The message has an address field with more than \(limit) addresses."
         case .tooManyEncodedWords(let limit): "The message has a header field with more than \(limit) encoded words."
-        case .tooManyReferences(let limit): "The message's References fields name more than \(limit) messages."
         case .tooDeep(let limit): "The message nests MIME parts more than \(limit) levels deep."
         case .tooManyParts(let limit): "The message has more than \(limit) MIME parts."
         case .decodedTooLarge(let limit): "The message's parts are larger than \(limit) bytes together once decoded."
@@ -53,7 +51,7 @@ public enum InboundMailError: Error, Sendable, Equatable, CustomStringConvertibl
         case .tooLarge, .headerTooLarge, .headerLineTooLong, .headerFieldTooLong, .decodedTooLarge, .textTooLarge:
             true
         case .empty, .notAMessage, .tooManyHeaderFields, .missingFrom, .tooManyAddresses, .tooManyEncodedWords,
-             .tooManyReferences, .tooDeep, .tooManyParts, .overBudget:
+             .tooDeep, .tooManyParts, .overBudget:
             false
         }
     }

@@ -1,6 +1,7 @@
 /// The bounds one inbound message is read within. Each is named with its unit; each
 /// one breached refuses the whole message with its own `InboundMailError` (nothing is
-/// stored), except `maxQuoteDepth`, which only flattens how deep quotes are shown.
+/// stored), except `maxQuoteDepth`, which only flattens how deep quotes are shown, and
+/// `maxReferences`, which only drops middle ids of a long thread.
 ///
 /// Together they make the work of `InboundMailParser` linear in the message's size
 /// and its memory a small multiple of it, whatever the sender wrote.
@@ -24,7 +25,10 @@ public struct InboundMailLimits: Sendable, Equatable {
     /// RFC 2047 encoded words in one header field or parameter. Over it:
     /// `.tooManyEncodedWords`.
     public var maxEncodedWordsPerField: Int
-    /// Message-IDs in the References fields, together. Over it: `.tooManyReferences`.
+    /// Message-IDs kept from the In-Reply-To fields, and from the References fields,
+    /// each. A longer References keeps its first id (the thread's root) and its newest
+    /// (RFC 5322 §3.6.4 lets a client trim the same way): our own replies carry every
+    /// id of the ticket (protocol.md §8.2), so a long ticket's thread is not refused.
     public var maxReferences: Int
     /// Levels of multipart nesting below the message. Over it: `.tooDeep`.
     public var maxDepth: Int

@@ -30,8 +30,6 @@ public struct InboundMailParser: Sendable {
 
         let sender = try addresses(header.values("sender").prefix(1)).first
         guard let from = try addresses(header.values("from").prefix(1)).first ?? sender else { throw .missingFrom }
-        let references = header.values("references").flatMap(Self.messageIDs)
-        guard references.count <= limits.maxReferences else { throw .tooManyReferences(limit: limits.maxReferences) }
 
         var walker = MIMEWalker(limits: limits, budget: budget)
         let text = try walker.body(of: header, body: body, depth: 0)
@@ -46,8 +44,8 @@ public struct InboundMailParser: Sendable {
             subject: try EncodedWord.decode(header.value("subject") ?? "", maxWords: limits.maxEncodedWordsPerField)
                 .trimmingSpaces(),
             messageID: header.value("message-id").flatMap { Self.messageIDs(in: $0).first },
-            inReplyTo: header.value("in-reply-to").map(Self.messageIDs) ?? [],
-            references: references,
+            inReplyTo: Array((header.value("in-reply-to").map(Self.messageIDs) ?? []).prefix(limits.maxReferences)),
+            references: Self.trimmed(header.values("references").flatMap(Self.messageIDs), to: limits.maxReferences),
             dateText: header.value("date"),
             bodyText: try QuotedHistory.strip(fullText, budget: budget),
             fullBodyText: fullText,
@@ -59,6 +57,12 @@ public struct InboundMailParser: Sendable {
         var mailboxes: [MailAddress] = []
         for field in fields { mailboxes += try MailAddressParser.parseList(field, limits: limits) }
         return mailboxes
+    }
+
+    /// The first id (the thread's root) and the newest `count - 1`.
+    static func trimmed(_ references: [String], to count: Int) -> [String] {
+        guard references.count > count, count > 0 else { return references }
+        return [references[0]] + references.suffix(count - 1)
     }
 
     /// The `<id>`s of a Message-ID, In-Reply-To or References field, bare. A field with

@@ -133,12 +133,13 @@ final class InboundMailBoundsTests: XCTestCase {
         XCTAssertEqual(refusal(message), .headerTooLarge(limitBytes: 256 * 1024))
     }
 
-    func testReferences_overTheCount_refused() {
-        let ids = (1...11).map { "<r\($0)@x.example>" }
-        XCTAssertEqual(refusal("From: a@b.example\nReferences: \(ids.joined(separator: "\n "))\n\nbody",
-                               InboundMailLimits(maxReferences: 10)), .tooManyReferences(limit: 10))
-        XCTAssertNil(refusal("From: a@b.example\nReferences: \(ids.dropLast().joined(separator: " "))\n\nbody",
-                             InboundMailLimits(maxReferences: 10)))
+    func testReferences_overTheCount_keepTheRootAndTheNewest() throws {
+        let ids = (1...12).map { "<r\($0)@x.example>" }
+        let message = "From: a@b.example\nIn-Reply-To: \(ids.joined(separator: " "))\nReferences: \(ids.joined(separator: "\n "))\n\nbody"
+        let mail = try InboundMailParser(limits: InboundMailLimits(maxReferences: 10)).parse(F.crlf(message))
+        XCTAssertEqual(mail.references, ["r1@x.example"] + (4...12).map { "r\($0)@x.example" })
+        XCTAssertEqual(mail.inReplyTo, (1...10).map { "r\($0)@x.example" })
+        XCTAssertEqual(try InboundMailParser(limits: InboundMailLimits(maxReferences: 12)).parse(F.crlf(message)).references.count, 12)
     }
 
     // MARK: Decoded size
