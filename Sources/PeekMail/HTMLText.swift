@@ -17,7 +17,14 @@ public enum HTMLText {
 
     static func plainText(fromHTML html: String, limits: InboundMailLimits, budget: ParseBudget)
         throws(InboundMailError) -> String {
-        var converter = Converter(Array(html.unicodeScalars), limits: limits, budget: budget)
+        // Scalars, for random access; copied with budget checks, as megabytes take a while.
+        var scalars: [Unicode.Scalar] = []
+        scalars.reserveCapacity(html.utf8.count)
+        for (index, scalar) in html.unicodeScalars.enumerated() {
+            try budget.check(at: index)
+            scalars.append(scalar)
+        }
+        var converter = Converter(scalars, limits: limits, budget: budget)
         try converter.run()
         return try tidy(String(converter.output), budget: budget)
     }
@@ -260,7 +267,7 @@ public enum HTMLText {
     static func tidy(_ text: String, budget: ParseBudget) throws(InboundMailError) -> String {
         var lines: [Substring] = []
         var blankRun = 0
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, raw) in try text.lines(budget: budget).enumerated() {
             try budget.check(at: index)
             var line = raw
             while let last = line.last, last == " " || last == "\t" || last == "\r" { line = line.dropLast() }

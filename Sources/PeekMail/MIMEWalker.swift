@@ -1,5 +1,3 @@
-import PeekCrypto
-
 /// The text a part contributes, already plain; `isHTML` says it came from HTML so
 /// multipart/alternative can prefer a real text/plain sibling.
 struct BodyText: Sendable {
@@ -56,8 +54,7 @@ struct MIMEWalker {
             // limit is refused before it is converted. HTML is held to it as it converts.
             let allowance = limits.maxTextBytes - tally.textBytes
             guard mediaType == "text/html" || decoded.count / 2 <= allowance else { throw .textTooLarge(limitBytes: limits.maxTextBytes) }
-            let text = MailCharset.decode(decoded, charset: contentType.parameters["charset"])
-            try budget.check()
+            let text = try MailCharset.decode(decoded, charset: contentType.parameters["charset"], budget: budget)
             let plain: BodyText
             if mediaType == "text/html" {
                 var htmlLimits = limits
@@ -199,13 +196,7 @@ struct MIMEWalker {
         throws(InboundMailError) -> [UInt8] {
         switch encoding?.trimmingSpaces().lowercased() {
         case "base64":
-            let text = String(decoding: body, as: UTF8.self)
-            if let bytes = Base64.decode(text) { return bytes }
-            // Stray bytes (a signature line, junk after the padding): keep the alphabet.
-            let cleaned = String(text.unicodeScalars.filter { scalar in
-                scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || scalar == "+" || scalar == "/")
-            })
-            return Base64.decode(String(cleaned.prefix(cleaned.count / 4 * 4))) ?? []
+            return try Base64Body.decode(body, budget: budget)
         case "quoted-printable":
             return try QuotedPrintable.decode(body, budget: budget)
         default:
@@ -215,8 +206,7 @@ struct MIMEWalker {
 
     /// "\n" line ends, format=flowed undone.
     static func plainText(_ text: String, contentType: MIMEHeaderValue, budget: ParseBudget) throws(InboundMailError) -> String {
-        var lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" })
-        try budget.check()
+        var lines = try text.lines(budget: budget, isBreak: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" })
         if lines.last?.isEmpty == true { lines.removeLast() }
         if contentType.parameters["format"]?.lowercased() == "flowed" {
             return try FlowedText.unflow(lines, deleteSpace: contentType.parameters["delsp"]?.lowercased() == "yes", budget: budget)

@@ -22,8 +22,7 @@ public enum QuotedHistory {
     }
 
     static func strip(_ text: String, budget: ParseBudget) throws(InboundMailError) -> String {
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        try budget.check()
+        let lines = try text.lines(budget: budget)
         var keep = lines.count
         if let cut = try firstHistoryLine(lines, budget: budget) { keep = cut }
         var kept = Array(lines[..<keep])

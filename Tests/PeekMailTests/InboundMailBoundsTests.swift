@@ -164,6 +164,38 @@ final class InboundMailBoundsTests: XCTestCase {
                        .textTooLarge(limitBytes: 1_000))
     }
 
+    // MARK: Transfer and charset decoding (now byte loops that consult the budget)
+
+    func testBase64Body_cleanOrWithJunk_decodesAsClientsDo() throws {
+        func decoded(_ text: String) throws -> String {
+            String(decoding: try Base64Body.decode(Array(text.utf8)[...], budget: .unlimited), as: UTF8.self)
+        }
+        XCTAssertEqual(try decoded("QUJD\r\nREVG\r\n"), "ABCDEF")
+        XCTAssertEqual(try decoded("QUJDRA==\r\n"), "ABCD")
+        XCTAssertEqual(try decoded("QUJDRA"), "ABCD")                      // unpadded
+        XCTAssertEqual(try decoded("-_-_"), String(decoding: [0xFB, 0xFF, 0xBF], as: UTF8.self))   // base64url
+        // Junk: only the standard alphabet is kept, in whole groups of four.
+        XCTAssertEqual(try decoded("QUJD\r\nREVG\r\n-- \r\nsig!"), "ABCDEF")     // "sig" is a partial group
+        // Data after padding: "QUJDRAQUJD" is kept, cut to "QUJDRAQU".
+        XCTAssertEqual(try decoded("QUJDRA==\r\nQUJD"), "ABCD\u{04}\u{14}")
+        XCTAssertEqual(try decoded("Q*U*J*D"), "ABC")
+        XCTAssertEqual(try decoded(""), "")
+    }
+
+    func testCharset_singleByteText_sameAsScalarByScalarAcrossChunks() {
+        let bytes = (0..<200_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }    // every byte, past several 64 KiB chunks
+        let expected1252 = String(String.UnicodeScalarView(bytes.map { byte -> Unicode.Scalar in
+            let high: [UInt32] = [0x20AC, 0x81, 0x201A, 0x192, 0x201E, 0x2026, 0x2020, 0x2021, 0x2C6, 0x2030, 0x160, 0x2039,
+                                  0x152, 0x8D, 0x17D, 0x8F, 0x90, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
+                                  0x2DC, 0x2122, 0x161, 0x203A, 0x153, 0x9D, 0x17E, 0x178]
+            return Unicode.Scalar((0x80...0x9F).contains(byte) ? high[Int(byte - 0x80)] : UInt32(byte))!
+        }))
+        XCTAssertEqual(MailCharset.decode(bytes, charset: "windows-1252"), expected1252)
+        XCTAssertEqual(MailCharset.decode(bytes, charset: "utf-8"), expected1252)                  // invalid UTF-8
+        XCTAssertEqual(MailCharset.decode([0x41, 0xA4, 0xBE], charset: "iso-8859-15"), "A\u{20AC}\u{0178}")
+        XCTAssertEqual(MailCharset.decode(Array("Café".utf8), charset: nil), "Café")
+    }
+
     // MARK: Wall-clock budget
 
     /// A closure that answers "over budget" from its `flipAt`-th call on, and counts calls.
@@ -191,6 +223,10 @@ final class InboundMailBoundsTests: XCTestCase {
             ("delimiters", F.crlf("From: a@b.example\nContent-Type: multipart/mixed; boundary=x\n\n"
                                   + String(repeating: "--y\n", count: size / 4))),
             ("comment", F.crlf("From: a@b.example\nContent-Type: text/html\n\n<!--" + String(repeating: "-", count: size))),
+            ("base64", F.crlf("From: a@b.example\nContent-Type: application/pdf\nContent-Transfer-Encoding: base64\n\n"
+                              + String(repeating: "QUJD\n", count: size / 5))),
+            ("windows-1252", Array("From: a@b.example\r\nContent-Type: text/plain; charset=windows-1252\r\n\r\n".utf8)
+                + [UInt8](repeating: 0x80, count: size)),
         ]
     }
 
