@@ -42,27 +42,41 @@ public enum EncodedWord {
     /// before decoding, because many mailers split a character across two words.
     /// Anything that is not a well-formed encoded word stays as written.
     public static func decode(_ text: String) -> String {
+        ParseBudget.unbounded { _ throws(InboundMailError) in try decode(text, maxWords: .max) }
+    }
+
+    /// `decode(_:)` for inbound mail: more than `maxWords` encoded words refuse the
+    /// message (`.tooManyEncodedWords`) rather than leaving some undecoded, since no
+    /// mailer writes a thousand words in one field and half-decoded text misleads.
+    /// Linear: a run of words is gathered in one buffer and decoded once.
+    static func decode(_ text: String, maxWords: Int) throws(InboundMailError) -> String {
         guard text.contains("=?") else { return text }
         let tokens = tokenize(Array(text.utf8))
+        var wordCount = 0
         var result = ""
-        var pending: (charset: String, bytes: [UInt8])?
+        var runCharset: String?
+        var runBytes: [UInt8] = []
 
         func flush() {
-            if let run = pending { result += MailCharset.decode(run.bytes, charset: run.charset) }
-            pending = nil
+            if let charset = runCharset { result += MailCharset.decode(runBytes, charset: charset) }
+            runCharset = nil
+            runBytes.removeAll(keepingCapacity: true)
         }
 
         for (index, token) in tokens.enumerated() {
             switch token {
             case .word(let charset, let bytes):
-                if let run = pending, MailCharset.normalizedName(run.charset) == MailCharset.normalizedName(charset) {
-                    pending = (run.charset, run.bytes + bytes)
+                wordCount += 1
+                guard wordCount <= maxWords else { throw .tooManyEncodedWords(limit: maxWords) }
+                if let current = runCharset, MailCharset.normalizedName(current) == MailCharset.normalizedName(charset) {
+                    runBytes += bytes
                 } else {
                     flush()
-                    pending = (charset, bytes)
+                    runCharset = charset
+                    runBytes += bytes
                 }
             case .space(let space):
-                if pending != nil, index + 1 < tokens.count, case .word = tokens[index + 1] { continue }
+                if runCharset != nil, index + 1 < tokens.count, case .word = tokens[index + 1] { continue }
                 flush()
                 result += space
             case .text(let literal):

@@ -5,34 +5,38 @@ enum FlowedText {
     /// `lines` without line ends. A line ending in a space joins the next one when both
     /// have the same quote depth; the signature separator "-- " never joins. With
     /// `deleteSpace` (delsp=yes) the trailing space is removed when joining.
-    static func unflow(_ lines: [Substring], deleteSpace: Bool) -> [String] {
+    ///
+    /// Linear: each line is appended once to the open paragraph's buffer.
+    static func unflow(_ lines: [Substring], deleteSpace: Bool, budget: ParseBudget = .unlimited)
+        throws(InboundMailError) -> [String] {
         var out: [String] = []
-        var paragraph: String?
+        var paragraph = ""
+        var isOpen = false
         var paragraphDepth = 0
-        for raw in lines {
+
+        func close() {
+            out.append(paragraph)
+            paragraph = ""
+            isOpen = false
+        }
+
+        for (index, raw) in lines.enumerated() {
+            try budget.check(at: index)
             let depth = raw.prefix(while: { $0 == ">" }).count
             var content = raw.dropFirst(depth)
             if content.first == " " { content = content.dropFirst() }    // space-stuffing (§4.4)
             let isSoft = content.last == " " && content != "-- "
-            if let open = paragraph, depth != paragraphDepth {
-                out.append(open)
-                paragraph = nil
-            }
-            let prefix = depth > 0 ? String(repeating: ">", count: depth) + " " : ""
-            var piece = String(content)
-            if isSoft && deleteSpace { piece.removeLast() }
-            if let open = paragraph {
-                paragraph = open + piece
-            } else {
-                paragraph = prefix + piece
+            if isOpen && depth != paragraphDepth { close() }
+            if isSoft && deleteSpace { content = content.dropLast() }
+            if !isOpen {
+                if depth > 0 { paragraph = String(repeating: ">", count: depth) + " " }
                 paragraphDepth = depth
+                isOpen = true
             }
-            if !isSoft, let done = paragraph {
-                out.append(done)
-                paragraph = nil
-            }
+            paragraph += content
+            if !isSoft { close() }
         }
-        if let open = paragraph { out.append(open) }
+        if isOpen { close() }
         return out
     }
 }

@@ -4,11 +4,29 @@
 /// turns block elements and `<br>` into line breaks, collapses whitespace as a browser
 /// would, decodes the common entities, and prefixes `<blockquote>` content with "> " so
 /// quoted history looks as it does in a plain-text mail and `QuotedHistory` can find it.
+///
+/// Linear in the HTML: every step consumes input, a quote nested deeper than
+/// `maxQuoteDepth` is shown at that depth (so one line's prefix is bounded), and the
+/// text stops with `.textTooLarge` once it passes `maxTextBytes`.
 public enum HTMLText {
     public static func plainText(fromHTML html: String) -> String {
-        var converter = Converter(Array(html.unicodeScalars))
-        converter.run()
-        return tidy(String(converter.output))
+        ParseBudget.unbounded { budget throws(InboundMailError) in
+            try plainText(fromHTML: html, limits: InboundMailLimits(maxTextBytes: .max), budget: budget)
+        }
+    }
+
+    static func plainText(fromHTML html: String, limits: InboundMailLimits, budget: ParseBudget)
+        throws(InboundMailError) -> String {
+        // Scalars, for random access; copied with budget checks, as megabytes take a while.
+        var scalars: [Unicode.Scalar] = []
+        scalars.reserveCapacity(html.utf8.count)
+        for (index, scalar) in html.unicodeScalars.enumerated() {
+            try budget.check(at: index)
+            scalars.append(scalar)
+        }
+        var converter = Converter(scalars, limits: limits, budget: budget)
+        try converter.run()
+        return try tidy(String(converter.output), budget: budget)
     }
 
     private static let blockTags: Set<String> = [
@@ -21,21 +39,38 @@ public enum HTMLText {
 
     private struct Converter {
         let input: [Unicode.Scalar]
+        let limits: InboundMailLimits
+        let budget: ParseBudget
         var index = 0
         var output = String.UnicodeScalarView()
+        /// UTF-8 bytes in `output`, held to `limits.maxTextBytes`.
+        var outputBytes = 0
+        /// Open `<blockquote>`s; the "> " prefix shows at most `limits.maxQuoteDepth`.
         var quoteDepth = 0
         var preDepth = 0
         var atLineStart = true
         var pendingSpace = false
         var trailingNewlines = 0
 
-        init(_ input: [Unicode.Scalar]) { self.input = input }
+        init(_ input: [Unicode.Scalar], limits: InboundMailLimits, budget: ParseBudget) {
+            self.input = input
+            self.limits = limits
+            self.budget = budget
+        }
 
-        mutating func run() {
+        var shownQuoteDepth: Int { min(quoteDepth, limits.maxQuoteDepth) }
+
+        mutating func run() throws(InboundMailError) {
+            var steps = 0
             while index < input.count {
+                // One step adds at most a line's bounded prefix and an entity's text, so
+                // checking after each step holds the output near the limit.
+                guard outputBytes <= limits.maxTextBytes else { throw .textTooLarge(limitBytes: limits.maxTextBytes) }
+                try budget.check(at: steps)
+                steps += 1
                 let scalar = input[index]
                 if scalar == "<" {
-                    handleMarkup()
+                    try handleMarkup()
                 } else if scalar == "&" {
                     let (text, length) = HTMLText.entity(input, at: index)
                     emitText(text)
@@ -51,29 +86,35 @@ public enum HTMLText {
                     index += 1
                 }
             }
+            guard outputBytes <= limits.maxTextBytes else { throw .textTooLarge(limitBytes: limits.maxTextBytes) }
+        }
+
+        mutating func append(_ scalar: Unicode.Scalar) {
+            output.append(scalar)
+            outputBytes += UTF8.width(scalar)
         }
 
         mutating func emitText(_ text: String) {
             for scalar in text.unicodeScalars {
                 if atLineStart {
-                    for _ in 0..<quoteDepth { output.append(contentsOf: "> ".unicodeScalars) }
+                    for _ in 0..<shownQuoteDepth { append(">"); append(" ") }
                     atLineStart = false
                     pendingSpace = false
                 } else if pendingSpace {
-                    output.append(" ")
+                    append(" ")
                     pendingSpace = false
                 }
                 // A no-break space is a space to a reader of plain text.
-                output.append(scalar == "\u{00A0}" ? " " : scalar)
+                append(scalar == "\u{00A0}" ? " " : scalar)
                 trailingNewlines = 0
             }
         }
 
         mutating func newline() {
-            if atLineStart && quoteDepth > 0 {
-                for _ in 0..<quoteDepth { output.append(">") }
+            if atLineStart {
+                for _ in 0..<shownQuoteDepth { append(">") }
             }
-            output.append("\n")
+            append("\n")
             trailingNewlines += 1
             atLineStart = true
             pendingSpace = false
@@ -89,9 +130,9 @@ public enum HTMLText {
             if !output.isEmpty && trailingNewlines < 2 { newline() }
         }
 
-        mutating func handleMarkup() {
+        mutating func handleMarkup() throws(InboundMailError) {
             if matches("<!--") {
-                index = find("-->").map { $0 + 3 } ?? input.count
+                index = try find("-->").map { $0 + 3 } ?? input.count
                 return
             }
             guard let (name, isClosing, end) = tag(at: index) else {
@@ -101,7 +142,7 @@ public enum HTMLText {
             }
             index = end
             if !isClosing && skippedTags.contains(name) {
-                index = find("</\(name)", caseInsensitive: true).flatMap { closeStart in
+                index = try find("</\(name)", caseInsensitive: true).flatMap { closeStart in
                     input[closeStart...].firstIndex(of: ">").map { $0 + 1 }
                 } ?? input.count
                 return
@@ -161,11 +202,12 @@ public enum HTMLText {
             return true
         }
 
-        func find(_ text: String, caseInsensitive: Bool = false) -> Int? {
+        func find(_ text: String, caseInsensitive: Bool = false) throws(InboundMailError) -> Int? {
             let needle = Array((caseInsensitive ? text.lowercased() : text).unicodeScalars)
             guard let first = needle.first else { return nil }
             var i = index
             while i + needle.count <= input.count {
+                try budget.check(at: i)
                 let candidate = caseInsensitive ? HTMLText.lowercased(input[i]) : input[i]
                 if candidate == first {
                     var matched = true
@@ -222,10 +264,11 @@ public enum HTMLText {
 
     /// Trims each line's end, drops blank lines at either end, and keeps at most one
     /// blank line in a row.
-    static func tidy(_ text: String) -> String {
+    static func tidy(_ text: String, budget: ParseBudget) throws(InboundMailError) -> String {
         var lines: [Substring] = []
         var blankRun = 0
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for (index, raw) in try text.lines(budget: budget).enumerated() {
+            try budget.check(at: index)
             var line = raw
             while let last = line.last, last == " " || last == "\t" || last == "\r" { line = line.dropLast() }
             let isBlank = line.allSatisfy { $0 == " " || $0 == ">" }

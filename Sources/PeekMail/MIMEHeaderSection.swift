@@ -18,20 +18,26 @@ struct MIMEHeaderSection: Sendable {
     /// Lines may end in CRLF or bare LF. A header with no empty line after it is a
     /// message without a body.
     ///
-    /// Bounds: a header section longer than `maxBytes` throws `.headerTooLarge` before
-    /// anything after the limit is read. Malformed lines after the first field (no
-    /// colon, a space in the name) are skipped, since real mail carries such junk and
-    /// losing one bad field beats refusing the customer's message.
-    static func split(_ bytes: ArraySlice<UInt8>, maxBytes: Int, strictness: Strictness)
+    /// Bounds (`InboundMailLimits`), each checked before anything past it is kept: the
+    /// section's bytes (`.headerTooLarge`), its field count (`.tooManyHeaderFields`), one
+    /// line's bytes (`.headerLineTooLong`) and one unfolded field's (`.headerFieldTooLong`).
+    /// Malformed lines after the first field (no colon, a space in the name) are
+    /// skipped, since real mail carries such junk and losing one bad field beats
+    /// refusing the customer's message.
+    static func split(_ bytes: ArraySlice<UInt8>, limits: InboundMailLimits, strictness: Strictness)
         throws(InboundMailError) -> (header: MIMEHeaderSection, body: ArraySlice<UInt8>) {
         var section = MIMEHeaderSection()
         var position = bytes.startIndex
         var isFirstLine = true
         var rawFields: [(name: String, value: [UInt8])] = []
+        // Only the section's bytes are searched for a line end: a body with no newline
+        // in its first megabytes is refused at the limit, not scanned to its end.
+        let searchEnd = bytes.startIndex + min(bytes.count, limits.maxHeaderBytes + 1)
 
         while position < bytes.endIndex {
-            let newline = bytes[position...].firstIndex(of: 10) ?? bytes.endIndex
-            if newline - bytes.startIndex > maxBytes { throw .headerTooLarge(limitBytes: maxBytes) }
+            guard let newline = bytes[position..<searchEnd].firstIndex(of: 10) ?? (searchEnd == bytes.endIndex ? bytes.endIndex : nil)
+            else { throw .headerTooLarge(limitBytes: limits.maxHeaderBytes) }
+            if newline - bytes.startIndex > limits.maxHeaderBytes { throw .headerTooLarge(limitBytes: limits.maxHeaderBytes) }
             var lineEnd = newline
             if lineEnd > position && bytes[lineEnd - 1] == 13 { lineEnd -= 1 }
             let line = bytes[position..<lineEnd]
@@ -44,7 +50,11 @@ struct MIMEHeaderSection: Sendable {
             }
             if line.first == 32 || line.first == 9 {
                 if !rawFields.isEmpty {
+                    if line.count > limits.maxHeaderLineBytes { throw .headerLineTooLong(limitBytes: limits.maxHeaderLineBytes) }
                     rawFields[rawFields.count - 1].value += line
+                    if rawFields[rawFields.count - 1].value.count > limits.maxHeaderFieldBytes {
+                        throw .headerFieldTooLong(limitBytes: limits.maxHeaderFieldBytes)
+                    }
                 } else if strictness == .message {
                     throw .notAMessage
                 }
@@ -52,6 +62,10 @@ struct MIMEHeaderSection: Sendable {
                 continue
             }
             if let field = parseField(line) {
+                // Checked once the line is known to be a field: a part without a header
+                // may start with a long body line.
+                if line.count > limits.maxHeaderLineBytes { throw .headerLineTooLong(limitBytes: limits.maxHeaderLineBytes) }
+                guard rawFields.count < limits.maxHeaderFields else { throw .tooManyHeaderFields(limit: limits.maxHeaderFields) }
                 rawFields.append(field)
             } else if isFirstLine && strictness == .message && line.starts(with: Array("From ".utf8)) {
                 // An mbox envelope line ("From ana@x Sun Nov 29 ...") some gateways keep.

@@ -1,5 +1,3 @@
-import PeekCrypto
-
 /// The text a part contributes, already plain; `isHTML` says it came from HTML so
 /// multipart/alternative can prefer a real text/plain sibling.
 struct BodyText: Sendable {
@@ -7,18 +5,33 @@ struct BodyText: Sendable {
     var isHTML: Bool
 }
 
-/// Walks the MIME tree once, choosing the text and collecting attachments.
+/// Walks the MIME tree once, choosing the text and collecting attachments, within
+/// `InboundMailLimits`: depth and part count (checked while a body is split), decoded
+/// bytes and text bytes (counted over the whole message).
 struct MIMEWalker {
-    let limits: InboundMailParser.Limits
+    let limits: InboundMailLimits
+    let budget: ParseBudget
     var attachments: [InboundAttachment] = []
-    private var partCount = 0
+    /// What the whole message has used so far; a multipart/alternative branch walks
+    /// with its own attachments but the message's tally.
+    private var tally = Tally()
 
-    init(limits: InboundMailParser.Limits) { self.limits = limits }
+    private struct Tally {
+        var parts = 0
+        var decodedBytes = 0
+        var textBytes = 0
+    }
+
+    init(limits: InboundMailLimits, budget: ParseBudget) {
+        self.limits = limits
+        self.budget = budget
+    }
 
     mutating func body(of header: MIMEHeaderSection, body: ArraySlice<UInt8>, depth: Int) throws(InboundMailError) -> BodyText? {
-        partCount += 1
-        guard partCount <= limits.maxParts else { throw .tooManyParts(limit: limits.maxParts) }
+        tally.parts += 1
+        guard tally.parts <= limits.maxParts else { throw .tooManyParts(limit: limits.maxParts) }
         guard depth <= limits.maxDepth else { throw .tooDeep(limit: limits.maxDepth) }
+        try budget.check()
 
         let contentType = MIMEHeaderValue(header.value("content-type") ?? "text/plain")
         let disposition = header.value("content-disposition").map(MIMEHeaderValue.init)
@@ -26,28 +39,43 @@ struct MIMEWalker {
         let mediaType = contentType.value.isEmpty || !contentType.value.contains("/") ? "text/plain" : contentType.value
 
         if contentType.type == "multipart", let boundary = contentType.parameters["boundary"], !boundary.isEmpty {
-            let parts = try Self.split(body, boundary: boundary).map { part throws(InboundMailError) in
-                try MIMEHeaderSection.split(part, maxBytes: limits.maxHeaderBytes, strictness: .part)
-            }
+            let bodies = try Self.split(body, boundary: boundary, partsBefore: tally.parts, limits: limits, budget: budget)
+            var parts: [(header: MIMEHeaderSection, body: ArraySlice<UInt8>)] = []
+            for part in bodies { parts.append(try MIMEHeaderSection.split(part, limits: limits, strictness: .part)) }
             return try multipart(mediaType, parts: parts, start: contentType.parameters["start"], depth: depth)
         }
 
         let isText = mediaType == "text/plain" || mediaType == "text/html" || contentType.type == "multipart"
         let isAttachment = disposition?.value == "attachment" || filename != nil
         if isText && !isAttachment {
-            let decoded = Self.transferDecoded(body, encoding: header.value("content-transfer-encoding"))
-            let text = MailCharset.decode(decoded, charset: contentType.parameters["charset"])
+            let decoded = try transferDecoded(body, encoding: header.value("content-transfer-encoding"))
+            // Plain text is at least half the bytes it is decoded from (charsets never
+            // shrink it; CRLF becoming LF at most halves it), so a part far over the
+            // limit is refused before it is converted. HTML is held to it as it converts.
+            let allowance = limits.maxTextBytes - tally.textBytes
+            guard mediaType == "text/html" || decoded.count / 2 <= allowance else { throw .textTooLarge(limitBytes: limits.maxTextBytes) }
+            let text = try MailCharset.decode(decoded, charset: contentType.parameters["charset"], budget: budget)
+            let plain: BodyText
             if mediaType == "text/html" {
-                return BodyText(text: HTMLText.plainText(fromHTML: text), isHTML: true)
+                var htmlLimits = limits
+                htmlLimits.maxTextBytes = allowance
+                plain = BodyText(text: try HTMLText.plainText(fromHTML: text, limits: htmlLimits, budget: budget), isHTML: true)
+            } else {
+                plain = BodyText(text: try Self.plainText(text, contentType: contentType, budget: budget), isHTML: false)
             }
-            return BodyText(text: Self.plainText(text, contentType: contentType), isHTML: false)
+            tally.textBytes += plain.text.utf8.count
+            guard tally.textBytes <= limits.maxTextBytes else { throw .textTooLarge(limitBytes: limits.maxTextBytes) }
+            return plain
         }
 
         if Self.isSignature(mediaType) { return nil }
-        let decoded = Self.transferDecoded(body, encoding: header.value("content-transfer-encoding"))
+        let decoded = try transferDecoded(body, encoding: header.value("content-transfer-encoding"))
         let contentID = header.value("content-id").flatMap { InboundMailParser.messageIDs(in: $0).first }
+        let sentName = try filename.map { name throws(InboundMailError) in
+            try EncodedWord.decode(name, maxWords: limits.maxEncodedWordsPerField)
+        }
         attachments.append(InboundAttachment(
-            filename: Self.safeFilename(filename.map(EncodedWord.decode),
+            filename: Self.safeFilename(sentName,
                                         fallback: "attachment-\(attachments.count + 1)\(Self.fallbackExtension(mediaType))"),
             contentType: mediaType,
             contentID: contentID,
@@ -64,10 +92,10 @@ struct MIMEWalker {
             // (an HTML branch's inline images mean nothing next to text/plain).
             var best: (text: BodyText, attachments: [InboundAttachment])?
             for part in parts {
-                var branch = MIMEWalker(limits: limits)
-                branch.partCount = partCount
+                var branch = MIMEWalker(limits: limits, budget: budget)
+                branch.tally = tally
                 let text = try branch.body(of: part.header, body: part.body, depth: depth + 1)
-                partCount = branch.partCount
+                tally = branch.tally
                 guard let text, !text.text.trimmingSpaces().isEmpty else { continue }
                 if best == nil || (best?.text.isHTML == true && !text.isHTML) {
                     best = (text, branch.attachments)
@@ -112,12 +140,21 @@ struct MIMEWalker {
     /// The parts between `--boundary` lines (RFC 2046 §5.1.1). The CRLF before a
     /// delimiter belongs to it; the preamble and epilogue are dropped. A body with no
     /// closing delimiter ends its last part at the end of the message, as clients do.
-    static func split(_ body: ArraySlice<UInt8>, boundary: String) throws(InboundMailError) -> [ArraySlice<UInt8>] {
+    ///
+    /// One pass over the lines. `partsBefore` parts of the message are counted already;
+    /// the part that would pass `limits.maxParts` throws `.tooManyParts` at once, so a
+    /// body of millions of delimiters costs no more than its first few hundred.
+    static func split(_ body: ArraySlice<UInt8>, boundary: String, partsBefore: Int, limits: InboundMailLimits,
+                      budget: ParseBudget) throws(InboundMailError) -> [ArraySlice<UInt8>] {
+        let maxParts = limits.maxParts - partsBefore
         let delimiter = Array("--\(boundary)".utf8)
         var parts: [ArraySlice<UInt8>] = []
         var partStart: Int?
         var lineStart = body.startIndex
+        var lineCount = 0
         while lineStart < body.endIndex {
+            try budget.check(at: lineCount)
+            lineCount += 1
             let newline = body[lineStart...].firstIndex(of: 10) ?? body.endIndex
             let next = newline < body.endIndex ? newline + 1 : body.endIndex
             let line = body[lineStart..<newline]
@@ -130,6 +167,7 @@ struct MIMEWalker {
                         var end = lineStart
                         if end > start && body[end - 1] == 10 { end -= 1 }
                         if end > start && body[end - 1] == 13 { end -= 1 }
+                        guard parts.count < maxParts else { throw .tooManyParts(limit: limits.maxParts) }
                         parts.append(body[start..<max(start, end)])
                     }
                     if isClose { return parts }
@@ -138,33 +176,40 @@ struct MIMEWalker {
             }
             lineStart = next
         }
-        if let start = partStart, start < body.endIndex { parts.append(body[start...]) }
+        if let start = partStart, start < body.endIndex {
+            guard parts.count < maxParts else { throw .tooManyParts(limit: limits.maxParts) }
+            parts.append(body[start...])
+        }
         return parts
     }
 
-    static func transferDecoded(_ body: ArraySlice<UInt8>, encoding: String?) -> [UInt8] {
+    /// `body` without its transfer encoding, counted against `maxDecodedBytes`.
+    private mutating func transferDecoded(_ body: ArraySlice<UInt8>, encoding: String?) throws(InboundMailError) -> [UInt8] {
+        let decoded = try Self.transferDecoded(body, encoding: encoding, budget: budget)
+        tally.decodedBytes += decoded.count
+        guard tally.decodedBytes <= limits.maxDecodedBytes else { throw .decodedTooLarge(limitBytes: limits.maxDecodedBytes) }
+        try budget.check()
+        return decoded
+    }
+
+    static func transferDecoded(_ body: ArraySlice<UInt8>, encoding: String?, budget: ParseBudget)
+        throws(InboundMailError) -> [UInt8] {
         switch encoding?.trimmingSpaces().lowercased() {
         case "base64":
-            let text = String(decoding: body, as: UTF8.self)
-            if let bytes = Base64.decode(text) { return bytes }
-            // Stray bytes (a signature line, junk after the padding): keep the alphabet.
-            let cleaned = String(text.unicodeScalars.filter { scalar in
-                scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || scalar == "+" || scalar == "/")
-            })
-            return Base64.decode(String(cleaned.prefix(cleaned.count / 4 * 4))) ?? []
+            return try Base64Body.decode(body, budget: budget)
         case "quoted-printable":
-            return QuotedPrintable.decode(body)
+            return try QuotedPrintable.decode(body, budget: budget)
         default:
             return Array(body)
         }
     }
 
     /// "\n" line ends, format=flowed undone.
-    static func plainText(_ text: String, contentType: MIMEHeaderValue) -> String {
-        var lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" })
+    static func plainText(_ text: String, contentType: MIMEHeaderValue, budget: ParseBudget) throws(InboundMailError) -> String {
+        var lines = try text.lines(budget: budget, isBreak: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" })
         if lines.last?.isEmpty == true { lines.removeLast() }
         if contentType.parameters["format"]?.lowercased() == "flowed" {
-            return FlowedText.unflow(lines, deleteSpace: contentType.parameters["delsp"]?.lowercased() == "yes")
+            return try FlowedText.unflow(lines, deleteSpace: contentType.parameters["delsp"]?.lowercased() == "yes", budget: budget)
                 .joined(separator: "\n")
         }
         return lines.joined(separator: "\n")

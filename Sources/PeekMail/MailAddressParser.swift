@@ -2,8 +2,13 @@
 /// write them: `"Pérez, Ana" <ana@x>`, `Ana <ana@x>`, `ana@x (Ana)`, `ana@x`, groups
 /// (`Team: a@x, b@x;`), encoded-word names, and encoded words inside quotes (not
 /// allowed by RFC 2047, sent anyway by several clients).
+///
+/// Linear in the field: every branch consumes at least one scalar, and an unterminated
+/// quote, comment or angle address runs to the end of the field. More than
+/// `maxAddressesPerField` mailboxes, or a display name with more than
+/// `maxEncodedWordsPerField` encoded words, refuses the message.
 enum MailAddressParser {
-    static func parseList(_ text: String) -> [MailAddress] {
+    static func parseList(_ text: String, limits: InboundMailLimits = .standard) throws(InboundMailError) -> [MailAddress] {
         var mailboxes: [MailAddress] = []
         var phrase: [String] = []
         var angle: String?
@@ -11,18 +16,31 @@ enum MailAddressParser {
         var bare = ""
         var scalars = Substring(text).unicodeScalars[...]
 
-        func finish() {
-            let name = EncodedWord.decode(phrase.joined(separator: " ")).trimmingSpaces()
-            if let angle, let address = cleanAddress(angle) {
-                mailboxes.append(MailAddress(name: name.isEmpty ? comment.map(EncodedWord.decode) : name, address: address))
-            } else if let address = cleanAddress(bare.isEmpty ? phrase.last(where: { $0.contains("@") }) ?? "" : bare) {
-                let commentName = comment.map { EncodedWord.decode($0).trimmingSpaces() }
-                mailboxes.append(MailAddress(name: commentName?.isEmpty == false ? commentName : nil, address: address))
+        func decoded(_ words: String) throws(InboundMailError) -> String {
+            try EncodedWord.decode(words, maxWords: limits.maxEncodedWordsPerField).trimmingSpaces()
+        }
+
+        func finish() throws(InboundMailError) {
+            defer {
+                phrase = []
+                angle = nil
+                comment = nil
+                bare = ""
             }
-            phrase = []
-            angle = nil
-            comment = nil
-            bare = ""
+            let name = try decoded(phrase.joined(separator: " "))
+            let commentName = try comment.map { text throws(InboundMailError) in try decoded(text) }
+            let mailbox: MailAddress
+            if let angle, let address = cleanAddress(angle) {
+                mailbox = MailAddress(name: name.isEmpty ? commentName : name, address: address)
+            } else if let address = cleanAddress(bare.isEmpty ? phrase.last(where: { $0.contains("@") }) ?? "" : bare) {
+                mailbox = MailAddress(name: commentName?.isEmpty == false ? commentName : nil, address: address)
+            } else {
+                return
+            }
+            guard mailboxes.count < limits.maxAddressesPerField else {
+                throw .tooManyAddresses(limit: limits.maxAddressesPerField)
+            }
+            mailboxes.append(mailbox)
         }
 
         while let scalar = scalars.first {
@@ -67,16 +85,23 @@ enum MailAddressParser {
                 angle = address
             case ",", ";":
                 scalars = scalars.dropFirst()
-                finish()
-            case ":" where angle == nil:
-                // A group's display name ("undisclosed-recipients:"): not a mailbox.
+                try finish()
+            case ":":
                 scalars = scalars.dropFirst()
-                phrase = []
-                bare = ""
+                // Before an angle address it ends a group's display name
+                // ("undisclosed-recipients:"), which is not a mailbox; after one it is
+                // stray punctuation and is skipped.
+                if angle == nil {
+                    phrase = []
+                    bare = ""
+                }
             case " ", "\t", "\r", "\n":
                 scalars = scalars.dropFirst()
             default:
-                var word = ""
+                // The first scalar is taken unconditionally, so this branch always makes
+                // progress even on a scalar the stop set below would refuse.
+                var word = String(scalar)
+                scalars = scalars.dropFirst()
                 while let next = scalars.first, !" \t\r\n\"(<,;:".unicodeScalars.contains(next) {
                     word.unicodeScalars.append(next)
                     scalars = scalars.dropFirst()
@@ -85,7 +110,7 @@ enum MailAddressParser {
                 if word.contains("@") && angle == nil && phrase.isEmpty { bare += word } else { phrase.append(word) }
             }
         }
-        finish()
+        try finish()
         return mailboxes
     }
 

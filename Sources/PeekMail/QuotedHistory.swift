@@ -13,11 +13,18 @@
 /// - a block of ">"-quoted lines at the end of the text.
 /// Inline answers between quoted lines are kept. When cutting would leave nothing,
 /// the text is returned whole: an empty ticket message helps nobody.
+///
+/// Linear: each line is looked at by a fixed number of checks (an attribution joins at
+/// most three lines, an Outlook block looks four ahead).
 public enum QuotedHistory {
     public static func strip(_ text: String) -> String {
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        ParseBudget.unbounded { budget throws(InboundMailError) in try strip(text, budget: budget) }
+    }
+
+    static func strip(_ text: String, budget: ParseBudget) throws(InboundMailError) -> String {
+        let lines = try text.lines(budget: budget)
         var keep = lines.count
-        if let cut = firstHistoryLine(lines) { keep = cut }
+        if let cut = try firstHistoryLine(lines, budget: budget) { keep = cut }
         var kept = Array(lines[..<keep])
         dropTrailingQuote(&kept)
         while let last = kept.last, isBlank(last) { kept.removeLast() }
@@ -25,8 +32,9 @@ public enum QuotedHistory {
         return kept.joined(separator: "\n")
     }
 
-    private static func firstHistoryLine(_ lines: [Substring]) -> Int? {
+    private static func firstHistoryLine(_ lines: [Substring], budget: ParseBudget) throws(InboundMailError) -> Int? {
         for index in lines.indices {
+            try budget.check(at: index)
             let line = trimmed(lines[index])
             if line.isEmpty { continue }
             if isOriginalMessageSeparator(line) { return index }

@@ -58,11 +58,20 @@ public enum QuotedPrintable {
     /// rather than failing the message. Trailing whitespace before a line break is
     /// dropped, as the RFC says it was added in transport.
     public static func decode(_ bytes: some Collection<UInt8>) -> [UInt8] {
+        ParseBudget.unbounded { budget throws(InboundMailError) in try decode(bytes, budget: budget) }
+    }
+
+    /// `decode(_:)` for inbound mail, consulting `budget` as it goes. Linear: every
+    /// step moves past what it looked at.
+    static func decode(_ bytes: some Collection<UInt8>, budget: ParseBudget) throws(InboundMailError) -> [UInt8] {
         let input = Array(bytes)
         var out: [UInt8] = []
         out.reserveCapacity(input.count)
         var i = 0
+        var steps = 0
         while i < input.count {
+            try budget.check(at: steps)
+            steps += 1
             let byte = input[i]
             if byte == UInt8(ascii: "=") {
                 // Soft line break: "=" then optional whitespace then CRLF or LF.

@@ -35,3 +35,27 @@ extension String {
         return String(self[..<index]) + replacement + String(self[self.index(after: index)...])
     }
 }
+
+extension String {
+    /// `split(omittingEmptySubsequences: false, whereSeparator:)`, consulting `budget`
+    /// every few thousand characters: splitting megabytes into Characters takes long
+    /// enough to overrun a parse's wall-clock budget.
+    func lines(budget: ParseBudget, isBreak: (Character) -> Bool = { $0 == "\n" }) throws(InboundMailError) -> [Substring] {
+        var lines: [Substring] = []
+        var lineStart = startIndex
+        var index = startIndex
+        var steps = 0
+        while index < endIndex {
+            try budget.check(at: steps)
+            steps += 1
+            let next = self.index(after: index)
+            if isBreak(self[index]) {
+                lines.append(self[lineStart..<index])
+                lineStart = next
+            }
+            index = next
+        }
+        lines.append(self[lineStart...])
+        return lines
+    }
+}
