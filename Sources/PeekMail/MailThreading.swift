@@ -29,6 +29,16 @@ public enum MailThreading {
         return nil
     }
 
+    /// The Message-IDs a reply's `References` carries: the thread's first and
+    /// its newest, at most `limit` in all (RFC 5322 §3.6.4 lets a long list be
+    /// shortened; the root and the latest are what clients thread by). Every id
+    /// of a long ticket would make a header no inbound parser keeps, ours
+    /// included (64 KiB per field), and the customer's answer would be refused.
+    public static func replyReferences(_ thread: [String], limit: Int = 20) -> [String] {
+        guard thread.count > limit, limit > 0 else { return thread }
+        return [thread[0]] + thread.suffix(limit - 1)
+    }
+
     /// A Message-ID without its angle brackets and surrounding space; nil unless it is
     /// `left@right` in printable ASCII without spaces or brackets.
     public static func bareMessageID(_ id: String) -> String? {

@@ -131,7 +131,7 @@ extension Engine {
             from: MailAddress(name: tech.name, address: account.from),
             to: MailAddress(name: ticket.contact.name, address: to),
             subject: MailThreading.taggedSubject(ticket.subject, ticketNumber: ticket.number),
-            bodyText: body, messageID: messageID, inReplyTo: thread.last, references: thread,
+            bodyText: body, messageID: messageID, inReplyTo: thread.last, references: MailThreading.replyReferences(thread),
             date: at / 1000, boundary: "peek-" + Crypto.hex(Crypto.randomBytes(12)))
         let draft = MailDraft(builder: builder, files: files, attachmentsDirectory: config.attachmentsDirectory, ticketID: ticket.id)
         inFlightReplies[key] = [(peer, c.id)]
