@@ -87,9 +87,9 @@ public final class TLSSession {
     /// so the bytes before it are not lost.
     private var deferredReadResult: TLSReadResult?
     /// After this many records under one key the session moves to the next
-    /// (write side) or asks the peer to (read side). Internal so that tests
-    /// can reach the limit in a few records.
-    var recordsPerKey = TLSRecordLayer.defaultRecordsPerKey
+    /// (write side) or asks the peer to (read side): the context's
+    /// `recordsPerKey`. Settable so that unit tests can reach it in a few records.
+    var recordsPerKey: UInt64
     /// A KeyUpdate asking the peer to move has gone out and its answer has
     /// not come yet: ask once per key.
     private var awaitingPeerKeyUpdate = false
@@ -121,10 +121,14 @@ public final class TLSSession {
         self.readBIO = readBIO
         self.writeBIO = writeBIO
         isServer = context.role == .server
+        recordsPerKey = context.recordsPerKey
 
         switch context.role {
         case .server:
             SSL_set_accept_state(ssl)
+            // The agent listener's CA and CRLs as of now (re-read if the CRL
+            // file changed); the session owns the reference it is given.
+            if let trust = context.clientTrust { _ = COpenSSL_SSL_set0_verify_cert_store(ssl, trust.storeForNewSession()) }
             // The keylog callback finds the session through the app-data slot
             // (SSL_set_app_data is this call as a macro). Unretained: the
             // callback runs only inside our own SSL_do_handshake calls.
@@ -251,7 +255,8 @@ public final class TLSSession {
     }
 
     /// Replaces the `SSL` by `TLSRecordLayer` if this is a server session
-    /// that just completed a TLS 1.3 handshake with a suite the layer
+    /// (of a context whose `recordLayer` is `.peek`: only those capture the
+    /// secrets) that just completed a TLS 1.3 handshake with a suite the layer
     /// implements and OpenSSL holds no record it has read but not returned.
     /// Sequence numbers start at 0 both ways: the client's first
     /// application record is still unread, and the server has sent nothing
