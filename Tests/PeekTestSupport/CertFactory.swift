@@ -165,7 +165,7 @@ public final class CertFactory {
     }
 
     /// The plain TLS server context for this PKI.
-    public func makeServerContext() throws -> TLSContext {
-        try TLSContext.makeServer(certificateChainFile: serverCertFile, privateKeyFile: serverKeyFile)
+    public func makeServerContext(recordLayer: TLSContext.RecordLayer = .peek) throws -> TLSContext {
+        try TLSContext.makeServer(certificateChainFile: serverCertFile, privateKeyFile: serverKeyFile, recordLayer: recordLayer)
     }
 }
