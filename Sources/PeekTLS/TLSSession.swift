@@ -327,16 +327,18 @@ public final class TLSSession {
         while true {
             // Plaintext is never longer than the ciphertext that carries it, so
             // this bounds the record in hand; 512 covers a header-only probe.
+            // Read into scratch space and copy out what came: zero-filling
+            // `buffer` by `capacity` and trimming it again cost 16 KiB of
+            // writes per record, which one-byte records turn into most of
+            // the CPU (the debug build spent ~1 ms per record on it).
             let capacity = max(512, min(16_384, Int(SSL_pending(ssl)) + COpenSSL_BIO_pending(readBIO)))
-            let start = buffer.count
-            buffer.append(contentsOf: repeatElement(0, count: capacity))
             var count = 0
             ERR_clear_error()
-            let rc = buffer.withUnsafeMutableBytes { raw -> Int32 in
-                guard let base = raw.baseAddress else { return 0 }
-                return SSL_read_ex(ssl, base + start, capacity, &count)
+            let rc = withUnsafeTemporaryAllocation(byteCount: capacity, alignment: 8) { scratch -> Int32 in
+                let rc = SSL_read_ex(ssl, scratch.baseAddress, capacity, &count)
+                if rc == 1 { buffer.append(contentsOf: UnsafeRawBufferPointer(start: scratch.baseAddress, count: count)) }
+                return rc
             }
-            buffer.removeLast(capacity - (rc == 1 ? count : 0))
             if rc == 1 {
                 total += count
                 continue
