@@ -18,7 +18,7 @@ exits 1. Modes:
   bad-record     a record with a forged tag written under the TLS layer: the
                  server must answer with alert bad_record_mac and close.
   byte-split     the request's records sent one byte per TCP segment.
-  many-records   72,000 one-byte records up (pipelined requests byte by byte),
+  many-records   84,000 one-byte records up (pipelined requests byte by byte),
                  then 70,000 pipelined requests (batches of 5,000, under the
                  server's 1 MiB pipelining bound) answered by >= 70,000
                  records down: both sequence numbers pass 2^16 on one connection.
