@@ -35,7 +35,9 @@ import Glibc
 /// Memory, and the hand-off: after a TLS 1.3 handshake an OpenSSL `SSL`
 /// still holds about 15 KiB (the `SSL` object, one AEAD context per
 /// direction, the `SSL_SESSION` with the peer's certificate), and kernel TLS
-/// is not available here. So a *server* session that completes a TLS 1.3
+/// is not available here. So a *server* session (of a context whose
+/// `recordLayer` is `.peek`, the default; `.openssl` keeps the `SSL`, see
+/// `--tls-record-layer`) that completes a TLS 1.3
 /// handshake with one of the three default suites takes the application
 /// traffic secrets (from the context's keylog callback, straight into this
 /// session and nowhere else), frees its `SSL`, and runs `TLSRecordLayer`
