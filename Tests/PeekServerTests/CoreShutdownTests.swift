@@ -163,6 +163,22 @@ final class CoreShutdownTests: XCTestCase {
         XCTAssertThrowsError(try TestSocket.connect(port: port), "still accepting after exit")
     }
 
+    func testTLSRecordLayerFlag_unknownValue_refusedNamingTheChoices() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try peekdBinary())
+        process.arguments = ["--port", "0", "--tls-record-layer", "boringssl"]
+        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PEEK_") }
+        let err = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = err
+        try process.run()
+        self.process = process
+        process.waitUntilExit()
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(process.terminationStatus, 2, message)
+        XCTAssertTrue(message.contains("--tls-record-layer must be peek (our TLS 1.3 record layer) or openssl (OpenSSL's), not boringssl"), message)
+    }
+
     /// SIGHUP re-reads --agent-crl (and must not end the process, its
     /// default action). The CRL file is rewritten in place with its size,
     /// inode and modification time kept, so only the signal can make peekd

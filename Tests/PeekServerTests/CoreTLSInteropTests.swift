@@ -11,7 +11,8 @@ import PeekTLS
 /// real sockets: the `openssl s_client` command line (KeyUpdate both ways,
 /// close_notify) and CPython's `ssl` module driven by
 /// Tests/interop/tls_peer.py (wss, close_notify both ways, a forged record,
-/// records split at every byte, sequence numbers past 2^16). Every scenario
+/// records split at every byte, sequence numbers past 2^16), and Chromium
+/// over wss (Tests/interop/chromium_wss.py). Every scenario
 /// runs once per `--tls-record-layer` setting: `peek` (our record layer
 /// after the handshake) and `openssl` (OpenSSL's throughout).
 ///
@@ -97,19 +98,46 @@ final class CoreTLSInteropTests: XCTestCase {
     func testPython_over70000RecordsEachWay_sequencePast2To16_peekLayer() throws { try python("many-records", .peek) }
     func testPython_over70000RecordsEachWay_sequencePast2To16_openSSLLayer() throws { try python("many-records", .openssl) }
 
+    // MARK: Chromium
+
+    /// Chromium's BoringSSL, headless through Selenium (Tests/interop/chromium_wss.py):
+    /// https, then a wss sign-in and a 40 kB note round trip. Skipped without
+    /// Selenium or /usr/bin/chromium.
+    func testChromium_wssNoteRoundTrip_peekLayer() throws { try chromium(.peek) }
+    func testChromium_wssNoteRoundTrip_openSSLLayer() throws { try chromium(.openssl) }
+
+    private func chromium(_ layer: TLSContext.RecordLayer) throws {
+        let (server, _) = try interopServer(layer)
+        defer { server.stop() }
+        let ticket = try server.seed()[0]
+        let output = try runScript("chromium_wss.py", [String(try XCTUnwrap(server.tlsPort)), server.token(tenant: "acme", user: "tech-1"), ticket],
+                                   layer: layer)
+        if output.hasPrefix("SKIP ") { throw XCTSkip(output) }
+        print("chromium with --tls-record-layer \(layer): \(output)")  // which browser version passed
+    }
+
     /// Runs one mode of tls_peer.py against a fresh server; it prints `OK ...`
     /// and exits 0, or `FAIL why`.
     private func python(_ mode: String, _ layer: TLSContext.RecordLayer, file: StaticString = #filePath, line: UInt = #line) throws {
         let (server, pki) = try interopServer(layer)
         defer { server.stop() }
-        var arguments = [TestServer.repositoryRoot + "/Tests/interop/tls_peer.py", mode, "\(try XCTUnwrap(server.tlsPort))", pki.caFile]
+        var arguments = [mode, "\(try XCTUnwrap(server.tlsPort))", pki.caFile]
         if mode == "wss" {
             let ticket = try server.seed()[0]
             arguments += [server.token(tenant: "acme", user: "tech-1"), ticket]
         }
-        let (status, output) = try runTool("python3", arguments, timeout: 240)
-        XCTAssertEqual(status, 0, "\(mode) with --tls-record-layer \(layer): \(output)", file: file, line: line)
-        XCTAssertTrue(output.hasPrefix("OK "), "\(mode) with --tls-record-layer \(layer): \(output)", file: file, line: line)
+        _ = try runScript("tls_peer.py", arguments, layer: layer, file: file, line: line)
+    }
+
+    /// Runs Tests/interop/SCRIPT with python3, asserting exit 0 and `OK ...`
+    /// (or `SKIP ...`); answers its output.
+    private func runScript(_ script: String, _ arguments: [String], layer: TLSContext.RecordLayer,
+                           file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let (status, output) = try runTool("python3", [TestServer.repositoryRoot + "/Tests/interop/" + script] + arguments, timeout: 240)
+        let label = "\(script) \(arguments.first ?? "") with --tls-record-layer \(layer): \(output)"
+        XCTAssertEqual(status, 0, label, file: file, line: line)
+        XCTAssertTrue(output.hasPrefix("OK ") || output.hasPrefix("SKIP "), label, file: file, line: line)
+        return output
     }
 
     // MARK: Helpers
