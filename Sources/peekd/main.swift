@@ -32,7 +32,7 @@ flags (each also PEEK_<FLAG>, e.g. PEEK_JWT_SECRET; repeatable flags take a comm
   --agent-port P         mutual-TLS agent port (off); --agent-ca FILE (default: generated dev agent CA)
   --agent-cert FILE --agent-key FILE   certificate the agent listener presents (default: --tls-cert/--tls-key)
   --agent-crl FILE       PEM CRLs of every CA in an agent's chain; re-read when it changes and on SIGHUP
-  --tls-record-layer L   who protects TLS 1.3 data after the handshake: peek (own, ~1 KiB idle) or openssl (peek)
+  --tls-record-layer L   who protects TLS 1.3 data after the handshake: peek (ours, ~15 KiB less per idle connection) or openssl (peek)
   --data DIR             database, attachments and generated certificates (./peek-data)
   --jwt-secret S         technician token secret, at least 32 bytes (required; --demo generates one)
   --service-token S      back-end API bearer token (required; --demo generates one)
