@@ -136,9 +136,10 @@ final class CoreTLSTests: XCTestCase {
 
     // MARK: Agent listener (mutual TLS)
 
-    private func agentServer(_ pki: CertFactory) throws -> TestServer {
+    private func agentServer(_ pki: CertFactory, crlFile: String? = nil) throws -> TestServer {
         try TestServer(agents: true) { c in
             c.agentCA = pki.caFile
+            c.agentCRL = crlFile
             c.tlsCert = pki.serverCertFile
             c.tlsKey = pki.serverKeyFile
         }
@@ -296,12 +297,7 @@ final class CoreTLSTests: XCTestCase {
 
     func testAgentCRL_fileReplaced_previouslyAcceptedAgentRefusedAtItsNextHandshake() throws {
         let pki = try CertFactory()
-        let server = try TestServer(agents: true) { c in
-            c.agentCA = pki.caFile
-            c.agentCRL = pki.crlFile
-            c.tlsCert = pki.serverCertFile
-            c.tlsKey = pki.serverKeyFile
-        }
+        let server = try agentServer(pki, crlFile: pki.crlFile)
         defer { server.stop() }
         try server.seed()
         _ = try server.api("POST", "/v1/tenants/acme/assets", ["id": "A-3", "name": "Laptop", "agent": "agent-3"])

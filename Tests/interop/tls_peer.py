@@ -57,15 +57,19 @@ def fail(why):
     sys.exit(1)
 
 
-def read_response(tls, buffered=b""):
-    """One HTTP response (Content-Length framed); returns (status, body, rest)."""
-    data = buffered
+def read_head(tls, data):
+    """Reads until a whole HTTP head is in `data`; returns (head, rest)."""
     while b"\r\n\r\n" not in data:
         chunk = tls.recv(65536)
         if not chunk:
             fail("stream ended inside a response head")
         data += chunk
-    head, rest = data.split(b"\r\n\r\n", 1)
+    return data.split(b"\r\n\r\n", 1)
+
+
+def read_response(tls, buffered=b""):
+    """One HTTP response (Content-Length framed); returns (status, body, rest)."""
+    head, rest = read_head(tls, buffered)
     lines = head.decode().split("\r\n")
     length = 0
     for line in lines[1:]:
@@ -139,13 +143,7 @@ def mode_wss(port, ca, token, ticket):
     key = base64.b64encode(os.urandom(16)).decode()
     tls.sendall(("GET /v1/ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key).encode())
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = tls.recv(4096)
-        if not chunk:
-            fail("closed during the upgrade")
-        data += chunk
-    head, rest = data.split(b"\r\n\r\n", 1)
+    head, rest = read_head(tls, b"")
     if not head.startswith(b"HTTP/1.1 101"):
         fail("upgrade refused: %r" % head[:80])
     frames = Frames(tls, rest)
