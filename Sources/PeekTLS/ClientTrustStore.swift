@@ -18,9 +18,12 @@ import Glibc
 ///
 /// Reloading: `storeForNewSession` compares the CRL file's inode, size and
 /// modification time (one `stat`) with those it last loaded, and reloads
-/// when they differ; `reload()` (SIGHUP) reloads unconditionally. A file
-/// that does not load keeps the previous store and logs one line naming the
-/// file and OpenSSL's reason; the next change is tried again.
+/// when they differ; `reload()` (SIGHUP) reloads unconditionally. A reload
+/// reads the CA file again too, and runs on the thread that noticed (a
+/// loop, for the first handshake after a change): a CRL file is read once
+/// per change, not per handshake. A file that does not load keeps the
+/// previous store and logs one line naming the file and OpenSSL's reason;
+/// the next change is tried again.
 final class ClientTrustStore: Sendable {
     private let caFile: String
     private let crlFile: String
