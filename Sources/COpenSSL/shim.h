@@ -42,4 +42,7 @@ static inline long COpenSSL_BIO_get_mem_ptr(BIO *b, BUF_MEM **pp) { return BIO_g
 // sk_GENERAL_NAME_num / sk_GENERAL_NAME_value are type-checking stack macros.
 static inline int COpenSSL_sk_GENERAL_NAME_num(const GENERAL_NAMES *names) { return sk_GENERAL_NAME_num(names); }
 static inline GENERAL_NAME *COpenSSL_sk_GENERAL_NAME_value(const GENERAL_NAMES *names, int i) { return sk_GENERAL_NAME_value(names, i); }
+// SSL_set0_verify_cert_store is an SSL_ctrl macro; the agent listener gives
+// each session the current CA + CRL store (ClientTrustStore).
+static inline long COpenSSL_SSL_set0_verify_cert_store(SSL *s, X509_STORE *st) { return SSL_set0_verify_cert_store(s, st); }
 #endif

@@ -325,10 +325,7 @@ public final class Engine: @unchecked Sendable {
     /// Wall-clock time for timestamps on the wire and due times in the store.
     var now: Int64 { config.wallClock() }
 
-    func log(_ message: String) {
-        let line = "peekd: \(message)\n"
-        _ = line.withCString { write(2, $0, strlen($0)) }
-    }
+    func log(_ message: String) { Server.log(message) }
 
     // MARK: Output helpers
 

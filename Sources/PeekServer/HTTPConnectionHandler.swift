@@ -56,7 +56,17 @@ final class HTTPConnectionHandler: ConnectionHandler {
     /// Input buffered behind a pending answer before the connection is dropped.
     static let maxPipelinedBytes = 1 << 20
 
+    /// `process` is running further up this thread's stack. An answer given
+    /// at once (`respond` called from inside `handle`) then returns to that
+    /// loop instead of calling `process` again: the loop takes the next
+    /// pipelined request, so the stack stays one request deep however many
+    /// are pipelined (5,000 nested calls overflowed it).
+    private var processing = false
+
     private func process(_ connection: Connection) {
+        guard !processing else { return }
+        processing = true
+        defer { processing = false }
         while !awaitingResponse && !connection.isClosing && !connection.isClosed && connection.handler === self {
             if connection.bufferedBytes > Self.maxUnreadResponseBytes {
                 connection.onDrained = { [weak self, unowned connection] in self?.process(connection) }
@@ -173,7 +183,8 @@ final class HTTPConnectionHandler: ConnectionHandler {
         respond(connection, r, head: h)
     }
 
-    /// Writes a response and, unless it closes, goes on with pipelined input.
+    /// Writes a response and, unless it closes, goes on with pipelined input
+    /// (by returning to the `process` loop when called from it).
     func respond(_ connection: Connection, _ response: HTTPResponse, head h: HTTPRequestHead?) {
         guard !connection.isClosed else { return }
         var out: [UInt8] = []

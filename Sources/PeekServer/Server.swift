@@ -15,6 +15,7 @@ public final class Server: @unchecked Sendable {
     public private(set) var tlsPort: UInt16?
     public private(set) var agentPort: UInt16?
     private var loops: LoopGroup?
+    private var agentContext: TLSContext?
     private(set) var engine: Engine?
     let echoMode: Bool
 
@@ -41,11 +42,16 @@ public final class Server: @unchecked Sendable {
             if config.tlsCert == nil || config.tlsKey == nil { config.tlsCert = dev.serverCert; config.tlsKey = dev.serverKey }
             if config.agentCA == nil { config.agentCA = dev.agentCAFile }
         }
-        let tlsContext = try config.tlsPort.map { _ in try TLSContext.makeServer(certificateChainFile: config.tlsCert!, privateKeyFile: config.tlsKey!) }
+        let tlsContext = try config.tlsPort.map { _ in
+            try TLSContext.makeServer(certificateChainFile: config.tlsCert!, privateKeyFile: config.tlsKey!,
+                                      recordLayer: config.tlsRecordLayer, recordsPerKey: config.tlsRecordsPerKey)
+        }
         let agentContext = try config.agentPort.map { _ in
             try TLSContext.makeMutualServer(certificateChainFile: config.agentCert ?? config.tlsCert!, privateKeyFile: config.agentKey ?? config.tlsKey!,
-                                            clientCAFile: config.agentCA!, crlFile: config.agentCRL)
+                                            clientCAFile: config.agentCA!, crlFile: config.agentCRL, recordLayer: config.tlsRecordLayer,
+                                            log: Server.log)
         }
+        self.agentContext = agentContext
 
         let store = try SQLiteTicketStore(path: echoMode ? ":memory:" : config.databasePath)
         let threads = config.threads > 0 ? config.threads
@@ -85,6 +91,20 @@ public final class Server: @unchecked Sendable {
             agentPort = try group.listen(host: config.host, port: port, kind: .mutualTLS, tls: agentContext, maxConnectionsPerLoop: perLoop,
                                          maxOwnConnectionsPerLoop: max(1, config.maxAgentConnections / threads), makeHandler: factory)
         }
+    }
+
+    /// Re-reads `--agent-crl` now (peekd calls this on SIGHUP): new agent
+    /// handshakes use the new CRLs; if the file does not load, the previous
+    /// ones stay and a line on stderr says why. Returns whether it loaded.
+    @discardableResult
+    public func reloadAgentCRL() -> Bool {
+        agentContext?.reloadRevocationList() ?? true
+    }
+
+    /// One line on stderr, written whole (the loops and the engine log too).
+    @Sendable static func log(_ message: String) {
+        let line = "peekd: \(message)\n"
+        _ = line.withCString { write(2, $0, strlen($0)) }
     }
 
     public var readyLine: String {

@@ -1,4 +1,5 @@
 import PeekNet
+import PeekTLS
 
 /// Everything `peekd` can be told, with the defaults protocol.md states.
 /// Flags and `PEEK_<FLAG>` variables are parsed into this in `peekd/main.swift`.
@@ -12,7 +13,15 @@ public struct ServerConfig: Sendable {
     public var agentCA: String?
     public var agentCert: String?
     public var agentKey: String?
+    /// PEM CRLs for every CA of an agent's chain; re-read when the file
+    /// changes and on SIGHUP (`Server.reloadAgentCRL`).
     public var agentCRL: String?
+    /// Who protects TLS 1.3 application data after the handshake on both
+    /// TLS listeners: our record layer (default) or OpenSSL's.
+    public var tlsRecordLayer = TLSContext.RecordLayer.peek
+    /// Tests only (no flag): records per key before our record layer moves
+    /// to the next key; nil is 2^24.
+    public var tlsRecordsPerKey: UInt64?
     public var dataDirectory = "./peek-data"
     /// Technician token key and the back-end bearer token. No defaults:
     /// `Server.start` refuses to serve without both (and a key shorter than

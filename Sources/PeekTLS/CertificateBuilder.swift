@@ -46,6 +46,9 @@ public struct CertificateBuilder {
     public var notBeforeSecondsFromNow: Int
     /// End of validity relative to now; negative issues an expired certificate.
     public var notAfterSecondsFromNow: Int
+    /// For a CA: how many intermediate CAs may follow it (basicConstraints
+    /// pathlen). 0, the default, lets it sign only end-entity certificates.
+    public var caPathLength = 0
 
     public init(
         commonName: String,
@@ -109,7 +112,7 @@ public struct CertificateBuilder {
         var extensions: [(Int32, String)] = [(NID_subject_key_identifier, "hash"), (NID_authority_key_identifier, "keyid")]
         switch usage {
         case .certificateAuthority:
-            extensions += [(NID_basic_constraints, "critical,CA:TRUE,pathlen:0"), (NID_key_usage, "critical,keyCertSign,cRLSign")]
+            extensions += [(NID_basic_constraints, "critical,CA:TRUE,pathlen:\(max(0, caPathLength))"), (NID_key_usage, "critical,keyCertSign,cRLSign")]
         case .server:
             extensions += [(NID_basic_constraints, "critical,CA:FALSE"), (NID_key_usage, "critical,digitalSignature"),
                            (NID_ext_key_usage, "serverAuth")]

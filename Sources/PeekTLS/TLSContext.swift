@@ -17,15 +17,45 @@ import COpenSSL
 public final class TLSContext: @unchecked Sendable {
     public enum Role: Sendable { case server, client }
 
+    /// Who protects application data once a TLS 1.3 server handshake is
+    /// done (see `TLSSession`, "the hand-off"). `peek`: our `TLSRecordLayer`,
+    /// a few hundred bytes per idle connection. `openssl`: the `SSL` stays
+    /// for the whole connection (about 15 KiB per idle connection), the
+    /// fallback if our layer ever misbehaves with some peer. Clients and TLS
+    /// 1.2 always keep OpenSSL.
+    public enum RecordLayer: String, Sendable, CaseIterable {
+        case peek, openssl
+    }
+
     let handle: OpaquePointer
     public let role: Role
     /// Whether peers must present a certificate that chains to the configured CA.
     public let requiresPeerCertificate: Bool
+    /// For server contexts; clients always keep OpenSSL's record layer.
+    public let recordLayer: RecordLayer
+    /// After this many records under one key our record layer moves to the
+    /// next key (and asks the peer to). Lowered only by tests, to reach it.
+    let recordsPerKey: UInt64
+    /// The agent listener's CA and CRLs, when it has a CRL file: re-read
+    /// when the file changes, so each session takes its store from here.
+    let clientTrust: ClientTrustStore?
 
-    private init(handle: OpaquePointer, role: Role, requiresPeerCertificate: Bool) {
+    private init(handle: OpaquePointer, role: Role, requiresPeerCertificate: Bool, recordLayer: RecordLayer = .peek,
+                 recordsPerKey: UInt64 = TLSRecordLayer.defaultRecordsPerKey, clientTrust: ClientTrustStore? = nil) {
         self.handle = handle
         self.role = role
         self.requiresPeerCertificate = requiresPeerCertificate
+        self.recordLayer = recordLayer
+        self.recordsPerKey = max(1, recordsPerKey)
+        self.clientTrust = clientTrust
+    }
+
+    /// Re-reads the agent CRL file now (peekd does on SIGHUP); a context
+    /// without one has nothing to do. Returns false, keeping the CRL in use,
+    /// if the file does not load (the reason is logged).
+    @discardableResult
+    public func reloadRevocationList() -> Bool {
+        clientTrust?.reload() ?? true
     }
 
     deinit { SSL_CTX_free(handle) }
@@ -44,9 +74,14 @@ public final class TLSContext: @unchecked Sendable {
 
     /// A TLS server for browsers and HTTP clients: presents the chain, asks
     /// for no client certificate.
-    public static func makeServer(certificateChainFile: String, privateKeyFile: String) throws(TLSError) -> TLSContext {
-        let ctx = try makeBase(role: .server)
-        let context = TLSContext(handle: ctx, role: .server, requiresPeerCertificate: false)
+    ///
+    /// `recordsPerKey` is for tests (a KeyUpdate within a few records); the
+    /// default is `TLSRecordLayer.defaultRecordsPerKey` (2^24).
+    public static func makeServer(certificateChainFile: String, privateKeyFile: String, recordLayer: RecordLayer = .peek,
+                                  recordsPerKey: UInt64? = nil) throws(TLSError) -> TLSContext {
+        let ctx = try makeBase(role: .server, recordLayer: recordLayer)
+        let context = TLSContext(handle: ctx, role: .server, requiresPeerCertificate: false, recordLayer: recordLayer,
+                                 recordsPerKey: recordsPerKey ?? TLSRecordLayer.defaultRecordsPerKey)
         try context.useIdentity(certificateChainFile: certificateChainFile, privateKeyFile: privateKeyFile)
         return context
     }
@@ -59,19 +94,31 @@ public final class TLSContext: @unchecked Sendable {
     /// another CA -> alert 48 (unknown ca), expired -> alert 45 (certificate
     /// expired), revoked in `crlFile` -> alert 44 (certificate revoked).
     ///
-    /// With `crlFile`, every client certificate's issuer must have a CRL in
-    /// that file (`X509_V_FLAG_CRL_CHECK`): a missing or stale CRL fails the
-    /// handshake rather than letting revoked agents in. The file is read
-    /// here, once; make a new context to pick up a new CRL (sessions already
-    /// made keep the old one).
+    /// With `crlFile`, every certificate of the client's chain (not only the
+    /// leaf) must be in good standing with a CRL from its issuer in that
+    /// file (`X509_V_FLAG_CRL_CHECK_ALL`): a missing or stale CRL fails the
+    /// handshake rather than letting revoked agents in. The file is re-read
+    /// when it changes (checked at each new session) and by
+    /// `reloadRevocationList()`; see `ClientTrustStore`. `log` gets one line
+    /// per reload, and why one failed.
     public static func makeMutualServer(
         certificateChainFile: String,
         privateKeyFile: String,
         clientCAFile: String,
-        crlFile: String? = nil
+        crlFile: String? = nil,
+        recordLayer: RecordLayer = .peek,
+        log: @escaping @Sendable (String) -> Void = { _ in }
     ) throws(TLSError) -> TLSContext {
-        let ctx = try makeBase(role: .server)
-        let context = TLSContext(handle: ctx, role: .server, requiresPeerCertificate: true)
+        let ctx = try makeBase(role: .server, recordLayer: recordLayer)
+        let clientTrust: ClientTrustStore?
+        do throws(TLSError) {
+            clientTrust = try crlFile.map { file throws(TLSError) in try ClientTrustStore(caFile: clientCAFile, crlFile: file, log: log) }
+        } catch {
+            SSL_CTX_free(ctx)
+            throw error
+        }
+        let context = TLSContext(handle: ctx, role: .server, requiresPeerCertificate: true, recordLayer: recordLayer,
+                                 clientTrust: clientTrust)
         try context.useIdentity(certificateChainFile: certificateChainFile, privateKeyFile: privateKeyFile)
 
         ERR_clear_error()
@@ -84,18 +131,6 @@ public final class TLSContext: @unchecked Sendable {
         }
         SSL_CTX_set_client_CA_list(ctx, caNames)  // takes ownership of caNames
 
-        if let crlFile {
-            guard let store = SSL_CTX_get_cert_store(ctx) else { throw .openSSL("SSL_CTX_get_cert_store") }
-            ERR_clear_error()
-            guard let lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file()) else {
-                throw .openSSL("X509_STORE_add_lookup")
-            }
-            ERR_clear_error()
-            guard X509_load_crl_file(lookup, crlFile, X509_FILETYPE_PEM) >= 1 else {
-                throw .openSSL("X509_load_crl_file", detail: crlFile)
-            }
-            X509_STORE_set_flags(store, UInt(X509_V_FLAG_CRL_CHECK))
-        }
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nil)
         return context
     }
@@ -140,7 +175,7 @@ public final class TLSContext: @unchecked Sendable {
 
     // The context is freed by `deinit` once wrapped, so callers wrap it
     // before any step that can throw.
-    private static func makeBase(role: Role) throws(TLSError) -> OpaquePointer {
+    private static func makeBase(role: Role, recordLayer: RecordLayer = .peek) throws(TLSError) -> OpaquePointer {
         ERR_clear_error()
         guard let ctx = SSL_CTX_new(role == .server ? TLS_server_method() : TLS_client_method()) else {
             throw .openSSL("SSL_CTX_new")
@@ -180,7 +215,10 @@ public final class TLSContext: @unchecked Sendable {
             // handshaken (and nowhere else): it frees its SSL afterwards and
             // runs its own record layer (TLSSession, "the hand-off"). That
             // needs no tickets, set above: nothing is sent after Finished.
-            SSL_CTX_set_keylog_callback(ctx) { ssl, line in TLSSession.captureKeylogLine(ssl: ssl, line: line) }
+            // With OpenSSL's record layer chosen no secret ever leaves it.
+            if recordLayer == .peek {
+                SSL_CTX_set_keylog_callback(ctx) { ssl, line in TLSSession.captureKeylogLine(ssl: ssl, line: line) }
+            }
         }
         return ctx
     }

@@ -35,7 +35,9 @@ import Glibc
 /// Memory, and the hand-off: after a TLS 1.3 handshake an OpenSSL `SSL`
 /// still holds about 15 KiB (the `SSL` object, one AEAD context per
 /// direction, the `SSL_SESSION` with the peer's certificate), and kernel TLS
-/// is not available here. So a *server* session that completes a TLS 1.3
+/// is not available here. So a *server* session (of a context whose
+/// `recordLayer` is `.peek`, the default; `.openssl` keeps the `SSL`, see
+/// `--tls-record-layer`) that completes a TLS 1.3
 /// handshake with one of the three default suites takes the application
 /// traffic secrets (from the context's keylog callback, straight into this
 /// session and nowhere else), frees its `SSL`, and runs `TLSRecordLayer`
@@ -87,9 +89,9 @@ public final class TLSSession {
     /// so the bytes before it are not lost.
     private var deferredReadResult: TLSReadResult?
     /// After this many records under one key the session moves to the next
-    /// (write side) or asks the peer to (read side). Internal so that tests
-    /// can reach the limit in a few records.
-    var recordsPerKey = TLSRecordLayer.defaultRecordsPerKey
+    /// (write side) or asks the peer to (read side): the context's
+    /// `recordsPerKey`. Settable so that unit tests can reach it in a few records.
+    var recordsPerKey: UInt64
     /// A KeyUpdate asking the peer to move has gone out and its answer has
     /// not come yet: ask once per key.
     private var awaitingPeerKeyUpdate = false
@@ -121,10 +123,14 @@ public final class TLSSession {
         self.readBIO = readBIO
         self.writeBIO = writeBIO
         isServer = context.role == .server
+        recordsPerKey = context.recordsPerKey
 
         switch context.role {
         case .server:
             SSL_set_accept_state(ssl)
+            // The agent listener's CA and CRLs as of now (re-read if the CRL
+            // file changed); the session owns the reference it is given.
+            if let trust = context.clientTrust { _ = COpenSSL_SSL_set0_verify_cert_store(ssl, trust.storeForNewSession()) }
             // The keylog callback finds the session through the app-data slot
             // (SSL_set_app_data is this call as a macro). Unretained: the
             // callback runs only inside our own SSL_do_handshake calls.
@@ -251,7 +257,8 @@ public final class TLSSession {
     }
 
     /// Replaces the `SSL` by `TLSRecordLayer` if this is a server session
-    /// that just completed a TLS 1.3 handshake with a suite the layer
+    /// (of a context whose `recordLayer` is `.peek`: only those capture the
+    /// secrets) that just completed a TLS 1.3 handshake with a suite the layer
     /// implements and OpenSSL holds no record it has read but not returned.
     /// Sequence numbers start at 0 both ways: the client's first
     /// application record is still unread, and the server has sent nothing
@@ -322,16 +329,18 @@ public final class TLSSession {
         while true {
             // Plaintext is never longer than the ciphertext that carries it, so
             // this bounds the record in hand; 512 covers a header-only probe.
+            // Read into scratch space and copy out what came: zero-filling
+            // `buffer` by `capacity` and trimming it again cost 16 KiB of
+            // writes per record, which one-byte records turn into most of
+            // the CPU (the debug build spent ~1 ms per record on it).
             let capacity = max(512, min(16_384, Int(SSL_pending(ssl)) + COpenSSL_BIO_pending(readBIO)))
-            let start = buffer.count
-            buffer.append(contentsOf: repeatElement(0, count: capacity))
             var count = 0
             ERR_clear_error()
-            let rc = buffer.withUnsafeMutableBytes { raw -> Int32 in
-                guard let base = raw.baseAddress else { return 0 }
-                return SSL_read_ex(ssl, base + start, capacity, &count)
+            let rc = withUnsafeTemporaryAllocation(byteCount: capacity, alignment: 8) { scratch -> Int32 in
+                let rc = SSL_read_ex(ssl, scratch.baseAddress, capacity, &count)
+                if rc == 1 { buffer.append(contentsOf: UnsafeRawBufferPointer(start: scratch.baseAddress, count: count)) }
+                return rc
             }
-            buffer.removeLast(capacity - (rc == 1 ? count : 0))
             if rc == 1 {
                 total += count
                 continue

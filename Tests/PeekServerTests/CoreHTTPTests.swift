@@ -448,3 +448,27 @@ final class CorePipelineBoundTests: XCTestCase {
         XCTAssertTrue(dropped, "the server kept a connection that pipelined 2 MiB without reading")
     }
 }
+
+final class CorePipelineDepthTests: XCTestCase {
+    /// Requests answered at once (healthz, static files, 404s) used to
+    /// answer the next pipelined one from inside the previous answer, one
+    /// stack frame deeper per request: 5,000 in one write overflowed the
+    /// loop thread's stack and killed the process. Every one is answered,
+    /// in order, and the server lives on.
+    func testThousandsOfPipelinedRequestsInOneWrite_allAnsweredServerAlive() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let count = 5_000
+        let socket = try TestSocket.connect(port: server.port)
+        defer { socket.close() }
+        let one = Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        try socket.write(Array([[UInt8]](repeating: one, count: count).joined()), timeout: 10)
+        var answered = 0
+        while answered < count {
+            let response = try coreReadResponse(socket, timeout: 20)
+            XCTAssertEqual(response.status, 200)
+            answered += 1
+        }
+        XCTAssertEqual(try TestServer.request(port: server.port, "GET", "/healthz", bearer: nil).status, 200)
+    }
+}

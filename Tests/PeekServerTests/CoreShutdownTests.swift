@@ -5,6 +5,7 @@ import Foundation
 import XCTest
 import PeekCore
 import PeekTestSupport
+import PeekTLS
 
 /// The real `peekd` binary as a subprocess: it prints its ready line, and on
 /// SIGTERM closes every WebSocket with 1001 and exits 0. It refuses to start
@@ -160,6 +161,83 @@ final class CoreShutdownTests: XCTestCase {
         XCTAssertEqual(process.terminationReason, .exit)
         XCTAssertEqual(process.terminationStatus, 0)
         XCTAssertThrowsError(try TestSocket.connect(port: port), "still accepting after exit")
+    }
+
+    func testTLSRecordLayerFlag_unknownValue_refusedNamingTheChoices() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try peekdBinary())
+        process.arguments = ["--port", "0", "--tls-record-layer", "boringssl"]
+        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PEEK_") }
+        let err = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = err
+        try process.run()
+        self.process = process
+        process.waitUntilExit()
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(process.terminationStatus, 2, message)
+        XCTAssertTrue(message.contains("--tls-record-layer must be peek (our TLS 1.3 record layer) or openssl (OpenSSL's), not boringssl"), message)
+    }
+
+    /// SIGHUP re-reads --agent-crl (and must not end the process, its
+    /// default action). The CRL file is rewritten in place with its size,
+    /// inode and modification time kept, so only the signal can make peekd
+    /// notice the new revocation.
+    func testSIGHUP_agentCRLRewrittenUnnoticeably_reloadedProcessKeepsRunningAgentRefused() throws {
+        let pki = try CertFactory()
+        let agent = try pki.makeClient(commonName: "agent-hup")
+        let crl = pki.directory + "/served-crl.pem"
+        let padded = 4096
+        try writeInPlace(Array(Data(contentsOf: URL(fileURLWithPath: pki.crlFile))), paddedTo: padded, to: crl)
+        var before = stat()
+        XCTAssertEqual(stat(crl, &before), 0)
+
+        let data = freshDataDirectory()
+        let (process, out) = try launch(["--port", "0", "--data", data, "--threads", "2",
+                                         "--jwt-secret", Self.secret, "--service-token", "sigterm-service",
+                                         "--agent-port", "0", "--agent-ca", pki.caFile, "--agent-crl", crl,
+                                         "--tls-cert", pki.serverCertFile, "--tls-key", pki.serverKeyFile], mergingStandardError: true)
+        let output = LineReader(fd: out.fileHandleForReading.fileDescriptor)
+        let ready = try XCTUnwrap(output.line(timeout: 20) { $0.contains("ready") }, "no ready line from peekd")
+        let agentPort = try XCTUnwrap(ready.split(separator: " ").first { $0.hasPrefix("agent=") }
+            .flatMap { $0.split(separator: ":").last }.flatMap { UInt16($0) }, ready)
+        let context = try pki.makeClientContext(presenting: agent)
+        func healthz() throws -> Int {
+            let socket = try TestSocket.connect(port: agentPort, tls: context, serverName: "localhost")
+            defer { socket.close() }
+            try socket.write(Array("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8))
+            return try coreReadResponse(socket).status
+        }
+        XCTAssertEqual(try healthz(), 200)
+
+        try pki.revoke(commonName: "agent-hup")
+        try writeInPlace(Array(Data(contentsOf: URL(fileURLWithPath: pki.crlFile))), paddedTo: padded, to: crl)
+        var times = [before.st_atim, before.st_mtim]
+        XCTAssertEqual(utimensat(AT_FDCWD, crl, &times, 0), 0)
+        var after = stat()
+        XCTAssertEqual(stat(crl, &after), 0)
+        XCTAssertEqual([after.st_ino, UInt(after.st_size), UInt(after.st_mtim.tv_sec), UInt(after.st_mtim.tv_nsec)],
+                       [before.st_ino, UInt(before.st_size), UInt(before.st_mtim.tv_sec), UInt(before.st_mtim.tv_nsec)])
+        XCTAssertEqual(try healthz(), 200, "without the signal the change is not noticed (the test's premise)")
+
+        XCTAssertEqual(kill(process.processIdentifier, SIGHUP), 0)
+        XCTAssertNotNil(output.line(timeout: 10) { $0.contains("agent CRL \(crl) reloaded") }, "no reload line on stderr")
+        XCTAssertTrue(process.isRunning, "SIGHUP ended peekd")
+        XCTAssertThrowsError(try healthz(), "a revoked agent got in after SIGHUP") { error in
+            XCTAssertTrue((error as? TestSocketError)?.tlsError?.mentions("certificate revoked") ?? false, "\(error)")
+        }
+        XCTAssertTrue(process.isRunning)
+    }
+
+    /// Overwrites `path` (same inode) with `pem` behind blank lines that
+    /// bring it to `size` bytes; PEM readers skip text before `-----BEGIN`.
+    private func writeInPlace(_ pem: [UInt8], paddedTo size: Int, to path: String) throws {
+        XCTAssertLessThanOrEqual(pem.count, size)
+        let bytes = [UInt8](repeating: 10, count: size - pem.count) + pem
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw TestWebSocketClient.Failure("open \(path): errno \(errno)") }
+        defer { close(fd) }
+        XCTAssertEqual(bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }, size)
     }
 
     @discardableResult

@@ -136,9 +136,10 @@ final class CoreTLSTests: XCTestCase {
 
     // MARK: Agent listener (mutual TLS)
 
-    private func agentServer(_ pki: CertFactory) throws -> TestServer {
+    private func agentServer(_ pki: CertFactory, crlFile: String? = nil) throws -> TestServer {
         try TestServer(agents: true) { c in
             c.agentCA = pki.caFile
+            c.agentCRL = crlFile
             c.tlsCert = pki.serverCertFile
             c.tlsKey = pki.serverKeyFile
         }
@@ -256,6 +257,58 @@ final class CoreTLSTests: XCTestCase {
         let r = try coreRawExchange(port: server.port, request)
         XCTAssertEqual(r.status, 403)
         XCTAssertEqual(r.json?["error"]?["code"]?.stringValue, "forbidden")
+    }
+
+    // MARK: Agent CRL
+
+    /// An agent listener for `chain`'s root, with its CRL file, and asset
+    /// A-1 registered to `agent`.
+    private func chainAgentServer(_ pki: CertFactory, _ chain: CertFactory.IntermediateChain, agent: String) throws -> TestServer {
+        let server = try TestServer(agents: true) { c in
+            c.agentCA = chain.rootFile
+            c.agentCRL = chain.crlFile
+            c.tlsCert = pki.serverCertFile
+            c.tlsKey = pki.serverKeyFile
+        }
+        try server.seed()
+        XCTAssertEqual(try server.api("POST", "/v1/tenants/acme/assets", ["id": "A-1", "name": "PC", "agent": .string(agent)]).status, 201)
+        return server
+    }
+
+    func testAgentCRL_intermediateCARevoked_agentRefusedThoughItsOwnCertificateIsNot() throws {
+        let pki = try CertFactory()
+        let chain = try pki.makeIntermediateChain(agentCommonName: "agent-under-revoked-ca", intermediateRevoked: true)
+        let server = try chainAgentServer(pki, chain, agent: "agent-under-revoked-ca")
+        defer { server.stop() }
+        try assertAgentRefused(server, pki.makeClientContext(presenting: chain.agent), alert: "certificate revoked")
+    }
+
+    func testAgentCRL_intermediateCAInGoodStanding_agentWelcomed() throws {
+        // The control for the test above: the same two-level chain, nothing revoked.
+        let pki = try CertFactory()
+        let chain = try pki.makeIntermediateChain(agentCommonName: "agent-under-good-ca", intermediateRevoked: false)
+        let server = try chainAgentServer(pki, chain, agent: "agent-under-good-ca")
+        defer { server.stop() }
+        let agent = try TestWebSocketClient(port: XCTUnwrap(server.agentPort), path: "/v1/agent",
+                                            tls: pki.makeClientContext(presenting: chain.agent))
+        defer { agent.close() }
+        XCTAssertEqual(try agent.next(type: "welcome")["asset"]?["id"]?.stringValue, "A-1")
+    }
+
+    func testAgentCRL_fileReplaced_previouslyAcceptedAgentRefusedAtItsNextHandshake() throws {
+        let pki = try CertFactory()
+        let server = try agentServer(pki, crlFile: pki.crlFile)
+        defer { server.stop() }
+        try server.seed()
+        _ = try server.api("POST", "/v1/tenants/acme/assets", ["id": "A-3", "name": "Laptop", "agent": "agent-3"])
+        let context = try pki.makeClientContext(presenting: pki.makeClient(commonName: "agent-3"))
+        let port = try XCTUnwrap(server.agentPort)
+        let before = try TestWebSocketClient(port: port, path: "/v1/agent", tls: context)
+        try before.next(type: "welcome")
+        before.close()
+
+        try pki.revoke(commonName: "agent-3")
+        try assertAgentRefused(server, context, alert: "certificate revoked")
     }
 
     /// The refusal happens in TLS, before any HTTP. With TLS 1.3 the client's

@@ -1,4 +1,6 @@
+import Foundation
 import PeekTLS
+import Synchronization
 import PeekTestSupport
 import XCTest
 
@@ -102,6 +104,48 @@ final class MutualTLSTests: XCTestCase {
         XCTAssertEqual(error.verifyResult, "CRL signature failure")
     }
 
+    // MARK: CRL reloads
+
+    /// One mutual context for several handshakes, logging into `lines`.
+    private func reloadingServer(lines: LogLines) throws -> TLSContext {
+        try TLSContext.makeMutualServer(certificateChainFile: pki.serverCertFile, privateKeyFile: pki.serverKeyFile,
+                                        clientCAFile: pki.caFile, crlFile: pki.crlFile, log: { lines.append($0) })
+    }
+
+    private func handshake(_ server: TLSContext, presenting identity: CertFactory.Identity) throws -> TLSHandshakeResult {
+        try SessionPump(client: pki.makeClientContext(presenting: identity), server: server).handshake().server
+    }
+
+    func testCRLReload_fileRewritten_nextHandshakeUsesNewCRLAndLogsIt() throws {
+        let lines = LogLines()
+        let agent = try pki.makeClient(commonName: "agent-1")
+        let server = try reloadingServer(lines: lines)
+        XCTAssertEqual(try handshake(server, presenting: agent), .complete)
+        try pki.revoke(commonName: "agent-1")
+        guard case .failed(let error) = try handshake(server, presenting: agent) else { return XCTFail("revoked agent still accepted") }
+        XCTAssertEqual(error.verifyResult, "certificate revoked")
+        XCTAssertEqual(lines.all.count, 1)
+        XCTAssertTrue(lines.all.first?.contains("agent CRL \(pki.crlFile) reloaded") ?? false, "\(lines.all)")
+    }
+
+    func testCRLReload_unloadableFile_keepsPreviousCRLAndSaysWhy() throws {
+        let lines = LogLines()
+        let fine = try pki.makeClient(commonName: "fine-agent")
+        let lost = try pki.makeClient(commonName: "lost-laptop", kind: .revoked)
+        let server = try reloadingServer(lines: lines)
+        // Half-written by a careless tool: no CRL in it at all.
+        try Data("-----BEGIN X509 CRL-----\ntruncated".utf8).write(to: URL(fileURLWithPath: pki.crlFile))
+        XCTAssertEqual(try handshake(server, presenting: fine), .complete)
+        guard case .failed(let error) = try handshake(server, presenting: lost) else { return XCTFail("the old CRL was dropped") }
+        XCTAssertEqual(error.verifyResult, "certificate revoked")
+        XCTAssertEqual(lines.all.count, 1, "one line per change, not per handshake: \(lines.all)")
+        XCTAssertTrue(lines.all.first?.contains("not reloaded") ?? false, "\(lines.all)")
+        XCTAssertTrue(lines.all.first?.contains("keep using the previous CRL") ?? false, "\(lines.all)")
+        // The explicit reload (SIGHUP) tries again and fails the same way.
+        XCTAssertFalse(server.reloadRevocationList())
+        XCTAssertEqual(lines.all.count, 2)
+    }
+
     func testMutualTLS_plainServer_noCertificateRequestedNoIdentity() throws {
         // A plain (non-mutual) server never asks, so a client certificate is
         // not sent and the server has no identity even though the client has one.
@@ -110,4 +154,11 @@ final class MutualTLSTests: XCTestCase {
         pump.establish()
         XCTAssertNil(pump.server.peerIdentity)
     }
+}
+
+/// Log lines from a context, collected across threads.
+private final class LogLines: Sendable {
+    private let lines = Mutex<[String]>([])
+    func append(_ line: String) { lines.withLock { $0.append(line) } }
+    var all: [String] { lines.withLock { $0 } }
 }

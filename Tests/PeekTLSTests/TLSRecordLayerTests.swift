@@ -203,6 +203,72 @@ final class TLSRecordLayerTests: XCTestCase {
         }
     }
 
+    /// A client's whole stream after its Finished, fed to the server one
+    /// byte per call, reading after each: data, a KeyUpdate asking the
+    /// server to move, data under the new key, close_notify. Both record
+    /// layers, since `--tls-record-layer` chooses between them.
+    func testRecords_streamFedOneByteAtATime_sameAsWhole_bothLayers() throws {
+        for layer in TLSContext.RecordLayer.allCases {
+            let pump = try SessionPump(client: makeClientContext(), server: pki.makeServerContext(recordLayer: layer))
+            pump.establish()
+            XCTAssertEqual(pump.server.usesOwnRecordLayer, layer == .peek, "\(layer)")
+            let first = payload(700, seed: 3), second = payload(40, seed: 4)
+            try first.withUnsafeBytes { try pump.client.writePlaintext($0).get() }
+            try pump.client.requestKeyUpdate(peerShouldUpdate: true).get()
+            try second.withUnsafeBytes { try pump.client.writePlaintext($0).get() }
+            pump.client.shutdown()
+            var wire: [UInt8] = []
+            pump.client.drainNetworkOutput(into: &wire)
+
+            var received: [UInt8] = []
+            var last = TLSReadResult.wantMore
+            for byte in wire {
+                feed(pump.server, [byte])
+                last = pump.server.readPlaintext(into: &received)
+                if case .bytes = last { last = pump.server.readPlaintext(into: &received) }
+                if case .failed = last { break }
+            }
+            XCTAssertEqual(last, .closed, "\(layer)")
+            XCTAssertTrue(received == first + second, "\(layer): \(received.count) bytes arrived of \(first.count + second.count)")
+            // The server answered the KeyUpdate: the client reads the reply under the old key and moves.
+            XCTAssertEqual(try pump.send(Array("reply".utf8), from: pump.server, to: pump.client), Array("reply".utf8), "\(layer)")
+        }
+    }
+
+    /// Sequence numbers past 2^16 (a nonce built from too few bytes of the
+    /// sequence number would fail here): 70,000 one-byte records each way
+    /// between OpenSSL's client and our layer, under one key. (OpenSSL's own
+    /// layer gets the same over a real socket in CoreTLSInteropTests.)
+    func testRecords_70000RecordsEachWay_sequencePast2To16() throws {
+        let count = 70_000
+        let pump = try makePump()
+        for (sender, receiver, direction) in [(pump.client, pump.server, "up"), (pump.server, pump.client, "down")] {
+            let bytes = payload(count, seed: direction.count)
+            var wire: [UInt8] = []
+            for index in 0..<count {
+                try bytes[index...index].withUnsafeBytes { try sender.writePlaintext($0).get() }
+                sender.drainNetworkOutput(into: &wire)
+            }
+            XCTAssertEqual(wire.count, count * 23, "\(direction): one 23-byte record per byte")
+            var received: [UInt8] = []
+            if receiver === pump.server {
+                feed(receiver, wire)
+                let (all, last) = readAll(receiver)
+                XCTAssertEqual(last, .wantMore)
+                received = all
+            } else {
+                // A record at a time: OpenSSL sizes each read by what is
+                // pending, so one 1.6 MB feed would cost 16 KiB per record.
+                for start in stride(from: 0, to: wire.count, by: 23) {
+                    feed(receiver, Array(wire[start..<start + 23]))
+                    guard case .bytes = receiver.readPlaintext(into: &received) else { break }
+                }
+            }
+            XCTAssertTrue(received == bytes, "\(direction): \(received.count) of \(count) bytes")
+        }
+        try assertRoundTrips(pump, "after 70,000 records each way")
+    }
+
     func testRecords_paddedAndEmptyRecords_yieldOnlyContent() throws {
         let pump = try makePump(keylog: true)
         let forger = try makeForger(pump)

@@ -12,8 +12,8 @@ import PeekTLS
 ///     let server = try TLSContext.makeMutualServer(certificateChainFile: pki.serverCertFile,
 ///         privateKeyFile: pki.serverKeyFile, clientCAFile: pki.caFile, crlFile: pki.crlFile)
 ///
-/// Make `.revoked` clients before loading `crlFile` into a context: a context
-/// reads the CRL once, when it is made.
+/// `crlFile` is rewritten whenever a client is revoked; a mutual-TLS context
+/// notices the change at its next handshake.
 public final class CertFactory {
     public struct Identity: Sendable, Equatable {
         public let certificateFile: String
@@ -44,6 +44,8 @@ public final class CertFactory {
     private let foreignCA: Certificate
     private let foreignCAKey: PrivateKey
     private var revoked: [Certificate] = []
+    /// Every client certificate made, by common name, so one can be revoked later.
+    private var clients: [String: Certificate] = [:]
 
     public init() throws {
         var template = Array((NSTemporaryDirectory() + "/peek-pki-XXXXXX").utf8CString)
@@ -100,11 +102,53 @@ public final class CertFactory {
             keyFile: directory + "/client-\(commonName)-key.pem")
         try key.write(to: identity.keyFile)
         try certificate.write(to: identity.certificateFile)
-        if kind == .revoked {
-            revoked.append(certificate)
-            try RevocationList.make(issuer: ca, issuerKey: caKey, revoked: revoked).write(to: crlFile)
-        }
+        clients[commonName] = certificate
+        if kind == .revoked { try revoke(commonName: commonName) }
         return identity
+    }
+
+    /// Adds a client made earlier to the CRL and rewrites `crlFile` (a new
+    /// file renamed over the old one, as `RevocationList.write` does).
+    public func revoke(commonName: String) throws {
+        guard let certificate = clients[commonName] else {
+            throw TLSError(call: "CertFactory.revoke", detail: "no client named \(commonName)")
+        }
+        revoked.append(certificate)
+        try RevocationList.make(issuer: ca, issuerKey: caKey, revoked: revoked).write(to: crlFile)
+    }
+
+    /// A two-level PKI beside the main one: a root (trust anchor), an
+    /// intermediate CA it signs, and an agent certificate the intermediate
+    /// signs, presented with the intermediate behind it. `crlFile` holds both
+    /// CAs' CRLs; the root's lists the intermediate when `intermediateRevoked`.
+    public struct IntermediateChain {
+        public let rootFile: String
+        public let crlFile: String
+        public let agent: Identity
+    }
+
+    public func makeIntermediateChain(agentCommonName: String, intermediateRevoked: Bool) throws -> IntermediateChain {
+        let prefix = directory + "/chain-\(agentCommonName)"
+        let rootKey = try PrivateKey.generateP256()
+        var rootBuilder = CertificateBuilder(commonName: "Peek Test Root", usage: .certificateAuthority)
+        rootBuilder.caPathLength = 1
+        let root = try rootBuilder.selfSigned(key: rootKey)
+        let intermediateKey = try PrivateKey.generateP256()
+        let intermediate = try CertificateBuilder(commonName: "Peek Test Agents Intermediate", usage: .certificateAuthority)
+            .signed(subjectKey: intermediateKey, issuer: root, issuerKey: rootKey)
+        let leafKey = try PrivateKey.generateP256()
+        let leaf = try CertificateBuilder(commonName: agentCommonName, usage: .client)
+            .signed(subjectKey: leafKey, issuer: intermediate, issuerKey: intermediateKey)
+
+        let chain = IntermediateChain(rootFile: prefix + "-root.pem", crlFile: prefix + "-crls.pem",
+                                      agent: Identity(certificateFile: prefix + "-agent.pem", keyFile: prefix + "-agent-key.pem"))
+        try root.write(to: chain.rootFile)
+        try leafKey.write(to: chain.agent.keyFile)
+        try Data(leaf.pem() + intermediate.pem()).write(to: URL(fileURLWithPath: chain.agent.certificateFile))
+        let rootCRL = try RevocationList.make(issuer: root, issuerKey: rootKey, revoked: intermediateRevoked ? [intermediate] : [])
+        let intermediateCRL = try RevocationList.make(issuer: intermediate, issuerKey: intermediateKey, revoked: [])
+        try Data(rootCRL.pem() + intermediateCRL.pem()).write(to: URL(fileURLWithPath: chain.crlFile))
+        return chain
     }
 
     /// A client context that trusts this CA and presents `identity` (or no
@@ -121,7 +165,7 @@ public final class CertFactory {
     }
 
     /// The plain TLS server context for this PKI.
-    public func makeServerContext() throws -> TLSContext {
-        try TLSContext.makeServer(certificateChainFile: serverCertFile, privateKeyFile: serverKeyFile)
+    public func makeServerContext(recordLayer: TLSContext.RecordLayer = .peek) throws -> TLSContext {
+        try TLSContext.makeServer(certificateChainFile: serverCertFile, privateKeyFile: serverKeyFile, recordLayer: recordLayer)
     }
 }
