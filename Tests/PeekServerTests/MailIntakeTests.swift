@@ -61,6 +61,16 @@ final class MailIntakeTests: XCTestCase {
         }
     }
 
+    /// Tenants acme and globex with a ticket each, and a globex technician
+    /// viewing globex's ticket: the other tenant whose work must go on.
+    private func twoTenants(_ server: TestServer) throws -> (acme: String, globex: String, tech: TestWebSocketClient) {
+        let acme = try server.seed(tenant: "acme")[0]
+        let globex = try server.seed(tenant: "globex")[0]
+        let tech = try server.technician("tech-1", tenant: "globex")
+        try tech.subscribe(globex)
+        return (acme, globex, tech)
+    }
+
     /// A note round trip of `client` on `ticket`, in seconds.
     private func noteRoundTrip(_ client: TestWebSocketClient, _ ticket: String, id: String) throws -> Double {
         let start = Date()
@@ -81,10 +91,7 @@ final class MailIntakeTests: XCTestCase {
             $0.inboundMailParsing = Self.spinningParser
         }
         defer { server.stop() }
-        let acme = try server.seed(tenant: "acme")[0]
-        let globex = try server.seed(tenant: "globex")[0]
-        let tech = try server.technician("tech-1", tenant: "globex")
-        try tech.subscribe(globex)
+        let (acme, globex, tech) = try twoTenants(server)
         let before = try server.storedTicket(acme)
 
         let started = Date()
@@ -118,10 +125,7 @@ final class MailIntakeTests: XCTestCase {
                           "needs the mail-bounds parser fix (branch mail-bounds)")
         let server = try TestServer()
         defer { server.stop() }
-        let acme = try server.seed(tenant: "acme")[0]
-        let globex = try server.seed(tenant: "globex")[0]
-        let tech = try server.technician("tech-1", tenant: "globex")
-        try tech.subscribe(globex)
+        let (acme, globex, tech) = try twoTenants(server)
         let before = try server.storedTicket(acme)
         let raw = Array("From: <a@b.c>:\r\nTo: help@acme.test\r\nSubject: hi [#\(ticketNumber(acme))]\r\nMessage-ID: <x1@b.c>\r\n\r\nhello".utf8)
         let started = Date()
@@ -204,17 +208,9 @@ final class MailIntakeTests: XCTestCase {
         let ticket = try server.seed()[0]
         let file = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
         let sha = file.sha256Hex
-        let path = "\(server.directory)/attachments/\(sha.prefix(2))/\(sha)"
-
-        let release = try server.holdEngine()
-        let upload = Background {
+        let r = try withEngineHeld(server, expectingFile: file) {
             try server.request("POST", "/v1/tickets/\(ticket)/attachments?filename=dump.bin", body: file, contentType: "application/octet-stream")
         }
-        let deadline = Date().addingTimeInterval(10)
-        while !FileManager.default.fileExists(atPath: path) && Date() < deadline { usleep(10_000) }
-        XCTAssertEqual(FileManager.default.contents(atPath: path).map { [UInt8]($0) }, file, "the file is not complete on disk while the engine is held")
-        release.signal()
-        let r = try upload.wait()
         XCTAssertEqual(r.status, 201, r.text)
         XCTAssertEqual(r.json?["sha256"]?.stringValue, sha)
         let id = try XCTUnwrap(r.json?["id"]?.stringValue)
@@ -229,6 +225,23 @@ final class MailIntakeTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: "\(server.directory)/attachments/\(sha.prefix(2))"), [sha])
     }
 
+    /// Sends `request` while the engine is held, so no row can be written,
+    /// and checks that `file` is meanwhile complete on disk under its digest;
+    /// then lets the engine go on and answers the response.
+    private func withEngineHeld(_ server: TestServer, expectingFile file: [UInt8], sourceFile: StaticString = #filePath, sourceLine: UInt = #line,
+                                _ request: @escaping () throws -> TestServer.Response) throws -> TestServer.Response {
+        let sha = file.sha256Hex
+        let path = "\(server.directory)/attachments/\(sha.prefix(2))/\(sha)"
+        let release = try server.holdEngine()
+        let answer = Background(request)
+        let deadline = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: path) && Date() < deadline { usleep(10_000) }
+        XCTAssertEqual(FileManager.default.contents(atPath: path).map { [UInt8]($0) }, file,
+                       "the file is not complete on disk while the engine is held", file: sourceFile, line: sourceLine)
+        release.signal()
+        return try answer.wait()
+    }
+
     /// The same for a mail's attachment: written by the mail worker while
     /// the engine is held, stored with the message once it goes on.
     func testInboundAttachment_fileOnDiskBeforeTheEngineStoresTheMessage() throws {
@@ -236,8 +249,6 @@ final class MailIntakeTests: XCTestCase {
         defer { server.stop() }
         let ticket = try server.seed()[0]
         let pdf = Array("%PDF-1.4\n% held-engine test\n%%EOF\n".utf8)
-        let sha = pdf.sha256Hex
-        let path = "\(server.directory)/attachments/\(sha.prefix(2))/\(sha)"
         let raw = crlf("""
             From: Casey <customer@example.com>
             Subject: report [#\(ticketNumber(ticket))]
@@ -256,13 +267,7 @@ final class MailIntakeTests: XCTestCase {
             --b--
 
             """)
-        let release = try server.holdEngine()
-        let post = Background { try self.postMail(server, raw) }
-        let deadline = Date().addingTimeInterval(10)
-        while !FileManager.default.fileExists(atPath: path) && Date() < deadline { usleep(10_000) }
-        XCTAssertEqual(FileManager.default.contents(atPath: path).map { [UInt8]($0) }, pdf, "the mail worker did not write the file while the engine was held")
-        release.signal()
-        let r = try post.wait()
+        let r = try withEngineHeld(server, expectingFile: pdf) { try self.postMail(server, raw) }
         XCTAssertEqual(r.status, 201, r.text)
         XCTAssertEqual(r.json?["message"]?["attachments"]?.arrayValue?.first?["size"]?.intValue, pdf.count)
     }
