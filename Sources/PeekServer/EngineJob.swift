@@ -27,7 +27,6 @@ struct APIRequest: Sendable {
     var method: String
     var path: String
     var query: [(String, String)]
-    var authorization: String?
     var contentType: String?
     var body: [UInt8]
     /// Who sent it, as the loop found from the head (`APICaller.from`).

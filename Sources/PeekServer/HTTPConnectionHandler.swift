@@ -146,13 +146,13 @@ final class HTTPConnectionHandler: ConnectionHandler {
             // Past the engine's backlog, API calls are refused like
             // technicians' commands: the back end and the mail gateway
             // retry on 429, and nothing queues without limit.
-            if hub.server.engine.isOverloaded { return Self.busy(Engine.busyError) }
+            if hub.server.engine.isOverloaded { return HTTPResponse(.busy(Engine.busyError.message)) }
             if let limit = route.maxBodyBytes(config) {
                 parser.overrideBodyLimit(limit)
                 // A chunked body may grow to the limit: it counts as large.
                 if h.isChunked || (h.contentLength ?? 0) > Self.defaultMaxBodyBytes {
                     guard hub.server.takeLargeBodySlot() else {
-                        return Self.busy(PeekError(.rateLimited, "The server is already receiving \(config.maxLargeBodies) large bodies (over 1 MiB), the most at once; nothing was read. Send it again in a moment."))
+                        return HTTPResponse(.busy("The server is already receiving \(config.maxLargeBodies) large bodies (over 1 MiB), the most at once; nothing was read. Send it again in a moment."))
                     }
                     holdsLargeBody = true
                 }
@@ -166,13 +166,6 @@ final class HTTPConnectionHandler: ConnectionHandler {
         case .invalidPath:
             return .error(400, code: "invalid", message: "The path has a malformed escape.")
         }
-    }
-
-    /// 429 `rate_limited` with Retry-After: nothing was done, send it again.
-    static func busy(_ refusal: PeekError) -> HTTPResponse {
-        var busy = HTTPResponse.error(refusal.code.httpStatus, code: refusal.code.rawValue, message: refusal.message)
-        busy.headers.set(name: "Retry-After", value: "1")
-        return busy
     }
 
     private func releaseLargeBody() {
@@ -218,7 +211,7 @@ final class HTTPConnectionHandler: ConnectionHandler {
         let server = hub.server
         let config = server.config
         let request = APIRequest(route: route, params: params, method: h.method, path: h.path,
-                                 query: h.queryItems.map { ($0.name, $0.value) }, authorization: h.header("authorization"),
+                                 query: h.queryItems.map { ($0.name, $0.value) },
                                  contentType: h.header("content-type"), body: body, caller: caller)
         awaitingResponse = true
         let reply = makeReply(connection, h)
@@ -417,8 +410,13 @@ final class ConnectionRef: @unchecked Sendable {
 
     func deliver(_ response: APIResponse, head: HTTPRequestHead) {
         guard let c = connection, !c.isClosed, let handler = c.handler as? HTTPConnectionHandler else { return }
-        var r = HTTPResponse(status: response.status, headers: ["Content-Type": response.contentType], body: response.body)
-        for (name, value) in response.headers { r.headers.add(name: name, value: value) }
-        handler.respond(c, r, head: head)
+        handler.respond(c, HTTPResponse(response), head: head)
+    }
+}
+
+extension HTTPResponse {
+    init(_ response: APIResponse) {
+        self.init(status: response.status, headers: ["Content-Type": response.contentType], body: response.body)
+        for (name, value) in response.headers { headers.add(name: name, value: value) }
     }
 }
