@@ -236,13 +236,16 @@ final class CoreHTTPTests: XCTestCase {
         let ticket = try server.seed()[0]
         let size = 2 << 20
         let head = "POST /v1/tickets/\(ticket)/attachments?filename=big.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(server.config.serviceToken)\r\n"
-            + "Content-Type: application/octet-stream\r\nContent-Length: \(size)\r\n\r\n"
-        // The first large body is being read (half of it sent): it holds the one slot.
+            + "Content-Type: application/octet-stream\r\nContent-Length: \(size)\r\n"
+        // The first large body is being read (half of it sent): it holds the
+        // one slot. 100 Continue comes once its head passed, slot taken.
         let first = try TestSocket.connect(port: server.port)
         defer { first.close() }
-        try first.write(Array(head.utf8) + [UInt8](repeating: 1, count: size / 2))
-        Thread.sleep(forTimeInterval: 0.3)
-        let busy = try assertRefusedFromHead(head, status: 429, code: "rate_limited")
+        try first.write(Array((head + "Expect: 100-continue\r\n\r\n").utf8))
+        let interim = try first.readUntil({ String(decoding: $0, as: UTF8.self).contains("\r\n\r\n") })
+        XCTAssertEqual(String(decoding: interim, as: UTF8.self), "HTTP/1.1 100 Continue\r\n\r\n")
+        try first.write([UInt8](repeating: 1, count: size / 2))
+        let busy = try assertRefusedFromHead(head + "\r\n", status: 429, code: "rate_limited")
         XCTAssertEqual(busy.headers["retry-after"], "1")
         XCTAssertTrue(busy.text.contains("large"), busy.text)
         // A small upload needs no slot.
