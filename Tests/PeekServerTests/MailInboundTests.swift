@@ -19,10 +19,10 @@ final class MailInboundTests: XCTestCase {
 
     /// Posts `raw`, expects 201 on the harness ticket, and checks that the
     /// viewer `b` receives exactly that message as the next durable delta.
-    private func assertStored(_ h: MailHarness, _ raw: [UInt8], body: String, authorName: String, authorID: String,
+    private func assertStored(_ h: MailHarness, _ raw: [UInt8], body: String, authorName: String, authorID: String, global: Bool = false,
                               file: StaticString = #filePath, line: UInt = #line) throws {
         let before = try h.server.storedTicket(h.ticket)
-        let r = try post(h, raw)
+        let r = try post(h, raw, global: global)
         XCTAssertEqual(r.status, 201, r.text, file: file, line: line)
         XCTAssertEqual(r.json?["ticket"]?.stringValue, h.ticket, file: file, line: line)
         XCTAssertEqual(r.json?["seq"]?.intValue, before.seq + 1, file: file, line: line)
@@ -461,7 +461,9 @@ final class MailInboundTests: XCTestCase {
     }
 
     func testInbound_fromSomeoneOtherThanTheContact_threadedAndShownAsTheSender() throws {
-        let h = try MailHarness(smtp: nil, account: nil)
+        // The global route, addressed to acme's outbound address: the route
+        // and rule that existed before tenants had their own.
+        let h = try MailHarness(smtp: nil, account: "none")
         defer { h.stop() }
         let raw = crlf("""
             From: colleague@client.example
@@ -472,6 +474,7 @@ final class MailInboundTests: XCTestCase {
             Same problem on my desk.
 
             """)
-        try assertStored(h, raw, body: "Same problem on my desk.", authorName: "colleague@client.example", authorID: "colleague@client.example")
+        try assertStored(h, raw, body: "Same problem on my desk.", authorName: "colleague@client.example", authorID: "colleague@client.example",
+                         global: true)
     }
 }
