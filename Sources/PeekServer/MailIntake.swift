@@ -16,7 +16,9 @@ public struct InboundMailParsing: Sendable {
         self.parse = parse
     }
 
-    public static let standard = InboundMailParsing { message, _ in try InboundMailParser().parse(message) }
+    public static let standard = InboundMailParsing { message, isOverBudget in
+        try InboundMailParser(limits: .standard, isOverBudget: isOverBudget).parse(message)
+    }
 }
 
 /// An inbound message as the engine receives it: parsed, size-checked, its
@@ -66,8 +68,11 @@ enum MailIntake {
             mail = try config.inboundMailParsing.parse(message, isOverBudget)
         } catch {
             if isOverBudget() { return .failure(refusal(overBudget, elapsed: monotonicMillis() - started)) }
-            let reason = (error as? InboundMailError)?.message ?? "\(error)"
-            return .failure(.unprocessable(PeekError(.invalid, "The message could not be parsed: \(reason)")))
+            // Over a bound on bytes is `too_large`, anything else `invalid`;
+            // both answer 422 (protocol.md 8.3).
+            let mailError = error as? InboundMailError
+            let code: ErrorCode = mailError?.isTooLarge == true ? .tooLarge : .invalid
+            return .failure(.unprocessable(PeekError(code, "The message could not be parsed: \(mailError?.message ?? "\(error)")")))
         }
         // A parser that ignores the budget may still finish late: what it
         // found is refused all the same, so the budget means the same for
