@@ -105,8 +105,11 @@ final class HTTPConnectionHandler: ConnectionHandler {
                     // its bytes would be taken for the next request.
                     head = nil
                     if h.framing != .noBody && h.framing != .contentLength(0) { refusal.closeConnection = true }
+                    // `respond` returns here rather than re-enter `process`:
+                    // the loop goes on with what is pipelined (or stops at
+                    // the close).
                     respond(connection, refusal, head: h)
-                    return
+                    continue
                 }
                 // Only a head that passed asks the client for its body.
                 if h.expectsContinue { connection.send(HTTPResponse.continueBytes) }

@@ -219,6 +219,18 @@ final class CoreHTTPTests: XCTestCase {
         _ = try assertRefusedFromHead("POST /v1/nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: \(mib25)\r\n\r\n", status: 404, code: "not_found")
     }
 
+    func testKeepAlive_refusedFromTheHeadWithoutBody_nextPipelinedRequestAnswered() throws {
+        let socket = try TestSocket.connect(port: server.port)
+        defer { socket.close() }
+        // No body follows the refused request, so the connection stays and
+        // the request pipelined behind it is answered.
+        try socket.write(Array("GET /v1/me/tickets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        let refused = try coreReadResponse(socket, timeout: 5)
+        XCTAssertEqual(refused.status, 401, refused.text)
+        XCTAssertNil(refused.headers["connection"], "no body follows: the connection may stay")
+        XCTAssertEqual(try coreReadResponse(socket, timeout: 5).status, 200)
+    }
+
     func testUpload_expectContinueWithBadToken_401InsteadOf100Continue() throws {
         let ticket = try server.seed()[0]
         let socket = try TestSocket.connect(port: server.port)
