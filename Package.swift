@@ -52,7 +52,7 @@ let package = Package(
         .testTarget(name: "PeekStoreTests", dependencies: ["PeekStore"], swiftSettings: swift6),
         .testTarget(name: "PeekNetTests", dependencies: ["PeekNet"], swiftSettings: swift6),
         .testTarget(name: "PeekServerTests", dependencies: [
-            "PeekServer", "PeekTestSupport",
+            "PeekServer", "PeekTestSupport", "PeekMail", "PeekCrypto",
         ], swiftSettings: swift6),
     ]
 )

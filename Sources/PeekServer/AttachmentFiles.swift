@@ -1,5 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import PeekCore
+import PeekCrypto
 
 /// Attachments on disk, content-addressed by SHA-256: the same file
 /// uploaded twice is stored once, and a name can never escape the folder
@@ -24,17 +28,104 @@ enum AttachmentFiles {
         directory + "/" + sha256.prefix(2) + "/" + sha256
     }
 
-    static func write(_ bytes: [UInt8], sha256: String, in directory: String) throws {
-        let target = path(sha256: sha256, in: directory)
-        if FileManager.default.fileExists(atPath: target) { return }
-        try FileManager.default.createDirectory(atPath: directory + "/" + sha256.prefix(2), withIntermediateDirectories: true)
-        // Written to a temporary name and renamed, so a crash never leaves a
-        // half file under the digest's name.
-        let temp = target + ".tmp"
-        try Data(bytes).write(to: URL(fileURLWithPath: temp), options: .atomic)
-        try FileManager.default.moveItem(atPath: temp, toPath: target)
+    /// A file worker's part of an upload: checks the body, then hashes,
+    /// writes and syncs the file. The engine then checks the ticket and
+    /// inserts the row (`Engine.uploadAttachment`).
+    static func prepareUpload(_ r: APIRequest, config: ServerConfig) -> Result<APIRequest, APIResponse> {
+        guard !r.body.isEmpty else { return .failure(.error(PeekError(.invalid, "The upload is empty; send the file's bytes as the body."))) }
+        guard r.body.count <= config.maxAttachmentBytes else {
+            return .failure(.error(PeekError(.tooLarge, "Attachments may be at most \(config.maxAttachmentBytes / (1024 * 1024)) MiB.")))
+        }
+        let contentType = (r.contentType ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        guard isAllowed(contentType: contentType) else {
+            return .failure(.error(PeekError(.invalid, "Content type \"\(contentType)\" is not accepted; send images, PDFs, text, logs, office documents or zip files.")))
+        }
+        let filename = r.query.first { $0.0 == "filename" }?.1 ?? "attachment"
+        return store(r.body, filename: filename, contentType: contentType, in: config.attachmentsDirectory).map { file in
+            var prepared = r
+            prepared.body = []
+            prepared.prepared = .upload(file)
+            return prepared
+        }.mapError { APIResponse.error($0) }
     }
 
+    /// Hashes, writes and syncs `bytes` as an attachment file: the work a
+    /// worker does before the engine inserts the row that names the file.
+    /// The failure is the answer to give (500, nothing stored).
+    static func store(_ bytes: [UInt8], filename: String, contentType: String, in directory: String) -> Result<StoredFile, PeekError> {
+        let digest = Crypto.hex(Crypto.sha256(bytes))
+        do {
+            try write(bytes, sha256: digest, in: directory)
+        } catch {
+            let line = "peekd: writing attachment \(digest) failed: \(error)\n"
+            _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
+            return .failure(PeekError(.internal, "The file could not be stored; nothing was saved. Try again."))
+        }
+        return .success(StoredFile(sha256: digest, size: bytes.count, filename: sanitize(filename: filename), contentType: contentType))
+    }
+
+    struct WriteError: Error, CustomStringConvertible {
+        var call: String
+        var errno: Int32
+        var description: String { "\(call): \(String(cString: strerror(errno)))" }
+    }
+
+    /// Writes the file under its digest, durably: the bytes go to a
+    /// temporary name, are fsynced, renamed into place, and the folder is
+    /// fsynced, so once this returns a crash can lose neither the bytes nor
+    /// the name, and the row the engine commits next never names a file
+    /// that a crash could take away. A file already there is kept (same
+    /// digest, same bytes), but its folder is synced again: a writer of the
+    /// same digest may have renamed it an instant ago and not synced yet.
+    static func write(_ bytes: [UInt8], sha256: String, in directory: String) throws {
+        let folder = directory + "/" + sha256.prefix(2)
+        let target = folder + "/" + sha256
+        if access(target, F_OK) == 0 {
+            try syncDirectory(folder)
+            return
+        }
+        if mkdir(folder, 0o755) == 0 {
+            try syncDirectory(directory)
+        } else if errno != EEXIST {
+            throw WriteError(call: "mkdir(\(folder))", errno: errno)
+        }
+        // A name of its own per writer: two uploads of the same file may race.
+        let temp = target + ".tmp-" + Crypto.hex(Crypto.randomBytes(6))
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw WriteError(call: "open(\(temp))", errno: errno) }
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, bytes.count - written) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                let e = errno
+                close(fd); unlink(temp)
+                throw WriteError(call: "write(\(temp))", errno: e)
+            }
+            written += n
+        }
+        guard fsync(fd) == 0 else {
+            let e = errno
+            close(fd); unlink(temp)
+            throw WriteError(call: "fsync(\(temp))", errno: e)
+        }
+        close(fd)
+        guard rename(temp, target) == 0 else {
+            let e = errno
+            unlink(temp)
+            throw WriteError(call: "rename(\(temp))", errno: e)
+        }
+        try syncDirectory(folder)
+    }
+
+    private static func syncDirectory(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw WriteError(call: "open(\(path))", errno: errno) }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw WriteError(call: "fsync(\(path))", errno: errno) }
+    }
+
+    /// The file's bytes; called on a worker, never on the engine or a loop.
     static func read(sha256: String, in directory: String) -> [UInt8]? {
         guard sha256.allSatisfy(\.isHexDigit) else { return nil }
         return FileManager.default.contents(atPath: path(sha256: sha256, in: directory)).map { [UInt8]($0) }

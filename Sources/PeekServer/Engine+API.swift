@@ -31,12 +31,15 @@ extension Engine {
     }
 
     private func route(_ r: APIRequest) throws -> APIResponse {
+        // The loop refused these from the head already; checked again so
+        // that no path into the engine skips it.
+        if let refusal = r.caller.refusal(for: r.route) { throw refusal }
         switch r.route {
         case .demoTechnicians, .demoSignIn:
             guard config.demo else { throw PeekError(.notFound, "Demo sign-in exists only when peekd runs with --demo.") }
             return try demo(r)
         case .myTickets, .myTechnicians:
-            let tech = try technicianFromBearer(r)
+            let tech = try technician(r)
             if r.route == .myTechnicians {
                 var w = JSONWriter()
                 w.beginObject(); w.key("technicians"); w.beginArray()
@@ -50,42 +53,28 @@ extension Engine {
             w.endArray(); w.endObject()
             return .json(200, w.bytes)
         case .getAttachment:
-            // Browsers follow plain links to attachments, so a technician
-            // token may also come as ?token=.
-            let tech = try? technicianFromBearer(r)
-            guard tech != nil || isService(r) else { throw PeekError(.unauthorized, "Sign in to download attachments.") }
+            let tech = r.caller == .service ? nil : try technician(r)
             guard let id = r.params["id"], let a = try store.attachment(id), let t = try store.ticket(a.ticket),
-                  tech == nil || tech?.tenant == t.tenant,
-                  let bytes = AttachmentFiles.read(sha256: a.sha256, in: config.attachmentsDirectory) else {
+                  tech == nil || tech?.tenant == t.tenant, a.sha256.allSatisfy(\.isHexDigit) else {
                 throw PeekError(.notFound, "No such attachment.")
             }
-            return APIResponse(status: 200, body: bytes, contentType: a.ref.contentType,
+            // The engine answers which file; a file worker reads it.
+            return APIResponse(status: 200, body: [], contentType: a.ref.contentType,
                                headers: [("Content-Disposition", "attachment; filename=\"\(a.ref.filename.filter { $0 != "\"" && $0.isASCII })\""),
-                                         ("X-Content-Type-Options", "nosniff")])
+                                         ("X-Content-Type-Options", "nosniff")],
+                               attachmentFile: a.sha256)
         case .uploadAttachment:
-            let tech = try? technicianFromBearer(r)
-            guard tech != nil || isService(r) else { throw PeekError(.unauthorized, "Send a service token or a technician token.") }
-            return try uploadAttachment(r, tech: tech)
+            return try uploadAttachment(r, tech: r.caller == .service ? nil : try technician(r))
         default:
-            guard isService(r) else {
-                throw PeekError(.unauthorized, "This API needs \"Authorization: Bearer <service token>\".")
-            }
             return try backend(r)
         }
     }
 
-    private func isService(_ r: APIRequest) -> Bool {
-        guard let auth = r.authorization, auth.hasPrefix("Bearer ") else { return false }
-        return Crypto.constantTimeEquals(Array(auth.dropFirst(7).utf8), Array(config.serviceToken.utf8))
-    }
-
-    private func technicianFromBearer(_ r: APIRequest) throws -> Technician {
-        var token = r.authorization.flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
-        if token == nil { token = r.query.first { $0.0 == "token" }?.1 }
-        guard let token else { throw PeekError(.unauthorized, "Sign in first: send \"Authorization: Bearer <technician token>\".") }
-        let claims: TechnicianClaims
-        do { claims = try JWT.verify(token, secret: Array(config.jwtSecret.utf8), nowSeconds: now / 1000) } catch {
-            throw PeekError(.unauthorized, error.message)
+    /// The technician whose token the loop verified; that they (and their
+    /// tenant) still exist is checked here, where the store is.
+    private func technician(_ r: APIRequest) throws -> Technician {
+        guard case .technician(let claims) = r.caller else {
+            throw PeekError(.unauthorized, "Sign in first: send \"Authorization: Bearer <technician token>\".")
         }
         guard let tech = try store.technician(tenant: claims.tenant, id: claims.subject) else {
             throw PeekError(.unauthorized, "No technician \(claims.subject) exists in tenant \(claims.tenant).")
@@ -285,7 +274,7 @@ extension Engine {
                 rollbackCommandOutputs(to: mark)
                 throw error
             }
-        case .inboundEmail:
+        case .inboundEmail, .tenantInboundEmail:
             return try inboundEmail(r)
         default:
             throw PeekError(.notFound, "No such endpoint.")
@@ -369,79 +358,100 @@ extension Engine {
         return t
     }
 
+    /// The file was validated, hashed, written and synced by a file worker
+    /// (`AttachmentFiles.prepareUpload`); the engine checks the ticket and inserts the row.
     private func uploadAttachment(_ r: APIRequest, tech: Technician?) throws -> APIResponse {
         guard let id = r.params["id"], let t = try store.ticket(id), tech == nil || tech?.tenant == t.tenant else {
             throw PeekError(.notFound, "No ticket \(r.params["id"] ?? "") is visible to you.")
         }
-        guard !r.body.isEmpty else { throw PeekError(.invalid, "The upload is empty; send the file's bytes as the body.") }
-        guard r.body.count <= config.maxAttachmentBytes else {
-            throw PeekError(.tooLarge, "Attachments may be at most \(config.maxAttachmentBytes / (1024 * 1024)) MiB.")
-        }
-        let contentType = (r.contentType ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
-        guard AttachmentFiles.isAllowed(contentType: contentType) else {
-            throw PeekError(.invalid, "Content type \"\(contentType)\" is not accepted; send images, PDFs, text, logs, office documents or zip files.")
-        }
-        let rawName = r.query.first { $0.0 == "filename" }?.1 ?? "attachment"
-        let filename = AttachmentFiles.sanitize(filename: rawName)
-        let digest = Crypto.hex(Crypto.sha256(r.body))
-        try AttachmentFiles.write(r.body, sha256: digest, in: config.attachmentsDirectory)
-        let ref = AttachmentRef(id: "A-" + Crypto.hex(Crypto.randomBytes(8)), filename: filename, contentType: contentType, size: r.body.count)
-        try store.insertAttachment(ref, ticket: t.id, sha256: digest, at: now)
+        guard case .upload(let file) = r.prepared else { throw PeekError(.internal, "The upload was not prepared; try again.") }
+        let ref = AttachmentRef(id: "A-" + Crypto.hex(Crypto.randomBytes(8)), filename: file.filename, contentType: file.contentType, size: file.size)
+        try store.insertAttachment(ref, ticket: t.id, sha256: file.sha256, at: now)
         var w = JSONWriter()
         w.beginObject(); w.field("id", ref.id); w.field("ticket", t.id); w.field("filename", ref.filename)
-        w.field("content_type", ref.contentType); w.field("size", ref.size); w.field("sha256", digest); w.endObject()
+        w.field("content_type", ref.contentType); w.field("size", ref.size); w.field("sha256", file.sha256); w.endObject()
         return .json(201, w.bytes)
     }
 
+    /// An inbound message a mail worker parsed (`MailIntake.prepare`): the
+    /// engine finds its tenant and ticket and stores it. Threading and
+    /// de-duplication look only at the tenant's own tickets and messages.
     private func inboundEmail(_ r: APIRequest) throws -> APIResponse {
-        let mail: InboundMail
-        do {
-            mail = try InboundMailParser().parse(r.body)
-        } catch {
-            throw PeekError(.invalid, "The message could not be parsed: \(error.message)").unprocessable
+        guard case .inbound(let mail) = r.prepared else { throw PeekError(.internal, "The message was not prepared; try again.") }
+        if let tenant = mail.tenant {
+            guard try store.tenant(tenant) != nil else {
+                throw PeekError(.notFound, "No tenant \(tenant) exists; create it with POST /v1/tenants.")
+            }
+            return try storeInbound(mail, tenant: tenant)
         }
+        // The global route: the tenant is the one the mail was sent to, the
+        // one whose outbound `from` is among its recipients. A tag alone
+        // would let anyone post onto any tenant's ticket.
+        let recipientTenants = try store.tenants(outboundAddresses: mail.recipients)
+        if let n = mail.ticketNumber, let tagged = try store.ticket(Ticket.id(forNumber: n)) {
+            guard recipientTenants.contains(tagged.tenant) else {
+                throw PeekError(.invalid, "The message is tagged [#\(n)], but that ticket's tenant's outbound address is not among its recipients (To, Cc, Delivered-To, X-Original-To); nothing was stored. Post it to /v1/tenants/{tenant}/inbound-email, or address it to that tenant.").unprocessable
+            }
+            return try storeInbound(mail, tenant: tagged.tenant)
+        }
+        guard let last = recipientTenants.last else {
+            throw PeekError(.notFound, "None of the message's recipients (To, Cc, Delivered-To, X-Original-To) is a tenant's outbound address, so it belongs to no tenant; nothing was stored. Post it to /v1/tenants/{tenant}/inbound-email.").unprocessable
+        }
+        // Several tenants may share a mailbox: the one that holds the thread.
+        for tenant in recipientTenants.dropLast() where try isStored(mail, tenant: tenant) || threadedTicket(mail, tenant: tenant) != nil {
+            return try storeInbound(mail, tenant: tenant)
+        }
+        return try storeInbound(mail, tenant: last)
+    }
+
+    private func isStored(_ mail: InboundDelivery, tenant: String) throws -> Bool {
+        guard let id = mail.messageID else { return false }
+        return try store.message(mailMessageID: id, tenant: tenant) != nil
+    }
+
+    /// The tenant's ticket the mail belongs to: its `[#N]` tag if that names
+    /// one of the tenant's tickets, else the newest of its In-Reply-To and
+    /// References that the tenant holds.
+    private func threadedTicket(_ mail: InboundDelivery, tenant: String) throws -> Ticket? {
+        if let n = mail.ticketNumber, let t = try store.ticket(Ticket.id(forNumber: n)), t.tenant == tenant { return t }
+        for ref in mail.referencedMessageIDs {
+            if let m = try store.message(mailMessageID: ref, tenant: tenant), let t = try store.ticket(m.ticket) { return t }
+        }
+        return nil
+    }
+
+    private func storeInbound(_ mail: InboundDelivery, tenant: String) throws -> APIResponse {
         // A gateway that did not hear our answer posts the same message
         // again: the Message-ID says it is stored already, so the first
         // answer is repeated (200, not 201) and nothing is stored twice.
-        if let messageID = mail.messageID.flatMap(MailThreading.bareMessageID),
-           let stored = try store.message(mailMessageID: messageID) {
+        if let messageID = mail.messageID, let stored = try store.message(mailMessageID: messageID, tenant: tenant) {
             var w = JSONWriter()
             w.beginObject(); w.field("ticket", stored.ticket); w.field("seq", stored.seq)
             w.key("message"); Wire.message(stored, into: &w); w.endObject()
             return .json(200, w.bytes)
         }
-        var ticketID: String?
-        if let n = mail.ticketNumber { ticketID = Ticket.id(forNumber: n) }
-        let tagged = try ticketID.flatMap { try store.ticket($0) }
-        if tagged == nil {
-            ticketID = nil
-            for ref in mail.referencedMessageIDs.reversed() {
-                if let id = try store.message(mailMessageID: ref)?.ticket { ticketID = id; break }
-            }
+        guard var t = try threadedTicket(mail, tenant: tenant) else {
+            throw PeekError(.notFound, "No ticket of tenant \(tenant) matches this message: its subject has no [#<number>] tag of the tenant's tickets and it does not reply to a message the tenant holds; nothing was stored.").unprocessable
         }
-        guard let id = ticketID, var t = try store.ticket(id) else {
-            throw PeekError(.notFound, "No ticket matches this message: its subject has no known [#<number>] tag and it does not reply to a message we sent.").unprocessable
-        }
-        let body = mail.bodyText.isEmpty ? mail.fullBodyText : mail.bodyText
-        guard !body.isEmpty else { throw PeekError(.invalid, "The message has no text body.").unprocessable }
         let at = now
         var attachments: [AttachmentRef] = []
         let mark = outputs.count
         do {
             try store.savepoint()
-            for a in mail.attachments where !a.isInline && a.bytes.count <= config.maxAttachmentBytes
-                && AttachmentFiles.isAllowed(contentType: a.contentType.lowercased()) {
-                let digest = Crypto.hex(Crypto.sha256(a.bytes))
-                try AttachmentFiles.write(a.bytes, sha256: digest, in: config.attachmentsDirectory)
-                let ref = AttachmentRef(id: "A-" + Crypto.hex(Crypto.randomBytes(8)), filename: AttachmentFiles.sanitize(filename: a.filename),
-                                        contentType: a.contentType, size: a.bytes.count)
-                try store.insertAttachment(ref, ticket: t.id, sha256: digest, at: at)
+            for file in mail.files {
+                let ref = AttachmentRef(id: "A-" + Crypto.hex(Crypto.randomBytes(8)), filename: file.filename,
+                                        contentType: file.contentType, size: file.size)
+                try store.insertAttachment(ref, ticket: t.id, sha256: file.sha256, at: at)
                 attachments.append(ref)
             }
-            let name = mail.from.name ?? t.contact.name
+            // The author is whoever sent it. The contact's name stands in only
+            // for the contact's own address without a display name, so a
+            // colleague's mail never appears under the contact's name.
+            let isContact = t.contact.email.map { $0.lowercased() == mail.from.address.lowercased() } ?? false
+            let name = mail.from.name ?? (isContact ? t.contact.name : mail.from.address)
             let m = Message(id: "M-\(t.number)-\(t.seq + 1)", ticket: t.id, seq: t.seq + 1, channel: .customer,
-                            author: PersonRef(id: mail.from.address, name: name), body: body, via: .email, at: at, attachments: attachments)
-            let seq = try appendMessage(&t, m, mailMessageID: mail.messageID.flatMap(MailThreading.bareMessageID))
+                            author: PersonRef(id: mail.from.address, name: name), body: mail.body, via: .email, at: at, attachments: attachments)
+            let seq = try appendMessage(&t, m, mailMessageID: mail.messageID)
             try store.updateTicket(t)
             try store.releaseSavepoint()
             var w = JSONWriter()

@@ -1,4 +1,5 @@
 import PeekCore
+import PeekCrypto
 import PeekTLS
 import PeekHTTP
 
@@ -26,9 +27,60 @@ struct APIRequest: Sendable {
     var method: String
     var path: String
     var query: [(String, String)]
-    var authorization: String?
     var contentType: String?
     var body: [UInt8]
+    /// Who sent it, as the loop found from the head (`APICaller.from`).
+    var caller: APICaller = .anonymous(reason: nil)
+    /// The body as a worker left it for the engine: a written upload, or a
+    /// parsed inbound message. The engine then does no parsing or file I/O.
+    var prepared: PreparedBody?
+}
+
+enum PreparedBody: Sendable {
+    case upload(StoredFile)
+    case inbound(InboundDelivery)
+}
+
+/// The credential of an API call, checked on the loop from the head alone:
+/// the service token is compared there, a technician token's signature and
+/// expiry verified there (pure). Whether the technician and tenant exist is
+/// the engine's to say, since only it reads the store.
+enum APICaller: Sendable, Equatable {
+    /// No credential, or one that failed; `reason` says why when one was sent.
+    case anonymous(reason: String?)
+    case service
+    case technician(TechnicianClaims)
+
+    static func from(_ head: HTTPRequestHead, route: APIRoute, config: ServerConfig, nowSeconds: Int64) -> APICaller {
+        var token = head.header("authorization").flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
+        // Browsers follow plain links (an attachment, a list) with the
+        // technician token as ?token=.
+        if token == nil, route.access != .service { token = head.queryItems.first { $0.name == "token" }?.value }
+        guard let token else { return .anonymous(reason: nil) }
+        if Crypto.constantTimeEquals(Array(token.utf8), Array(config.serviceToken.utf8)) { return .service }
+        do {
+            return .technician(try JWT.verify(token, secret: Array(config.jwtSecret.utf8), nowSeconds: nowSeconds))
+        } catch {
+            return .anonymous(reason: error.message)
+        }
+    }
+
+    /// Why `route` refuses this caller (401), or nil when it may go on.
+    func refusal(for route: APIRoute) -> PeekError? {
+        switch (route.access, self) {
+        case (.anyone, _), (.service, .service), (.technician, .technician), (.technicianOrService, .service), (.technicianOrService, .technician):
+            return nil
+        case (.service, _):
+            return PeekError(.unauthorized, "This API needs \"Authorization: Bearer <service token>\".")
+        case (.technician, .anonymous(let reason?)), (.technicianOrService, .anonymous(let reason?)):
+            return PeekError(.unauthorized, reason)
+        case (.technician, _):
+            return PeekError(.unauthorized, "Sign in first: send \"Authorization: Bearer <technician token>\".")
+        case (.technicianOrService, _):
+            return PeekError(.unauthorized, route == .getAttachment ? "Sign in to download attachments."
+                                                                   : "Send a service token or a technician token.")
+        }
+    }
 }
 
 struct APIResponse: Sendable {
@@ -36,9 +88,16 @@ struct APIResponse: Sendable {
     var body: [UInt8]
     var contentType: String = "application/json"
     var headers: [(String, String)] = []
+    /// The body is this attachment file (its SHA-256), read by a file
+    /// worker after the engine answered: the engine does no file I/O.
+    var attachmentFile: String?
 
     static func json(_ status: Int, _ body: [UInt8]) -> APIResponse { APIResponse(status: status, body: body) }
     static func error(_ e: PeekError) -> APIResponse { APIResponse(status: e.code.httpStatus, body: Wire.errorBody(e)) }
+    /// 429 `rate_limited` with Retry-After: nothing was done; send it again.
+    static func busy(_ message: String) -> APIResponse {
+        APIResponse(status: 429, body: Wire.errorBody(PeekError(.rateLimited, message)), headers: [("Retry-After", "1")])
+    }
 }
 
 /// A frame an RMM agent sends.
@@ -84,7 +143,7 @@ enum APIRoute: Sendable {
     case createTenant, createTechnician, createAsset, createTicket
     case putEmailAccount, getEmailAccount, putSLAPolicy
     case getTicket, ticketSends, postSummary, uploadAttachment, getAttachment
-    case inboundEmail
+    case inboundEmail, tenantInboundEmail
     case myTickets, myTechnicians
     case demoTechnicians, demoSignIn
 
@@ -103,10 +162,36 @@ enum APIRoute: Sendable {
         r.add("POST", "/v1/tickets/{id}/attachments", .uploadAttachment)
         r.add("GET", "/v1/attachments/{id}", .getAttachment)
         r.add("POST", "/v1/inbound-email", .inboundEmail)
+        r.add("POST", "/v1/tenants/{tenant}/inbound-email", .tenantInboundEmail)
         r.add("GET", "/v1/me/tickets", .myTickets)
         r.add("GET", "/v1/me/technicians", .myTechnicians)
         r.add("GET", "/v1/demo/technicians", .demoTechnicians)
         r.add("POST", "/v1/demo/sign-in", .demoSignIn)
         return r
     }()
+
+    enum Access: Sendable { case anyone, service, technician, technicianOrService }
+
+    /// Who may call the route; checked on the loop from the head.
+    var access: Access {
+        switch self {
+        case .demoTechnicians, .demoSignIn: .anyone   // the engine answers 404 without --demo
+        case .myTickets, .myTechnicians: .technician
+        case .uploadAttachment, .getAttachment: .technicianOrService
+        default: .service
+        }
+    }
+
+    /// The body limit of routes that take more than the 1 MiB of a JSON call.
+    func maxBodyBytes(_ config: ServerConfig) -> Int? {
+        switch self {
+        case .uploadAttachment: config.maxAttachmentBytes
+        case .inboundEmail, .tenantInboundEmail: HTTPConnectionHandler.inboundMailMaxBytes
+        default: nil
+        }
+    }
 }
+
+/// A worker's `Result` fails with the answer to give in place of going on
+/// (a 422 for a refused message, a 500 for a file that could not be written).
+extension APIResponse: Error {}

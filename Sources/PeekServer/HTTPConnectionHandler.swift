@@ -12,6 +12,12 @@ final class HTTPConnectionHandler: ConnectionHandler {
     private var parser: HTTPRequestParser
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
+    /// The API call the current head was admitted as (route, credential).
+    private var admitted: (route: APIRoute, params: RouteParameters, caller: APICaller)?
+    /// The current request holds one of the process's large-body slots
+    /// (`ServerShared.maxLargeBodies`) until it is answered or the
+    /// connection closes.
+    private var holdsLargeBody = false
     private var awaitingResponse = false
     private var closeAfterResponse = false
     private var lastActivityMillis: Int64
@@ -25,6 +31,9 @@ final class HTTPConnectionHandler: ConnectionHandler {
     static let requestTimeoutMillis: Int64 = 30_000
     /// Bodies of the mail gateway's raw messages may be larger than JSON calls.
     static let inboundMailMaxBytes = 25 * 1024 * 1024
+    /// The body limit of every request but uploads and inbound mail; a body
+    /// over it counts against `ServerConfig.maxLargeBodies`.
+    static let defaultMaxBodyBytes = 1 << 20
     /// Past this much unread output, pipelined requests wait until the
     /// client has read: ~40 request bytes buy a 40 kB file, so answering all
     /// of a 256 KiB read at once could queue hundreds of megabytes.
@@ -32,13 +41,16 @@ final class HTTPConnectionHandler: ConnectionHandler {
 
     init(hub: LoopHub) {
         self.hub = hub
-        parser = HTTPRequestParser(limits: .init(maxBodyBytes: 1 << 20))
+        parser = HTTPRequestParser(limits: .init(maxBodyBytes: Self.defaultMaxBodyBytes))
         lastActivityMillis = monotonicMillis()
     }
 
     func connectionDidOpen(_ connection: Connection) {}
 
     func connection(_ connection: Connection, didReceive bytes: UnsafeRawBufferPointer) {
+        // Refused and closing: what the client still sends (the body of a
+        // refused upload) is not ours to hold.
+        if connection.isClosing { return }
         lastActivityMillis = monotonicMillis()
         if !parser.isMidRequest { requestStartedMillis = lastActivityMillis }
         parser.append(bytes)
@@ -87,18 +99,24 @@ final class HTTPConnectionHandler: ConnectionHandler {
                     upgrade(connection, h)
                     return
                 }
-                if h.method == "POST" || h.method == "PUT" {
-                    switch APIRoute.router.match(method: h.method, path: h.path) {
-                    case .matched(.uploadAttachment, _): parser.overrideBodyLimit(hub.server.config.maxAttachmentBytes)
-                    case .matched(.inboundEmail, _): parser.overrideBodyLimit(Self.inboundMailMaxBytes)
-                    default: break
-                    }
+                if var refusal = admit(connection, h) {
+                    // Answered from the head: the body is never read. If one
+                    // follows, the connection closes after the answer, since
+                    // its bytes would be taken for the next request.
+                    head = nil
+                    if h.framing != .noBody && h.framing != .contentLength(0) { refusal.closeConnection = true }
+                    // `respond` returns here rather than re-enter `process`:
+                    // the loop goes on with what is pipelined (or stops at
+                    // the close).
+                    respond(connection, refusal, head: h)
+                    continue
                 }
+                // Only a head that passed asks the client for its body.
                 if h.expectsContinue { connection.send(HTTPResponse.continueBytes) }
             case .body(let piece):
                 body.append(contentsOf: piece)
             case .end:
-                guard let h = head else { return }
+                guard let h = head else { break }
                 head = nil
                 handle(connection, h, body: body)
                 body = []
@@ -111,6 +129,53 @@ final class HTTPConnectionHandler: ConnectionHandler {
     }
 
     // MARK: Requests
+
+    /// Decides an API call from its head alone, before a byte of its body
+    /// is read: the route, the credential (the service token compared, a
+    /// technician token's signature and expiry verified; whether the
+    /// technician exists is the engine's to say), the engine's backlog, and
+    /// a slot for a body over 1 MiB. Answers the refusal, or nil (and the
+    /// body limit raised for uploads and mail) when the call may go on.
+    private func admit(_ connection: Connection, _ h: HTTPRequestHead) -> HTTPResponse? {
+        admitted = nil
+        guard connection.listenerKind != .mutualTLS, h.path.hasPrefix("/v1/"), h.path != "/v1/ws", h.path != "/v1/agent" else { return nil }
+        let config = hub.server.config
+        switch APIRoute.router.match(method: h.method, path: h.path) {
+        case .matched(let route, let params):
+            let caller = APICaller.from(h, route: route, config: config, nowSeconds: config.wallClock() / 1000)
+            if let refusal = caller.refusal(for: route) {
+                return .error(401, code: refusal.code.rawValue, message: refusal.message)
+            }
+            // Past the engine's backlog, API calls are refused like
+            // technicians' commands: the back end and the mail gateway
+            // retry on 429, and nothing queues without limit.
+            if hub.server.engine.isOverloaded { return HTTPResponse(.busy(Engine.busyError.message)) }
+            if let limit = route.maxBodyBytes(config) {
+                parser.overrideBodyLimit(limit)
+                // A chunked body may grow to the limit: it counts as large.
+                if h.isChunked || (h.contentLength ?? 0) > Self.defaultMaxBodyBytes {
+                    guard hub.server.takeLargeBodySlot() else {
+                        return HTTPResponse(.busy("The server is already receiving \(config.maxLargeBodies) large bodies (over 1 MiB), the most at once; nothing was read. Send it again in a moment."))
+                    }
+                    holdsLargeBody = true
+                }
+            }
+            admitted = (route, params, caller)
+            return nil
+        case .methodNotAllowed(let allowed):
+            return .methodNotAllowed(allowed: allowed)
+        case .notFound:
+            return .error(404, code: "not_found", message: "No endpoint \(h.method) \(h.path); see protocol.md.")
+        case .invalidPath:
+            return .error(400, code: "invalid", message: "The path has a malformed escape.")
+        }
+    }
+
+    private func releaseLargeBody() {
+        guard holdsLargeBody else { return }
+        holdsLargeBody = false
+        hub.server.releaseLargeBodySlot()
+    }
 
     private func handle(_ connection: Connection, _ h: HTTPRequestHead, body: [UInt8]) {
         if connection.listenerKind == .mutualTLS && h.path != "/healthz" && h.path != "/v1/agent" {
@@ -133,38 +198,86 @@ final class HTTPConnectionHandler: ConnectionHandler {
             respond(connection, .error(426, code: "upgrade_required", message: "This endpoint only speaks WebSocket; send an upgrade request."), head: h)
             return
         }
-        if h.path.hasPrefix("/v1/") {
-            switch APIRoute.router.match(method: h.method, path: h.path) {
-            case .matched(let route, let params):
-                // Past the engine's backlog, API calls are refused like
-                // technicians' commands: the back end and the mail gateway
-                // retry on 429, and nothing queues without limit.
-                if hub.server.engine.isOverloaded {
-                    let refusal = Engine.busyError
-                    var busy = HTTPResponse.error(refusal.code.httpStatus, code: refusal.code.rawValue, message: refusal.message)
-                    busy.headers.set(name: "Retry-After", value: "1")
-                    respond(connection, busy, head: h)
-                    return
-                }
-                let request = APIRequest(route: route, params: params, method: h.method, path: h.path,
-                                         query: h.queryItems.map { ($0.name, $0.value) }, authorization: h.header("authorization"),
-                                         contentType: h.header("content-type"), body: body)
-                awaitingResponse = true
-                let loop = hub.loop
-                let connectionRef = ConnectionRef(connection)
-                hub.server.engine.submit(.api(request, reply: { response in
-                    loop.execute { _ in connectionRef.deliver(response, head: h) }
-                }))
-            case .methodNotAllowed(let allowed):
-                respond(connection, .methodNotAllowed(allowed: allowed), head: h)
-            case .notFound:
-                respond(connection, .error(404, code: "not_found", message: "No endpoint \(h.method) \(h.path); see protocol.md."), head: h)
-            case .invalidPath:
-                respond(connection, .error(400, code: "invalid", message: "The path has a malformed escape."), head: h)
-            }
+        if let api = admitted {
+            admitted = nil
+            dispatch(connection, h, route: api.route, params: api.params, caller: api.caller, body: body)
             return
         }
         serveStatic(connection, h)
+    }
+
+    /// Hands an admitted call on: inbound mail to a mail worker and uploads
+    /// to a file worker, which do the parsing, hashing and writing and then
+    /// give the engine a prepared job; everything else to the engine at once.
+    private func dispatch(_ connection: Connection, _ h: HTTPRequestHead, route: APIRoute, params: RouteParameters,
+                          caller: APICaller, body: [UInt8]) {
+        let server = hub.server
+        let config = server.config
+        let request = APIRequest(route: route, params: params, method: h.method, path: h.path,
+                                 query: h.queryItems.map { ($0.name, $0.value) },
+                                 contentType: h.header("content-type"), body: body, caller: caller)
+        awaitingResponse = true
+        let reply = makeReply(connection, h)
+        let prepare: @Sendable (APIRequest) -> Result<APIRequest, APIResponse>
+        let pool: WorkerPool
+        switch route {
+        case .inboundEmail, .tenantInboundEmail:
+            let tenant = route == .tenantInboundEmail ? params["tenant"] : nil
+            pool = server.mailWorkers
+            prepare = { r in
+                MailIntake.prepare(r.body, tenant: tenant, config: config).map { mail in
+                    var prepared = r
+                    prepared.body = []
+                    prepared.prepared = .inbound(mail)
+                    return prepared
+                }
+            }
+        case .uploadAttachment:
+            pool = server.fileWorkers
+            prepare = { r in AttachmentFiles.prepareUpload(r, config: config) }
+        default:
+            server.engine.submit(.api(request, reply: reply))
+            return
+        }
+        let engine = server.engine
+        let queued = pool.submit {
+            switch prepare(request) {
+            case .success(let prepared): engine.submit(.api(prepared, reply: reply))
+            case .failure(let refusal): reply(refusal)
+            }
+        }
+        if !queued { reply(.busy("The server is already working through \(pool.queueCapacity) such requests, the most it queues; nothing was done. Send it again in a moment.")) }
+    }
+
+    /// The engine's answer, delivered on this loop. An attachment download
+    /// comes back as the name of its file; a file worker reads it (neither
+    /// the engine nor the loop waits on the disk), then the loop sends it.
+    private func makeReply(_ connection: Connection, _ h: HTTPRequestHead) -> @Sendable (APIResponse) -> Void {
+        let loop = hub.loop
+        let connectionRef = ConnectionRef(connection)
+        let files = hub.server.fileWorkers
+        let directory = hub.server.config.attachmentsDirectory
+        return { response in
+            guard let sha256 = response.attachmentFile else {
+                loop.execute { _ in connectionRef.deliver(response, head: h) }
+                return
+            }
+            let queued = files.submit {
+                var file = response
+                file.attachmentFile = nil
+                if let bytes = AttachmentFiles.read(sha256: sha256, in: directory) {
+                    file.body = bytes
+                } else {
+                    file = .error(PeekError(.notFound, "No such attachment."))
+                }
+                let answer = file
+                loop.execute { _ in connectionRef.deliver(answer, head: h) }
+            }
+            if !queued {
+                let busy = APIResponse.busy("The server is already reading \(files.queueCapacity) files, the most it queues. Send it again in a moment.")
+                loop.execute { _ in connectionRef.deliver(busy, head: h) }
+            }
+        }
     }
 
     private func serveStatic(_ connection: Connection, _ h: HTTPRequestHead) {
@@ -197,6 +310,7 @@ final class HTTPConnectionHandler: ConnectionHandler {
         }
         connection.send(out)
         awaitingResponse = false
+        releaseLargeBody()
         if close || closeAfterResponse {
             connection.closeAfterFlush()
             return
@@ -286,7 +400,7 @@ final class HTTPConnectionHandler: ConnectionHandler {
         if !awaitingResponse { connection.closeAfterFlush() } else { closeAfterResponse = true }
     }
 
-    func connectionDidClose(_ connection: Connection) {}
+    func connectionDidClose(_ connection: Connection) { releaseLargeBody() }
 }
 
 /// Lets an engine reply find its connection on the loop without the
@@ -299,8 +413,13 @@ final class ConnectionRef: @unchecked Sendable {
 
     func deliver(_ response: APIResponse, head: HTTPRequestHead) {
         guard let c = connection, !c.isClosed, let handler = c.handler as? HTTPConnectionHandler else { return }
-        var r = HTTPResponse(status: response.status, headers: ["Content-Type": response.contentType], body: response.body)
-        for (name, value) in response.headers { r.headers.add(name: name, value: value) }
-        handler.respond(c, r, head: head)
+        handler.respond(c, HTTPResponse(response), head: head)
+    }
+}
+
+extension HTTPResponse {
+    init(_ response: APIResponse) {
+        self.init(status: response.status, headers: ["Content-Type": response.contentType], body: response.body)
+        for (name, value) in response.headers { headers.add(name: name, value: value) }
     }
 }

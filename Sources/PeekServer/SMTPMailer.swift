@@ -6,7 +6,6 @@ import PeekCore
 import PeekMail
 import PeekNet
 import PeekTLS
-import Synchronization
 
 /// Sends replies over SMTP on worker threads, never on an event loop: a
 /// slow or dead mail server delays only its own reply. Each send builds the
@@ -15,16 +14,12 @@ import Synchronization
 /// this does).
 final class SMTPMailer: Mailer {
     /// Conversations at once. Each is a thread blocked on a socket, so this
-    /// also bounds the threads: a reply over it waits in `work` as a job,
-    /// holding no thread (a semaphore on a dispatch queue would park one
-    /// thread per waiting reply). The engine bounds how many are handed over
-    /// (`ServerConfig.maxRepliesInFlight`), so the list stays short.
+    /// also bounds the threads: a reply over it waits in the pool's queue as
+    /// a job, holding no thread. The engine bounds how many are handed over
+    /// (`ServerConfig.maxRepliesInFlight`), so the queue needs no bound of
+    /// its own and a send is never refused here.
     static let maxConversations = 16
-    private struct Work {
-        var waiting: [(job: MailJob, completion: @Sendable (MailOutcome) -> Void)] = []
-        var workers = 0
-    }
-    private let work = Mutex(Work())
+    private let workers = WorkerPool(name: "peekd-mail", maxThreads: maxConversations, queueCapacity: .max)
     let timeoutSeconds: Double
     let tls: TLSContext
     let clientHostname: String
@@ -36,33 +31,7 @@ final class SMTPMailer: Mailer {
     }
 
     func send(_ job: MailJob, completion: @escaping @Sendable (MailOutcome) -> Void) {
-        let startWorker = work.withLock { w -> Bool in
-            w.waiting.append((job, completion))
-            guard w.workers < Self.maxConversations else { return false }
-            w.workers += 1
-            return true
-        }
-        guard startWorker else { return }
-        let thread = Thread { [self] in runWorker() }
-        thread.name = "peekd-mail"
-        thread.start()
-    }
-
-    /// Sends waiting replies in order until none is left, then ends; the
-    /// count drops under the same lock that found the list empty, so a job
-    /// appended meanwhile always finds a worker.
-    private func runWorker() {
-        while true {
-            let next = work.withLock { w -> (job: MailJob, completion: @Sendable (MailOutcome) -> Void)? in
-                guard !w.waiting.isEmpty else {
-                    w.workers -= 1
-                    return nil
-                }
-                return w.waiting.removeFirst()   // O(n), and n is bounded by the engine's cap
-            }
-            guard let next else { return }
-            next.completion(deliver(next.job))
-        }
+        _ = workers.submit { [self] in completion(deliver(job)) }
     }
 
     func deliver(_ job: MailJob) -> MailOutcome {

@@ -103,6 +103,29 @@ public struct ServerConfig: Sendable {
     /// The wall clock, in Unix milliseconds: timestamps, SLA due times and
     /// token expiry all read it here, so a test can move time.
     public var wallClock: @Sendable () -> Int64 = { wallClockMillis() }
+    /// Wall-clock time one inbound message may take to parse (ms). A
+    /// message past it is refused with 422 and logged; it holds one mail
+    /// worker at most this long, and the other workers go on meanwhile.
+    /// Real mail, 25 MiB with attachments, parses in well under a tenth of it.
+    public var inboundMailBudgetMillis = 2000
+    /// Threads that parse inbound mail and write its attachments. Parsing is
+    /// CPU work: one per core (2 here) keeps it from starving the loops.
+    public var mailWorkerThreads = 2
+    /// Inbound messages that may wait for a mail worker; past it 429
+    /// `rate_limited` with Retry-After. Bodies over 1 MiB are bounded apart
+    /// (`maxLargeBodies`), so waiting messages hold at most ~32 MiB.
+    public var mailQueueCapacity = 32
+    /// Threads that hash and write uploads and read downloads.
+    public var fileWorkerThreads = 2
+    /// Uploads and downloads that may wait for a file worker; past it 429.
+    public var fileQueueCapacity = 64
+    /// Request bodies over 1 MiB (uploads, inbound mail) read or being
+    /// worked on at once, process-wide. Each may be 25 MiB, so 8 keep them
+    /// to 200 MiB; one more gets 429 `rate_limited` with Retry-After from
+    /// its head, before a byte of its body is read.
+    public var maxLargeBodies = 8
+    /// How inbound mail is parsed (tests replace it; see `InboundMailParsing`).
+    public var inboundMailParsing = InboundMailParsing.standard
     /// Where `client/` is, for `GET /` and static files.
     public var clientDirectory = "client"
 

@@ -13,6 +13,12 @@ final class ServerShared: Sendable {
     let startedAt = Date()
     /// Per loop: [connections, framesIn, deltasDelivered, ephemeralShed, slowConsumersClosed].
     let loopCounters: Mutex<[[Int]]>
+    /// Parse inbound mail and write its attachments (`MailIntake`).
+    let mailWorkers: WorkerPool
+    /// Hash and write uploads, read downloads (`AttachmentFiles`).
+    let fileWorkers: WorkerPool
+    /// Request bodies over 1 MiB being read or worked on, process-wide.
+    private let largeBodies = Atomic<Int>(0)
 
     init(config: ServerConfig, engine: Engine, staticFiles: StaticFileCache, echoMode: Bool, loopCount: Int) {
         self.config = config
@@ -20,7 +26,18 @@ final class ServerShared: Sendable {
         self.staticFiles = staticFiles
         self.echoMode = echoMode
         loopCounters = Mutex(Array(repeating: [0, 0, 0, 0, 0], count: loopCount))
+        mailWorkers = WorkerPool(name: "peekd-mail-intake", maxThreads: config.mailWorkerThreads, queueCapacity: config.mailQueueCapacity)
+        fileWorkers = WorkerPool(name: "peekd-files", maxThreads: config.fileWorkerThreads, queueCapacity: config.fileQueueCapacity)
     }
+
+    /// Takes one of `config.maxLargeBodies` slots; false when all are taken.
+    func takeLargeBodySlot() -> Bool {
+        if largeBodies.add(1, ordering: .relaxed).newValue <= config.maxLargeBodies { return true }
+        largeBodies.subtract(1, ordering: .relaxed)
+        return false
+    }
+
+    func releaseLargeBodySlot() { largeBodies.subtract(1, ordering: .relaxed) }
 
     func metricsText() -> String {
         let totals = loopCounters.withLock { perLoop in

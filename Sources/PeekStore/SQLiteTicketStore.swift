@@ -383,6 +383,15 @@ public final class SQLiteTicketStore: TicketStore {
         try db.queryOne("SELECT \(Self.messageColumns) WHERE mail_message_id = ? LIMIT 1", .text(id)).map(message(row:))
     }
 
+    public func message(mailMessageID id: String, tenant: String) throws(StoreError) -> Message? {
+        // EXISTS, not a join: the columns stay `messageColumns`, and each
+        // candidate (usually one) costs one lookup by the tickets' id key.
+        try db.queryOne("""
+            SELECT \(Self.messageColumns) WHERE mail_message_id = ?
+            AND EXISTS (SELECT 1 FROM tickets WHERE tickets.id = messages.ticket AND tickets.tenant = ?) LIMIT 1
+            """, .text(id), .text(tenant)).map(message(row:))
+    }
+
     // MARK: Idempotency
 
     public func commandAnswer(_ command: CommandKey, notBefore: Int64) throws(StoreError) -> [UInt8]? {
@@ -404,6 +413,16 @@ public final class SQLiteTicketStore: TicketStore {
     public func putEmailAccount(tenant: String, _ a: EmailAccount) throws(StoreError) {
         try db.run("INSERT OR REPLACE INTO email_accounts(tenant, host, port, security, username, password, from_address) VALUES (?, ?, ?, ?, ?, ?, ?)",
                    [.text(tenant), .text(a.host), SQLValue(a.port), .text(a.security.rawValue), SQLValue(a.username), SQLValue(a.password), .text(a.from)])
+    }
+
+    public func tenants(outboundAddresses addresses: [String]) throws(StoreError) -> [String] {
+        var tenants = Set<String>()
+        for address in addresses {
+            for row in try db.query("SELECT tenant FROM email_accounts WHERE lower(from_address) = lower(?)", .text(address)) {
+                if let t = row[0].text { tenants.insert(t) }
+            }
+        }
+        return tenants.sorted()
     }
 
     public func emailAccount(tenant: String) throws(StoreError) -> EmailAccount? {

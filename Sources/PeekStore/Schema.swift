@@ -134,5 +134,11 @@ enum Schema {
         ALTER TABLE messages ADD COLUMN command_key TEXT;
         CREATE INDEX messages_command ON messages(command_key) WHERE command_key IS NOT NULL;
         """,
+        // 7: the global inbound route finds a message's tenant by its
+        // recipients: the tenant whose outbound `from` received it. Looked up
+        // once per recipient, without case, as mail systems compare domains.
+        """
+        CREATE INDEX email_accounts_from ON email_accounts(lower(from_address));
+        """,
     ]
 }

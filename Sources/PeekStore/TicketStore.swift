@@ -75,6 +75,9 @@ public protocol TicketStore: AnyObject {
     func mailThreadIDs(ticket: String) throws(StoreError) -> [String]
     /// The message stored with this Message-ID (inbound mail or a sent reply).
     func message(mailMessageID id: String) throws(StoreError) -> Message?
+    /// The same, among the tenant's tickets only: inbound mail threads and
+    /// de-duplicates within one tenant.
+    func message(mailMessageID id: String, tenant: String) throws(StoreError) -> Message?
 
     // Idempotency.
     /// The seq of the message a note command stored, if it was stored at or
@@ -88,6 +91,9 @@ public protocol TicketStore: AnyObject {
     // Mail.
     func putEmailAccount(tenant: String, _ a: EmailAccount) throws(StoreError)
     func emailAccount(tenant: String) throws(StoreError) -> EmailAccount?
+    /// The tenants whose outbound `from` is one of `addresses` (compared
+    /// without case), sorted: the global inbound route's candidates.
+    func tenants(outboundAddresses addresses: [String]) throws(StoreError) -> [String]
     func recordSend(ticket: String, at: Int64, technician: String, recipient: String?, outcome: String, reply: String) throws(StoreError)
     func sends(ticket: String) throws(StoreError) -> [(at: Int64, technician: String, recipient: String?, outcome: String, reply: String)]
 

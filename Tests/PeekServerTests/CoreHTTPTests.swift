@@ -184,6 +184,93 @@ final class CoreHTTPTests: XCTestCase {
         assertErrorBody(r, code: "body_too_large")
     }
 
+    // MARK: No body before authentication (issue 14)
+
+    /// Sends only the head of a large body and expects the refusal at once:
+    /// the server must answer from the head, never wait for (or read) the
+    /// body, and close the connection since the body would follow.
+    private func assertRefusedFromHead(_ head: String, status: Int, code: String, file: StaticString = #filePath, line: UInt = #line) throws -> TestServer.Response {
+        let socket = try TestSocket.connect(port: server.port)
+        defer { socket.close() }
+        try socket.write(Array(head.utf8))
+        let r = try coreReadResponse(socket, timeout: 5)
+        XCTAssertEqual(r.status, status, r.text, file: file, line: line)
+        assertErrorBody(r, code: code, file: file, line: line)
+        XCTAssertEqual(r.headers["connection"], "close", "the body would follow: the connection must close", file: file, line: line)
+        // The server closes after the answer: EOF, though no body byte was sent.
+        XCTAssertEqual(try socket.read(timeout: 5), [], file: file, line: line)
+        return r
+    }
+
+    func testUpload_25MiBWithoutToken_401FromTheHeadBeforeAnyBodyByte() throws {
+        let ticket = try server.seed()[0]
+        let mib25 = 25 << 20
+        for auth in ["", "Authorization: Bearer not-the-service-token\r\n", "Authorization: Bearer \(server.token(tenant: "acme", user: "tech-1", expiresIn: -60))\r\n"] {
+            _ = try assertRefusedFromHead("POST /v1/tickets/\(ticket)/attachments?filename=big.bin HTTP/1.1\r\nHost: x\r\n\(auth)"
+                + "Content-Type: application/octet-stream\r\nContent-Length: \(mib25)\r\n\r\n", status: 401, code: "unauthorized")
+        }
+        let mail = try assertRefusedFromHead("POST /v1/inbound-email HTTP/1.1\r\nHost: x\r\nContent-Type: message/rfc822\r\n"
+            + "Content-Length: \(mib25)\r\n\r\n", status: 401, code: "unauthorized")
+        XCTAssertTrue(mail.text.contains("service token"), mail.text)
+        // A technician token is not the service token for the mail gateway's route.
+        _ = try assertRefusedFromHead("POST /v1/tenants/acme/inbound-email HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(server.token(tenant: "acme", user: "tech-1"))\r\n"
+            + "Content-Type: message/rfc822\r\nContent-Length: \(mib25)\r\n\r\n", status: 401, code: "unauthorized")
+        // An unknown route is answered from the head too.
+        _ = try assertRefusedFromHead("POST /v1/nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: \(mib25)\r\n\r\n", status: 404, code: "not_found")
+    }
+
+    func testKeepAlive_refusedFromTheHeadWithoutBody_nextPipelinedRequestAnswered() throws {
+        let socket = try TestSocket.connect(port: server.port)
+        defer { socket.close() }
+        // No body follows the refused request, so the connection stays and
+        // the request pipelined behind it is answered.
+        try socket.write(Array("GET /v1/me/tickets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        let refused = try coreReadResponse(socket, timeout: 5)
+        XCTAssertEqual(refused.status, 401, refused.text)
+        XCTAssertNil(refused.headers["connection"], "no body follows: the connection may stay")
+        XCTAssertEqual(try coreReadResponse(socket, timeout: 5).status, 200)
+    }
+
+    func testUpload_expectContinueWithBadToken_401InsteadOf100Continue() throws {
+        let ticket = try server.seed()[0]
+        let socket = try TestSocket.connect(port: server.port)
+        defer { socket.close() }
+        try socket.write(Array(("POST /v1/tickets/\(ticket)/attachments HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n"
+            + "Content-Type: text/plain\r\nContent-Length: \(10 << 20)\r\nExpect: 100-continue\r\n\r\n").utf8))
+        let r = try coreReadResponse(socket, timeout: 5)
+        XCTAssertEqual(r.status, 401, "the first answer must be the refusal, not 100 Continue: \(r.status) \(r.text)")
+        assertErrorBody(r, code: "unauthorized")
+    }
+
+    func testUpload_pastTheLargeBodyBound_429FromTheHead_thenAcceptedOnceOneFinished() throws {
+        server.stop()
+        server = try TestServer { $0.maxLargeBodies = 1 }
+        let ticket = try server.seed()[0]
+        let size = 2 << 20
+        let head = "POST /v1/tickets/\(ticket)/attachments?filename=big.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(server.config.serviceToken)\r\n"
+            + "Content-Type: application/octet-stream\r\nContent-Length: \(size)\r\n"
+        // The first large body is being read (half of it sent): it holds the
+        // one slot. 100 Continue comes once its head passed, slot taken.
+        let first = try TestSocket.connect(port: server.port)
+        defer { first.close() }
+        try first.write(Array((head + "Expect: 100-continue\r\n\r\n").utf8))
+        let interim = try first.readUntil({ String(decoding: $0, as: UTF8.self).contains("\r\n\r\n") })
+        XCTAssertEqual(String(decoding: interim, as: UTF8.self), "HTTP/1.1 100 Continue\r\n\r\n")
+        try first.write([UInt8](repeating: 1, count: size / 2))
+        let busy = try assertRefusedFromHead(head + "\r\n", status: 429, code: "rate_limited")
+        XCTAssertEqual(busy.headers["retry-after"], "1")
+        XCTAssertTrue(busy.text.contains("large"), busy.text)
+        // A small upload needs no slot.
+        let small = try server.request("POST", "/v1/tickets/\(ticket)/attachments?filename=s.txt", body: Array("small".utf8), contentType: "text/plain")
+        XCTAssertEqual(small.status, 201, small.text)
+
+        try first.write([UInt8](repeating: 1, count: size / 2))
+        XCTAssertEqual(try coreReadResponse(first).status, 201)
+        let again = try server.request("POST", "/v1/tickets/\(ticket)/attachments?filename=big.bin", body: [UInt8](repeating: 2, count: size),
+                                       contentType: "application/octet-stream")
+        XCTAssertEqual(again.status, 201, again.text)
+    }
+
     func testBody_chunkedWithExpectContinue_answered201() throws {
         let socket = try TestSocket.connect(port: server.port)
         defer { socket.close() }

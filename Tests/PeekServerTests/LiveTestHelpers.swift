@@ -128,7 +128,7 @@ extension TestServer {
             body,
             "",
         ].joined(separator: "\r\n")
-        return try request("POST", "/v1/inbound-email", body: Array(raw.utf8), contentType: "message/rfc822")
+        return try request("POST", "/v1/tenants/acme/inbound-email", body: Array(raw.utf8), contentType: "message/rfc822")
     }
 }
 

@@ -10,16 +10,19 @@ final class MailInboundTests: XCTestCase {
     /// Raw message text written with "\n"; the wire form has CRLF.
     private func crlf(_ text: String) -> [UInt8] { Array(text.replacingOccurrences(of: "\n", with: "\r\n").utf8) }
 
-    private func post(_ h: MailHarness, _ raw: [UInt8], service: Bool = true) throws -> TestServer.Response {
-        try h.server.request("POST", "/v1/inbound-email", body: raw, contentType: "message/rfc822", service: service)
+    /// The tenant's own route (threading and de-duplication within acme);
+    /// `global` posts to /v1/inbound-email, which finds the tenant by recipient.
+    private func post(_ h: MailHarness, _ raw: [UInt8], service: Bool = true, global: Bool = false) throws -> TestServer.Response {
+        try h.server.request("POST", global ? "/v1/inbound-email" : "/v1/tenants/acme/inbound-email", body: raw,
+                             contentType: "message/rfc822", service: service)
     }
 
     /// Posts `raw`, expects 201 on the harness ticket, and checks that the
     /// viewer `b` receives exactly that message as the next durable delta.
-    private func assertStored(_ h: MailHarness, _ raw: [UInt8], body: String, authorName: String, authorID: String,
+    private func assertStored(_ h: MailHarness, _ raw: [UInt8], body: String, authorName: String, authorID: String, global: Bool = false,
                               file: StaticString = #filePath, line: UInt = #line) throws {
         let before = try h.server.storedTicket(h.ticket)
-        let r = try post(h, raw)
+        let r = try post(h, raw, global: global)
         XCTAssertEqual(r.status, 201, r.text, file: file, line: line)
         XCTAssertEqual(r.json?["ticket"]?.stringValue, h.ticket, file: file, line: line)
         XCTAssertEqual(r.json?["seq"]?.intValue, before.seq + 1, file: file, line: line)
@@ -370,5 +373,108 @@ final class MailInboundTests: XCTestCase {
         let firstID = try XCTUnwrap(first.header("Message-ID"))
         XCTAssertEqual(second.header("In-Reply-To"), firstID)
         XCTAssertEqual(second.header("References"), "<customer.first@example.com> \(firstID)")
+    }
+
+    // MARK: Inbound mail belongs to one tenant (issue 14)
+
+    /// A second tenant, globex, with its own ticket and outbound account.
+    private func addGlobex(_ h: MailHarness) throws -> (ticket: String, number: Int) {
+        try h.server.seed(tenant: "globex", technicians: 1, tickets: 0)
+        let t = try h.server.createTicket(tenant: "globex", subject: "Globex printer")
+        XCTAssertEqual(try h.server.putEmailAccount(tenant: "globex", port: 25, security: "none", from: "help@globex.example").status, 200)
+        return (t.id, t.number)
+    }
+
+    func testInbound_taggedWithAnotherTenantsTicket_refusedOnTheTenantRouteAndTheGlobalRoute() throws {
+        let h = try MailHarness(smtp: nil, account: "none")
+        defer { h.stop() }
+        let globex = try addGlobex(h)
+        // Sent to globex's address, tagged with acme's ticket.
+        let raw = crlf("""
+            From: Mallory <mallory@evil.example>
+            To: help@globex.example
+            Subject: pwned [#\(h.number)]
+            Message-ID: <cross.1@evil.example>
+
+            Posted onto another tenant's ticket.
+
+            """)
+        let before = try h.server.storedTicket(h.ticket)
+        let tenantRoute = try h.server.request("POST", "/v1/tenants/globex/inbound-email", body: raw, contentType: "message/rfc822")
+        XCTAssertEqual(tenantRoute.status, 422, tenantRoute.text)
+        XCTAssertEqual(tenantRoute.json?["error"]?["code"]?.stringValue, "not_found")
+        let global = try post(h, raw, global: true)
+        XCTAssertEqual(global.status, 422, global.text)
+        XCTAssertTrue(global.json?["error"]?["message"]?.stringValue?.contains("recipients") ?? false, global.text)
+        try h.assertNothingStored(since: before.seq, messages: before.messages.count)
+        XCTAssertEqual(try h.server.storedTicket(globex.ticket).messages.count, 0)
+
+        // No recipient is any tenant's address: refused, nothing stored.
+        let nobody = crlf("From: a@b.example\nTo: someone@else.example\nSubject: hi [#\(h.number)]\n\nhello\n")
+        XCTAssertEqual(try post(h, nobody, global: true).status, 422)
+
+        // The same mail addressed to acme (To, or only Delivered-To as a
+        // gateway adds for Bcc) is threaded on the global route.
+        let addressed = crlf("""
+            From: Casey Customer <customer@example.com>
+            To: Someone Else <someone@else.example>
+            Delivered-To: Support@Acme.example
+            Subject: Re: Printer jams [#\(h.number)]
+            Message-ID: <bcc.1@example.com>
+
+            Sent as Bcc.
+
+            """)
+        let stored = try post(h, addressed, global: true)
+        XCTAssertEqual(stored.status, 201, stored.text)
+        XCTAssertEqual(stored.json?["ticket"]?.stringValue, h.ticket)
+    }
+
+    func testInbound_sameMessageIDToTwoTenants_storedOncePerTenant() throws {
+        let h = try MailHarness(smtp: nil, account: "none")
+        defer { h.stop() }
+        let globex = try addGlobex(h)
+        // One mail copied to both helpdesks: each tags its own ticket.
+        func copy(_ number: Int) -> [UInt8] {
+            crlf("""
+                From: Casey Customer <customer@example.com>
+                To: support@acme.example, help@globex.example
+                Subject: Both of you [#\(number)]
+                Message-ID: <copied.1@example.com>
+
+                Copied to both.
+
+                """)
+        }
+        let acme = try post(h, copy(h.number))
+        XCTAssertEqual(acme.status, 201, acme.text)
+        let other = try h.server.request("POST", "/v1/tenants/globex/inbound-email", body: copy(globex.number), contentType: "message/rfc822")
+        XCTAssertEqual(other.status, 201, "a Message-ID stored by another tenant is no duplicate here: \(other.text)")
+        XCTAssertEqual(other.json?["ticket"]?.stringValue, globex.ticket)
+        // Within one tenant it still is.
+        let again = try post(h, copy(h.number))
+        XCTAssertEqual(again.status, 200, again.text)
+        XCTAssertEqual(again.json?["ticket"]?.stringValue, h.ticket)
+        XCTAssertEqual(try h.server.storedTicket(globex.ticket).messages.count, 1)
+        // The global route finds each copy's tenant by its tag and recipients.
+        XCTAssertEqual(try post(h, copy(globex.number), global: true).json?["ticket"]?.stringValue, globex.ticket)
+    }
+
+    func testInbound_fromSomeoneOtherThanTheContact_threadedAndShownAsTheSender() throws {
+        // The global route, addressed to acme's outbound address: the route
+        // and rule that existed before tenants had their own.
+        let h = try MailHarness(smtp: nil, account: "none")
+        defer { h.stop() }
+        let raw = crlf("""
+            From: colleague@client.example
+            To: support@acme.example
+            Subject: Re: Printer jams [#\(h.number)]
+            Message-ID: <colleague.1@client.example>
+
+            Same problem on my desk.
+
+            """)
+        try assertStored(h, raw, body: "Same problem on my desk.", authorName: "colleague@client.example", authorID: "colleague@client.example",
+                         global: true)
     }
 }

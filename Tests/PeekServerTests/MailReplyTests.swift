@@ -537,7 +537,7 @@ final class MailReplyTests: XCTestCase {
         let smtp = try XCTUnwrap(h.smtp)
         let seen = try h.server.storedTicket(h.ticket).seq
         let inbound = "From: Casey Customer <customer@example.com>\r\nSubject: Re: Printer jams [#\(h.number)]\r\n\r\nIt works now!\r\n"
-        XCTAssertEqual(try h.server.request("POST", "/v1/inbound-email", body: Array(inbound.utf8), contentType: "message/rfc822").status, 201)
+        XCTAssertEqual(try h.server.request("POST", "/v1/tenants/acme/inbound-email", body: Array(inbound.utf8), contentType: "message/rfc822").status, 201)
         try h.a.send(["type": "command", "id": "r-stale", "ticket": .string(h.ticket), "op": "reply", "seen": .int(seen),
                       "args": ["body": "Did you try turning it off and on?"]])
         let stale = try h.answer(id: "r-stale")
