@@ -192,6 +192,12 @@ function applyDurable(model, kind, data, seq, nowMs) {
   }
 }
 
+/** An asset reference {`id`, `name`} from a delta, or null when it names none. */
+function assetRef(asset) {
+  if (!asset || typeof asset !== 'object' || asset.id == null) return null;
+  return { id: asset.id, name: asset.name ?? asset.id };
+}
+
 function applyEphemeral(model, kind, data, nowMs) {
   switch (kind) {
     case 'sla.tick':
@@ -199,8 +205,9 @@ function applyEphemeral(model, kind, data, nowMs) {
       return;
     case 'asset.telemetry': {
       const telemetry = { cpu: data.cpu, ram: data.ram, disk: data.disk, at: data.at ?? null, receivedAt: nowMs };
-      if (!model.asset) model.asset = { id: data.asset ?? null, name: data.asset ?? 'Asset' };
-      if (data.asset != null && model.asset.id != null && model.asset.id !== data.asset) return;
+      const ref = assetRef(data.asset);
+      if (!model.asset) model.asset = { id: ref?.id ?? null, name: ref?.name ?? 'Asset' };
+      if (ref && model.asset.id != null && model.asset.id !== ref.id) return;
       model.asset = { ...model.asset, telemetry };
       return;
     }

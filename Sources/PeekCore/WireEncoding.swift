@@ -118,9 +118,10 @@ public enum Wire {
         w.endObject()
     }
 
-    public static func telemetry(asset: String, _ t: Telemetry, into w: inout JSONWriter) {
+    /// `asset` is a reference {`id`, `name`} like every other (CONTRACT "Additions").
+    public static func telemetry(asset: PersonRef, _ t: Telemetry, into w: inout JSONWriter) {
         w.beginObject()
-        w.field("asset", asset)
+        w.key("asset"); person(asset, into: &w)
         w.key("cpu"); w.double(t.cpu)
         w.key("ram"); w.double(t.ram)
         w.key("disk"); w.double(t.disk)

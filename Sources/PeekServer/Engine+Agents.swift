@@ -170,7 +170,7 @@ extension Engine {
                 state.lastSentMonotonic = mono
                 state.pending = false
                 telemetry[key] = state
-                pushTelemetry(asset.tenant, asset.id, value)
+                pushTelemetry(asset, value)
             } else if !state.pending {
                 state.pending = true
                 telemetry[key] = state
@@ -179,8 +179,8 @@ extension Engine {
                 telemetry[key] = state
             }
         } else {
-            telemetry[key] = TelemetryState(latest: value, lastSentMonotonic: mono, pending: false)
-            pushTelemetry(asset.tenant, asset.id, value)
+            telemetry[key] = TelemetryState(asset: asset, latest: value, lastSentMonotonic: mono, pending: false)
+            pushTelemetry(asset, value)
         }
     }
 
@@ -189,16 +189,16 @@ extension Engine {
         state.pending = false
         state.lastSentMonotonic = monotonicMillis()
         telemetry[asset] = state
-        pushTelemetry(asset.tenant, asset.id, state.latest)
+        pushTelemetry(state.asset, state.latest)
     }
 
-    private func pushTelemetry(_ tenant: String, _ assetID: String, _ value: Telemetry) {
+    private func pushTelemetry(_ asset: Asset, _ value: Telemetry) {
         // Persisted at the coalesced rate, so a snapshot after a restart
         // still has the last reading.
-        try? store.saveTelemetry(tenant: tenant, asset: assetID, value)
+        try? store.saveTelemetry(tenant: asset.tenant, asset: asset.id, value)
         var w = JSONWriter()
-        Wire.telemetry(asset: assetID, value, into: &w)
-        for ticketID in (try? store.ticketsLinked(tenant: tenant, asset: assetID)) ?? [] where viewers[ticketID] != nil {
+        Wire.telemetry(asset: PersonRef(id: asset.id, name: asset.name), value, into: &w)
+        for ticketID in (try? store.ticketsLinked(tenant: asset.tenant, asset: asset.id)) ?? [] where viewers[ticketID] != nil {
             publishEphemeral(ticket: ticketID, kind: .assetTelemetry, data: w.bytes)
         }
     }

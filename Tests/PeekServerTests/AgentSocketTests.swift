@@ -129,7 +129,8 @@ final class AgentSocketTests: XCTestCase {
             XCTAssert((1...2).contains(pushes.count), "\(ticket): \(pushes.count) telemetry pushes: \(pushes)")
             for p in pushes {
                 XCTAssertNil(p["seq"], "telemetry is ephemeral")
-                XCTAssertEqual(p["data"]?["asset"]?.stringValue, AgentFixture.assetID)
+                XCTAssertEqual(p["data"]?["asset"]?["id"]?.stringValue, AgentFixture.assetID)
+                XCTAssertEqual(p["data"]?["asset"]?["name"]?.stringValue, AgentFixture.assetName)
                 XCTAssertNotNil(p["data"]?["at"]?.stringValue)
             }
             let last = try XCTUnwrap(pushes.last?["data"])
@@ -165,7 +166,8 @@ final class AgentSocketTests: XCTestCase {
         XCTAssertEqual(tile["cpu"]?.doubleValue, 14)
         XCTAssertEqual(tile["ram"]?.doubleValue, 20)
         XCTAssertEqual(tile["disk"]?.doubleValue, 30)
-        XCTAssertEqual(tile["asset"]?.stringValue, AgentFixture.assetID)
+        XCTAssertEqual(tile["asset"]?["id"]?.stringValue, AgentFixture.assetID)
+        XCTAssertEqual(tile["asset"]?["name"]?.stringValue, AgentFixture.assetName)
     }
 
     /// Coalescing keys an asset by tenant and id together; a tenant id with

@@ -419,7 +419,7 @@ class Hub:
             a["telemetry"] = {"cpu": round(values["cpu"]), "ram": round(values["ram"]), "disk": round(values["disk"]), "at": now_iso()}
             for t in self.tickets.values():
                 if t.asset == "asset-1" and t.subscribers:
-                    self.ephemeral(t, "asset.telemetry", {"asset": "asset-1", **a["telemetry"]})
+                    self.ephemeral(t, "asset.telemetry", {"asset": {"id": "asset-1", "name": a["name"]}, **a["telemetry"]})
 
 
 class Conn:

@@ -183,10 +183,10 @@ test('sla.tick replaces the SLA and counts down locally; a paused clock stays', 
 
 test('asset.telemetry updates the linked asset only', () => {
   const m = modelFromSnapshot(snapshot(), T0);
-  applyDelta(m, delta(null, 'asset.telemetry', { asset: 'asset-1', cpu: 12, ram: 40, disk: 70, at: '2026-11-29T07:30:00.000Z' }), T0);
+  applyDelta(m, delta(null, 'asset.telemetry', { asset: { id: 'asset-1', name: 'ANA-LAPTOP' }, cpu: 12, ram: 40, disk: 70, at: '2026-11-29T07:30:00.000Z' }), T0);
   eq([m.asset.telemetry.cpu, m.asset.telemetry.ram, m.asset.telemetry.disk], [12, 40, 70]);
   eq(m.asset.name, 'ANA-LAPTOP', 'identity kept');
-  applyDelta(m, delta(null, 'asset.telemetry', { asset: 'asset-9', cpu: 99, ram: 99, disk: 99 }), T0);
+  applyDelta(m, delta(null, 'asset.telemetry', { asset: { id: 'asset-9', name: 'OTHER-PC' }, cpu: 99, ram: 99, disk: 99 }), T0);
   eq(m.asset.telemetry.cpu, 12, 'another asset is ignored');
 });
 
