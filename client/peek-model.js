@@ -20,6 +20,7 @@ export const EPHEMERAL_KINDS = Object.freeze([
   'sla.tick',
   'asset.telemetry',
   'presence.updated',
+  'agent.status',
 ]);
 
 /** Message kinds that count as conversation (not system events). */
@@ -98,7 +99,7 @@ function normalizeSession(session) {
 /**
  * Decides what to do with a delta given the seq the model is at.
  *
- *  - `ephemeral`: no seq (sla.tick, asset.telemetry, presence.updated)
+ *  - `ephemeral`: no seq (sla.tick, asset.telemetry, presence.updated, agent.status)
  *  - `duplicate`: seq <= current: already applied (a resume may replay it)
  *  - `next`:      seq == current + 1: apply it
  *  - `gap`:       seq > current + 1: something in between was lost; resume
@@ -214,6 +215,14 @@ function applyEphemeral(model, kind, data, nowMs) {
     case 'presence.updated':
       model.viewers = Array.isArray(data.viewers) ? data.viewers : [];
       return;
+    case 'agent.status': {
+      // The linked asset's agent connected or went away: the badge follows.
+      const ref = assetRef(data.asset);
+      if (!model.asset || typeof data.online !== 'boolean') return;
+      if (ref && model.asset.id != null && model.asset.id !== ref.id) return;
+      model.asset = { ...model.asset, agent_online: data.online };
+      return;
+    }
     default:
       return;
   }

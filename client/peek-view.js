@@ -902,7 +902,7 @@ export class PeekPanel {
       replaceChildren(body, h('p', { class: 'empty-note' }, 'No asset is linked to this ticket.'));
       return;
     }
-    const online = asset.online ?? asset.agent_online;
+    const online = asset.agent_online;
     replaceChildren(
       aside,
       online === undefined || online === null

@@ -24,11 +24,32 @@ extension Engine {
         w.key("asset"); w.beginObject(); w.field("id", asset.id); w.field("name", asset.name); w.endObject()
         w.endObject()
         outputs.append(.agentSend(peer, w.bytes))
+        publishToLinkedViewers(asset, kind: .agentStatus, data: agentStatusData(asset, online: true))
     }
 
     func handleAgentDisconnected(_ peer: Peer) {
         guard let state = agentPeers.removeValue(forKey: peer) else { return }
-        if agents[state.commonName] == peer { agents[state.commonName] = nil }
+        // A connection replaced by a newer one is not the agent going away.
+        guard agents[state.commonName] == peer else { return }
+        agents[state.commonName] = nil
+        publishToLinkedViewers(state.asset, kind: .agentStatus, data: agentStatusData(state.asset, online: false))
+    }
+
+    private func agentStatusData(_ asset: Asset, online: Bool) -> [UInt8] {
+        var w = JSONWriter()
+        w.beginObject()
+        w.key("asset"); Wire.person(PersonRef(id: asset.id, name: asset.name), into: &w)
+        w.field("online", online)
+        w.endObject()
+        return w.bytes
+    }
+
+    /// An ephemeral delta to the viewers of every ticket linked to `asset`
+    /// (live tiles, the agent badge); tickets nobody views cost nothing.
+    private func publishToLinkedViewers(_ asset: Asset, kind: DeltaKind, data: [UInt8]) {
+        for ticketID in (try? store.ticketsLinked(tenant: asset.tenant, asset: asset.id)) ?? [] where viewers[ticketID] != nil {
+            publishEphemeral(ticket: ticketID, kind: kind, data: data)
+        }
     }
 
     func handleAgentFrame(_ peer: Peer, _ frame: AgentFrame) {
@@ -198,9 +219,7 @@ extension Engine {
         try? store.saveTelemetry(tenant: asset.tenant, asset: asset.id, value)
         var w = JSONWriter()
         Wire.telemetry(asset: PersonRef(id: asset.id, name: asset.name), value, into: &w)
-        for ticketID in (try? store.ticketsLinked(tenant: asset.tenant, asset: asset.id)) ?? [] where viewers[ticketID] != nil {
-            publishEphemeral(ticket: ticketID, kind: .assetTelemetry, data: w.bytes)
-        }
+        publishToLinkedViewers(asset, kind: .assetTelemetry, data: w.bytes)
     }
 
     func latestTelemetry(tenant: String, asset: String) -> Telemetry? {

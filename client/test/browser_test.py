@@ -104,6 +104,8 @@ class Peekd:
         self.url = match.group(1)
         if not self.url.endswith("/"):
             self.url += "/"
+        agent = re.search(r"agent=(\S+):(\d+)", line)
+        self.agent_address = (agent.group(1).strip("[]"), int(agent.group(2))) if agent else None
         print(f"peekd ready at {self.url}", flush=True)
 
     def service(self, method, path, body, content_type="application/json"):
@@ -125,6 +127,51 @@ class Peekd:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
         shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+class DemoAgent:
+    """The demo asset's RMM agent (`agent-demo-1`) over real mutual TLS, with
+    the client certificate the demo PKI issued (protocol.md §2.1, §5): just
+    enough WebSocket to connect, be welcomed and go away."""
+
+    def __init__(self, server):
+        import ssl
+        certs = os.path.join(server.data_dir, "certs")
+        self.context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=os.path.join(certs, "dev-ca.pem"))
+        self.context.load_cert_chain(os.path.join(certs, "agent-demo-1.pem"), os.path.join(certs, "agent-demo-1-key.pem"))
+        self.address = server.agent_address
+        self.sock = None
+
+    def connect(self, timeout=15):
+        import base64
+        import socket
+        assert self.address, "peekd's ready line names no agent listener"
+        raw = socket.create_connection(self.address, timeout=timeout)
+        self.sock = self.context.wrap_socket(raw, server_hostname=self.address[0])
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET /v1/agent HTTP/1.1\r\nHost: {self.address[0]}:{self.address[1]}\r\n"
+                           f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                           "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(4096)
+            assert chunk, f"the agent listener closed during the upgrade: {head!r}"
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 101"), f"agent upgrade refused: {head[:200]!r}"
+
+    def close(self):
+        if not self.sock:
+            return
+        try:
+            # A masked close frame (code 1000), then the socket.
+            mask = os.urandom(4)
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate((1000).to_bytes(2, "big")))
+            self.sock.sendall(bytes([0x88, 0x80 | 2]) + mask + payload)
+        except OSError:
+            pass
+        finally:
+            self.sock.close()
+            self.sock = None
 
 
 def make_driver(width=1360, height=1000):
@@ -559,6 +606,22 @@ def test_start_session_shows_server_answer(ctx):
     a.shot("start-session")
 
 
+def test_agent_badge_follows_the_agent_live(ctx):
+    a = ctx.a
+    a.goto("T-1001")
+    badge = lambda: a.text(tid("asset-online")).strip()
+    a.wait(lambda: badge() == "Agent offline", 10, "the demo agent offline at first")
+    agent = DemoAgent(ctx.server)
+    try:
+        agent.connect()
+        # The same open Peek, no reload: the agent.status delta turns it.
+        a.wait(lambda: badge() == "Agent online", 15, "the badge to turn online")
+        a.shot("agent-online")
+    finally:
+        agent.close()
+    a.wait(lambda: badge() == "Agent offline", 15, "the badge to turn offline again")
+
+
 def test_narrow_680_single_column(ctx):
     a = ctx.a
     a.driver.set_window_size(680, 1000)
@@ -702,6 +765,7 @@ TESTS = [
     test_assign_and_take_ownership,
     test_timer_runs_live_in_both_sessions,
     test_start_session_shows_server_answer,
+    test_agent_badge_follows_the_agent_live,
     test_narrow_680_single_column,
     test_each_theme_paints,
     test_dropped_connection_recovers_missed_note,

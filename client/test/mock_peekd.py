@@ -241,7 +241,7 @@ class Hub:
         asset = None
         if t.asset:
             a = self.assets[t.asset]
-            asset = {"id": a["id"], "name": a["name"], "agent": a["agent"], "online": a["online"],
+            asset = {"id": a["id"], "name": a["name"], "agent": a["agent"], "agent_online": a["online"],
                      "telemetry": a["telemetry"], "posture": a["posture"]}
         return {"ticket": self.ticket_json(t), "messages": [dict(m) for m in t.messages[-50:]],
                 "sla": self.sla(t), "asset": asset, "session": t.session, "summary": t.summary,

@@ -190,6 +190,19 @@ test('asset.telemetry updates the linked asset only', () => {
   eq(m.asset.telemetry.cpu, 12, 'another asset is ignored');
 });
 
+test('agent.status flips the linked asset\'s badge only', () => {
+  const m = modelFromSnapshot(snapshot(), T0);
+  const before = m.asset;
+  eq(applyDelta(m, delta(null, 'agent.status', { asset: { id: 'asset-1', name: 'ANA-LAPTOP' }, online: true }), T0).outcome, 'ephemeral');
+  eq(m.asset.agent_online, true);
+  eq(m.asset.name, 'ANA-LAPTOP', 'identity kept');
+  if (m.asset === before) throw new Error('the asset object is replaced, so the card re-renders');
+  applyDelta(m, delta(null, 'agent.status', { asset: { id: 'asset-1', name: 'ANA-LAPTOP' }, online: false }), T0);
+  eq(m.asset.agent_online, false);
+  applyDelta(m, delta(null, 'agent.status', { asset: { id: 'asset-9', name: 'OTHER-PC' }, online: true }), T0);
+  eq(m.asset.agent_online, false, 'another asset is ignored');
+});
+
 test('presence.updated replaces the viewers', () => {
   const m = modelFromSnapshot(snapshot(), T0);
   applyDelta(m, delta(null, 'presence.updated', { viewers: [{ id: 'tech-ben', name: 'Ben', composing: 'reply' }] }), T0);
