@@ -980,7 +980,7 @@ export class PeekPanel {
       onclick: () => this.sessionCommand('start_session'),
     });
     const statusLine = h('div', { class: `session-status session-${status || 'none'}`, 'data-testid': 'session-status', 'data-status': status || 'none', role: 'status' });
-    const expiry = h('span', { class: 'session-expiry muted' });
+    const expiry = h('span', { class: 'session-expiry muted', 'data-testid': 'session-clock' });
     if (status) {
       replaceChildren(
         statusLine,

@@ -79,9 +79,12 @@ public enum Wire {
         w.field("session", s.id)
         w.field("id", s.id)
         w.field("status", s.status.rawValue)
+        w.field("kind", s.kind)
         w.key("technician"); person(s.technician, into: &w)
         w.key("expires_at"); time(s.expiresAt, into: &w)
         w.key("created_at"); time(s.createdAt, into: &w)
+        w.key("started_at")
+        if let started = s.startedAt { time(started, into: &w) } else { w.null() }
         w.endObject()
     }
 

@@ -104,9 +104,11 @@ extension Engine {
         let mark = outputs.count
         do {
             try store.savepoint()
-            try store.updateSession(id: s.id, status: status)
+            let startedAt: Int64? = status == .active ? at : nil
+            try store.updateSession(id: s.id, status: status, startedAt: startedAt)
             var updated = s
             updated.status = status
+            if let startedAt { updated.startedAt = startedAt }
             try appendDelta(&t, kind: .sessionStatus, data: sessionData(updated), at: at)
             let text: String
             switch status {
@@ -161,7 +163,7 @@ extension Engine {
             throw PeekError(.invalid, "No remote session is active on this ticket.")
         }
         s.status = .ended
-        try store.updateSession(id: s.id, status: .ended)
+        try store.updateSession(id: s.id, status: .ended, startedAt: nil)
         try appendDelta(&t, kind: .sessionStatus, data: sessionData(s), at: at)
         try appendSystemMessage(&t, "\(tech.name) ended the recorded session.", at: at)
         if let asset = try store.asset(tenant: t.tenant, id: s.asset), let agentPeer = agents[asset.agent] {

@@ -159,6 +159,40 @@ class DemoAgent:
             head += chunk
         assert head.startswith(b"HTTP/1.1 101"), f"agent upgrade refused: {head[:200]!r}"
 
+    def _recv_exact(self, n):
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            assert chunk, "the agent connection closed"
+            data += chunk
+        return data
+
+    def next_frame(self, type_, timeout=15):
+        """The next JSON text frame of `type_` from the server (pings and
+        other frames skipped; the server sends unmasked, uncompressed frames
+        since this client offers no extension)."""
+        import json
+        self.sock.settimeout(timeout)
+        while True:
+            b0, b1 = self._recv_exact(2)
+            length = b1 & 0x7F
+            if length == 126:
+                length = int.from_bytes(self._recv_exact(2), "big")
+            elif length == 127:
+                length = int.from_bytes(self._recv_exact(8), "big")
+            payload = self._recv_exact(length)
+            if b0 & 0x0F == 0x1:
+                frame = json.loads(payload)
+                if frame.get("type") == type_:
+                    return frame
+
+    def send(self, obj):
+        import json
+        payload = json.dumps(obj).encode()
+        assert len(payload) < 126, "short frames only"
+        mask = os.urandom(4)
+        self.sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
     def close(self):
         if not self.sock:
             return
@@ -622,6 +656,29 @@ def test_agent_badge_follows_the_agent_live(ctx):
     a.wait(lambda: badge() == "Agent offline", 15, "the badge to turn offline again")
 
 
+def test_session_clock_runs_once_the_end_user_accepts(ctx):
+    a = ctx.a
+    a.goto("T-1001")
+    agent = DemoAgent(ctx.server)
+    try:
+        agent.connect()
+        a.wait(lambda: a.text(tid("asset-online")).strip() == "Agent online", 15, "the agent online")
+        a.click(tid("start-session"))
+        request = agent.next_frame("consent_request")
+        agent.send({"type": "consent", "session": request["session"], "decision": "accept"})
+        a.wait(lambda: a.attr(tid("session-status"), "data-status") == "active", 15, "the session active")
+        clock = lambda: a.text(tid("session-clock")).strip()
+        a.wait(lambda: clock().startswith("Elapsed "), 10, "the elapsed clock")
+        first = clock()
+        # It runs: the text changes as seconds pass (no exact value asserted).
+        a.wait(lambda: clock() != first and clock().startswith("Elapsed "), 15, "the clock to move on")
+        a.shot("session-clock")
+        a.click(tid("end-session"))
+        a.wait(lambda: a.attr(tid("session-status"), "data-status") == "ended", 15, "the session ended")
+    finally:
+        agent.close()
+
+
 def test_narrow_680_single_column(ctx):
     a = ctx.a
     a.driver.set_window_size(680, 1000)
@@ -766,6 +823,7 @@ TESTS = [
     test_timer_runs_live_in_both_sessions,
     test_start_session_shows_server_answer,
     test_agent_badge_follows_the_agent_live,
+    test_session_clock_runs_once_the_end_user_accepts,
     test_narrow_680_single_column,
     test_each_theme_paints,
     test_dropped_connection_recovers_missed_note,
