@@ -2,6 +2,7 @@
 // TicketView's model. One PeekPanel per open Peek; close() tears down the
 // subscription and every timer and listener it made.
 
+import { DraftStore } from './drafts.js';
 import { avatar, formatTimestamp, h, icon, priorityTag, PRIORITY_LABELS, relativeTime, replaceChildren, STATUS_LABELS, statusPill } from './dom.js';
 import {
   formatClock,
@@ -27,7 +28,7 @@ const FOCUSABLE = 'a[href], button:not([disabled]), textarea:not([disabled]), in
 
 export class PeekPanel {
   /**
-   * options: {client, ticketId, me, technicians, drafts (Map), toast(msg, tone),
+   * options: {client, ticketId, me, technicians, drafts (DraftStore), toast(msg, tone),
    *           onClose(), onTicketChange(ticket), onOpenTicket(id), summary (queue row, optional)}
    */
   constructor(options) {
@@ -35,7 +36,7 @@ export class PeekPanel {
     this.ticketId = options.ticketId;
     this.me = options.me || {};
     this.getTechnicians = options.getTechnicians || (() => options.technicians || []);
-    this.drafts = options.drafts || new Map();
+    this.drafts = options.drafts || new DraftStore(null);
     this.toast = options.toast || (() => {});
     this.onClose = options.onClose || (() => {});
     this.onTicketChange = options.onTicketChange || (() => {});
@@ -274,7 +275,7 @@ export class PeekPanel {
       'aria-label': 'Message',
       placeholder: 'Write a reply…',
     });
-    els.input.value = this.drafts.get(this.ticketId)?.body || '';
+    // The draft is filled in by setMode once the snapshot says which modes apply.
     els.input.addEventListener('input', () => this.onInput());
     els.input.addEventListener('keydown', (e) => {
       if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
@@ -432,8 +433,17 @@ export class PeekPanel {
   setMode(mode, fromUser = false) {
     if (mode === 'reply' && !this.hasContactEmail()) mode = 'note';
     const changed = this.mode !== mode;
-    this.mode = mode;
     const els = this.els;
+    if (changed) {
+      // Each mode has its own draft: the text stays with the mode it was
+      // written in. Text typed before the first snapshot is kept unless a
+      // stored draft of that mode exists.
+      if (this.mode !== null) this.saveDraft();
+      const stored = this.drafts.body(this.ticketId, mode);
+      if (this.mode !== null || stored !== '') els.input.value = stored;
+    }
+    this.mode = mode;
+    if (changed && fromUser) this.drafts.rememberMode(this.ticketId, mode);
     els.modeReply.setAttribute('aria-pressed', String(mode === 'reply'));
     els.modeNote.setAttribute('aria-pressed', String(mode === 'note'));
     els.composer.dataset.mode = mode;
@@ -448,6 +458,7 @@ export class PeekPanel {
   }
 
   onInput() {
+    this.saveDraft();
     this.hideError();
     if (this.els.input.value.trim() === '') {
       this.announceComposing(null);
@@ -473,10 +484,10 @@ export class PeekPanel {
   }
 
   saveDraft() {
-    if (!this.els) return;
+    if (!this.els || this.mode === null) return;
     const body = this.els.input.value;
-    if (body.trim() === '') this.drafts.delete(this.ticketId);
-    else this.drafts.set(this.ticketId, { body, mode: this.mode });
+    this.drafts.save(this.ticketId, this.mode, body);
+    if (body.trim() !== '') this.drafts.rememberMode(this.ticketId, this.mode);
   }
 
   async send(force) {
@@ -497,10 +508,12 @@ export class PeekPanel {
     if (force) args.force = true;
     try {
       await this.view.command(mode, args, { seen: this.view.seq });
+      // Only now, with the server's `result`, is the message real: its
+      // draft goes, even if the Peek was closed meanwhile.
+      this.drafts.clear(this.ticketId, mode);
       if (this.closed) return;
-      // Only now, with the server's `result`, is the message real.
-      if (els.input.value.trim() === body) els.input.value = '';
-      this.drafts.delete(this.ticketId);
+      if (this.mode === mode && els.input.value.trim() === body) els.input.value = '';
+      else if (this.mode === mode) this.saveDraft();
       this.announceComposing(null);
       this.flashState(mode === 'reply' ? 'Reply sent' : 'Note added');
       this.lastMissed = [];
@@ -602,8 +615,7 @@ export class PeekPanel {
       this.renderedIds = [];
       this.panel.classList.remove('is-error');
       if (this.mode === null) {
-        const draft = this.drafts.get(this.ticketId);
-        this.setMode(draft?.mode || (this.hasContactEmail() ? 'reply' : 'note'));
+        this.setMode(this.drafts.lastMode(this.ticketId) || (this.hasContactEmail() ? 'reply' : 'note'));
       }
     }
     this.renderHeader();

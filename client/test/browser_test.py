@@ -563,6 +563,38 @@ def test_closing_tears_down_timers_and_listeners(ctx):
     a.click(tid("peek-close"))
 
 
+def test_draft_survives_reload_per_mode_and_goes_on_send(ctx):
+    a = ctx.a
+    tag = uuid.uuid4().hex[:6]
+    reply, note = f"Reply draft over a reload {tag}", f"Note draft over a reload {tag}"
+    a.goto("T-1001")
+    a.set_mode("reply")
+    a.type_draft(reply)
+    a.set_mode("note")
+    a.type_draft(note)
+    a.goto("T-1001")  # a full page load: only the browser's storage remembers
+    a.wait(lambda: a.attr(tid("mode-note"), "aria-pressed") == "true", 5, "the Peek to reopen in the last mode")
+    a.wait(lambda: a.composer_value() == note, 5, "the note draft after the reload")
+    a.set_mode("reply")
+    a.wait(lambda: a.composer_value() == reply, 5, "the reply draft, kept apart from the note's")
+    a.goto("T-1002")
+    assert a.composer_value() == "", "another ticket has drafts of its own"
+    a.goto("T-1001")
+    a.set_mode("note")
+    a.wait(lambda: a.composer_value() == note, 5, "the note draft again")
+    a.send()
+    a.wait(lambda: a.composer_value() == "" and a.count_in_thread(note, "internal_note") == 1, 10, "the note sent")
+    a.goto("T-1001")
+    a.set_mode("note")
+    assert a.composer_value() == "", "a sent note's draft is gone after a reload"
+    a.set_mode("reply")
+    a.wait(lambda: a.composer_value() == reply, 5, "the unsent reply draft still there")
+    a.shot("draft-after-reload")
+    a.type_draft("")  # leave no draft for later tests
+    a.wait(lambda: a.js("return Object.keys(localStorage).filter(k => k.startsWith('peek.draft:') && !k.endsWith(':mode')).length") == 0,
+           5, "no draft text left in storage")
+
+
 def test_presence_shows_composing(ctx):
     a, b = ctx.a, ctx.b
     a.goto("T-1001")
@@ -817,6 +849,7 @@ TESTS = [
     test_reply_disabled_without_contact_email,
     test_escape_scrim_and_close_end_the_subscription,
     test_closing_tears_down_timers_and_listeners,
+    test_draft_survives_reload_per_mode_and_goes_on_send,
     test_presence_shows_composing,
     test_viewer_leaves_when_its_page_goes_away_mid_draft,
     test_assign_and_take_ownership,

@@ -18,6 +18,7 @@ import {
   timerElapsedSeconds,
 } from '../peek-model.js';
 import { PeekClient, PeekError } from '../peek-client.js';
+import { DraftStore } from '../drafts.js';
 
 const tests = [];
 function test(name, fn) {
@@ -201,6 +202,45 @@ test('agent.status flips the linked asset\'s badge only', () => {
   eq(m.asset.agent_online, false);
   applyDelta(m, delta(null, 'agent.status', { asset: { id: 'asset-9', name: 'OTHER-PC' }, online: true }), T0);
   eq(m.asset.agent_online, false, 'another asset is ignored');
+});
+
+function fakeStorage({ refuse = false } = {}) {
+  const map = new Map();
+  return {
+    get length() { return map.size; },
+    key: (i) => [...map.keys()][i] ?? null,
+    getItem: (k) => (map.has(k) ? map.get(k) : null),
+    setItem: (k, v) => { if (refuse) throw new Error('QuotaExceededError'); map.set(k, String(v)); },
+    removeItem: (k) => { map.delete(k); },
+    map,
+  };
+}
+
+test('drafts are kept per technician, ticket and mode, and blank text removes one', () => {
+  const storage = fakeStorage();
+  const ana = new DraftStore(storage, 'demo/tech-ana');
+  ana.save('T-1', 'reply', 'Hi Maria');
+  ana.save('T-1', 'note', 'checked the VPN logs');
+  ana.rememberMode('T-1', 'note');
+  const reloaded = new DraftStore(storage, 'demo/tech-ana');
+  eq([reloaded.body('T-1', 'reply'), reloaded.body('T-1', 'note'), reloaded.lastMode('T-1')], ['Hi Maria', 'checked the VPN logs', 'note']);
+  eq(new DraftStore(storage, 'demo/tech-ben').body('T-1', 'reply'), '', 'another technician sees none');
+  eq(reloaded.body('T-2', 'reply'), '', 'another ticket has none');
+  reloaded.clear('T-1', 'note');
+  reloaded.save('T-1', 'reply', '   ');
+  eq([reloaded.body('T-1', 'note'), reloaded.body('T-1', 'reply')], ['', '']);
+  reloaded.save('T-1', 'reply', 'again');
+  reloaded.clearAll();
+  eq([...storage.map.keys()].filter((k) => k.includes('tech-ana')), [], 'sign-out forgets them');
+});
+
+test('drafts fall back to memory where the storage refuses writes', () => {
+  const drafts = new DraftStore(fakeStorage({ refuse: true }), 'demo/tech-ana');
+  drafts.save('T-1', 'note', 'kept for this page');
+  eq(drafts.body('T-1', 'note'), 'kept for this page');
+  drafts.clear('T-1', 'note');
+  eq(drafts.body('T-1', 'note'), '');
+  eq(new DraftStore(null).body('T-1', 'reply'), '', 'no storage at all');
 });
 
 test('presence.updated replaces the viewers', () => {
