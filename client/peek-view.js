@@ -8,13 +8,12 @@ import {
   formatClock,
   formatDuration,
   newMessagesSinceSummary,
-  slaRemainingSeconds,
+  slaReading,
   timerElapsedSeconds,
 } from './peek-model.js';
 
 /** Idle time after the last keystroke before presence says "not composing". */
 const COMPOSING_IDLE_MS = 5000;
-const SLA_DUE_SOON_SECONDS = 3600;
 
 const SESSION_TEXT = {
   awaiting_consent: 'Waiting for the end user to accept',
@@ -865,39 +864,12 @@ export class PeekPanel {
     const update = (now) => {
       let worst = 'ok';
       for (const r of rows) {
-        const clock = m.sla ? m.sla[r.target] : null;
-        let state;
-        let text;
-        let dueText = '';
-        if (!clock) {
-          if (r.target === 'response' && m.ticket?.first_response_at) {
-            state = 'met';
-            text = 'Responded';
-            dueText = relativeTime(m.ticket.first_response_at, now);
-          } else {
-            state = 'stopped';
-            text = 'Not running';
-          }
-        } else {
-          const remaining = slaRemainingSeconds(clock, now);
-          const breached = clock.breached || (remaining !== null && remaining < 0);
-          if (clock.paused) {
-            state = breached ? 'breached' : 'paused';
-            text = remaining === null ? 'Paused' : breached ? `Paused · ${formatDuration(remaining)} over` : `Paused · ${formatDuration(remaining)} left`;
-          } else if (breached) {
-            state = 'breached';
-            text = remaining === null ? 'Breached' : `${formatDuration(remaining)} overdue`;
-          } else {
-            state = remaining !== null && remaining < SLA_DUE_SOON_SECONDS ? 'due-soon' : 'ok';
-            text = remaining === null ? '—' : `${formatDuration(remaining)} left`;
-          }
-          if (clock.due_at) dueText = `Due ${formatTimestamp(clock.due_at, now)}`;
-        }
+        const { state, label, text, at, dueAt } = slaReading(m, r.target, now);
         r.row.dataset.state = state;
-        r.state.textContent = { met: 'Met', stopped: 'Stopped', paused: 'Paused', breached: 'Breached', 'due-soon': 'Due soon', ok: 'On track' }[state];
+        r.state.textContent = label;
         r.state.className = `sla-state badge badge-${state}`;
         r.countdown.textContent = text;
-        r.due.textContent = dueText;
+        r.due.textContent = at ? relativeTime(at, now) : dueAt ? `Due ${formatTimestamp(dueAt, now)}` : '';
         if (state === 'breached') worst = 'breached';
         else if (state === 'due-soon' && worst !== 'breached') worst = 'due-soon';
       }

@@ -70,6 +70,20 @@ public enum Wire {
                 w.null()
             }
         }
+        let targets = SLAClock.targets(t, nowMillis: nowMillis)
+        w.key("targets"); w.beginObject()
+        for (name, target) in [("response", targets.response), ("resolution", targets.resolution)] {
+            w.key(name)
+            if let target {
+                w.beginObject()
+                w.key("due_at"); time(target.dueAt, into: &w)
+                w.field("breached", target.breached)
+                w.endObject()
+            } else {
+                w.null()
+            }
+        }
+        w.endObject()
         w.endObject()
     }
 

@@ -14,6 +14,7 @@ import {
   modelFromSnapshot,
   newMessagesSinceSummary,
   recordMissed,
+  slaReading,
   slaRemainingSeconds,
   timerElapsedSeconds,
 } from '../peek-model.js';
@@ -241,6 +242,40 @@ test('drafts fall back to memory where the storage refuses writes', () => {
   drafts.clear('T-1', 'note');
   eq(drafts.body('T-1', 'note'), '');
   eq(new DraftStore(null).body('T-1', 'reply'), '', 'no storage at all');
+});
+
+test('SLA card: a response after its due time reads breached, answered N late, not met', () => {
+  const targets = { response: { due_at: '2026-11-29T08:00:00.000Z', breached: true }, resolution: { due_at: '2026-11-29T15:00:00.000Z', breached: false } };
+  const m = modelFromSnapshot(snapshot({ sla: { response: null, resolution: { due_at: '2026-11-29T15:00:00.000Z', remaining: 20000, breached: false, paused: false }, targets } }), T0);
+  m.ticket.first_response_at = '2026-11-29T08:12:30.000Z';
+  const late = slaReading(m, 'response', T0);
+  eq([late.state, late.label, late.text], ['breached', 'Breached', 'Answered 12m 30s late']);
+  m.ticket.first_response_at = '2026-11-29T07:40:00.000Z';
+  m.sla.targets = { ...targets, response: { ...targets.response, breached: false } };
+  const met = slaReading(m, 'response', T0);
+  eq([met.state, met.label, met.text], ['met', 'Met', 'Responded']);
+  eq(slaReading(m, 'resolution', T0).state, 'ok', 'a running clock as before');
+});
+
+test('SLA card: a resolved ticket\'s clocks read resolved, and breached if they were', () => {
+  const targets = { response: { due_at: '2026-11-29T08:00:00.000Z', breached: false }, resolution: { due_at: '2026-11-29T09:00:00.000Z', breached: true } };
+  const m = modelFromSnapshot(snapshot({ sla: { response: null, resolution: null, targets } }), T0);
+  m.ticket.status = 'resolved';
+  m.ticket.first_response_at = '2026-11-29T07:45:00.000Z';
+  const resolution = slaReading(m, 'resolution', T0);
+  eq([resolution.state, resolution.label, resolution.text], ['breached', 'Breached', 'Resolved after the due time']);
+  m.sla.targets = { ...targets, resolution: { ...targets.resolution, breached: false } };
+  eq([slaReading(m, 'resolution', T0).state, slaReading(m, 'resolution', T0).text], ['met', 'Resolved']);
+  eq(slaReading(m, 'response', T0).state, 'met');
+  m.ticket.first_response_at = null;
+  m.ticket.status = 'closed';
+  eq(slaReading(m, 'response', T0).text, 'Closed without a first response');
+  // An sla.tick keeps the targets.
+  applyDelta(m, delta(null, 'sla.tick', { response: null, resolution: null, targets }), T0);
+  eq(m.sla.targets.resolution.breached, true);
+  // Without targets (an older server) a stopped clock still reads as before.
+  const old = modelFromSnapshot(snapshot({ sla: { response: null, resolution: null } }), T0);
+  eq(slaReading(old, 'resolution', T0).text, 'Not running');
 });
 
 test('presence.updated replaces the viewers', () => {
