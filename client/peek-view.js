@@ -665,7 +665,7 @@ export class PeekPanel {
       avatar({ id: `contact:${t.contact?.name}`, name: t.contact?.name }, 'sm', 'avatar-customer'),
       h('span', { class: 'contact-name' }, t.contact?.name || 'Unknown contact'),
       email
-        ? h('a', { class: 'contact-email', href: `mailto:${email}` }, email)
+        ? h('a', { class: 'contact-email', 'data-testid': 'contact-email', href: `mailto:${email}` }, email)
         : h('span', { class: 'badge badge-muted', 'data-testid': 'no-contact-email' }, 'No email on file'),
     );
     this.setControl(els.statusControl, statusPill(t.status), this.busyControls.has('status'));

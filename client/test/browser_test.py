@@ -841,6 +841,30 @@ def test_summary_updates_out_of_band(ctx):
     a.shot("summary")
 
 
+def test_contact_and_subject_changed_by_the_back_end_show_live(ctx):
+    a = ctx.a
+    a.goto("T-1003")  # the demo ticket whose contact has no email
+    a.wait(lambda: a.exists(tid("no-contact-email")), 5, "the no-email state")
+    assert not a.find(tid("mode-reply")).is_enabled(), "Reply is disabled without an email"
+    subject = a.text(tid("peek-subject"))
+    tag = uuid.uuid4().hex[:6]
+    email = f"frontdesk-{tag}@example.com"
+    import json
+    body = json.dumps({"subject": f"{subject} ({tag})", "contact": {"email": email}}).encode()
+    try:
+        status, answer = ctx.server.service("PATCH", "/v1/tickets/T-1003", body)
+        assert status == 200, f"PATCH refused: {status} {answer}"
+        # The open Peek, no reload: the ticket.updated delta changes it.
+        a.wait(lambda: a.text(tid("contact-email")) == email, 10, "the new email in the header")
+        assert not a.exists(tid("no-contact-email")), "the no-email state is gone"
+        a.wait(lambda: a.find(tid("mode-reply")).is_enabled(), 5, "Reply enabled")
+        a.wait(lambda: a.text(tid("peek-subject")) == f"{subject} ({tag})", 5, "the new subject")
+        a.shot("contact-updated-live")
+    finally:
+        ctx.server.service("PATCH", "/v1/tickets/T-1003", json.dumps({"subject": subject, "contact": {"email": None}}).encode())
+    a.wait(lambda: a.exists(tid("no-contact-email")), 10, "the no-email state back after the email is removed")
+
+
 TESTS = [
     test_model_unit_page,
     test_notes_cross_session_within_1s,
@@ -862,6 +886,7 @@ TESTS = [
     test_dropped_connection_recovers_missed_note,
     test_stale_note_shows_missed_and_sends_anyway,
     test_summary_updates_out_of_band,
+    test_contact_and_subject_changed_by_the_back_end_show_live,
 ]
 
 
