@@ -113,9 +113,7 @@ final class AgentSocketTests: XCTestCase {
     func testTelemetry_burstOfTwenty_coalescedToEveryLinkedTicketAndLastValueWins() throws {
         let f = try AgentFixture()
         defer { f.stop() }
-        let secondLinked = try f.createTicket(asset: AgentFixture.assetID)
-        let (viewer, _) = try f.viewer(f.linkedTicket, secondLinked, f.unlinkedTicket)
-        _ = viewer.drain(for: 0.2)   // presence
+        let (viewer, secondLinked) = try f.viewerOfEveryTicket()
         let agent = try f.agent()
 
         for i in 0..<20 {
@@ -348,9 +346,7 @@ final class AgentSocketTests: XCTestCase {
     func testAgentStatus_connectAndDisconnect_pushedToViewersOfLinkedTicketsOnly() throws {
         let f = try AgentFixture()
         defer { f.stop() }
-        let secondLinked = try f.createTicket(asset: AgentFixture.assetID)
-        let (viewer, _) = try f.viewer(f.linkedTicket, secondLinked, f.unlinkedTicket)
-        _ = viewer.drain(for: 0.2)   // presence
+        let (viewer, secondLinked) = try f.viewerOfEveryTicket()
 
         let agent = try f.agent()
         for ticket in [f.linkedTicket, secondLinked] {
