@@ -5,6 +5,7 @@
 
 import { ApiError, demoSignIn, demoTechnicians, myTechnicians, myTickets, socketUrl, tokenClaims } from './api.js';
 import { avatar, h, icon, priorityTag, replaceChildren, statusPill } from './dom.js';
+import { browserStorage, DraftStore } from './drafts.js';
 import { PeekClient } from './peek-client.js';
 import { PeekPanel } from './peek-view.js';
 
@@ -22,7 +23,7 @@ const state = {
   tickets: [],
   technicians: [],
   panel: null,
-  drafts: new Map(),
+  drafts: null,
   connection: 'idle',
 };
 
@@ -373,6 +374,13 @@ function patchQueueRow(ticket) {
 // ---------------------------------------------------------------------------
 // Peek
 
+/** The signed-in technician's drafts (per tenant and technician, in localStorage). */
+function draftsOf(user) {
+  const scope = `${user?.tenant ?? ''}/${user?.id ?? ''}`;
+  if (!state.drafts || state.drafts.scope !== scope) state.drafts = new DraftStore(browserStorage(), scope);
+  return state.drafts;
+}
+
 function openTicket(ticketId, opener) {
   if (!state.client) return;
   if (state.panel) {
@@ -385,7 +393,7 @@ function openTicket(ticketId, opener) {
     ticketId,
     me: state.user || {},
     getTechnicians: () => state.technicians,
-    drafts: state.drafts,
+    drafts: draftsOf(state.user),
     toast,
     summary: row,
     onTicketChange: patchQueueRow,
@@ -423,7 +431,11 @@ function boot() {
   buildThemeSwitcher();
   setTheme(initialTheme(), params.has('theme') ? false : true);
   renderConnection({ state: 'idle' });
-  $('sign-out').addEventListener('click', () => signOut());
+  $('sign-out').addEventListener('click', () => {
+    // Only an explicit sign-out forgets the drafts; an expired sign-in keeps them for the next one.
+    draftsOf(state.user).clearAll();
+    signOut();
+  });
   $('refresh-queue').addEventListener('click', () => loadQueue());
   // Chrome keeps a page we navigate away from alive in its back/forward
   // cache, socket included, so the server would go on showing this tab as a

@@ -20,6 +20,7 @@ export const EPHEMERAL_KINDS = Object.freeze([
   'sla.tick',
   'asset.telemetry',
   'presence.updated',
+  'agent.status',
 ]);
 
 /** Message kinds that count as conversation (not system events). */
@@ -72,7 +73,10 @@ export function modelFromSnapshot(snapshot, nowMs = 0) {
 function stampSla(sla, nowMs) {
   if (!sla || typeof sla !== 'object') return null;
   const stamp = (clock) => (clock && typeof clock === 'object' ? { ...clock, receivedAt: nowMs } : null);
-  return { response: stamp(sla.response), resolution: stamp(sla.resolution) };
+  // `targets` says when each target was due and whether it was missed, also
+  // once its clock has stopped (null above).
+  const targets = sla.targets && typeof sla.targets === 'object' ? sla.targets : null;
+  return { response: stamp(sla.response), resolution: stamp(sla.resolution), targets };
 }
 
 function normalizeMessage(data, seq) {
@@ -98,7 +102,7 @@ function normalizeSession(session) {
 /**
  * Decides what to do with a delta given the seq the model is at.
  *
- *  - `ephemeral`: no seq (sla.tick, asset.telemetry, presence.updated)
+ *  - `ephemeral`: no seq (sla.tick, asset.telemetry, presence.updated, agent.status)
  *  - `duplicate`: seq <= current: already applied (a resume may replay it)
  *  - `next`:      seq == current + 1: apply it
  *  - `gap`:       seq > current + 1: something in between was lost; resume
@@ -192,6 +196,12 @@ function applyDurable(model, kind, data, seq, nowMs) {
   }
 }
 
+/** An asset reference {`id`, `name`} from a delta, or null when it names none. */
+function assetRef(asset) {
+  if (!asset || typeof asset !== 'object' || asset.id == null) return null;
+  return { id: asset.id, name: asset.name ?? asset.id };
+}
+
 function applyEphemeral(model, kind, data, nowMs) {
   switch (kind) {
     case 'sla.tick':
@@ -199,14 +209,23 @@ function applyEphemeral(model, kind, data, nowMs) {
       return;
     case 'asset.telemetry': {
       const telemetry = { cpu: data.cpu, ram: data.ram, disk: data.disk, at: data.at ?? null, receivedAt: nowMs };
-      if (!model.asset) model.asset = { id: data.asset ?? null, name: data.asset ?? 'Asset' };
-      if (data.asset != null && model.asset.id != null && model.asset.id !== data.asset) return;
+      const ref = assetRef(data.asset);
+      if (!model.asset) model.asset = { id: ref?.id ?? null, name: ref?.name ?? 'Asset' };
+      if (ref && model.asset.id != null && model.asset.id !== ref.id) return;
       model.asset = { ...model.asset, telemetry };
       return;
     }
     case 'presence.updated':
       model.viewers = Array.isArray(data.viewers) ? data.viewers : [];
       return;
+    case 'agent.status': {
+      // The linked asset's agent connected or went away: the badge follows.
+      const ref = assetRef(data.asset);
+      if (!model.asset || typeof data.online !== 'boolean') return;
+      if (ref && model.asset.id != null && model.asset.id !== ref.id) return;
+      model.asset = { ...model.asset, agent_online: data.online };
+      return;
+    }
     default:
       return;
   }
@@ -233,6 +252,53 @@ export function slaRemainingSeconds(clock, nowMs) {
     if (Number.isFinite(due)) return Math.round((due - nowMs) / 1000);
   }
   return null;
+}
+
+const SLA_DUE_SOON_SECONDS = 3600;
+
+/**
+ * How the SLA card reads one target (`response` or `resolution`) at `nowMs`:
+ * {state, label, text, at?, dueAt?}. `state` is one of met, breached,
+ * stopped, paused, due-soon, ok. A stopped clock tells the truth about how it
+ * stopped: a first response after the due time is "Breached, answered N
+ * late", not "Met"; a resolved or closed ticket's clocks say so.
+ */
+export function slaReading(model, target, nowMs) {
+  const clock = model?.sla ? model.sla[target] : null;
+  const goal = model?.sla?.targets?.[target] ?? null;
+  const ticket = model?.ticket ?? {};
+  const dueAt = goal?.due_at ?? clock?.due_at ?? null;
+  if (clock) {
+    const remaining = slaRemainingSeconds(clock, nowMs);
+    const breached = clock.breached || (remaining !== null && remaining < 0);
+    if (clock.paused) {
+      return { state: breached ? 'breached' : 'paused', label: breached ? 'Breached' : 'Paused', dueAt,
+        text: remaining === null ? 'Paused' : breached ? `Paused · ${formatDuration(remaining)} over` : `Paused · ${formatDuration(remaining)} left` };
+    }
+    if (breached) return { state: 'breached', label: 'Breached', dueAt, text: remaining === null ? 'Breached' : `${formatDuration(remaining)} overdue` };
+    const soon = remaining !== null && remaining < SLA_DUE_SOON_SECONDS;
+    return { state: soon ? 'due-soon' : 'ok', label: soon ? 'Due soon' : 'On track', dueAt, text: remaining === null ? '—' : `${formatDuration(remaining)} left` };
+  }
+  const closedAs = ticket.status === 'resolved' ? 'Resolved' : ticket.status === 'closed' ? 'Closed' : null;
+  if (target === 'response' && ticket.first_response_at) {
+    const late = dueAt ? Math.ceil((Date.parse(ticket.first_response_at) - Date.parse(dueAt)) / 1000) : NaN;
+    if ((Number.isFinite(late) && late > 0) || (goal?.breached && !Number.isFinite(late))) {
+      return { state: 'breached', label: 'Breached', at: ticket.first_response_at,
+        text: Number.isFinite(late) ? `Answered ${formatDuration(late)} late` : 'Answered late' };
+    }
+    return { state: 'met', label: 'Met', text: 'Responded', at: ticket.first_response_at };
+  }
+  if (closedAs && goal) {
+    if (target === 'response') {
+      return goal.breached
+        ? { state: 'breached', label: 'Breached', dueAt, text: `${closedAs} without a first response` }
+        : { state: 'stopped', label: 'Stopped', dueAt, text: `${closedAs} without a first response` };
+    }
+    return goal.breached
+      ? { state: 'breached', label: 'Breached', dueAt, text: `${closedAs} after the due time` }
+      : { state: 'met', label: 'Met', dueAt, text: closedAs };
+  }
+  return { state: 'stopped', label: 'Stopped', text: closedAs ?? 'Not running' };
 }
 
 /** Seconds an active timer has run, using the server clock offset when known. */

@@ -2,18 +2,18 @@
 // TicketView's model. One PeekPanel per open Peek; close() tears down the
 // subscription and every timer and listener it made.
 
+import { DraftStore } from './drafts.js';
 import { avatar, formatTimestamp, h, icon, priorityTag, PRIORITY_LABELS, relativeTime, replaceChildren, STATUS_LABELS, statusPill } from './dom.js';
 import {
   formatClock,
   formatDuration,
   newMessagesSinceSummary,
-  slaRemainingSeconds,
+  slaReading,
   timerElapsedSeconds,
 } from './peek-model.js';
 
 /** Idle time after the last keystroke before presence says "not composing". */
 const COMPOSING_IDLE_MS = 5000;
-const SLA_DUE_SOON_SECONDS = 3600;
 
 const SESSION_TEXT = {
   awaiting_consent: 'Waiting for the end user to accept',
@@ -27,7 +27,7 @@ const FOCUSABLE = 'a[href], button:not([disabled]), textarea:not([disabled]), in
 
 export class PeekPanel {
   /**
-   * options: {client, ticketId, me, technicians, drafts (Map), toast(msg, tone),
+   * options: {client, ticketId, me, technicians, drafts (DraftStore), toast(msg, tone),
    *           onClose(), onTicketChange(ticket), onOpenTicket(id), summary (queue row, optional)}
    */
   constructor(options) {
@@ -35,7 +35,7 @@ export class PeekPanel {
     this.ticketId = options.ticketId;
     this.me = options.me || {};
     this.getTechnicians = options.getTechnicians || (() => options.technicians || []);
-    this.drafts = options.drafts || new Map();
+    this.drafts = options.drafts || new DraftStore(null);
     this.toast = options.toast || (() => {});
     this.onClose = options.onClose || (() => {});
     this.onTicketChange = options.onTicketChange || (() => {});
@@ -274,7 +274,7 @@ export class PeekPanel {
       'aria-label': 'Message',
       placeholder: 'Write a reply…',
     });
-    els.input.value = this.drafts.get(this.ticketId)?.body || '';
+    // The draft is filled in by setMode once the snapshot says which modes apply.
     els.input.addEventListener('input', () => this.onInput());
     els.input.addEventListener('keydown', (e) => {
       if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
@@ -432,8 +432,17 @@ export class PeekPanel {
   setMode(mode, fromUser = false) {
     if (mode === 'reply' && !this.hasContactEmail()) mode = 'note';
     const changed = this.mode !== mode;
-    this.mode = mode;
     const els = this.els;
+    if (changed) {
+      // Each mode has its own draft: the text stays with the mode it was
+      // written in. Text typed before the first snapshot is kept unless a
+      // stored draft of that mode exists.
+      if (this.mode !== null) this.saveDraft();
+      const stored = this.drafts.body(this.ticketId, mode);
+      if (this.mode !== null || stored !== '') els.input.value = stored;
+    }
+    this.mode = mode;
+    if (changed && fromUser) this.drafts.rememberMode(this.ticketId, mode);
     els.modeReply.setAttribute('aria-pressed', String(mode === 'reply'));
     els.modeNote.setAttribute('aria-pressed', String(mode === 'note'));
     els.composer.dataset.mode = mode;
@@ -448,6 +457,7 @@ export class PeekPanel {
   }
 
   onInput() {
+    this.saveDraft();
     this.hideError();
     if (this.els.input.value.trim() === '') {
       this.announceComposing(null);
@@ -473,10 +483,10 @@ export class PeekPanel {
   }
 
   saveDraft() {
-    if (!this.els) return;
+    if (!this.els || this.mode === null) return;
     const body = this.els.input.value;
-    if (body.trim() === '') this.drafts.delete(this.ticketId);
-    else this.drafts.set(this.ticketId, { body, mode: this.mode });
+    this.drafts.save(this.ticketId, this.mode, body);
+    if (body.trim() !== '') this.drafts.rememberMode(this.ticketId, this.mode);
   }
 
   async send(force) {
@@ -497,10 +507,12 @@ export class PeekPanel {
     if (force) args.force = true;
     try {
       await this.view.command(mode, args, { seen: this.view.seq });
+      // Only now, with the server's `result`, is the message real: its
+      // draft goes, even if the Peek was closed meanwhile.
+      this.drafts.clear(this.ticketId, mode);
       if (this.closed) return;
-      // Only now, with the server's `result`, is the message real.
-      if (els.input.value.trim() === body) els.input.value = '';
-      this.drafts.delete(this.ticketId);
+      if (this.mode === mode && els.input.value.trim() === body) els.input.value = '';
+      else if (this.mode === mode) this.saveDraft();
       this.announceComposing(null);
       this.flashState(mode === 'reply' ? 'Reply sent' : 'Note added');
       this.lastMissed = [];
@@ -602,8 +614,7 @@ export class PeekPanel {
       this.renderedIds = [];
       this.panel.classList.remove('is-error');
       if (this.mode === null) {
-        const draft = this.drafts.get(this.ticketId);
-        this.setMode(draft?.mode || (this.hasContactEmail() ? 'reply' : 'note'));
+        this.setMode(this.drafts.lastMode(this.ticketId) || (this.hasContactEmail() ? 'reply' : 'note'));
       }
     }
     this.renderHeader();
@@ -654,7 +665,7 @@ export class PeekPanel {
       avatar({ id: `contact:${t.contact?.name}`, name: t.contact?.name }, 'sm', 'avatar-customer'),
       h('span', { class: 'contact-name' }, t.contact?.name || 'Unknown contact'),
       email
-        ? h('a', { class: 'contact-email', href: `mailto:${email}` }, email)
+        ? h('a', { class: 'contact-email', 'data-testid': 'contact-email', href: `mailto:${email}` }, email)
         : h('span', { class: 'badge badge-muted', 'data-testid': 'no-contact-email' }, 'No email on file'),
     );
     this.setControl(els.statusControl, statusPill(t.status), this.busyControls.has('status'));
@@ -853,39 +864,12 @@ export class PeekPanel {
     const update = (now) => {
       let worst = 'ok';
       for (const r of rows) {
-        const clock = m.sla ? m.sla[r.target] : null;
-        let state;
-        let text;
-        let dueText = '';
-        if (!clock) {
-          if (r.target === 'response' && m.ticket?.first_response_at) {
-            state = 'met';
-            text = 'Responded';
-            dueText = relativeTime(m.ticket.first_response_at, now);
-          } else {
-            state = 'stopped';
-            text = 'Not running';
-          }
-        } else {
-          const remaining = slaRemainingSeconds(clock, now);
-          const breached = clock.breached || (remaining !== null && remaining < 0);
-          if (clock.paused) {
-            state = breached ? 'breached' : 'paused';
-            text = remaining === null ? 'Paused' : breached ? `Paused · ${formatDuration(remaining)} over` : `Paused · ${formatDuration(remaining)} left`;
-          } else if (breached) {
-            state = 'breached';
-            text = remaining === null ? 'Breached' : `${formatDuration(remaining)} overdue`;
-          } else {
-            state = remaining !== null && remaining < SLA_DUE_SOON_SECONDS ? 'due-soon' : 'ok';
-            text = remaining === null ? '—' : `${formatDuration(remaining)} left`;
-          }
-          if (clock.due_at) dueText = `Due ${formatTimestamp(clock.due_at, now)}`;
-        }
+        const { state, label, text, at, dueAt } = slaReading(m, r.target, now);
         r.row.dataset.state = state;
-        r.state.textContent = { met: 'Met', stopped: 'Stopped', paused: 'Paused', breached: 'Breached', 'due-soon': 'Due soon', ok: 'On track' }[state];
+        r.state.textContent = label;
         r.state.className = `sla-state badge badge-${state}`;
         r.countdown.textContent = text;
-        r.due.textContent = dueText;
+        r.due.textContent = at ? relativeTime(at, now) : dueAt ? `Due ${formatTimestamp(dueAt, now)}` : '';
         if (state === 'breached') worst = 'breached';
         else if (state === 'due-soon' && worst !== 'breached') worst = 'due-soon';
       }
@@ -902,7 +886,7 @@ export class PeekPanel {
       replaceChildren(body, h('p', { class: 'empty-note' }, 'No asset is linked to this ticket.'));
       return;
     }
-    const online = asset.online ?? asset.agent_online;
+    const online = asset.agent_online;
     replaceChildren(
       aside,
       online === undefined || online === null
@@ -980,7 +964,7 @@ export class PeekPanel {
       onclick: () => this.sessionCommand('start_session'),
     });
     const statusLine = h('div', { class: `session-status session-${status || 'none'}`, 'data-testid': 'session-status', 'data-status': status || 'none', role: 'status' });
-    const expiry = h('span', { class: 'session-expiry muted' });
+    const expiry = h('span', { class: 'session-expiry muted', 'data-testid': 'session-clock' });
     if (status) {
       replaceChildren(
         statusLine,

@@ -55,10 +55,11 @@ public enum DeltaKind: String, Sendable {
     case slaTick = "sla.tick"
     case assetTelemetry = "asset.telemetry"
     case presenceUpdated = "presence.updated"
+    case agentStatus = "agent.status"
 
     public var isDurable: Bool {
         switch self {
-        case .slaTick, .assetTelemetry, .presenceUpdated: false
+        case .slaTick, .assetTelemetry, .presenceUpdated, .agentStatus: false
         default: true
         }
     }

@@ -141,10 +141,20 @@ public struct RemoteSession: Equatable, Sendable {
     public var status: SessionStatus
     public var expiresAt: Int64
     public var createdAt: Int64
-    public init(id: String, ticket: String, asset: String, technician: PersonRef, status: SessionStatus, expiresAt: Int64, createdAt: Int64) {
+    /// When the end user's consent made it `active`: the card's recording
+    /// clock runs from it. Nil until then, kept once the session ends.
+    public var startedAt: Int64?
+    /// `recording` is the only kind `start_session` starts so far; the
+    /// contract's `desktop` and `shell` will be stored the same way.
+    public var kind: String
+    public init(id: String, ticket: String, asset: String, technician: PersonRef, status: SessionStatus, expiresAt: Int64, createdAt: Int64,
+                startedAt: Int64? = nil, kind: String = RemoteSession.recording) {
         self.id = id; self.ticket = ticket; self.asset = asset; self.technician = technician
         self.status = status; self.expiresAt = expiresAt; self.createdAt = createdAt
+        self.startedAt = startedAt; self.kind = kind
     }
+
+    public static let recording = "recording"
 }
 
 public struct Summary: Equatable, Sendable {

@@ -31,6 +31,28 @@ public enum SLAClock {
         return (response, resolution)
     }
 
+    /// A target whatever its clock's state: when it was due, and whether it
+    /// was missed. A stopped clock is null in `evaluate`, which cannot tell
+    /// "answered in time" from "answered late"; this can.
+    public struct Target: Equatable, Sendable {
+        public var dueAt: Int64
+        public var breached: Bool
+    }
+
+    public static func targets(_ t: Ticket, nowMillis: Int64) -> (response: Target?, resolution: Target?) {
+        let clocks = evaluate(t, nowMillis: nowMillis)
+        let response = t.sla.responseDue.map { due in
+            // Stopped by the first response: late if it came after the due time.
+            Target(dueAt: due, breached: clocks.response?.breached ?? (t.sla.responseBreached || (t.firstResponseAt ?? 0) > due))
+        }
+        // Stopped by resolution: only the recorded breach says it was missed
+        // (the moment of resolution is not kept).
+        let resolution = t.sla.resolutionDue.map { due in
+            Target(dueAt: due, breached: clocks.resolution?.breached ?? t.sla.resolutionBreached)
+        }
+        return (response, resolution)
+    }
+
     /// Whole seconds, rounded toward negative infinity so a clock reads -1
     /// as soon as it is late, never "0 remaining" while breached.
     static func seconds(_ millis: Int64) -> Int {

@@ -70,6 +70,20 @@ public enum Wire {
                 w.null()
             }
         }
+        let targets = SLAClock.targets(t, nowMillis: nowMillis)
+        w.key("targets"); w.beginObject()
+        for (name, target) in [("response", targets.response), ("resolution", targets.resolution)] {
+            w.key(name)
+            if let target {
+                w.beginObject()
+                w.key("due_at"); time(target.dueAt, into: &w)
+                w.field("breached", target.breached)
+                w.endObject()
+            } else {
+                w.null()
+            }
+        }
+        w.endObject()
         w.endObject()
     }
 
@@ -79,9 +93,12 @@ public enum Wire {
         w.field("session", s.id)
         w.field("id", s.id)
         w.field("status", s.status.rawValue)
+        w.field("kind", s.kind)
         w.key("technician"); person(s.technician, into: &w)
         w.key("expires_at"); time(s.expiresAt, into: &w)
         w.key("created_at"); time(s.createdAt, into: &w)
+        w.key("started_at")
+        if let started = s.startedAt { time(started, into: &w) } else { w.null() }
         w.endObject()
     }
 
@@ -118,9 +135,10 @@ public enum Wire {
         w.endObject()
     }
 
-    public static func telemetry(asset: String, _ t: Telemetry, into w: inout JSONWriter) {
+    /// `asset` is a reference {`id`, `name`} like every other (CONTRACT "Additions").
+    public static func telemetry(asset: PersonRef, _ t: Telemetry, into w: inout JSONWriter) {
         w.beginObject()
-        w.field("asset", asset)
+        w.key("asset"); person(asset, into: &w)
         w.key("cpu"); w.double(t.cpu)
         w.key("ram"); w.double(t.ram)
         w.key("disk"); w.double(t.disk)

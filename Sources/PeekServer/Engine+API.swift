@@ -233,6 +233,8 @@ extension Engine {
             var w = JSONWriter(capacity: 8192)
             w.beginObject(); w.field("ticket", t.id); w.field("seq", t.seq); w.key("state"); writeState(t, into: &w); w.endObject()
             return .json(200, w.bytes)
+        case .patchTicket:
+            return try patchTicket(r)
         case .ticketSends:
             guard let id = r.params["id"], let ticket = try store.ticket(id) else { throw PeekError(.notFound, "No ticket \(r.params["id"] ?? "").") }
             var w = JSONWriter()
@@ -303,17 +305,72 @@ extension Engine {
         return w.bytes
     }
 
+    /// A contact's `email`: an address, or null (or absent) for none.
+    private func contactEmail(_ e: JSONValue?) throws -> String? {
+        guard let e, !e.isNull else { return nil }
+        guard let s = e.stringValue, s.contains("@"), s.utf8.count <= 320 else {
+            throw PeekError(.invalid, "\"contact.email\" must be an email address (at most 320 bytes) or null.")
+        }
+        return s
+    }
+
+    /// The back end corrects what the PSA owns and the Peek shows: the
+    /// subject and the contact. Only the fields sent change; the viewers get
+    /// one durable `ticket.updated` with them. `version` stays: it guards the
+    /// fields technicians change (status, priority, assignee), and a contact
+    /// edit must not turn their in-flight commands into conflicts.
+    private func patchTicket(_ r: APIRequest) throws -> APIResponse {
+        guard let id = r.params["id"], var t = try store.ticket(id) else { throw PeekError(.notFound, "No ticket \(r.params["id"] ?? "").") }
+        let v = try body(r)
+        guard v["subject"] != nil || v["contact"] != nil else {
+            throw PeekError(.invalid, "Send \"subject\" and/or \"contact\" {\"name\", \"email\"}: the fields this call changes.")
+        }
+        var changed: [String] = []
+        if v["subject"] != nil, let subject = try string(v, "subject", max: 500), subject != t.subject {
+            t.subject = subject
+            changed.append("subject")
+        }
+        if let c = v["contact"] {
+            guard case .object = c else { throw PeekError(.invalid, "\"contact\" must be an object with \"name\" and/or \"email\".") }
+            var contact = t.contact
+            if let name = c["name"] {
+                guard let s = name.stringValue, !s.isEmpty, s.utf8.count <= 200 else {
+                    throw PeekError(.invalid, "\"contact.name\" must be a non-empty string of at most 200 bytes.")
+                }
+                contact.name = s
+            }
+            if c["email"] != nil { contact.email = try contactEmail(c["email"]) }
+            if contact != t.contact {
+                t.contact = contact
+                changed.append("contact")
+            }
+        }
+        if !changed.isEmpty {
+            var w = JSONWriter()
+            w.beginObject()
+            if changed.contains("subject") { w.field("subject", t.subject) }
+            if changed.contains("contact") {
+                w.key("contact"); w.beginObject(); w.field("name", t.contact.name); w.field("email", t.contact.email); w.endObject()
+            }
+            w.field("version", t.version)
+            w.endObject()
+            try appendDelta(&t, kind: .ticketUpdated, data: w.bytes, at: now)
+            try store.updateTicket(t)
+        }
+        var out = JSONWriter()
+        out.beginObject(); out.field("ticket", t.id); out.field("seq", t.seq)
+        out.key("changed"); out.beginArray(); for name in changed { out.string(name) }; out.endArray()
+        out.endObject()
+        return .json(200, out.bytes)
+    }
+
     func createTicket(tenant: String, _ v: JSONValue) throws -> Ticket {
         let subject = try string(v, "subject", max: 500)!
         guard let contactValue = v["contact"], case .object = contactValue,
               let contactName = contactValue["name"]?.stringValue, !contactName.isEmpty else {
             throw PeekError(.invalid, "\"contact\" must be an object with a \"name\" (and optionally \"email\").")
         }
-        var email: String?
-        if let e = contactValue["email"], !e.isNull {
-            guard let s = e.stringValue, s.contains("@"), s.utf8.count <= 320 else { throw PeekError(.invalid, "\"contact.email\" must be an email address or null.") }
-            email = s
-        }
+        let email = try contactEmail(contactValue["email"])
         let client = try string(v, "client")!
         let priority: Priority
         if let p = v["priority"]?.stringValue {

@@ -24,11 +24,32 @@ extension Engine {
         w.key("asset"); w.beginObject(); w.field("id", asset.id); w.field("name", asset.name); w.endObject()
         w.endObject()
         outputs.append(.agentSend(peer, w.bytes))
+        publishToLinkedViewers(asset, kind: .agentStatus, data: agentStatusData(asset, online: true))
     }
 
     func handleAgentDisconnected(_ peer: Peer) {
         guard let state = agentPeers.removeValue(forKey: peer) else { return }
-        if agents[state.commonName] == peer { agents[state.commonName] = nil }
+        // A connection replaced by a newer one is not the agent going away.
+        guard agents[state.commonName] == peer else { return }
+        agents[state.commonName] = nil
+        publishToLinkedViewers(state.asset, kind: .agentStatus, data: agentStatusData(state.asset, online: false))
+    }
+
+    private func agentStatusData(_ asset: Asset, online: Bool) -> [UInt8] {
+        var w = JSONWriter()
+        w.beginObject()
+        w.key("asset"); Wire.person(PersonRef(id: asset.id, name: asset.name), into: &w)
+        w.field("online", online)
+        w.endObject()
+        return w.bytes
+    }
+
+    /// An ephemeral delta to the viewers of every ticket linked to `asset`
+    /// (live tiles, the agent badge); tickets nobody views cost nothing.
+    private func publishToLinkedViewers(_ asset: Asset, kind: DeltaKind, data: [UInt8]) {
+        for ticketID in (try? store.ticketsLinked(tenant: asset.tenant, asset: asset.id)) ?? [] where viewers[ticketID] != nil {
+            publishEphemeral(ticket: ticketID, kind: kind, data: data)
+        }
     }
 
     func handleAgentFrame(_ peer: Peer, _ frame: AgentFrame) {
@@ -83,9 +104,11 @@ extension Engine {
         let mark = outputs.count
         do {
             try store.savepoint()
-            try store.updateSession(id: s.id, status: status)
+            let startedAt: Int64? = status == .active ? at : nil
+            try store.updateSession(id: s.id, status: status, startedAt: startedAt)
             var updated = s
             updated.status = status
+            if let startedAt { updated.startedAt = startedAt }
             try appendDelta(&t, kind: .sessionStatus, data: sessionData(updated), at: at)
             let text: String
             switch status {
@@ -140,7 +163,7 @@ extension Engine {
             throw PeekError(.invalid, "No remote session is active on this ticket.")
         }
         s.status = .ended
-        try store.updateSession(id: s.id, status: .ended)
+        try store.updateSession(id: s.id, status: .ended, startedAt: nil)
         try appendDelta(&t, kind: .sessionStatus, data: sessionData(s), at: at)
         try appendSystemMessage(&t, "\(tech.name) ended the recorded session.", at: at)
         if let asset = try store.asset(tenant: t.tenant, id: s.asset), let agentPeer = agents[asset.agent] {
@@ -170,7 +193,7 @@ extension Engine {
                 state.lastSentMonotonic = mono
                 state.pending = false
                 telemetry[key] = state
-                pushTelemetry(asset.tenant, asset.id, value)
+                pushTelemetry(asset, value)
             } else if !state.pending {
                 state.pending = true
                 telemetry[key] = state
@@ -179,8 +202,8 @@ extension Engine {
                 telemetry[key] = state
             }
         } else {
-            telemetry[key] = TelemetryState(latest: value, lastSentMonotonic: mono, pending: false)
-            pushTelemetry(asset.tenant, asset.id, value)
+            telemetry[key] = TelemetryState(asset: asset, latest: value, lastSentMonotonic: mono, pending: false)
+            pushTelemetry(asset, value)
         }
     }
 
@@ -189,18 +212,16 @@ extension Engine {
         state.pending = false
         state.lastSentMonotonic = monotonicMillis()
         telemetry[asset] = state
-        pushTelemetry(asset.tenant, asset.id, state.latest)
+        pushTelemetry(state.asset, state.latest)
     }
 
-    private func pushTelemetry(_ tenant: String, _ assetID: String, _ value: Telemetry) {
+    private func pushTelemetry(_ asset: Asset, _ value: Telemetry) {
         // Persisted at the coalesced rate, so a snapshot after a restart
         // still has the last reading.
-        try? store.saveTelemetry(tenant: tenant, asset: assetID, value)
+        try? store.saveTelemetry(tenant: asset.tenant, asset: asset.id, value)
         var w = JSONWriter()
-        Wire.telemetry(asset: assetID, value, into: &w)
-        for ticketID in (try? store.ticketsLinked(tenant: tenant, asset: assetID)) ?? [] where viewers[ticketID] != nil {
-            publishEphemeral(ticket: ticketID, kind: .assetTelemetry, data: w.bytes)
-        }
+        Wire.telemetry(asset: PersonRef(id: asset.id, name: asset.name), value, into: &w)
+        publishToLinkedViewers(asset, kind: .assetTelemetry, data: w.bytes)
     }
 
     func latestTelemetry(tenant: String, asset: String) -> Telemetry? {

@@ -182,7 +182,7 @@ extension Engine {
             w.field("agent_online", agents[asset.agent] != nil)
             w.key("telemetry")
             if let latest = latestTelemetry(tenant: t.tenant, asset: asset.id) {
-                Wire.telemetry(asset: asset.id, latest, into: &w)
+                Wire.telemetry(asset: PersonRef(id: asset.id, name: asset.name), latest, into: &w)
             } else { w.null() }
             w.key("posture")
             if let posture = asset.posture { w.raw(posture) } else { w.null() }

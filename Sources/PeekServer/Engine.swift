@@ -522,6 +522,8 @@ struct TenantScopedID: Hashable, Sendable {
 }
 
 struct TelemetryState {
+    /// The asset as its agent signed in, so a held reading is flushed with its name.
+    var asset: Asset
     var latest: Telemetry
     var lastSentMonotonic: Int64
     var pending: Bool

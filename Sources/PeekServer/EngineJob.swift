@@ -142,7 +142,7 @@ enum AgentFrame: Equatable, Sendable {
 enum APIRoute: Sendable {
     case createTenant, createTechnician, createAsset, createTicket
     case putEmailAccount, getEmailAccount, putSLAPolicy
-    case getTicket, ticketSends, postSummary, uploadAttachment, getAttachment
+    case getTicket, patchTicket, ticketSends, postSummary, uploadAttachment, getAttachment
     case inboundEmail, tenantInboundEmail
     case myTickets, myTechnicians
     case demoTechnicians, demoSignIn
@@ -157,6 +157,7 @@ enum APIRoute: Sendable {
         r.add("GET", "/v1/tenants/{tenant}/email-account", .getEmailAccount)
         r.add("PUT", "/v1/tenants/{tenant}/sla-policy", .putSLAPolicy)
         r.add("GET", "/v1/tickets/{id}", .getTicket)
+        r.add("PATCH", "/v1/tickets/{id}", .patchTicket)
         r.add("GET", "/v1/tickets/{id}/sends", .ticketSends)
         r.add("POST", "/v1/tickets/{id}/summary", .postSummary)
         r.add("POST", "/v1/tickets/{id}/attachments", .uploadAttachment)

@@ -224,14 +224,14 @@ final class TechnicianSession: WebSocketSession {
         switch frame {
         case .failure(let refusal):
             if phase == .awaitingHello {
-                refuseUnauthorized("The first frame must be a valid hello; sign in again.")
+                refuseUnauthorized(id: refusal.id, "The first frame must be a valid hello; sign in again.")
                 return
             }
             sendText(Wire.errorFrame(id: refusal.id, refusal.error))
         case .success(let f):
             if phase == .awaitingHello {
                 guard case .hello(let token) = f else {
-                    refuseUnauthorized("The first frame must be hello with a token; sign in first.")
+                    refuseUnauthorized(id: f.id, "The first frame must be hello with a token; sign in first.")
                     return
                 }
                 phase = .authenticating
@@ -272,8 +272,10 @@ final class TechnicianSession: WebSocketSession {
 
     static let helloAgainError = PeekError(.invalid, "Already signed in; send hello only once per connection.")
 
-    private func refuseUnauthorized(_ message: String) {
-        sendText(Wire.errorFrame(id: nil, PeekError(.unauthorized, message)))
+    /// `id` is the refused frame's, when it had one: an error answering a
+    /// frame with an id carries it, before `hello` too (CONTRACT).
+    private func refuseUnauthorized(id: String? = nil, _ message: String) {
+        sendText(Wire.errorFrame(id: id, PeekError(.unauthorized, message)))
         close(code: CloseCode(4401), reason: "unauthorized")
     }
 

@@ -474,21 +474,24 @@ public final class SQLiteTicketStore: TicketStore {
     // MARK: Sessions, summaries, time, attachments
 
     public func insertSession(_ s: RemoteSession) throws(StoreError) {
-        try db.run("INSERT INTO sessions(id, ticket, asset, technician_id, technician_name, status, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        try db.run("INSERT INTO sessions(id, ticket, asset, technician_id, technician_name, status, expires_at, created_at, kind, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    [.text(s.id), .text(s.ticket), .text(s.asset), .text(s.technician.id), .text(s.technician.name),
-                    .text(s.status.rawValue), .int(s.expiresAt), .int(s.createdAt)])
+                    .text(s.status.rawValue), .int(s.expiresAt), .int(s.createdAt), .text(s.kind), s.startedAt.map { .int($0) } ?? .null])
     }
 
-    public func updateSession(id: String, status: SessionStatus) throws(StoreError) {
-        try db.run("UPDATE sessions SET status = ? WHERE id = ?", .text(status.rawValue), .text(id))
+    public func updateSession(id: String, status: SessionStatus, startedAt: Int64?) throws(StoreError) {
+        // A nil `startedAt` keeps the one stored: only activation sets it.
+        try db.run("UPDATE sessions SET status = ?, started_at = COALESCE(?, started_at) WHERE id = ?",
+                   .text(status.rawValue), startedAt.map { .int($0) } ?? .null, .text(id))
     }
 
-    private static let sessionColumns = "id, ticket, asset, technician_id, technician_name, status, expires_at, created_at FROM sessions"
+    private static let sessionColumns = "id, ticket, asset, technician_id, technician_name, status, expires_at, created_at, kind, started_at FROM sessions"
 
     private func session(row r: [SQLValue]) -> RemoteSession {
         RemoteSession(id: r[0].text ?? "", ticket: r[1].text ?? "", asset: r[2].text ?? "",
                       technician: PersonRef(id: r[3].text ?? "", name: r[4].text ?? ""),
-                      status: SessionStatus(rawValue: r[5].text ?? "") ?? .ended, expiresAt: r[6].int ?? 0, createdAt: r[7].int ?? 0)
+                      status: SessionStatus(rawValue: r[5].text ?? "") ?? .ended, expiresAt: r[6].int ?? 0, createdAt: r[7].int ?? 0,
+                      startedAt: r[9].int, kind: r[8].text ?? RemoteSession.recording)
     }
 
     public func latestSession(ticket: String) throws(StoreError) -> RemoteSession? {

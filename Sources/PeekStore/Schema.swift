@@ -140,5 +140,12 @@ enum Schema {
         """
         CREATE INDEX email_accounts_from ON email_accounts(lower(from_address));
         """,
+        // 8: a session remembers its kind and when consent made it active,
+        // so the Peek's recording clock survives a reload and a restart.
+        // Sessions stored before were all recordings.
+        """
+        ALTER TABLE sessions ADD COLUMN kind TEXT NOT NULL DEFAULT 'recording';
+        ALTER TABLE sessions ADD COLUMN started_at INTEGER;
+        """,
     ]
 }

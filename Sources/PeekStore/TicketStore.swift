@@ -105,7 +105,8 @@ public protocol TicketStore: AnyObject {
 
     // Sessions, summaries, time, attachments.
     func insertSession(_ s: RemoteSession) throws(StoreError)
-    func updateSession(id: String, status: SessionStatus) throws(StoreError)
+    /// `startedAt`, when given, records when the session became active.
+    func updateSession(id: String, status: SessionStatus, startedAt: Int64?) throws(StoreError)
     func latestSession(ticket: String) throws(StoreError) -> RemoteSession?
     func session(_ id: String) throws(StoreError) -> RemoteSession?
     func pendingSessions() throws(StoreError) -> [RemoteSession]

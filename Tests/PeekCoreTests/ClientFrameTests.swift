@@ -128,6 +128,6 @@ final class WireEncodingTests: XCTestCase {
         XCTAssertEqual(v["contact"]?["email"], .null)
         var s = JSONWriter()
         Wire.sla(t, nowMillis: 0, into: &s)
-        XCTAssertEqual(try JSONParser.parse(s.bytes), ["response": nil, "resolution": nil])
+        XCTAssertEqual(try JSONParser.parse(s.bytes), ["response": nil, "resolution": nil, "targets": ["response": nil, "resolution": nil]])
     }
 }

@@ -134,6 +134,15 @@ final class SLAClockTests: XCTestCase {
         XCTAssertEqual(SLAClock.nextDeadline(t)?.target, "resolution")
     }
 
+    func testSLATargets_stoppedResponse_breachedOnlyWhenAnsweredLate() {
+        let inTime = ticket(sla: SLAClocks(responseDue: 60_000, resolutionDue: 600_000), firstResponse: 5_000)
+        XCTAssertEqual(SLAClock.targets(inTime, nowMillis: 900_000).response, SLAClock.Target(dueAt: 60_000, breached: false))
+        let late = ticket(sla: SLAClocks(responseDue: 60_000, resolutionDue: 600_000), firstResponse: 90_000)
+        XCTAssertEqual(SLAClock.targets(late, nowMillis: 100_000).response, SLAClock.Target(dueAt: 60_000, breached: true))
+        XCTAssertEqual(SLAClock.targets(late, nowMillis: 100_000).resolution, SLAClock.Target(dueAt: 600_000, breached: false))
+        XCTAssertNil(SLAClock.targets(ticket(sla: SLAClocks()), nowMillis: 0).response, "no policy, no target")
+    }
+
     func testSLAClock_waitingOnCustomer_freezesResolution() {
         let t = ticket(status: .waitingOnCustomer, sla: SLAClocks(resolutionDue: 600_000, pausedSince: 100_000))
         let c = SLAClock.evaluate(t, nowMillis: 500_000).resolution

@@ -68,6 +68,39 @@ final class AgentConsentTests: XCTestCase {
         XCTAssertEqual(state["state"]?["session"]?["session"]?.stringValue, session)
     }
 
+    /// The card's recording clock runs from `started_at` (CONTRACT
+    /// "Additions"): absent while consent is pending, stamped when the end
+    /// user accepts, the same in every later delta and snapshot, restarts included.
+    func testSessionClock_activeCarriesKindAndStartedAt_keptAfterRestartAndEnd() throws {
+        let f = try AgentFixture(consentTimeout: 30)
+        defer { f.stop() }
+        let (tech, _) = try f.viewer(f.linkedTicket)
+        let agent = try f.agent()
+        let session = try startSession(f, tech, agent)
+        let pending = try XCTUnwrap(f.ticketState(f.linkedTicket)["state"]?["session"])
+        XCTAssertEqual(pending["kind"]?.stringValue, "recording")
+        XCTAssertTrue(pending["started_at"]?.isNull ?? false, "no clock before consent: \(pending)")
+
+        try agent.send(["type": "consent", "session": .string(session), "decision": "accept"])
+        let active = try tech.nextDelta("session.status", ticket: f.linkedTicket) { $0["data"]?["status"]?.stringValue == "active" }
+        XCTAssertEqual(active["data"]?["kind"]?.stringValue, "recording")
+        let startedAt = try XCTUnwrap(active["data"]?["started_at"]?.stringValue, "\(active)")
+        XCTAssertNotNil(Timestamp.parse(startedAt), startedAt)
+        XCTAssertEqual(startedAt, active["at"]?.stringValue, "the clock starts when consent is recorded")
+
+        agent.close()
+        tech.close()
+        try f.restart(after: 0)
+        let restored = try XCTUnwrap(f.ticketState(f.linkedTicket)["state"]?["session"])
+        XCTAssertEqual(restored["started_at"]?.stringValue, startedAt)
+        XCTAssertEqual(restored["kind"]?.stringValue, "recording")
+
+        let (again, _) = try f.viewer(f.linkedTicket)
+        XCTAssertEqual(try again.commandAnswer("end-1", f.linkedTicket, "end_session")["type"]?.stringValue, "result")
+        let ended = try again.nextDelta("session.status", ticket: f.linkedTicket) { $0["data"]?["status"]?.stringValue == "ended" }
+        XCTAssertEqual(ended["data"]?["started_at"]?.stringValue, startedAt, "an ended session still says when it started")
+    }
+
     func testStartSession_agentDenies_deniedPushedOnce() throws {
         let f = try AgentFixture(consentTimeout: 2)
         defer { f.stop() }

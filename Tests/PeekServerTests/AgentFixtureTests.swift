@@ -107,6 +107,16 @@ final class AgentFixture {
         return (c, snapshots)
     }
 
+    /// The audience of a per-asset push: a viewer of the linked ticket, a
+    /// second linked ticket made here, and the unlinked one, with its presence
+    /// deltas already read.
+    func viewerOfEveryTicket() throws -> (viewer: TestWebSocketClient, secondLinked: String) {
+        let secondLinked = try createTicket(asset: Self.assetID)
+        let (viewer, _) = try self.viewer(linkedTicket, secondLinked, unlinkedTicket)
+        _ = viewer.drain(for: 0.2)   // presence
+        return (viewer, secondLinked)
+    }
+
     func subscribe(_ c: TestWebSocketClient, _ ticket: String, id: String = "sub") throws -> JSONValue {
         try c.send(["type": "subscribe", "id": .string(id), "ticket": .string(ticket)])
         return try c.next { $0["type"]?.stringValue == "snapshot" && $0["id"]?.stringValue == id }

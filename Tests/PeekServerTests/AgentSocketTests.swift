@@ -113,9 +113,7 @@ final class AgentSocketTests: XCTestCase {
     func testTelemetry_burstOfTwenty_coalescedToEveryLinkedTicketAndLastValueWins() throws {
         let f = try AgentFixture()
         defer { f.stop() }
-        let secondLinked = try f.createTicket(asset: AgentFixture.assetID)
-        let (viewer, _) = try f.viewer(f.linkedTicket, secondLinked, f.unlinkedTicket)
-        _ = viewer.drain(for: 0.2)   // presence
+        let (viewer, secondLinked) = try f.viewerOfEveryTicket()
         let agent = try f.agent()
 
         for i in 0..<20 {
@@ -129,7 +127,8 @@ final class AgentSocketTests: XCTestCase {
             XCTAssert((1...2).contains(pushes.count), "\(ticket): \(pushes.count) telemetry pushes: \(pushes)")
             for p in pushes {
                 XCTAssertNil(p["seq"], "telemetry is ephemeral")
-                XCTAssertEqual(p["data"]?["asset"]?.stringValue, AgentFixture.assetID)
+                XCTAssertEqual(p["data"]?["asset"]?["id"]?.stringValue, AgentFixture.assetID)
+                XCTAssertEqual(p["data"]?["asset"]?["name"]?.stringValue, AgentFixture.assetName)
                 XCTAssertNotNil(p["data"]?["at"]?.stringValue)
             }
             let last = try XCTUnwrap(pushes.last?["data"])
@@ -165,7 +164,8 @@ final class AgentSocketTests: XCTestCase {
         XCTAssertEqual(tile["cpu"]?.doubleValue, 14)
         XCTAssertEqual(tile["ram"]?.doubleValue, 20)
         XCTAssertEqual(tile["disk"]?.doubleValue, 30)
-        XCTAssertEqual(tile["asset"]?.stringValue, AgentFixture.assetID)
+        XCTAssertEqual(tile["asset"]?["id"]?.stringValue, AgentFixture.assetID)
+        XCTAssertEqual(tile["asset"]?["name"]?.stringValue, AgentFixture.assetName)
     }
 
     /// Coalescing keys an asset by tenant and id together; a tenant id with
@@ -337,6 +337,48 @@ final class AgentSocketTests: XCTestCase {
         Thread.sleep(forTimeInterval: 0.3)   // let its disconnect reach the engine; not an assertion
         let (_, snaps) = try f.viewer(f.linkedTicket, as: "tech-2")
         XCTAssertEqual(snaps[0]["state"]?["asset"]?["agent_online"]?.boolValue, true)
+    }
+
+    // MARK: Agent status
+
+    /// The badge follows the agent live (CONTRACT "Additions"): `agent.status`
+    /// reaches the viewers of every ticket linked to the asset, and nobody else.
+    func testAgentStatus_connectAndDisconnect_pushedToViewersOfLinkedTicketsOnly() throws {
+        let f = try AgentFixture()
+        defer { f.stop() }
+        let (viewer, secondLinked) = try f.viewerOfEveryTicket()
+
+        let agent = try f.agent()
+        for ticket in [f.linkedTicket, secondLinked] {
+            let d = try viewer.nextDelta("agent.status", ticket: ticket) { $0["data"]?["online"]?.boolValue == true }
+            XCTAssertNil(d["seq"], "agent.status is ephemeral")
+            XCTAssertEqual(d["data"]?["asset"]?["id"]?.stringValue, AgentFixture.assetID)
+            XCTAssertEqual(d["data"]?["asset"]?["name"]?.stringValue, AgentFixture.assetName)
+        }
+        agent.close()
+        for ticket in [f.linkedTicket, secondLinked] {
+            try viewer.nextDelta("agent.status", ticket: ticket) { $0["data"]?["online"]?.boolValue == false }
+        }
+        let rest = viewer.drain(for: 0.5)
+        XCTAssertEqual(Match.count(rest, Match.delta("agent.status", f.unlinkedTicket)), 0, "\(rest)")
+        XCTAssertEqual(Match.count(rest) { $0["type"]?.stringValue == "delta" && $0["seq"] != nil }, 0, "agent.status made durable deltas")
+    }
+
+    /// A connection replaced by a newer one of the same agent going away is
+    /// not the agent going offline.
+    func testAgentStatus_replacedConnectionCloses_noOfflinePushed() throws {
+        let f = try AgentFixture()
+        defer { f.stop() }
+        let (viewer, _) = try f.viewer(f.linkedTicket)
+        let first = try f.agent()
+        try viewer.nextDelta("agent.status", ticket: f.linkedTicket) { $0["data"]?["online"]?.boolValue == true }
+        let second = try f.agent()
+        defer { second.close() }
+        XCTAssertEqual(try first.awaitClose(), 4409)
+        first.close()
+        let rest = viewer.drain(for: 1)
+        let offline = rest.filter { Match.delta("agent.status", f.linkedTicket)($0) && $0["data"]?["online"]?.boolValue == false }
+        XCTAssertEqual(offline.count, 0, "\(rest)")
     }
 
     func testAgentDisconnect_startSessionAfterwards_agentOffline() throws {

@@ -126,7 +126,19 @@ final class CoreWebSocketTests: XCTestCase {
         let client = try TestWebSocketClient(port: server.port)
         defer { client.close() }
         try client.send(["type": "subscribe", "id": "s1", "ticket": "T-1"])
-        try assertUnauthorizedClose(client)
+        try assertUnauthorizedClose(client, id: "s1")
+    }
+
+    /// An error answers a frame with an id with that id (CONTRACT), also
+    /// before `hello`, and also when the frame itself was refused.
+    func testHello_refusedFirstFrameWithAnID_unauthorizedCarriesTheID() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        try server.seed()
+        let client = try TestWebSocketClient(port: server.port)
+        defer { client.close() }
+        try client.send(["type": "command", "id": "c9", "ticket": "T-1", "op": "no_such_op"])
+        try assertUnauthorizedClose(client, id: "c9")
     }
 
     func testHello_malformedFirstFrame_unauthorizedAndClose4401() throws {
@@ -135,7 +147,7 @@ final class CoreWebSocketTests: XCTestCase {
         let client = try TestWebSocketClient(port: server.port)
         defer { client.close() }
         try client.sendText("{not json")
-        try assertUnauthorizedClose(client)
+        try assertUnauthorizedClose(client, id: nil)
     }
 
     func testHello_noneWithinHelloTimeout_unauthorizedAndClose() throws {
@@ -311,10 +323,11 @@ final class CoreWebSocketTests: XCTestCase {
 
     // MARK: Helpers
 
-    private func assertUnauthorizedClose(_ client: TestWebSocketClient, timeout: Double = 5,
+    private func assertUnauthorizedClose(_ client: TestWebSocketClient, id: String? = nil, timeout: Double = 5,
                                          file: StaticString = #filePath, line: UInt = #line) throws {
         let error = try client.next(type: "error", timeout: timeout)
         XCTAssertEqual(error["code"]?.stringValue, "unauthorized", file: file, line: line)
+        XCTAssertEqual(error["id"]?.stringValue, id, "an error answering a frame with an id carries it", file: file, line: line)
         XCTAssertFalse(error["message"]?.stringValue?.isEmpty ?? true, file: file, line: line)
         XCTAssertEqual(try client.awaitClose(timeout: timeout), 4401, file: file, line: line)
     }

@@ -186,6 +186,36 @@ final class SLALiveTests: XCTestCase {
         XCTAssertEqual(sla["response"], .null)
     }
 
+    /// A stopped clock is null, so the card cannot tell "met" from "missed"
+    /// without the targets: `sla.targets` keeps each target's due time and
+    /// whether it was breached, running or not, in snapshots and ticks.
+    func testSLATargets_resolvedAfterABreach_stillSayDueAtAndBreached() throws {
+        let server = try makeServer(response: 60, resolution: 1)
+        defer { server.stop() }
+        let ticket = try AgentFixture.createTicket(server, asset: nil)
+        let tech = try server.technician()
+        try tech.send(["type": "subscribe", "id": "s", "ticket": .string(ticket)])
+        let first = try XCTUnwrap(tech.next(type: "snapshot")["state"]?["sla"])
+        let responseDue = try XCTUnwrap(first["response"]?["due_at"]?.stringValue)
+        let resolutionDue = try XCTUnwrap(first["resolution"]?["due_at"]?.stringValue)
+        XCTAssertEqual(first["targets"]?["response"]?["due_at"]?.stringValue, responseDue)
+        XCTAssertEqual(first["targets"]?["resolution"]?["breached"]?.boolValue, false)
+
+        try tech.nextDelta("sla.breached", ticket: ticket, timeout: 10)
+        XCTAssertEqual(try tech.commandAnswer("r", ticket, "set_status", ["status": "resolved"])["type"]?.stringValue, "result")
+        _ = try tech.read(until: Match.delta("ticket.updated", ticket))
+        let tick = try XCTUnwrap(tech.nextDelta("sla.tick", ticket: ticket, timeout: 5)["data"])
+        let sla = try XCTUnwrap(server.api("GET", "/v1/tickets/\(ticket)").json?["state"]?["sla"])
+        for stopped in [tick, sla] {
+            XCTAssertEqual(stopped["resolution"], .null, "the clocks stop as before: \(stopped)")
+            XCTAssertEqual(stopped["response"], .null)
+            XCTAssertEqual(stopped["targets"]?["resolution"]?["due_at"]?.stringValue, resolutionDue)
+            XCTAssertEqual(stopped["targets"]?["resolution"]?["breached"]?.boolValue, true)
+            XCTAssertEqual(stopped["targets"]?["response"]?["due_at"]?.stringValue, responseDue)
+            XCTAssertEqual(stopped["targets"]?["response"]?["breached"]?.boolValue, false)
+        }
+    }
+
     func testResponseClock_firstReplySent_clockStopsAndNeverBreaches() throws {
         let server = try makeServer(response: 3, resolution: 60)
         defer { server.stop() }

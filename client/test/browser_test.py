@@ -104,6 +104,8 @@ class Peekd:
         self.url = match.group(1)
         if not self.url.endswith("/"):
             self.url += "/"
+        agent = re.search(r"agent=(\S+):(\d+)", line)
+        self.agent_address = (agent.group(1).strip("[]"), int(agent.group(2))) if agent else None
         print(f"peekd ready at {self.url}", flush=True)
 
     def service(self, method, path, body, content_type="application/json"):
@@ -125,6 +127,85 @@ class Peekd:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
         shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+class DemoAgent:
+    """The demo asset's RMM agent (`agent-demo-1`) over real mutual TLS, with
+    the client certificate the demo PKI issued (protocol.md §2.1, §5): just
+    enough WebSocket to connect, be welcomed and go away."""
+
+    def __init__(self, server):
+        import ssl
+        certs = os.path.join(server.data_dir, "certs")
+        self.context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=os.path.join(certs, "dev-ca.pem"))
+        self.context.load_cert_chain(os.path.join(certs, "agent-demo-1.pem"), os.path.join(certs, "agent-demo-1-key.pem"))
+        self.address = server.agent_address
+        self.sock = None
+
+    def connect(self, timeout=15):
+        import base64
+        import socket
+        assert self.address, "peekd's ready line names no agent listener"
+        raw = socket.create_connection(self.address, timeout=timeout)
+        self.sock = self.context.wrap_socket(raw, server_hostname=self.address[0])
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET /v1/agent HTTP/1.1\r\nHost: {self.address[0]}:{self.address[1]}\r\n"
+                           f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                           "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(4096)
+            assert chunk, f"the agent listener closed during the upgrade: {head!r}"
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 101"), f"agent upgrade refused: {head[:200]!r}"
+
+    def _recv_exact(self, n):
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            assert chunk, "the agent connection closed"
+            data += chunk
+        return data
+
+    def next_frame(self, type_, timeout=15):
+        """The next JSON text frame of `type_` from the server (pings and
+        other frames skipped; the server sends unmasked, uncompressed frames
+        since this client offers no extension)."""
+        import json
+        self.sock.settimeout(timeout)
+        while True:
+            b0, b1 = self._recv_exact(2)
+            length = b1 & 0x7F
+            if length == 126:
+                length = int.from_bytes(self._recv_exact(2), "big")
+            elif length == 127:
+                length = int.from_bytes(self._recv_exact(8), "big")
+            payload = self._recv_exact(length)
+            if b0 & 0x0F == 0x1:
+                frame = json.loads(payload)
+                if frame.get("type") == type_:
+                    return frame
+
+    def send(self, obj):
+        import json
+        payload = json.dumps(obj).encode()
+        assert len(payload) < 126, "short frames only"
+        mask = os.urandom(4)
+        self.sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def close(self):
+        if not self.sock:
+            return
+        try:
+            # A masked close frame (code 1000), then the socket.
+            mask = os.urandom(4)
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate((1000).to_bytes(2, "big")))
+            self.sock.sendall(bytes([0x88, 0x80 | 2]) + mask + payload)
+        except OSError:
+            pass
+        finally:
+            self.sock.close()
+            self.sock = None
 
 
 def make_driver(width=1360, height=1000):
@@ -482,6 +563,38 @@ def test_closing_tears_down_timers_and_listeners(ctx):
     a.click(tid("peek-close"))
 
 
+def test_draft_survives_reload_per_mode_and_goes_on_send(ctx):
+    a = ctx.a
+    tag = uuid.uuid4().hex[:6]
+    reply, note = f"Reply draft over a reload {tag}", f"Note draft over a reload {tag}"
+    a.goto("T-1001")
+    a.set_mode("reply")
+    a.type_draft(reply)
+    a.set_mode("note")
+    a.type_draft(note)
+    a.goto("T-1001")  # a full page load: only the browser's storage remembers
+    a.wait(lambda: a.attr(tid("mode-note"), "aria-pressed") == "true", 5, "the Peek to reopen in the last mode")
+    a.wait(lambda: a.composer_value() == note, 5, "the note draft after the reload")
+    a.set_mode("reply")
+    a.wait(lambda: a.composer_value() == reply, 5, "the reply draft, kept apart from the note's")
+    a.goto("T-1002")
+    assert a.composer_value() == "", "another ticket has drafts of its own"
+    a.goto("T-1001")
+    a.set_mode("note")
+    a.wait(lambda: a.composer_value() == note, 5, "the note draft again")
+    a.send()
+    a.wait(lambda: a.composer_value() == "" and a.count_in_thread(note, "internal_note") == 1, 10, "the note sent")
+    a.goto("T-1001")
+    a.set_mode("note")
+    assert a.composer_value() == "", "a sent note's draft is gone after a reload"
+    a.set_mode("reply")
+    a.wait(lambda: a.composer_value() == reply, 5, "the unsent reply draft still there")
+    a.shot("draft-after-reload")
+    a.type_draft("")  # leave no draft for later tests
+    a.wait(lambda: a.js("return Object.keys(localStorage).filter(k => k.startsWith('peek.draft:') && !k.endsWith(':mode')).length") == 0,
+           5, "no draft text left in storage")
+
+
 def test_presence_shows_composing(ctx):
     a, b = ctx.a, ctx.b
     a.goto("T-1001")
@@ -557,6 +670,45 @@ def test_start_session_shows_server_answer(ctx):
         assert status in ("awaiting_consent", "active"), status
         print(f"    session status: {status}")
     a.shot("start-session")
+
+
+def test_agent_badge_follows_the_agent_live(ctx):
+    a = ctx.a
+    a.goto("T-1001")
+    badge = lambda: a.text(tid("asset-online")).strip()
+    a.wait(lambda: badge() == "Agent offline", 10, "the demo agent offline at first")
+    agent = DemoAgent(ctx.server)
+    try:
+        agent.connect()
+        # The same open Peek, no reload: the agent.status delta turns it.
+        a.wait(lambda: badge() == "Agent online", 15, "the badge to turn online")
+        a.shot("agent-online")
+    finally:
+        agent.close()
+    a.wait(lambda: badge() == "Agent offline", 15, "the badge to turn offline again")
+
+
+def test_session_clock_runs_once_the_end_user_accepts(ctx):
+    a = ctx.a
+    a.goto("T-1001")
+    agent = DemoAgent(ctx.server)
+    try:
+        agent.connect()
+        a.wait(lambda: a.text(tid("asset-online")).strip() == "Agent online", 15, "the agent online")
+        a.click(tid("start-session"))
+        request = agent.next_frame("consent_request")
+        agent.send({"type": "consent", "session": request["session"], "decision": "accept"})
+        a.wait(lambda: a.attr(tid("session-status"), "data-status") == "active", 15, "the session active")
+        clock = lambda: a.text(tid("session-clock")).strip()
+        a.wait(lambda: clock().startswith("Elapsed "), 10, "the elapsed clock")
+        first = clock()
+        # It runs: the text changes as seconds pass (no exact value asserted).
+        a.wait(lambda: clock() != first and clock().startswith("Elapsed "), 15, "the clock to move on")
+        a.shot("session-clock")
+        a.click(tid("end-session"))
+        a.wait(lambda: a.attr(tid("session-status"), "data-status") == "ended", 15, "the session ended")
+    finally:
+        agent.close()
 
 
 def test_narrow_680_single_column(ctx):
@@ -689,6 +841,30 @@ def test_summary_updates_out_of_band(ctx):
     a.shot("summary")
 
 
+def test_contact_and_subject_changed_by_the_back_end_show_live(ctx):
+    a = ctx.a
+    a.goto("T-1003")  # the demo ticket whose contact has no email
+    a.wait(lambda: a.exists(tid("no-contact-email")), 5, "the no-email state")
+    assert not a.find(tid("mode-reply")).is_enabled(), "Reply is disabled without an email"
+    subject = a.text(tid("peek-subject"))
+    tag = uuid.uuid4().hex[:6]
+    email = f"frontdesk-{tag}@example.com"
+    import json
+    body = json.dumps({"subject": f"{subject} ({tag})", "contact": {"email": email}}).encode()
+    try:
+        status, answer = ctx.server.service("PATCH", "/v1/tickets/T-1003", body)
+        assert status == 200, f"PATCH refused: {status} {answer}"
+        # The open Peek, no reload: the ticket.updated delta changes it.
+        a.wait(lambda: a.text(tid("contact-email")) == email, 10, "the new email in the header")
+        assert not a.exists(tid("no-contact-email")), "the no-email state is gone"
+        a.wait(lambda: a.find(tid("mode-reply")).is_enabled(), 5, "Reply enabled")
+        a.wait(lambda: a.text(tid("peek-subject")) == f"{subject} ({tag})", 5, "the new subject")
+        a.shot("contact-updated-live")
+    finally:
+        ctx.server.service("PATCH", "/v1/tickets/T-1003", json.dumps({"subject": subject, "contact": {"email": None}}).encode())
+    a.wait(lambda: a.exists(tid("no-contact-email")), 10, "the no-email state back after the email is removed")
+
+
 TESTS = [
     test_model_unit_page,
     test_notes_cross_session_within_1s,
@@ -697,16 +873,20 @@ TESTS = [
     test_reply_disabled_without_contact_email,
     test_escape_scrim_and_close_end_the_subscription,
     test_closing_tears_down_timers_and_listeners,
+    test_draft_survives_reload_per_mode_and_goes_on_send,
     test_presence_shows_composing,
     test_viewer_leaves_when_its_page_goes_away_mid_draft,
     test_assign_and_take_ownership,
     test_timer_runs_live_in_both_sessions,
     test_start_session_shows_server_answer,
+    test_agent_badge_follows_the_agent_live,
+    test_session_clock_runs_once_the_end_user_accepts,
     test_narrow_680_single_column,
     test_each_theme_paints,
     test_dropped_connection_recovers_missed_note,
     test_stale_note_shows_missed_and_sends_anyway,
     test_summary_updates_out_of_band,
+    test_contact_and_subject_changed_by_the_back_end_show_live,
 ]
 
 

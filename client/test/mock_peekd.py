@@ -241,7 +241,7 @@ class Hub:
         asset = None
         if t.asset:
             a = self.assets[t.asset]
-            asset = {"id": a["id"], "name": a["name"], "agent": a["agent"], "online": a["online"],
+            asset = {"id": a["id"], "name": a["name"], "agent": a["agent"], "agent_online": a["online"],
                      "telemetry": a["telemetry"], "posture": a["posture"]}
         return {"ticket": self.ticket_json(t), "messages": [dict(m) for m in t.messages[-50:]],
                 "sla": self.sla(t), "asset": asset, "session": t.session, "summary": t.summary,
@@ -419,7 +419,7 @@ class Hub:
             a["telemetry"] = {"cpu": round(values["cpu"]), "ram": round(values["ram"]), "disk": round(values["disk"]), "at": now_iso()}
             for t in self.tickets.values():
                 if t.asset == "asset-1" and t.subscribers:
-                    self.ephemeral(t, "asset.telemetry", {"asset": "asset-1", **a["telemetry"]})
+                    self.ephemeral(t, "asset.telemetry", {"asset": {"id": "asset-1", "name": a["name"]}, **a["telemetry"]})
 
 
 class Conn:

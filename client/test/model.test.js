@@ -14,10 +14,12 @@ import {
   modelFromSnapshot,
   newMessagesSinceSummary,
   recordMissed,
+  slaReading,
   slaRemainingSeconds,
   timerElapsedSeconds,
 } from '../peek-model.js';
 import { PeekClient, PeekError } from '../peek-client.js';
+import { DraftStore } from '../drafts.js';
 
 const tests = [];
 function test(name, fn) {
@@ -183,11 +185,97 @@ test('sla.tick replaces the SLA and counts down locally; a paused clock stays', 
 
 test('asset.telemetry updates the linked asset only', () => {
   const m = modelFromSnapshot(snapshot(), T0);
-  applyDelta(m, delta(null, 'asset.telemetry', { asset: 'asset-1', cpu: 12, ram: 40, disk: 70, at: '2026-11-29T07:30:00.000Z' }), T0);
+  applyDelta(m, delta(null, 'asset.telemetry', { asset: { id: 'asset-1', name: 'ANA-LAPTOP' }, cpu: 12, ram: 40, disk: 70, at: '2026-11-29T07:30:00.000Z' }), T0);
   eq([m.asset.telemetry.cpu, m.asset.telemetry.ram, m.asset.telemetry.disk], [12, 40, 70]);
   eq(m.asset.name, 'ANA-LAPTOP', 'identity kept');
-  applyDelta(m, delta(null, 'asset.telemetry', { asset: 'asset-9', cpu: 99, ram: 99, disk: 99 }), T0);
+  applyDelta(m, delta(null, 'asset.telemetry', { asset: { id: 'asset-9', name: 'OTHER-PC' }, cpu: 99, ram: 99, disk: 99 }), T0);
   eq(m.asset.telemetry.cpu, 12, 'another asset is ignored');
+});
+
+test('agent.status flips the linked asset\'s badge only', () => {
+  const m = modelFromSnapshot(snapshot(), T0);
+  const before = m.asset;
+  eq(applyDelta(m, delta(null, 'agent.status', { asset: { id: 'asset-1', name: 'ANA-LAPTOP' }, online: true }), T0).outcome, 'ephemeral');
+  eq(m.asset.agent_online, true);
+  eq(m.asset.name, 'ANA-LAPTOP', 'identity kept');
+  if (m.asset === before) throw new Error('the asset object is replaced, so the card re-renders');
+  applyDelta(m, delta(null, 'agent.status', { asset: { id: 'asset-1', name: 'ANA-LAPTOP' }, online: false }), T0);
+  eq(m.asset.agent_online, false);
+  applyDelta(m, delta(null, 'agent.status', { asset: { id: 'asset-9', name: 'OTHER-PC' }, online: true }), T0);
+  eq(m.asset.agent_online, false, 'another asset is ignored');
+});
+
+function fakeStorage({ refuse = false } = {}) {
+  const map = new Map();
+  return {
+    get length() { return map.size; },
+    key: (i) => [...map.keys()][i] ?? null,
+    getItem: (k) => (map.has(k) ? map.get(k) : null),
+    setItem: (k, v) => { if (refuse) throw new Error('QuotaExceededError'); map.set(k, String(v)); },
+    removeItem: (k) => { map.delete(k); },
+    map,
+  };
+}
+
+test('drafts are kept per technician, ticket and mode, and blank text removes one', () => {
+  const storage = fakeStorage();
+  const ana = new DraftStore(storage, 'demo/tech-ana');
+  ana.save('T-1', 'reply', 'Hi Maria');
+  ana.save('T-1', 'note', 'checked the VPN logs');
+  ana.rememberMode('T-1', 'note');
+  const reloaded = new DraftStore(storage, 'demo/tech-ana');
+  eq([reloaded.body('T-1', 'reply'), reloaded.body('T-1', 'note'), reloaded.lastMode('T-1')], ['Hi Maria', 'checked the VPN logs', 'note']);
+  eq(new DraftStore(storage, 'demo/tech-ben').body('T-1', 'reply'), '', 'another technician sees none');
+  eq(reloaded.body('T-2', 'reply'), '', 'another ticket has none');
+  reloaded.clear('T-1', 'note');
+  reloaded.save('T-1', 'reply', '   ');
+  eq([reloaded.body('T-1', 'note'), reloaded.body('T-1', 'reply')], ['', '']);
+  reloaded.save('T-1', 'reply', 'again');
+  reloaded.clearAll();
+  eq([...storage.map.keys()].filter((k) => k.includes('tech-ana')), [], 'sign-out forgets them');
+});
+
+test('drafts fall back to memory where the storage refuses writes', () => {
+  const drafts = new DraftStore(fakeStorage({ refuse: true }), 'demo/tech-ana');
+  drafts.save('T-1', 'note', 'kept for this page');
+  eq(drafts.body('T-1', 'note'), 'kept for this page');
+  drafts.clear('T-1', 'note');
+  eq(drafts.body('T-1', 'note'), '');
+  eq(new DraftStore(null).body('T-1', 'reply'), '', 'no storage at all');
+});
+
+test('SLA card: a response after its due time reads breached, answered N late, not met', () => {
+  const targets = { response: { due_at: '2026-11-29T08:00:00.000Z', breached: true }, resolution: { due_at: '2026-11-29T15:00:00.000Z', breached: false } };
+  const m = modelFromSnapshot(snapshot({ sla: { response: null, resolution: { due_at: '2026-11-29T15:00:00.000Z', remaining: 20000, breached: false, paused: false }, targets } }), T0);
+  m.ticket.first_response_at = '2026-11-29T08:12:30.000Z';
+  const late = slaReading(m, 'response', T0);
+  eq([late.state, late.label, late.text], ['breached', 'Breached', 'Answered 12m 30s late']);
+  m.ticket.first_response_at = '2026-11-29T07:40:00.000Z';
+  m.sla.targets = { ...targets, response: { ...targets.response, breached: false } };
+  const met = slaReading(m, 'response', T0);
+  eq([met.state, met.label, met.text], ['met', 'Met', 'Responded']);
+  eq(slaReading(m, 'resolution', T0).state, 'ok', 'a running clock as before');
+});
+
+test('SLA card: a resolved ticket\'s clocks read resolved, and breached if they were', () => {
+  const targets = { response: { due_at: '2026-11-29T08:00:00.000Z', breached: false }, resolution: { due_at: '2026-11-29T09:00:00.000Z', breached: true } };
+  const m = modelFromSnapshot(snapshot({ sla: { response: null, resolution: null, targets } }), T0);
+  m.ticket.status = 'resolved';
+  m.ticket.first_response_at = '2026-11-29T07:45:00.000Z';
+  const resolution = slaReading(m, 'resolution', T0);
+  eq([resolution.state, resolution.label, resolution.text], ['breached', 'Breached', 'Resolved after the due time']);
+  m.sla.targets = { ...targets, resolution: { ...targets.resolution, breached: false } };
+  eq([slaReading(m, 'resolution', T0).state, slaReading(m, 'resolution', T0).text], ['met', 'Resolved']);
+  eq(slaReading(m, 'response', T0).state, 'met');
+  m.ticket.first_response_at = null;
+  m.ticket.status = 'closed';
+  eq(slaReading(m, 'response', T0).text, 'Closed without a first response');
+  // An sla.tick keeps the targets.
+  applyDelta(m, delta(null, 'sla.tick', { response: null, resolution: null, targets }), T0);
+  eq(m.sla.targets.resolution.breached, true);
+  // Without targets (an older server) a stopped clock still reads as before.
+  const old = modelFromSnapshot(snapshot({ sla: { response: null, resolution: null } }), T0);
+  eq(slaReading(old, 'resolution', T0).text, 'Not running');
 });
 
 test('presence.updated replaces the viewers', () => {
