@@ -511,8 +511,10 @@ final class CorePipelineBoundTests: XCTestCase {
         defer { server.stop() }
         let socket = try TestSocket.connect(port: server.port)
         defer { socket.close() }
-        // An API request the engine answers, then 2 MiB of pipelined requests.
-        let one = Array("GET /v1/me/tickets HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        // An API request the engine answers (a signed-in one: the loop
+        // answers an unauthenticated one itself, at once), then 2 MiB of
+        // pipelined requests.
+        let one = Array("GET /v1/tickets/T-1001 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(server.config.serviceToken)\r\n\r\n".utf8)
         var flood: [UInt8] = []
         while flood.count < 2 << 20 { flood += one }
         var dropped = false

@@ -809,7 +809,7 @@ def test_stale_note_shows_missed_and_sends_anyway(ctx):
     mail = (f"From: Maria Lopez <{email}>\r\nTo: support@demo.example\r\n"
             f"Subject: Re: [#1001] VPN drops\r\nMessage-ID: <{uuid.uuid4().hex}@example>\r\n"
             f"Date: Sun, 29 Nov 2026 07:30:00 +0000\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{customer_text}\r\n")
-    status, answer = ctx.server.service("POST", "/v1/inbound-email", mail.encode(), "message/rfc822")
+    status, answer = ctx.server.service("POST", "/v1/tenants/demo/inbound-email", mail.encode(), "message/rfc822")
     assert 200 <= status < 300, f"inbound email refused: {status} {answer}"
     a.send()
     a.js("window.__peek.client.releaseHoldForTest()")
