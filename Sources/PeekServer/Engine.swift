@@ -31,6 +31,7 @@ public final class Engine: @unchecked Sendable {
     let store: any TicketStore
     let bus: any DeltaBus
     let mailer: Mailer
+    let logger: ServerLog
     private let inbox = Mutex(Inbox())
     /// Jobs submitted and not yet taken by the engine thread; read by the
     /// loops, without the lock, to refuse new work while the engine is
@@ -89,8 +90,9 @@ public final class Engine: @unchecked Sendable {
     /// The durability stage, when the store's commit is not durable by itself.
     let pipeline: CommitPipeline?
 
-    init(config: ServerConfig, store: any TicketStore, bus: any DeltaBus, mailer: Mailer) {
+    init(config: ServerConfig, store: any TicketStore, bus: any DeltaBus, mailer: Mailer, logger: ServerLog) {
         self.config = config
+        self.logger = logger
         self.store = store
         self.bus = bus
         self.mailer = mailer
@@ -260,7 +262,7 @@ public final class Engine: @unchecked Sendable {
             // read-only transaction, so every write fails and is answered
             // as failed, instead of each committing on its own outside any
             // transaction while the batch reports failure.
-            log("engine.begin failed: \(error); refusing the batch")
+            log(.error, "batch_refused", "the database could not be locked for writing; refusing the batch", error: "\(error)")
             refused = true
             store.beginReadOnly()
         }
@@ -269,15 +271,15 @@ public final class Engine: @unchecked Sendable {
         if refused {
             // Logged above; nothing of it was written.
         } else if store.transactionLost {
-            log("engine: the database rolled the batch back after an error; every command in it failed")
+            log(.error, "batch_rolled_back", "the database rolled the batch back after an error; every command in it failed")
         } else if batchFailed {
-            log("engine: a write failed that only the whole batch can undo; rolling the batch back")
+            log(.error, "batch_rolled_back", "a write failed that only the whole batch can undo; rolling the batch back")
         } else {
             do {
                 try store.commit()
                 committed = true
             } catch {
-                log("engine.commit failed: \(error)")
+                log(.error, "commit_failed", "committing the batch failed", error: "\(error)")
             }
         }
         if !committed {
@@ -325,7 +327,12 @@ public final class Engine: @unchecked Sendable {
     /// Wall-clock time for timestamps on the wire and due times in the store.
     var now: Int64 { config.wallClock() }
 
-    func log(_ message: String) { Server.log(message) }
+    /// The server's log (ServerLog): ids and sentences only, never a
+    /// token, a password or a message body.
+    func log(_ level: ServerLog.Level, _ event: String, _ message: String, tenant: String? = nil, ticket: String? = nil,
+             connection: Peer? = nil, error: String? = nil) {
+        logger.log(level, event, message, tenant: tenant, ticket: ticket, connection: connection, error: error)
+    }
 
     // MARK: Output helpers
 

@@ -18,10 +18,13 @@ public final class Server: @unchecked Sendable {
     private var agentContext: TLSContext?
     private(set) var engine: Engine?
     let echoMode: Bool
+    /// The log on stderr, in `config.logFormat`.
+    public let logger: ServerLog
 
     public init(config: ServerConfig, echoMode: Bool = false) {
         self.config = config
         self.echoMode = echoMode
+        logger = ServerLog(format: config.logFormat, fd: config.logFileDescriptor)
     }
 
     public func start() throws {
@@ -49,7 +52,7 @@ public final class Server: @unchecked Sendable {
         let agentContext = try config.agentPort.map { _ in
             try TLSContext.makeMutualServer(certificateChainFile: config.agentCert ?? config.tlsCert!, privateKeyFile: config.agentKey ?? config.tlsKey!,
                                             clientCAFile: config.agentCA!, crlFile: config.agentCRL, recordLayer: config.tlsRecordLayer,
-                                            log: Server.log)
+                                            log: { [logger] in logger.log($0.contains(" not reloaded") ? .warn : .info, "agent_crl_reload", $0) })
         }
         self.agentContext = agentContext
 
@@ -60,7 +63,7 @@ public final class Server: @unchecked Sendable {
         // A wrong --smtp-ca must stop the start, not every later reply.
         let mailTLS = try TLSContext.makeClient(caFile: config.smtpCA, useSystemTrust: true)
         let mailer = SMTPMailer(tls: mailTLS, timeoutSeconds: Double(config.smtpTimeoutSeconds))
-        let engine = Engine(config: config, store: store, bus: bus, mailer: mailer)
+        let engine = Engine(config: config, store: store, bus: bus, mailer: mailer, logger: logger)
         let shared = ServerShared(config: config, engine: engine, staticFiles: StaticFileCache(directory: config.clientDirectory),
                                   echoMode: echoMode, loopCount: threads)
         let group = try LoopGroup(count: threads) { loop in
@@ -101,12 +104,6 @@ public final class Server: @unchecked Sendable {
         agentContext?.reloadRevocationList() ?? true
     }
 
-    /// One line on stderr, written whole (the loops and the engine log too).
-    @Sendable static func log(_ message: String) {
-        let line = "peekd: \(message)\n"
-        _ = line.withCString { write(2, $0, strlen($0)) }
-    }
-
     public var readyLine: String {
         let host = config.host.contains(":") ? "[\(config.host)]" : config.host
         var line = "peekd ready plain=\(host):\(plainPort)"
@@ -136,6 +133,7 @@ public final class Server: @unchecked Sendable {
         loops = nil
         engine?.stop()
         engine = nil
+        logger.flush()
     }
 }
 

@@ -57,6 +57,7 @@ flags (each also PEEK_<FLAG>, e.g. PEEK_JWT_SECRET; repeatable flags take a comm
   --max-engine-backlog N jobs waiting for the engine past which new commands are refused as busy (10000);
                          one tenant may hold at most an even share of it (half while it floods alone)
   --client DIR           where the browser files are (client)
+  --log-format F         stderr log: text (readable) or json (one object per line) (text)
   --demo                 seed a demo tenant on first start, allow demo sign-in, and open
                          --tls-port 8443 and --agent-port 8444 unless given
 """
@@ -130,7 +131,8 @@ let known: Set<String> = ["host", "port", "tls-port", "tls-cert", "tls-key", "ag
                           "agent-crl", "data", "jwt-secret", "service-token", "allowed-origin", "heartbeat", "hello-timeout",
                           "max-message", "consent-timeout", "sla-tick", "retain", "smtp-ca", "smtp-timeout", "threads",
                           "max-connections", "max-tenant-connections", "max-agent-connections", "frames-per-second", "agent-frames-per-second", "max-subscriptions",
-                          "max-replies", "max-replies-per-technician", "max-reply-attachments", "max-engine-backlog", "tls-record-layer", "client", "tenant", "user", "name", "role", "ttl"]
+                          "max-replies", "max-replies-per-technician", "max-reply-attachments", "max-engine-backlog", "tls-record-layer", "client", "log-format",
+                          "tenant", "user", "name", "role", "ttl"]
 for name in args.values.keys where !known.contains(name) && argv.contains(where: { $0.hasPrefix("--" + name) }) {
     fail("unknown flag --\(name)\n\(usage)")
 }
@@ -175,6 +177,10 @@ config.maxRepliesInFlightPerTechnician = args.int("max-replies-per-technician", 
 config.maxReplyAttachmentBytes = args.int("max-reply-attachments", min: 1, max: 1 << 30) ?? config.maxReplyAttachmentBytes
 config.maxEngineBacklog = args.int("max-engine-backlog", min: 1, max: 10_000_000) ?? config.maxEngineBacklog
 config.clientDirectory = args.string("client") ?? config.clientDirectory
+if let format = args.string("log-format") {
+    guard let choice = ServerLog.Format(rawValue: format) else { fail("--log-format must be text or json, not \(format)") }
+    config.logFormat = choice
+}
 config.demo = args.switches.contains("demo")
 if config.demo && mode == "serve" {
     // The newcomer's one command shows every listener: wss and the agent
@@ -241,7 +247,9 @@ let server = Server(config: config, echoMode: echo)
 do {
     try server.start()
 } catch {
-    fail("cannot start: \(error)")
+    server.logger.log(.error, "start_failed", "cannot start", error: "\(error)")
+    server.logger.flush()
+    exit(2)
 }
 
 // Signals are turned into a drain on a normal thread: close every socket
@@ -251,6 +259,7 @@ signal(SIGINT, SIG_IGN)
 let signals = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
     let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
     source.setEventHandler {
+        server.logger.log(.info, "stopping", "signal \(sig): closing every connection and finishing the last batch")
         server.stop()
         say("peekd stopped")
         exit(0)
