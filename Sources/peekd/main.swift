@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import PeekCore
 import PeekServer
+import PeekStore
 import PeekTLS
 
 /// The command line: flags (and `PEEK_<FLAG>` variables) into a
@@ -24,6 +25,8 @@ usage: peekd [flags]                          run the server
        peekd token --tenant T --user U [--name N] [--role R] [--ttl SECONDS]
                    signed with --jwt-secret, else with the secret --demo generated in --data
        peekd echo --port P [--host H]        WebSocket echo endpoint (conformance suites)
+       peekd backup --data DIR --to FILE     copy a (running) server's data into one file
+       peekd restore --from FILE --data DIR  put a backup into an empty or new directory
 
 flags (each also PEEK_<FLAG>, e.g. PEEK_JWT_SECRET; repeatable flags take a comma list):
   --host H               listen address (127.0.0.1)
@@ -131,7 +134,7 @@ let known: Set<String> = ["host", "port", "tls-port", "tls-cert", "tls-key", "ag
                           "agent-crl", "data", "jwt-secret", "service-token", "allowed-origin", "heartbeat", "hello-timeout",
                           "max-message", "consent-timeout", "sla-tick", "retain", "smtp-ca", "smtp-timeout", "threads",
                           "max-connections", "max-tenant-connections", "max-agent-connections", "frames-per-second", "agent-frames-per-second", "max-subscriptions",
-                          "max-replies", "max-replies-per-technician", "max-reply-attachments", "max-engine-backlog", "tls-record-layer", "client", "log-format",
+                          "max-replies", "max-replies-per-technician", "max-reply-attachments", "max-engine-backlog", "tls-record-layer", "client", "log-format", "to", "from",
                           "tenant", "user", "name", "role", "ttl"]
 for name in args.values.keys where !known.contains(name) && argv.contains(where: { $0.hasPrefix("--" + name) }) {
     fail("unknown flag --\(name)\n\(usage)")
@@ -224,6 +227,24 @@ case "token":
     let claims = TechnicianClaims(subject: user, tenant: tenant, name: args.string("name") ?? user,
                                   role: args.string("role") ?? "technician", expiresAt: Int64(Date().timeIntervalSince1970) + Int64(ttl))
     say(JWT.sign(claims, secret: Array(config.jwtSecret.utf8)))
+    exit(0)
+case "backup":
+    guard let archive = args.string("to") else { fail("backup needs --to FILE (a new file)") }
+    do {
+        let summary = try DataBackup.backup(dataDirectory: config.dataDirectory, to: archive)
+        say("peekd backup: wrote \(archive) (the database and \(summary.files - 1) other files, \(summary.bytes) bytes)")
+    } catch {
+        fail("backup failed: \(error)")
+    }
+    exit(0)
+case "restore":
+    guard let archive = args.string("from") else { fail("restore needs --from FILE (a file peekd backup wrote)") }
+    do {
+        let summary = try DataBackup.restore(from: archive, dataDirectory: config.dataDirectory)
+        say("peekd restore: \(config.dataDirectory) holds the backup (the database and \(summary.files - 1) other files); start peekd with --data \(config.dataDirectory)")
+    } catch {
+        fail("restore failed: \(error)")
+    }
     exit(0)
 case "echo", "serve":
     break
