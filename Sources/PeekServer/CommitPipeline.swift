@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import PeekNet
 import PeekStore
 import Synchronization
 
@@ -39,7 +40,10 @@ final class CommitPipeline: @unchecked Sendable {
     /// and new work waits in its inbox, as it would without the pipeline.
     static let maxBatchesAwaitingSync = 64
 
-    init(durability: any Durability, bus: any DeltaBus) {
+    private let metrics: EngineMetrics
+
+    init(durability: any Durability, bus: any DeltaBus, metrics: EngineMetrics = EngineMetrics()) {
+        self.metrics = metrics
         self.durability = durability
         self.bus = bus
     }
@@ -90,7 +94,10 @@ final class CommitPipeline: @unchecked Sendable {
             condition.unlock()
 
             do {
+                let started = monotonicMicros()
                 try durability.sync()
+                metrics.add(metrics.walSyncs)
+                metrics.add(metrics.walSyncMicros, monotonicMicros() - started)
             } catch {
                 let line = "peekd: the write-ahead log could not be synced (\(error)); stopping without acknowledging unsynced changes\n"
                 _ = line.withCString { write(2, $0, strlen($0)) }

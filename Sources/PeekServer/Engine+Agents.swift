@@ -19,6 +19,7 @@ extension Engine {
         }
         agents[commonName] = peer
         agentPeers[peer] = AgentState(commonName: commonName, asset: asset)
+        metrics.agentsOnline.store(agents.count, ordering: .relaxed)
         log(.info, "agent_connected", "agent \(commonName) connected for asset \(asset.id)", tenant: asset.tenant, connection: peer)
         var w = JSONWriter()
         w.beginObject(); w.field("type", "welcome")
@@ -34,6 +35,7 @@ extension Engine {
         // A connection replaced by a newer one is not the agent going away.
         guard agents[state.commonName] == peer else { return }
         agents[state.commonName] = nil
+        metrics.agentsOnline.store(agents.count, ordering: .relaxed)
         publishToLinkedViewers(state.asset, kind: .agentStatus, data: agentStatusData(state.asset, online: false))
     }
 

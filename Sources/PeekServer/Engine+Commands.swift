@@ -69,6 +69,7 @@ extension Engine {
                 try store.releaseSavepoint()
             }
             outputs.append(.result(peer, id: c.id, frame: frame))
+            commandsThisBatch += 1
             afterCommand(c, ticket: ticket)
         } catch let error as PeekError {
             // A refusal: for a note, necessarily before its first write.

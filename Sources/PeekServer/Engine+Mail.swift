@@ -173,9 +173,11 @@ extension Engine {
             switch outcome {
             case .sent(let reply):
                 try store.recordSend(ticket: job.ticketID, at: at, technician: job.technician.id, recipient: job.recipient, outcome: "sent", reply: reply)
+                metrics.add(metrics.mailSent)
                 log(.info, "reply_sent", "reply \(job.command.id) was accepted by the mail server", tenant: job.technician.tenant, ticket: job.ticketID)
             case .failed(let message, let reply):
                 try store.recordSend(ticket: job.ticketID, at: at, technician: job.technician.id, recipient: job.recipient, outcome: "failed", reply: reply)
+                metrics.add(metrics.mailFailed)
                 log(.warn, "reply_failed", "reply \(job.command.id) was not sent", tenant: job.technician.tenant, ticket: job.ticketID, error: message)
             case .refused:
                 break

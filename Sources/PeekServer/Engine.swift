@@ -32,6 +32,10 @@ public final class Engine: @unchecked Sendable {
     let bus: any DeltaBus
     let mailer: Mailer
     let logger: ServerLog
+    let metrics = EngineMetrics()
+    /// Commands answered `result` in the batch being run; counted as
+    /// acknowledged only if it commits.
+    var commandsThisBatch = 0
     private let inbox = Mutex(Inbox())
     /// Jobs submitted and not yet taken by the engine thread; read by the
     /// loops, without the lock, to refuse new work while the engine is
@@ -96,7 +100,7 @@ public final class Engine: @unchecked Sendable {
         self.store = store
         self.bus = bus
         self.mailer = mailer
-        pipeline = store.durability.map { CommitPipeline(durability: $0, bus: bus) }
+        pipeline = store.durability.map { [metrics] in CommitPipeline(durability: $0, bus: bus, metrics: metrics) }
     }
 
     // MARK: Thread
@@ -220,12 +224,15 @@ public final class Engine: @unchecked Sendable {
                         next += 1
                         continue
                     }
+                    let first = next
                     runBatch {
                         while next < jobs.count && !batchEnded && !jobs[next].job.isMailOutcome {
                             handle(jobs[next].job)
                             next += 1
                         }
                     }
+                    metrics.add(metrics.batches)
+                    metrics.add(metrics.batchJobs, next - first)
                 }
             }
             runDueTimers()
@@ -253,6 +260,7 @@ public final class Engine: @unchecked Sendable {
     func runBatch(ifUncommitted: UncommittedOutputs = .answerFailure, _ body: () -> Void) -> Bool {
         outputs.removeAll(keepingCapacity: true)
         subscribedThisBatch.removeAll(keepingCapacity: true)
+        commandsThisBatch = 0
         var refused = false
         do {
             try store.begin()
@@ -276,8 +284,12 @@ public final class Engine: @unchecked Sendable {
             log(.error, "batch_rolled_back", "a write failed that only the whole batch can undo; rolling the batch back")
         } else {
             do {
+                let started = monotonicMicros()
                 try store.commit()
                 committed = true
+                metrics.add(metrics.commits)
+                metrics.add(metrics.commitMicros, monotonicMicros() - started)
+                metrics.add(metrics.commandsAcknowledged, commandsThisBatch)
             } catch {
                 log(.error, "commit_failed", "committing the batch failed", error: "\(error)")
             }

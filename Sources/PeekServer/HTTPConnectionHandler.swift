@@ -149,7 +149,10 @@ final class HTTPConnectionHandler: ConnectionHandler {
             // Past the engine's backlog, API calls are refused like
             // technicians' commands: the back end and the mail gateway
             // retry on 429, and nothing queues without limit.
-            if hub.server.engine.isOverloaded { return HTTPResponse(.busy(Engine.busyError.message)) }
+            if hub.server.engine.isOverloaded {
+                hub.refusedBusy += 1
+                return HTTPResponse(.busy(Engine.busyError.message))
+            }
             if let limit = route.maxBodyBytes(config) {
                 parser.overrideBodyLimit(limit)
                 // A chunked body may grow to the limit: it counts as large.

@@ -74,7 +74,8 @@ public final class Server: @unchecked Sendable {
             loop.pauseInputAboveBytes = shared.config.hardOutputLimit
             loop.context = hub
             loop.addSweepTask { _ in
-                let counters = [loop.connectionCount, hub.framesIn, hub.deltasDelivered, hub.ephemeralShed, hub.slowConsumersClosed]
+                let counters = [loop.connectionCount, hub.framesIn, hub.deltasDelivered, hub.ephemeralShed, hub.slowConsumersClosed,
+                                hub.refusedBusy, hub.refusedRateLimited]
                 shared.loopCounters.withLock { $0[loop.index] = counters }
             }
         }
