@@ -25,6 +25,7 @@ usage: peekd [flags]                          run the server
        peekd token --tenant T --user U [--name N] [--role R] [--ttl SECONDS]
                    signed with --jwt-secret, else with the secret --demo generated in --data
        peekd echo --port P [--host H]        WebSocket echo endpoint (conformance suites)
+       peekd check [flags]                   load every file the flags name and open the database; exit 0 if all is well
        peekd backup --data DIR --to FILE     copy a (running) server's data into one file
        peekd restore --from FILE --data DIR  put a backup into an empty or new directory
 
@@ -246,7 +247,7 @@ case "restore":
         fail("restore failed: \(error)")
     }
     exit(0)
-case "echo", "serve":
+case "echo", "serve", "check":
     break
 default:
     fail("unknown command \(mode)\n\(usage)")
@@ -262,6 +263,15 @@ if !echo && !FileManager.default.fileExists(atPath: config.clientDirectory + "/i
     // Run from elsewhere (an installed binary): look beside the package.
     let candidate = URL(fileURLWithPath: argv[0]).deletingLastPathComponent().appendingPathComponent("../../client").standardized.path
     if FileManager.default.fileExists(atPath: candidate + "/index.html") { config.clientDirectory = candidate }
+}
+
+if mode == "check" {
+    do {
+        say(try Server.check(config))
+        exit(0)
+    } catch {
+        fail("check failed: \(error)")
+    }
 }
 
 let server = Server(config: config, echoMode: echo)

@@ -8,8 +8,8 @@ final class OpsDeployTests: XCTestCase {
     /// values and a missing ExecStart binary are reported. It only warns on
     /// stderr for most mistakes (and exits 0), so any line naming the unit
     /// fails the test. The binary is installed to /usr/local/bin/peekd,
-    /// which the test machine lacks: the copy it verifies points ExecStart
-    /// at the built binary, the one thing it changes.
+    /// which the test machine may lack: the copy it verifies points
+    /// ExecStart and ExecStartPre at the built binary, the one thing it changes.
     func testSystemdUnit_verifiesClean() throws {
         guard let analyze = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"]
             .first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
@@ -23,6 +23,7 @@ final class OpsDeployTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let unit = directory + "/peekd.service"
         try shipped.replacingOccurrences(of: "\nExecStart=/usr/local/bin/peekd\n", with: "\nExecStart=\(binary)\n")
+            .replacingOccurrences(of: "\nExecStartPre=/usr/local/bin/peekd ", with: "\nExecStartPre=\(binary) ")
             .write(toFile: unit, atomically: true, encoding: .utf8)
 
         let process = Process()
