@@ -266,6 +266,10 @@ if !echo && !FileManager.default.fileExists(atPath: config.clientDirectory + "/i
 }
 
 if mode == "check" {
+    // The secrets rule of a start outside demo mode (a demo start makes its own).
+    if !config.demo, let problem = ServerSecrets.problem(jwtSecret: args.string("jwt-secret"), serviceToken: args.string("service-token")) {
+        fail("check failed: \(problem)")
+    }
     do {
         say(try Server.check(config))
         exit(0)

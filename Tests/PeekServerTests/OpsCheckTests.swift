@@ -19,7 +19,8 @@ final class OpsCheckTests: XCTestCase {
     }
 
     private func check(_ flags: [String]) throws -> PeekdSubprocess.Finished {
-        try PeekdSubprocess.run(["check", "--client", TestServer.repositoryRoot + "/client"] + flags)
+        try PeekdSubprocess.run(["check", "--client", TestServer.repositoryRoot + "/client",
+                                 "--jwt-secret", String(repeating: "k", count: 32), "--service-token", "check-service"] + flags)
     }
 
     private var goodFlags: [String] {
@@ -70,6 +71,7 @@ final class OpsCheckTests: XCTestCase {
             (["--data", notADirectory], "is not a directory"),
             (["--data", badDatabase], "does not open"),
             (["--port", "70000"] + data, "--port must be"),
+            (["--jwt-secret", "short"] + data, "at least 32 bytes"),
         ]
         for (flags, reason) in cases {
             let r = try check(flags)
