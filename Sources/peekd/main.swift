@@ -32,7 +32,8 @@ usage: peekd [flags]                          run the server
 flags (each also PEEK_<FLAG>, e.g. PEEK_JWT_SECRET; repeatable flags take a comma list):
   --host H               listen address (127.0.0.1)
   --port P               plain HTTP/WebSocket port (8080; 0 picks a free one)
-  --tls-port P           HTTPS/wss port (off); --tls-cert FILE --tls-key FILE (default: generated dev certs)
+  --tls-port P           HTTPS/wss port (off); --tls-cert FILE --tls-key FILE (default: generated dev certs);
+                         SIGHUP reloads every certificate, key, CA and CRL
   --agent-port P         mutual-TLS agent port (off); --agent-ca FILE (default: generated dev agent CA)
   --agent-cert FILE --agent-key FILE   certificate the agent listener presents (default: --tls-cert/--tls-key)
   --agent-crl FILE       PEM CRLs of every CA in an agent's chain; re-read when it changes and on SIGHUP
@@ -310,10 +311,11 @@ say(server.readyLine)
 if config.demo && !echo {
     say("peekd demo: open \(server.readyLine.split(separator: " ").last.map { String($0.dropFirst(4)) } ?? "") and sign in as a demo technician")
 }
-// SIGHUP (whose default action ends the process) re-reads --agent-crl.
+// SIGHUP (whose default action ends the process) reloads every TLS file:
+// certificates, keys, --agent-ca and --agent-crl (Server.reloadTLS).
 // Dispatch only notes the signal; the reload runs on a normal thread.
 signal(SIGHUP, SIG_IGN)
 let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
-hangup.setEventHandler { server.reloadAgentCRL() }
+hangup.setEventHandler { server.reloadTLS() }
 hangup.resume()
 withExtendedLifetime((signals, hangup)) { dispatchMain() }

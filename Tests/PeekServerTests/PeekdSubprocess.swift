@@ -51,10 +51,15 @@ final class PeekdSubprocess {
         if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
     }
 
+    private var readyLine: String?
+
     /// Waits for the ready line (§2.2) and answers the port after `name=`.
     func readyPort(_ name: String = "plain", timeout: Double = 30) throws -> UInt16 {
-        let ready = try XCTUnwrap(stdout.line(timeout: timeout) { $0.hasPrefix("peekd ready") },
-                                  "no ready line from peekd; stderr: \(stderr.rest())")
+        if readyLine == nil {
+            readyLine = try XCTUnwrap(stdout.line(timeout: timeout) { $0.hasPrefix("peekd ready") },
+                                      "no ready line from peekd; stderr: \(stderr.rest())")
+        }
+        let ready = readyLine ?? ""
         return try XCTUnwrap(ready.split(separator: " ").first { $0.hasPrefix(name + "=") }
             .flatMap { $0.split(separator: ":").last }.flatMap { UInt16($0) }, ready)
     }
