@@ -9,18 +9,7 @@ import PeekTestSupport
 /// directory, and a server on the copy: every note and attachment
 /// acknowledged before the backup began is there, and each ticket's log
 /// is whole (a resume from 0 gets contiguous seqs).
-final class OpsBackupTests: XCTestCase {
-    private var directory = ""
-
-    override func setUpWithError() throws {
-        directory = NSTemporaryDirectory() + "peekd-backup-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    }
-
-    override func tearDown() {
-        try? FileManager.default.removeItem(atPath: directory)
-    }
-
+final class OpsBackupTests: TemporaryDirectoryTestCase {
     /// Every delta kept (so a resume from 0 shows the whole log), and no
     /// rate limit on the one writer.
     private static func keepEverything(_ c: inout ServerConfig) {

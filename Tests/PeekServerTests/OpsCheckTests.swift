@@ -4,18 +4,12 @@ import PeekTestSupport
 
 /// `peekd check` as an operator runs it: 0 and one OK line when every file
 /// loads and the data directory is usable; non-zero and the reason when not.
-final class OpsCheckTests: XCTestCase {
-    private var directory = ""
+final class OpsCheckTests: TemporaryDirectoryTestCase {
     private var pki: CertFactory!
 
     override func setUpWithError() throws {
-        directory = NSTemporaryDirectory() + "peekd-check-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try super.setUpWithError()
         pki = try CertFactory()
-    }
-
-    override func tearDown() {
-        try? FileManager.default.removeItem(atPath: directory)
     }
 
     private func check(_ flags: [String]) throws -> PeekdSubprocess.Finished {

@@ -9,18 +9,7 @@ import PeekTestSupport
 /// SIGHUP rotates certificates without a restart: the next handshake
 /// presents the new certificate, a connection made before keeps receiving
 /// deltas, and a file that does not load keeps the one in use.
-final class OpsReloadTests: XCTestCase {
-    private var directory = ""
-
-    override func setUpWithError() throws {
-        directory = NSTemporaryDirectory() + "peekd-reload-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    }
-
-    override func tearDown() {
-        try? FileManager.default.removeItem(atPath: directory)
-    }
-
+final class OpsReloadTests: TemporaryDirectoryTestCase {
     private func copy(_ from: String, to: String) throws {
         try? FileManager.default.removeItem(atPath: to)
         try FileManager.default.copyItem(atPath: from, toPath: to)
@@ -63,6 +52,16 @@ final class OpsReloadTests: XCTestCase {
             return socket.peerIdentity?.commonName
         }
 
+        /// SIGHUP, the log line about the TLS listener's files, and the
+        /// certificate the next handshake presents.
+        func hangUp(expecting outcome: String) throws {
+            XCTAssertEqual(kill(peekd.process.processIdentifier, SIGHUP), 0)
+            XCTAssertNotNil(peekd.stderr.line(timeout: 10) { $0.contains("TLS certificate \(cert)") && $0.contains(outcome) },
+                            "no line with \(outcome) on stderr")
+            XCTAssertTrue(peekd.process.isRunning, "SIGHUP ended peekd")
+            XCTAssertEqual(try presented(), "rotated.localhost")
+        }
+
         // A viewer over wss, on the first certificate.
         let viewer = try TestWebSocketClient(port: tls, tls: trust)
         defer { viewer.close() }
@@ -77,11 +76,7 @@ final class OpsReloadTests: XCTestCase {
         try copy(rotated.certificateFile, to: cert)
         try copy(rotated.keyFile, to: key)
         XCTAssertEqual(try presented(), "localhost", "the new files were used before SIGHUP (the test's premise)")
-        XCTAssertEqual(kill(peekd.process.processIdentifier, SIGHUP), 0)
-        XCTAssertNotNil(peekd.stderr.line(timeout: 10) { $0.contains("TLS certificate \(cert)") && $0.contains(" reloaded") },
-                        "no reload line on stderr")
-        XCTAssertTrue(peekd.process.isRunning)
-        XCTAssertEqual(try presented(), "rotated.localhost")
+        try hangUp(expecting: " reloaded")
 
         XCTAssertEqual(try poster.run("n-1", ticket, "note", ["body": "after the rotation"])["type"]?.stringValue, "result")
         let delta = try viewer.delta("message.created", ticket: ticket)
@@ -89,11 +84,7 @@ final class OpsReloadTests: XCTestCase {
 
         // A certificate file that does not load: the rotated one stays.
         try Data("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n".utf8).write(to: URL(fileURLWithPath: cert))
-        XCTAssertEqual(kill(peekd.process.processIdentifier, SIGHUP), 0)
-        XCTAssertNotNil(peekd.stderr.line(timeout: 10) { $0.contains("TLS certificate \(cert)") && $0.contains("not reloaded") },
-                        "no line saying the broken file was not loaded")
-        XCTAssertTrue(peekd.process.isRunning)
-        XCTAssertEqual(try presented(), "rotated.localhost")
+        try hangUp(expecting: "not reloaded")
         XCTAssertEqual(try poster.run("n-2", ticket, "note", ["body": "still here"])["type"]?.stringValue, "result")
         XCTAssertEqual(try viewer.delta("message.created", ticket: ticket)["data"]?["body"]?.stringValue, "still here")
         XCTAssertEqual(peekd.stop(), 0)

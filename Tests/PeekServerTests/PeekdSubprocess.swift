@@ -141,3 +141,19 @@ final class PipeLines {
         return String(decoding: buffer, as: UTF8.self)
     }
 }
+
+/// A test case with a fresh temporary directory per test, removed after it.
+class TemporaryDirectoryTestCase: XCTestCase {
+    var directory = ""
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        directory = NSTemporaryDirectory() + "peekd-\(type(of: self))-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() {
+        try? FileManager.default.removeItem(atPath: directory)
+        super.tearDown()
+    }
+}
