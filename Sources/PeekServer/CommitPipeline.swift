@@ -41,9 +41,12 @@ final class CommitPipeline: @unchecked Sendable {
     static let maxBatchesAwaitingSync = 64
 
     private let metrics: EngineMetrics
+    private let logger: ServerLog
 
-    init(durability: any Durability, bus: any DeltaBus, metrics: EngineMetrics = EngineMetrics()) {
+    init(durability: any Durability, bus: any DeltaBus, metrics: EngineMetrics = EngineMetrics(),
+         logger: ServerLog = ServerLog(format: .text)) {
         self.metrics = metrics
+        self.logger = logger
         self.durability = durability
         self.bus = bus
     }
@@ -99,8 +102,9 @@ final class CommitPipeline: @unchecked Sendable {
                 metrics.add(metrics.walSyncs)
                 metrics.add(metrics.walSyncMicros, monotonicMicros() - started)
             } catch {
-                let line = "peekd: the write-ahead log could not be synced (\(error)); stopping without acknowledging unsynced changes\n"
-                _ = line.withCString { write(2, $0, strlen($0)) }
+                logger.log(.error, "wal_sync_failed", "the write-ahead log could not be synced; stopping without acknowledging unsynced changes",
+                           error: "\(error)")
+                logger.flush()
                 exit(70)  // EX_SOFTWARE
             }
             for outputs in taken { bus.deliver(outputs) }

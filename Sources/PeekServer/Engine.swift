@@ -100,7 +100,7 @@ public final class Engine: @unchecked Sendable {
         self.store = store
         self.bus = bus
         self.mailer = mailer
-        pipeline = store.durability.map { [metrics] in CommitPipeline(durability: $0, bus: bus, metrics: metrics) }
+        pipeline = store.durability.map { [metrics, logger] in CommitPipeline(durability: $0, bus: bus, metrics: metrics, logger: logger) }
     }
 
     // MARK: Thread

@@ -228,7 +228,7 @@ final class HTTPConnectionHandler: ConnectionHandler {
             let tenant = route == .tenantInboundEmail ? params["tenant"] : nil
             pool = server.mailWorkers
             prepare = { r in
-                MailIntake.prepare(r.body, tenant: tenant, config: config).map { mail in
+                MailIntake.prepare(r.body, tenant: tenant, config: config, logger: server.engine.logger).map { mail in
                     var prepared = r
                     prepared.body = []
                     prepared.prepared = .inbound(mail)
@@ -237,7 +237,7 @@ final class HTTPConnectionHandler: ConnectionHandler {
             }
         case .uploadAttachment:
             pool = server.fileWorkers
-            prepare = { r in AttachmentFiles.prepareUpload(r, config: config) }
+            prepare = { r in AttachmentFiles.prepareUpload(r, config: config, logger: server.engine.logger) }
         default:
             server.engine.submit(.api(request, reply: reply))
             return
