@@ -80,7 +80,8 @@ final class Listener: Selectable {
     let socket: ListeningSocket
     unowned let loop: EventLoop
     let kind: ListenerKind
-    let tlsContext: TLSContext?
+    /// Where new connections' TLS sessions come from (nil: plain).
+    let tls: TLSContextSlot?
     let makeHandler: HandlerFactory
     private var generation: UInt32 = 0
     private(set) var paused = false
@@ -92,12 +93,12 @@ final class Listener: Selectable {
     /// `maxConnections`: past it, its new connections are closed the same way.
     let maxOwnConnections: Int
 
-    init(socket: ListeningSocket, loop: EventLoop, kind: ListenerKind, tlsContext: TLSContext?, maxConnections: Int,
+    init(socket: ListeningSocket, loop: EventLoop, kind: ListenerKind, tls: TLSContextSlot?, maxConnections: Int,
          maxOwnConnections: Int, makeHandler: @escaping HandlerFactory) {
         self.socket = socket
         self.loop = loop
         self.kind = kind
-        self.tlsContext = tlsContext
+        self.tls = tls
         self.maxConnections = maxConnections
         self.maxOwnConnections = maxOwnConnections
         self.makeHandler = makeHandler
@@ -140,7 +141,7 @@ final class Listener: Selectable {
             }
             var one: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            let connection = Connection(fd: fd, loop: loop, kind: kind, tlsContext: tlsContext)
+            let connection = Connection(fd: fd, loop: loop, kind: kind, tlsContext: tls?.context)
             do {
                 try connection.start(handler: makeHandler(connection))
             } catch {

@@ -30,7 +30,7 @@ public final class LoopGroup: Sendable {
     /// Returns the bound port (useful with port 0). `maxOwnConnectionsPerLoop`
     /// caps this listener's connections within `maxConnectionsPerLoop`.
     @discardableResult
-    public func listen(host: String, port: UInt16, kind: ListenerKind, tls: TLSContext?, maxConnectionsPerLoop: Int,
+    public func listen(host: String, port: UInt16, kind: ListenerKind, tls: TLSContextSlot?, maxConnectionsPerLoop: Int,
                        maxOwnConnectionsPerLoop: Int = .max, makeHandler: @escaping HandlerFactory) throws(SystemError) -> UInt16 {
         let first = try ListeningSocket.bind(host: host, port: port)
         var sockets = [first]
@@ -38,7 +38,7 @@ public final class LoopGroup: Sendable {
         listeners.withLock { $0.append(contentsOf: sockets) }
         for (loop, socket) in zip(loops, sockets) {
             loop.execute { loop in
-                let listener = Listener(socket: socket, loop: loop, kind: kind, tlsContext: tls,
+                let listener = Listener(socket: socket, loop: loop, kind: kind, tls: tls,
                                         maxConnections: maxConnectionsPerLoop, maxOwnConnections: maxOwnConnectionsPerLoop,
                                         makeHandler: makeHandler)
                 do {

@@ -31,7 +31,7 @@ enum AttachmentFiles {
     /// A file worker's part of an upload: checks the body, then hashes,
     /// writes and syncs the file. The engine then checks the ticket and
     /// inserts the row (`Engine.uploadAttachment`).
-    static func prepareUpload(_ r: APIRequest, config: ServerConfig) -> Result<APIRequest, APIResponse> {
+    static func prepareUpload(_ r: APIRequest, config: ServerConfig, logger: ServerLog) -> Result<APIRequest, APIResponse> {
         guard !r.body.isEmpty else { return .failure(.error(PeekError(.invalid, "The upload is empty; send the file's bytes as the body."))) }
         guard r.body.count <= config.maxAttachmentBytes else {
             return .failure(.error(PeekError(.tooLarge, "Attachments may be at most \(config.maxAttachmentBytes / (1024 * 1024)) MiB.")))
@@ -41,7 +41,7 @@ enum AttachmentFiles {
             return .failure(.error(PeekError(.invalid, "Content type \"\(contentType)\" is not accepted; send images, PDFs, text, logs, office documents or zip files.")))
         }
         let filename = r.query.first { $0.0 == "filename" }?.1 ?? "attachment"
-        return store(r.body, filename: filename, contentType: contentType, in: config.attachmentsDirectory).map { file in
+        return store(r.body, filename: filename, contentType: contentType, in: config.attachmentsDirectory, logger: logger).map { file in
             var prepared = r
             prepared.body = []
             prepared.prepared = .upload(file)
@@ -52,13 +52,13 @@ enum AttachmentFiles {
     /// Hashes, writes and syncs `bytes` as an attachment file: the work a
     /// worker does before the engine inserts the row that names the file.
     /// The failure is the answer to give (500, nothing stored).
-    static func store(_ bytes: [UInt8], filename: String, contentType: String, in directory: String) -> Result<StoredFile, PeekError> {
+    static func store(_ bytes: [UInt8], filename: String, contentType: String, in directory: String,
+                      logger: ServerLog) -> Result<StoredFile, PeekError> {
         let digest = Crypto.hex(Crypto.sha256(bytes))
         do {
             try write(bytes, sha256: digest, in: directory)
         } catch {
-            let line = "peekd: writing attachment \(digest) failed: \(error)\n"
-            _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
+            logger.log(.error, "attachment_write_failed", "writing attachment \(digest) failed", error: "\(error)")
             return .failure(PeekError(.internal, "The file could not be stored; nothing was saved. Try again."))
         }
         return .success(StoredFile(sha256: digest, size: bytes.count, filename: sanitize(filename: filename), contentType: contentType))

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import PeekNet
 import PeekStore
 import Synchronization
 
@@ -39,7 +40,13 @@ final class CommitPipeline: @unchecked Sendable {
     /// and new work waits in its inbox, as it would without the pipeline.
     static let maxBatchesAwaitingSync = 64
 
-    init(durability: any Durability, bus: any DeltaBus) {
+    private let metrics: EngineMetrics
+    private let logger: ServerLog
+
+    init(durability: any Durability, bus: any DeltaBus, metrics: EngineMetrics = EngineMetrics(),
+         logger: ServerLog = ServerLog(format: .text)) {
+        self.metrics = metrics
+        self.logger = logger
         self.durability = durability
         self.bus = bus
     }
@@ -90,10 +97,14 @@ final class CommitPipeline: @unchecked Sendable {
             condition.unlock()
 
             do {
+                let started = monotonicMicros()
                 try durability.sync()
+                metrics.add(metrics.walSyncs)
+                metrics.add(metrics.walSyncMicros, monotonicMicros() - started)
             } catch {
-                let line = "peekd: the write-ahead log could not be synced (\(error)); stopping without acknowledging unsynced changes\n"
-                _ = line.withCString { write(2, $0, strlen($0)) }
+                logger.log(.error, "wal_sync_failed", "the write-ahead log could not be synced; stopping without acknowledging unsynced changes",
+                           error: "\(error)")
+                logger.flush()
                 exit(70)  // EX_SOFTWARE
             }
             for outputs in taken { bus.deliver(outputs) }

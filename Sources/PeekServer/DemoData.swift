@@ -44,7 +44,7 @@ enum DemoData {
                 ]
                 for t in tickets { _ = try engine.createTicket(tenant: tenant, .object(t)) }
             } catch {
-                engine.log("demo seed failed: \(error)")
+                engine.log(.error, "demo_seed_failed", "seeding the demo tenant failed", error: "\(error)")
             }
         }
     }

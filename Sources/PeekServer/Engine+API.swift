@@ -24,7 +24,7 @@ extension Engine {
             response = .error(PeekError(.conflict, "That already exists (\(e.message)); use another id."))
         } catch {
             rollbackCommandOutputs(to: mark)
-            log("API \(r.method) \(r.path) failed: \(error)")
+            log(.error, "api_failed", "API \(r.method) \(r.path) failed", error: "\(error)")
             response = .error(PeekError(.internal, "The request could not be completed; try again."))
         }
         outputs.append(.http(reply, response))

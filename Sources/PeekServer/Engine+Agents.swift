@@ -19,6 +19,8 @@ extension Engine {
         }
         agents[commonName] = peer
         agentPeers[peer] = AgentState(commonName: commonName, asset: asset)
+        metrics.agentsOnline.store(agents.count, ordering: .relaxed)
+        log(.info, "agent_connected", "agent \(commonName) connected for asset \(asset.id)", tenant: asset.tenant, connection: peer)
         var w = JSONWriter()
         w.beginObject(); w.field("type", "welcome")
         w.key("asset"); w.beginObject(); w.field("id", asset.id); w.field("name", asset.name); w.endObject()
@@ -29,9 +31,11 @@ extension Engine {
 
     func handleAgentDisconnected(_ peer: Peer) {
         guard let state = agentPeers.removeValue(forKey: peer) else { return }
+        log(.info, "agent_disconnected", "agent \(state.commonName) disconnected", tenant: state.asset.tenant, connection: peer)
         // A connection replaced by a newer one is not the agent going away.
         guard agents[state.commonName] == peer else { return }
         agents[state.commonName] = nil
+        metrics.agentsOnline.store(agents.count, ordering: .relaxed)
         publishToLinkedViewers(state.asset, kind: .agentStatus, data: agentStatusData(state.asset, online: false))
     }
 
@@ -122,7 +126,7 @@ extension Engine {
             try store.releaseSavepoint()
         } catch {
             rollbackCommandOutputs(to: mark)
-            log("session \(s.id) could not move to \(status.rawValue): \(error)")
+            log(.error, "session_update_failed", "remote session \(s.id) could not move to \(status.rawValue)", ticket: s.ticket, error: "\(error)")
         }
     }
 

@@ -69,6 +69,7 @@ extension Engine {
                 try store.releaseSavepoint()
             }
             outputs.append(.result(peer, id: c.id, frame: frame))
+            commandsThisBatch += 1
             afterCommand(c, ticket: ticket)
         } catch let error as PeekError {
             // A refusal: for a note, necessarily before its first write.
@@ -77,7 +78,8 @@ extension Engine {
         } catch {
             rollbackCommandOutputs(to: mark, savepoint: !isNote)
             if isNote { batchFailed = true }
-            log("command \(c.op.rawValue) on \(c.ticket) failed: \(error)")
+            log(.error, "command_failed", "command \(c.op.rawValue) on \(c.ticket) failed", tenant: tech.tenant, ticket: c.ticket,
+                connection: peer, error: "\(error)")
             answer(peer, tech, c, error: PeekError(.internal, "The change could not be saved; nothing changed. Try again."), at: at)
         }
     }

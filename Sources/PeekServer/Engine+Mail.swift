@@ -152,7 +152,8 @@ extension Engine {
     /// answer and the customer is never emailed twice.
     func finishReply(_ job: MailJob, _ outcome: MailOutcome) {
         guard runBatch(ifUncommitted: .discard, { recordReply(job, outcome) }) else {
-            log("recording the outcome of reply \(job.command.id) on \(job.ticketID) failed; trying again in a second")
+            log(.error, "reply_record_retry", "recording the outcome of reply \(job.command.id) on \(job.ticketID) failed; trying again in a second",
+                tenant: job.technician.tenant, ticket: job.ticketID)
             DispatchQueue.global().asyncAfter(deadline: .now() + 1) { [weak self] in self?.submit(.mailFinished(job, outcome)) }
             return
         }
@@ -172,8 +173,12 @@ extension Engine {
             switch outcome {
             case .sent(let reply):
                 try store.recordSend(ticket: job.ticketID, at: at, technician: job.technician.id, recipient: job.recipient, outcome: "sent", reply: reply)
-            case .failed(_, let reply):
+                metrics.add(metrics.mailSent)
+                log(.info, "reply_sent", "reply \(job.command.id) was accepted by the mail server", tenant: job.technician.tenant, ticket: job.ticketID)
+            case .failed(let message, let reply):
                 try store.recordSend(ticket: job.ticketID, at: at, technician: job.technician.id, recipient: job.recipient, outcome: "failed", reply: reply)
+                metrics.add(metrics.mailFailed)
+                log(.warn, "reply_failed", "reply \(job.command.id) was not sent", tenant: job.technician.tenant, ticket: job.ticketID, error: message)
             case .refused:
                 break
             }
@@ -189,7 +194,8 @@ extension Engine {
             try store.saveCommandAnswer(job.command, at: at, answer: answer)
             for w in inFlightReplies[job.command] ?? [] { outputs.append(.result(w.peer, id: w.id, frame: answer)) }
         } catch {
-            log("recording reply \(job.command.id) on \(job.ticketID) failed: \(error)")
+            log(.error, "reply_record_failed", "recording reply \(job.command.id) on \(job.ticketID) failed",
+                tenant: job.technician.tenant, ticket: job.ticketID, error: "\(error)")
             batchFailed = true
         }
     }
@@ -198,7 +204,8 @@ extension Engine {
     /// honest error when its ticket is gone.
     private func storeSentReply(_ job: MailJob, at: Int64) throws(StoreError) -> [UInt8] {
         guard var t = try store.ticket(job.ticketID) else {
-            log("reply \(job.command.id) was sent but its ticket \(job.ticketID) is gone")
+            log(.error, "reply_ticket_gone", "reply \(job.command.id) was sent but its ticket \(job.ticketID) is gone",
+                tenant: job.technician.tenant, ticket: job.ticketID)
             return Wire.errorFrame(id: job.command.id, PeekError(.internal, "The email was sent but could not be recorded; check the send log before sending again."))
         }
         let m = Message(id: "M-\(t.number)-\(t.seq + 1)", ticket: t.id, seq: t.seq + 1, channel: .technician,

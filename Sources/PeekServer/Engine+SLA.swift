@@ -110,7 +110,7 @@ extension Engine {
             try store.releaseSavepoint()
         } catch {
             rollbackCommandOutputs(to: mark)
-            log("SLA check of \(ticketID) failed: \(error)")
+            log(.error, "sla_check_failed", "SLA check of \(ticketID) failed", ticket: ticketID, error: "\(error)")
         }
         if let next = SLAClock.nextDeadline(t) { timers.schedule(.slaDeadline(ticket: t.id), at: max(next.dueAt, at + 1)) }
     }

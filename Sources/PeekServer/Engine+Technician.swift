@@ -13,7 +13,7 @@ extension Engine {
             return
         }
         guard let tech = try? store.technician(tenant: claims.tenant, id: claims.subject) else {
-            refuseHello(peer, "No technician \(claims.subject) exists in tenant \(claims.tenant); ask an administrator to add you.")
+            refuseHello(peer, "No technician \(claims.subject) exists in tenant \(claims.tenant); ask an administrator to add you.", tenant: claims.tenant)
             return
         }
         let count = tenantConnections[tech.tenant, default: 0]
@@ -24,6 +24,7 @@ extension Engine {
         }
         tenantConnections[tech.tenant] = count + 1
         sessions[peer] = TechnicianState(technician: tech)
+        log(.info, "signed_in", "technician \(tech.id) signed in", tenant: tech.tenant, connection: peer)
         var w = JSONWriter()
         w.beginObject()
         w.field("type", "welcome")
@@ -34,7 +35,9 @@ extension Engine {
         outputs.append(.welcome(peer, frame: w.bytes, signIn: SignIn(tenant: tech.tenant, technician: tech.id, expiresAt: claims.expiresAt)))
     }
 
-    private func refuseHello(_ peer: Peer, _ message: String) {
+    private func refuseHello(_ peer: Peer, _ message: String, tenant: String? = nil) {
+        // The sentence the client gets; the token itself is never logged.
+        log(.warn, "sign_in_refused", "a technician sign-in was refused", tenant: tenant, connection: peer, error: message)
         sendError(peer, id: nil, PeekError(.unauthorized, message))
         outputs.append(.close(peer, code: 4401, reason: "unauthorized"))
     }

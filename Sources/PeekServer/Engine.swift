@@ -31,6 +31,11 @@ public final class Engine: @unchecked Sendable {
     let store: any TicketStore
     let bus: any DeltaBus
     let mailer: Mailer
+    let logger: ServerLog
+    let metrics = EngineMetrics()
+    /// Commands answered `result` in the batch being run; counted as
+    /// acknowledged only if it commits.
+    var commandsThisBatch = 0
     private let inbox = Mutex(Inbox())
     /// Jobs submitted and not yet taken by the engine thread; read by the
     /// loops, without the lock, to refuse new work while the engine is
@@ -89,12 +94,13 @@ public final class Engine: @unchecked Sendable {
     /// The durability stage, when the store's commit is not durable by itself.
     let pipeline: CommitPipeline?
 
-    init(config: ServerConfig, store: any TicketStore, bus: any DeltaBus, mailer: Mailer) {
+    init(config: ServerConfig, store: any TicketStore, bus: any DeltaBus, mailer: Mailer, logger: ServerLog) {
         self.config = config
+        self.logger = logger
         self.store = store
         self.bus = bus
         self.mailer = mailer
-        pipeline = store.durability.map { CommitPipeline(durability: $0, bus: bus) }
+        pipeline = store.durability.map { [metrics, logger] in CommitPipeline(durability: $0, bus: bus, metrics: metrics, logger: logger) }
     }
 
     // MARK: Thread
@@ -218,12 +224,15 @@ public final class Engine: @unchecked Sendable {
                         next += 1
                         continue
                     }
+                    let first = next
                     runBatch {
                         while next < jobs.count && !batchEnded && !jobs[next].job.isMailOutcome {
                             handle(jobs[next].job)
                             next += 1
                         }
                     }
+                    metrics.add(metrics.batches)
+                    metrics.add(metrics.batchJobs, next - first)
                 }
             }
             runDueTimers()
@@ -251,6 +260,7 @@ public final class Engine: @unchecked Sendable {
     func runBatch(ifUncommitted: UncommittedOutputs = .answerFailure, _ body: () -> Void) -> Bool {
         outputs.removeAll(keepingCapacity: true)
         subscribedThisBatch.removeAll(keepingCapacity: true)
+        commandsThisBatch = 0
         var refused = false
         do {
             try store.begin()
@@ -260,7 +270,7 @@ public final class Engine: @unchecked Sendable {
             // read-only transaction, so every write fails and is answered
             // as failed, instead of each committing on its own outside any
             // transaction while the batch reports failure.
-            log("engine.begin failed: \(error); refusing the batch")
+            log(.error, "batch_refused", "the database could not be locked for writing; refusing the batch", error: "\(error)")
             refused = true
             store.beginReadOnly()
         }
@@ -269,15 +279,19 @@ public final class Engine: @unchecked Sendable {
         if refused {
             // Logged above; nothing of it was written.
         } else if store.transactionLost {
-            log("engine: the database rolled the batch back after an error; every command in it failed")
+            log(.error, "batch_rolled_back", "the database rolled the batch back after an error; every command in it failed")
         } else if batchFailed {
-            log("engine: a write failed that only the whole batch can undo; rolling the batch back")
+            log(.error, "batch_rolled_back", "a write failed that only the whole batch can undo; rolling the batch back")
         } else {
             do {
+                let started = monotonicMicros()
                 try store.commit()
                 committed = true
+                metrics.add(metrics.commits)
+                metrics.add(metrics.commitMicros, monotonicMicros() - started)
+                metrics.add(metrics.commandsAcknowledged, commandsThisBatch)
             } catch {
-                log("engine.commit failed: \(error)")
+                log(.error, "commit_failed", "committing the batch failed", error: "\(error)")
             }
         }
         if !committed {
@@ -325,7 +339,12 @@ public final class Engine: @unchecked Sendable {
     /// Wall-clock time for timestamps on the wire and due times in the store.
     var now: Int64 { config.wallClock() }
 
-    func log(_ message: String) { Server.log(message) }
+    /// The server's log (ServerLog): ids and sentences only, never a
+    /// token, a password or a message body.
+    func log(_ level: ServerLog.Level, _ event: String, _ message: String, tenant: String? = nil, ticket: String? = nil,
+             connection: Peer? = nil, error: String? = nil) {
+        logger.log(level, event, message, tenant: tenant, ticket: ticket, connection: connection, error: error)
+    }
 
     // MARK: Output helpers
 

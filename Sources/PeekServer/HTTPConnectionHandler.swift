@@ -149,7 +149,10 @@ final class HTTPConnectionHandler: ConnectionHandler {
             // Past the engine's backlog, API calls are refused like
             // technicians' commands: the back end and the mail gateway
             // retry on 429, and nothing queues without limit.
-            if hub.server.engine.isOverloaded { return HTTPResponse(.busy(Engine.busyError.message)) }
+            if hub.server.engine.isOverloaded {
+                hub.refusedBusy += 1
+                return HTTPResponse(.busy(Engine.busyError.message))
+            }
             if let limit = route.maxBodyBytes(config) {
                 parser.overrideBodyLimit(limit)
                 // A chunked body may grow to the limit: it counts as large.
@@ -225,7 +228,7 @@ final class HTTPConnectionHandler: ConnectionHandler {
             let tenant = route == .tenantInboundEmail ? params["tenant"] : nil
             pool = server.mailWorkers
             prepare = { r in
-                MailIntake.prepare(r.body, tenant: tenant, config: config).map { mail in
+                MailIntake.prepare(r.body, tenant: tenant, config: config, logger: server.engine.logger).map { mail in
                     var prepared = r
                     prepared.body = []
                     prepared.prepared = .inbound(mail)
@@ -234,7 +237,7 @@ final class HTTPConnectionHandler: ConnectionHandler {
             }
         case .uploadAttachment:
             pool = server.fileWorkers
-            prepare = { r in AttachmentFiles.prepareUpload(r, config: config) }
+            prepare = { r in AttachmentFiles.prepareUpload(r, config: config, logger: server.engine.logger) }
         default:
             server.engine.submit(.api(request, reply: reply))
             return

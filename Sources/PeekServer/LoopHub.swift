@@ -23,6 +23,11 @@ final class LoopHub {
     var deltasDelivered = 0
     var ephemeralShed = 0
     var slowConsumersClosed = 0
+    /// Commands, subscribes, agent chat and API calls refused while the
+    /// engine was `maxEngineBacklog` behind.
+    var refusedBusy = 0
+    /// Messages dropped for going over `framesPerSecond`.
+    var refusedRateLimited = 0
 
     /// The slow-consumer limits, read on every delivery (copied from the config).
     let softOutputLimit: Int

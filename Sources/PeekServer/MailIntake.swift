@@ -58,7 +58,7 @@ enum MailIntake {
     /// Parses `message` within the budget and writes its attachments.
     /// Failures come back as the answer to send (422 with the reason, or
     /// 500 when a file could not be written); nothing is stored then.
-    static func prepare(_ message: [UInt8], tenant: String?, config: ServerConfig) -> Result<InboundDelivery, APIResponse> {
+    static func prepare(_ message: [UInt8], tenant: String?, config: ServerConfig, logger: ServerLog) -> Result<InboundDelivery, APIResponse> {
         let started = monotonicMillis()
         let budget = Int64(config.inboundMailBudgetMillis)
         let isOverBudget: @Sendable () -> Bool = { monotonicMillis() - started > budget }
@@ -67,7 +67,7 @@ enum MailIntake {
         do {
             mail = try config.inboundMailParsing.parse(message, isOverBudget)
         } catch {
-            if isOverBudget() { return .failure(refusal(overBudget, elapsed: monotonicMillis() - started)) }
+            if isOverBudget() { return .failure(refusal(overBudget, elapsed: monotonicMillis() - started, logger: logger)) }
             // Over a bound on bytes is `too_large`, anything else `invalid`;
             // both answer 422 (protocol.md 8.3).
             let mailError = error as? InboundMailError
@@ -77,14 +77,14 @@ enum MailIntake {
         // A parser that ignores the budget may still finish late: what it
         // found is refused all the same, so the budget means the same for
         // every message.
-        if isOverBudget() { return .failure(refusal(overBudget, elapsed: monotonicMillis() - started)) }
+        if isOverBudget() { return .failure(refusal(overBudget, elapsed: monotonicMillis() - started, logger: logger)) }
         let body = mail.bodyText.isEmpty ? mail.fullBodyText : mail.bodyText
         guard !body.isEmpty else { return .failure(.unprocessable(PeekError(.invalid, "The message has no text body."))) }
 
         var files: [StoredFile] = []
         for a in mail.attachments where !a.isInline && a.bytes.count <= config.maxAttachmentBytes
             && AttachmentFiles.isAllowed(contentType: a.contentType.lowercased()) {
-            switch AttachmentFiles.store(a.bytes, filename: a.filename, contentType: a.contentType, in: config.attachmentsDirectory) {
+            switch AttachmentFiles.store(a.bytes, filename: a.filename, contentType: a.contentType, in: config.attachmentsDirectory, logger: logger) {
             case .success(let file): files.append(file)
             case .failure(let error): return .failure(.error(error))
             }
@@ -102,9 +102,8 @@ enum MailIntake {
             recipients: recipients, body: body, files: files))
     }
 
-    private static func refusal(_ error: PeekError, elapsed: Int64) -> APIResponse {
-        let line = "peekd: inbound mail refused: over its budget after \(elapsed) ms\n"
-        _ = line.withCString { write(2, $0, strlen($0)) }
+    private static func refusal(_ error: PeekError, elapsed: Int64, logger: ServerLog) -> APIResponse {
+        logger.log(.warn, "inbound_mail_refused", "inbound mail refused: over its budget after \(elapsed) ms")
         return .unprocessable(error)
     }
 }

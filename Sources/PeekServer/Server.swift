@@ -15,13 +15,20 @@ public final class Server: @unchecked Sendable {
     public private(set) var tlsPort: UInt16?
     public private(set) var agentPort: UInt16?
     private var loops: LoopGroup?
-    private var agentContext: TLSContext?
+    /// What the TLS listeners make new sessions from; replaced by `reloadTLS`.
+    private var tlsSlot: TLSContextSlot?
+    private var agentSlot: TLSContextSlot?
+    /// `config` with the development certificate paths filled in, for reloads.
+    private var tlsConfig: ServerConfig?
     private(set) var engine: Engine?
     let echoMode: Bool
+    /// The log on stderr, in `config.logFormat`.
+    public let logger: ServerLog
 
     public init(config: ServerConfig, echoMode: Bool = false) {
         self.config = config
         self.echoMode = echoMode
+        logger = ServerLog(format: config.logFormat, fd: config.logFileDescriptor)
     }
 
     public func start() throws {
@@ -42,16 +49,9 @@ public final class Server: @unchecked Sendable {
             if config.tlsCert == nil || config.tlsKey == nil { config.tlsCert = dev.serverCert; config.tlsKey = dev.serverKey }
             if config.agentCA == nil { config.agentCA = dev.agentCAFile }
         }
-        let tlsContext = try config.tlsPort.map { _ in
-            try TLSContext.makeServer(certificateChainFile: config.tlsCert!, privateKeyFile: config.tlsKey!,
-                                      recordLayer: config.tlsRecordLayer, recordsPerKey: config.tlsRecordsPerKey)
-        }
-        let agentContext = try config.agentPort.map { _ in
-            try TLSContext.makeMutualServer(certificateChainFile: config.agentCert ?? config.tlsCert!, privateKeyFile: config.agentKey ?? config.tlsKey!,
-                                            clientCAFile: config.agentCA!, crlFile: config.agentCRL, recordLayer: config.tlsRecordLayer,
-                                            log: Server.log)
-        }
-        self.agentContext = agentContext
+        tlsSlot = try config.tlsPort.map { _ in TLSContextSlot(try makeServerContext(config)) }
+        agentSlot = try config.agentPort.map { _ in TLSContextSlot(try makeAgentContext(config)) }
+        tlsConfig = config
 
         let store = try SQLiteTicketStore(path: echoMode ? ":memory:" : config.databasePath)
         let threads = config.threads > 0 ? config.threads
@@ -60,7 +60,7 @@ public final class Server: @unchecked Sendable {
         // A wrong --smtp-ca must stop the start, not every later reply.
         let mailTLS = try TLSContext.makeClient(caFile: config.smtpCA, useSystemTrust: true)
         let mailer = SMTPMailer(tls: mailTLS, timeoutSeconds: Double(config.smtpTimeoutSeconds))
-        let engine = Engine(config: config, store: store, bus: bus, mailer: mailer)
+        let engine = Engine(config: config, store: store, bus: bus, mailer: mailer, logger: logger)
         let shared = ServerShared(config: config, engine: engine, staticFiles: StaticFileCache(directory: config.clientDirectory),
                                   echoMode: echoMode, loopCount: threads)
         let group = try LoopGroup(count: threads) { loop in
@@ -71,7 +71,8 @@ public final class Server: @unchecked Sendable {
             loop.pauseInputAboveBytes = shared.config.hardOutputLimit
             loop.context = hub
             loop.addSweepTask { _ in
-                let counters = [loop.connectionCount, hub.framesIn, hub.deltasDelivered, hub.ephemeralShed, hub.slowConsumersClosed]
+                let counters = [loop.connectionCount, hub.framesIn, hub.deltasDelivered, hub.ephemeralShed, hub.slowConsumersClosed,
+                                hub.refusedBusy, hub.refusedRateLimited]
                 shared.loopCounters.withLock { $0[loop.index] = counters }
             }
         }
@@ -85,10 +86,10 @@ public final class Server: @unchecked Sendable {
         let factory: HandlerFactory = { connection in HTTPConnectionHandler(hub: LoopHub.of(connection.loop)) }
         plainPort = try group.listen(host: config.host, port: config.port, kind: .plain, tls: nil, maxConnectionsPerLoop: perLoop, makeHandler: factory)
         if let port = config.tlsPort {
-            tlsPort = try group.listen(host: config.host, port: port, kind: .tls, tls: tlsContext, maxConnectionsPerLoop: perLoop, makeHandler: factory)
+            tlsPort = try group.listen(host: config.host, port: port, kind: .tls, tls: tlsSlot, maxConnectionsPerLoop: perLoop, makeHandler: factory)
         }
         if let port = config.agentPort {
-            agentPort = try group.listen(host: config.host, port: port, kind: .mutualTLS, tls: agentContext, maxConnectionsPerLoop: perLoop,
+            agentPort = try group.listen(host: config.host, port: port, kind: .mutualTLS, tls: agentSlot, maxConnectionsPerLoop: perLoop,
                                          maxOwnConnectionsPerLoop: max(1, config.maxAgentConnections / threads), makeHandler: factory)
         }
     }
@@ -98,13 +99,45 @@ public final class Server: @unchecked Sendable {
     /// ones stay and a line on stderr says why. Returns whether it loaded.
     @discardableResult
     public func reloadAgentCRL() -> Bool {
-        agentContext?.reloadRevocationList() ?? true
+        agentSlot?.context.reloadRevocationList() ?? true
     }
 
-    /// One line on stderr, written whole (the loops and the engine log too).
-    @Sendable static func log(_ message: String) {
-        let line = "peekd: \(message)\n"
-        _ = line.withCString { write(2, $0, strlen($0)) }
+    /// SIGHUP: re-reads the agent CRL in place, then loads every TLS
+    /// listener's files again (`--tls-cert`/`--tls-key`, the agent
+    /// listener's certificate, `--agent-ca`, `--agent-crl`) into new
+    /// contexts. New handshakes use them; open connections keep the context
+    /// they were made from. A listener whose files do not load keeps its
+    /// current context, and the log says which and why. Returns whether
+    /// everything loaded.
+    @discardableResult
+    public func reloadTLS() -> Bool {
+        guard let config = tlsConfig else { return true }
+        var loaded = reloadAgentCRL()
+        func reload(_ slot: TLSContextSlot?, _ what: String, _ make: () throws -> TLSContext) {
+            guard let slot else { return }
+            do {
+                slot.replace(with: try make())
+                logger.log(.info, "tls_reloaded", "\(what) reloaded; new handshakes use it")
+            } catch {
+                loaded = false
+                logger.log(.warn, "tls_reload_failed", "\(what) not reloaded; new handshakes keep using the previous one", error: "\(error)")
+            }
+        }
+        reload(tlsSlot, "TLS certificate \(config.tlsCert ?? "") and key \(config.tlsKey ?? "")") { try makeServerContext(config) }
+        reload(agentSlot, "agent listener certificate \(config.agentCert ?? config.tlsCert ?? ""), --agent-ca \(config.agentCA ?? "")"
+               + (config.agentCRL.map { " and --agent-crl \($0)" } ?? "")) { try makeAgentContext(config) }
+        return loaded
+    }
+
+    private func makeServerContext(_ config: ServerConfig) throws -> TLSContext {
+        try TLSContext.makeServer(certificateChainFile: config.tlsCert!, privateKeyFile: config.tlsKey!,
+                                  recordLayer: config.tlsRecordLayer, recordsPerKey: config.tlsRecordsPerKey)
+    }
+
+    private func makeAgentContext(_ config: ServerConfig) throws -> TLSContext {
+        try TLSContext.makeMutualServer(certificateChainFile: config.agentCert ?? config.tlsCert!, privateKeyFile: config.agentKey ?? config.tlsKey!,
+                                        clientCAFile: config.agentCA!, crlFile: config.agentCRL, recordLayer: config.tlsRecordLayer,
+                                        log: { [logger] in logger.log($0.contains(" not reloaded") ? .warn : .info, "agent_crl_reload", $0) })
     }
 
     public var readyLine: String {
@@ -136,6 +169,7 @@ public final class Server: @unchecked Sendable {
         loops = nil
         engine?.stop()
         engine = nil
+        logger.flush()
     }
 }
 

@@ -42,6 +42,10 @@ public struct ServerConfig: Sendable {
     /// Seconds each SMTP step may take before the send fails.
     public var smtpTimeoutSeconds = 30
     public var demo = false
+    /// How stderr lines look: `text` for people, `json` for log collectors.
+    public var logFormat: ServerLog.Format = .text
+    /// Where the log is written: stderr (tests point it at a pipe).
+    public var logFileDescriptor: Int32 = 2
     public var threads = 0
     /// Per-process cap; the machine allows ~19,990 descriptors (LINUX-NOTES).
     public var maxConnections = 19_900

@@ -11,7 +11,8 @@ final class ServerShared: Sendable {
     let staticFiles: StaticFileCache
     let echoMode: Bool
     let startedAt = Date()
-    /// Per loop: [connections, framesIn, deltasDelivered, ephemeralShed, slowConsumersClosed].
+    /// Per loop, in `LoopCounter` order; each loop publishes its own row
+    /// about once a second.
     let loopCounters: Mutex<[[Int]]>
     /// Parse inbound mail and write its attachments (`MailIntake`).
     let mailWorkers: WorkerPool
@@ -20,12 +21,16 @@ final class ServerShared: Sendable {
     /// Request bodies over 1 MiB being read or worked on, process-wide.
     private let largeBodies = Atomic<Int>(0)
 
+    enum LoopCounter: Int, CaseIterable {
+        case connections, framesIn, deltasDelivered, ephemeralShed, slowConsumersClosed, refusedBusy, refusedRateLimited
+    }
+
     init(config: ServerConfig, engine: Engine, staticFiles: StaticFileCache, echoMode: Bool, loopCount: Int) {
         self.config = config
         self.engine = engine
         self.staticFiles = staticFiles
         self.echoMode = echoMode
-        loopCounters = Mutex(Array(repeating: [0, 0, 0, 0, 0], count: loopCount))
+        loopCounters = Mutex(Array(repeating: Array(repeating: 0, count: LoopCounter.allCases.count), count: loopCount))
         mailWorkers = WorkerPool(name: "peekd-mail-intake", maxThreads: config.mailWorkerThreads, queueCapacity: config.mailQueueCapacity)
         fileWorkers = WorkerPool(name: "peekd-files", maxThreads: config.fileWorkerThreads, queueCapacity: config.fileQueueCapacity)
     }
@@ -39,31 +44,45 @@ final class ServerShared: Sendable {
 
     func releaseLargeBodySlot() { largeBodies.subtract(1, ordering: .relaxed) }
 
+    /// The Prometheus text format (protocol.md §9.5; deploy/grafana-dashboard.json
+    /// queries these names, and OpsMetricsTests keeps the two in step).
     func metricsText() -> String {
         let totals = loopCounters.withLock { perLoop in
-            perLoop.reduce(into: [0, 0, 0, 0, 0]) { acc, c in for i in acc.indices { acc[i] += c[i] } }
+            perLoop.reduce(into: Array(repeating: 0, count: LoopCounter.allCases.count)) { acc, c in
+                for i in acc.indices where i < c.count { acc[i] += c[i] }
+            }
         }
-        return """
-        # HELP peekd_connections Open connections (all listeners).
-        # TYPE peekd_connections gauge
-        peekd_connections \(totals[0])
-        # HELP peekd_frames_received_total WebSocket messages received.
-        # TYPE peekd_frames_received_total counter
-        peekd_frames_received_total \(totals[1])
-        # HELP peekd_deltas_delivered_total Deltas queued to viewers.
-        # TYPE peekd_deltas_delivered_total counter
-        peekd_deltas_delivered_total \(totals[2])
-        # HELP peekd_ephemeral_shed_total Ephemeral deltas dropped for slow consumers.
-        # TYPE peekd_ephemeral_shed_total counter
-        peekd_ephemeral_shed_total \(totals[3])
-        # HELP peekd_slow_consumers_closed_total Connections closed with 1013 for falling too far behind.
-        # TYPE peekd_slow_consumers_closed_total counter
-        peekd_slow_consumers_closed_total \(totals[4])
-        # HELP peekd_uptime_seconds Seconds since start.
-        # TYPE peekd_uptime_seconds gauge
-        peekd_uptime_seconds \(Int(Date().timeIntervalSince(startedAt)))
-
-        """
+        func loop(_ c: LoopCounter) -> Int { totals[c.rawValue] }
+        let m = engine.metrics
+        var out = ""
+        func metric(_ name: String, _ type: String, _ help: String, _ samples: [(labels: String, value: String)]) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for s in samples { out += "\(name)\(s.labels) \(s.value)\n" }
+        }
+        func one(_ name: String, _ type: String, _ help: String, _ value: Int) { metric(name, type, help, [("", String(value))]) }
+        func seconds(_ micros: Int) -> String { String(Double(micros) / 1_000_000) }
+        one("peekd_connections", "gauge", "Open connections (all listeners).", loop(.connections))
+        one("peekd_frames_received_total", "counter", "WebSocket messages received.", loop(.framesIn))
+        one("peekd_deltas_delivered_total", "counter", "Deltas queued to viewers.", loop(.deltasDelivered))
+        one("peekd_ephemeral_shed_total", "counter", "Ephemeral deltas dropped for slow consumers.", loop(.ephemeralShed))
+        one("peekd_slow_consumers_closed_total", "counter", "Connections closed with 1013 for falling too far behind.", loop(.slowConsumersClosed))
+        metric("peekd_refused_total", "counter", "Work refused, by reason: busy (engine backlog), rate_limited (frames per second), slow_consumer (closed with 1013).",
+               [("{reason=\"busy\"}", String(loop(.refusedBusy))), ("{reason=\"rate_limited\"}", String(loop(.refusedRateLimited))),
+                ("{reason=\"slow_consumer\"}", String(loop(.slowConsumersClosed)))])
+        one("peekd_engine_batches_total", "counter", "Transactions the engine ran.", m.value(m.batches))
+        one("peekd_engine_batch_jobs_total", "counter", "Jobs run in those transactions (batch size = rate of this / rate of batches).", m.value(m.batchJobs))
+        one("peekd_engine_commits_total", "counter", "Transactions committed.", m.value(m.commits))
+        metric("peekd_engine_commit_seconds_total", "counter", "Time spent committing (commit latency = rate of this / rate of commits).",
+               [("", seconds(m.value(m.commitMicros)))])
+        one("peekd_wal_syncs_total", "counter", "fdatasyncs of the write-ahead log before outputs are released.", m.value(m.walSyncs))
+        metric("peekd_wal_sync_seconds_total", "counter", "Time spent in those syncs.", [("", seconds(m.value(m.walSyncMicros)))])
+        one("peekd_commands_acknowledged_total", "counter", "Technician commands answered with a result in a committed batch.", m.value(m.commandsAcknowledged))
+        one("peekd_engine_backlog", "gauge", "Jobs waiting for the engine.", engine.queuedJobs)
+        one("peekd_agents_online", "gauge", "Agents connected.", m.value(m.agentsOnline))
+        metric("peekd_smtp_sends_total", "counter", "Replies handed to a mail server, by outcome.",
+               [("{outcome=\"sent\"}", String(m.value(m.mailSent))), ("{outcome=\"failed\"}", String(m.value(m.mailFailed)))])
+        one("peekd_uptime_seconds", "gauge", "Seconds since start.", Int(Date().timeIntervalSince(startedAt)))
+        return out
     }
 }
 

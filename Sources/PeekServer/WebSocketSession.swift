@@ -218,6 +218,7 @@ final class TechnicianSession: WebSocketSession {
             case .success(let f): f.id
             case .failure(let refusal): refusal.id
             }
+            hub.refusedRateLimited += 1
             sendText(Wire.errorFrame(id: id, overRateError))
             return
         }
@@ -256,6 +257,7 @@ final class TechnicianSession: WebSocketSession {
             if let refusal = engine.refusal(tenant: tenant) {
                 switch f {
                 case .command, .subscribe:
+                    hub.refusedBusy += 1
                     sendText(Wire.errorFrame(id: f.id, refusal))
                     return
                 case .composing:
@@ -319,11 +321,13 @@ final class AgentSession: WebSocketSession {
     /// undecoded: an agent's errors carry no `id` to echo.
     override func didReceiveText(_ bytes: [UInt8]) {
         guard admitFrame() else {
+            hub.refusedRateLimited += 1
             sendText(Wire.errorFrame(id: nil, overRateError))
             return
         }
         switch AgentFrame.decode(bytes) {
         case .success(.chat(let ticket, _)) where hub.server.engine.isOverloaded:
+            hub.refusedBusy += 1
             sendText(Wire.errorFrame(id: nil, PeekError(.rateLimited, "The server is busy; the chat message for \(ticket) was not stored. Send it again in a moment.")))
         case .success(.telemetry) where hub.server.engine.isOverloaded:
             // Telemetry is coalesced to the latest sample anyway; the next

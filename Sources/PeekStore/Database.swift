@@ -268,4 +268,25 @@ public final class Database {
     }
 
     public func setUserVersion(_ v: Int) throws(StoreError) { try execute("PRAGMA user_version = \(v)") }
+
+    /// Copies this database into a new file at `path` with SQLite's online
+    /// backup API, in one step: one read transaction, so the copy is the
+    /// database as of one commit, while other connections (a running
+    /// server) keep writing; in WAL mode the reader blocks no writer.
+    public func backup(to path: String) throws(StoreError) {
+        let target = try Database(path: path)
+        guard let copy = sqlite3_backup_init(target.handle, "main", handle, "main") else { throw target.error(sqlite3_errcode(target.handle)) }
+        var rc = sqlite3_backup_step(copy, -1)
+        // The server's writer may hold the lock for a moment (BUSY) or be
+        // checkpointing (LOCKED): wait, as its own statements do.
+        var waited = 0
+        while (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && waited < 5000 {
+            sqlite3_sleep(50)
+            waited += 50
+            rc = sqlite3_backup_step(copy, -1)
+        }
+        let finished = sqlite3_backup_finish(copy)
+        guard rc == SQLITE_DONE else { throw StoreError(code: rc, message: String(cString: sqlite3_errstr(rc))) }
+        guard finished == SQLITE_OK else { throw target.error(finished) }
+    }
 }

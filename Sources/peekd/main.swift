@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import PeekCore
 import PeekServer
+import PeekStore
 import PeekTLS
 
 /// The command line: flags (and `PEEK_<FLAG>` variables) into a
@@ -24,11 +25,15 @@ usage: peekd [flags]                          run the server
        peekd token --tenant T --user U [--name N] [--role R] [--ttl SECONDS]
                    signed with --jwt-secret, else with the secret --demo generated in --data
        peekd echo --port P [--host H]        WebSocket echo endpoint (conformance suites)
+       peekd check [flags]                   load every file the flags name and open the database; exit 0 if all is well
+       peekd backup --data DIR --to FILE     copy a (running) server's data into one file
+       peekd restore --from FILE --data DIR  put a backup into an empty or new directory
 
 flags (each also PEEK_<FLAG>, e.g. PEEK_JWT_SECRET; repeatable flags take a comma list):
   --host H               listen address (127.0.0.1)
   --port P               plain HTTP/WebSocket port (8080; 0 picks a free one)
-  --tls-port P           HTTPS/wss port (off); --tls-cert FILE --tls-key FILE (default: generated dev certs)
+  --tls-port P           HTTPS/wss port (off); --tls-cert FILE --tls-key FILE (default: generated dev certs);
+                         SIGHUP reloads every certificate, key, CA and CRL
   --agent-port P         mutual-TLS agent port (off); --agent-ca FILE (default: generated dev agent CA)
   --agent-cert FILE --agent-key FILE   certificate the agent listener presents (default: --tls-cert/--tls-key)
   --agent-crl FILE       PEM CRLs of every CA in an agent's chain; re-read when it changes and on SIGHUP
@@ -57,6 +62,7 @@ flags (each also PEEK_<FLAG>, e.g. PEEK_JWT_SECRET; repeatable flags take a comm
   --max-engine-backlog N jobs waiting for the engine past which new commands are refused as busy (10000);
                          one tenant may hold at most an even share of it (half while it floods alone)
   --client DIR           where the browser files are (client)
+  --log-format F         stderr log: text (readable) or json (one object per line) (text)
   --demo                 seed a demo tenant on first start, allow demo sign-in, and open
                          --tls-port 8443 and --agent-port 8444 unless given
 """
@@ -130,7 +136,8 @@ let known: Set<String> = ["host", "port", "tls-port", "tls-cert", "tls-key", "ag
                           "agent-crl", "data", "jwt-secret", "service-token", "allowed-origin", "heartbeat", "hello-timeout",
                           "max-message", "consent-timeout", "sla-tick", "retain", "smtp-ca", "smtp-timeout", "threads",
                           "max-connections", "max-tenant-connections", "max-agent-connections", "frames-per-second", "agent-frames-per-second", "max-subscriptions",
-                          "max-replies", "max-replies-per-technician", "max-reply-attachments", "max-engine-backlog", "tls-record-layer", "client", "tenant", "user", "name", "role", "ttl"]
+                          "max-replies", "max-replies-per-technician", "max-reply-attachments", "max-engine-backlog", "tls-record-layer", "client", "log-format", "to", "from",
+                          "tenant", "user", "name", "role", "ttl"]
 for name in args.values.keys where !known.contains(name) && argv.contains(where: { $0.hasPrefix("--" + name) }) {
     fail("unknown flag --\(name)\n\(usage)")
 }
@@ -175,6 +182,10 @@ config.maxRepliesInFlightPerTechnician = args.int("max-replies-per-technician", 
 config.maxReplyAttachmentBytes = args.int("max-reply-attachments", min: 1, max: 1 << 30) ?? config.maxReplyAttachmentBytes
 config.maxEngineBacklog = args.int("max-engine-backlog", min: 1, max: 10_000_000) ?? config.maxEngineBacklog
 config.clientDirectory = args.string("client") ?? config.clientDirectory
+if let format = args.string("log-format") {
+    guard let choice = ServerLog.Format(rawValue: format) else { fail("--log-format must be text or json, not \(format)") }
+    config.logFormat = choice
+}
 config.demo = args.switches.contains("demo")
 if config.demo && mode == "serve" {
     // The newcomer's one command shows every listener: wss and the agent
@@ -219,7 +230,25 @@ case "token":
                                   role: args.string("role") ?? "technician", expiresAt: Int64(Date().timeIntervalSince1970) + Int64(ttl))
     say(JWT.sign(claims, secret: Array(config.jwtSecret.utf8)))
     exit(0)
-case "echo", "serve":
+case "backup":
+    guard let archive = args.string("to") else { fail("backup needs --to FILE (a new file)") }
+    do {
+        let summary = try DataBackup.backup(dataDirectory: config.dataDirectory, to: archive)
+        say("peekd backup: wrote \(archive) (the database and \(summary.files - 1) other files, \(summary.bytes) bytes)")
+    } catch {
+        fail("backup failed: \(error)")
+    }
+    exit(0)
+case "restore":
+    guard let archive = args.string("from") else { fail("restore needs --from FILE (a file peekd backup wrote)") }
+    do {
+        let summary = try DataBackup.restore(from: archive, dataDirectory: config.dataDirectory)
+        say("peekd restore: \(config.dataDirectory) holds the backup (the database and \(summary.files - 1) other files); start peekd with --data \(config.dataDirectory)")
+    } catch {
+        fail("restore failed: \(error)")
+    }
+    exit(0)
+case "echo", "serve", "check":
     break
 default:
     fail("unknown command \(mode)\n\(usage)")
@@ -237,11 +266,26 @@ if !echo && !FileManager.default.fileExists(atPath: config.clientDirectory + "/i
     if FileManager.default.fileExists(atPath: candidate + "/index.html") { config.clientDirectory = candidate }
 }
 
+if mode == "check" {
+    // The secrets rule of a start outside demo mode (a demo start makes its own).
+    if !config.demo, let problem = ServerSecrets.problem(jwtSecret: args.string("jwt-secret"), serviceToken: args.string("service-token")) {
+        fail("check failed: \(problem)")
+    }
+    do {
+        say(try Server.check(config))
+        exit(0)
+    } catch {
+        fail("check failed: \(error)")
+    }
+}
+
 let server = Server(config: config, echoMode: echo)
 do {
     try server.start()
 } catch {
-    fail("cannot start: \(error)")
+    server.logger.log(.error, "start_failed", "cannot start", error: "\(error)")
+    server.logger.flush()
+    exit(2)
 }
 
 // Signals are turned into a drain on a normal thread: close every socket
@@ -251,6 +295,7 @@ signal(SIGINT, SIG_IGN)
 let signals = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
     let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
     source.setEventHandler {
+        server.logger.log(.info, "stopping", "signal \(sig): closing every connection and finishing the last batch")
         server.stop()
         say("peekd stopped")
         exit(0)
@@ -266,10 +311,11 @@ say(server.readyLine)
 if config.demo && !echo {
     say("peekd demo: open \(server.readyLine.split(separator: " ").last.map { String($0.dropFirst(4)) } ?? "") and sign in as a demo technician")
 }
-// SIGHUP (whose default action ends the process) re-reads --agent-crl.
+// SIGHUP (whose default action ends the process) reloads every TLS file:
+// certificates, keys, --agent-ca and --agent-crl (Server.reloadTLS).
 // Dispatch only notes the signal; the reload runs on a normal thread.
 signal(SIGHUP, SIG_IGN)
 let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
-hangup.setEventHandler { server.reloadAgentCRL() }
+hangup.setEventHandler { server.reloadTLS() }
 hangup.resume()
 withExtendedLifetime((signals, hangup)) { dispatchMain() }

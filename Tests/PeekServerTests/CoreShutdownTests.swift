@@ -22,17 +22,7 @@ final class CoreShutdownTests: XCTestCase {
         if let dataDirectory { try? FileManager.default.removeItem(atPath: dataDirectory) }
     }
 
-    private func peekdBinary() throws -> String {
-        if let path = ProcessInfo.processInfo.environment["PEEKD_BIN"], !path.isEmpty {
-            guard FileManager.default.isExecutableFile(atPath: path) else {
-                throw TestWebSocketClient.Failure("PEEKD_BIN=\(path) is not an executable file")
-            }
-            return path
-        }
-        let built = TestServer.repositoryRoot + "/.build/debug/peekd"
-        if FileManager.default.isExecutableFile(atPath: built) { return built }
-        throw XCTSkip("no peekd binary: set PEEKD_BIN or run `swift build` first (scripts/test.sh does both)")
-    }
+    private func peekdBinary() throws -> String { try PeekdSubprocess.binary() }
 
     private static let secret = "sigterm-secret-sigterm-secret-sigterm"
 
@@ -101,7 +91,7 @@ final class CoreShutdownTests: XCTestCase {
         func demoSecretsLine() throws -> String {
             let (process, out) = try launch(["--demo", "--port", "0", "--tls-port", "0", "--agent-port", "0", "--data", data, "--threads", "1"])
             defer { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
-            let output = LineReader(fd: out.fileHandleForReading.fileDescriptor)
+            let output = PipeLines(fd: out.fileHandleForReading.fileDescriptor)
             let line = try XCTUnwrap(output.line(timeout: 30) { $0.hasPrefix("peekd demo secrets") || $0.contains("ready") })
             XCTAssertNotNil(output.line(timeout: 30) { $0.contains("ready") }, "no ready line after the secrets")
             return line
@@ -129,7 +119,7 @@ final class CoreShutdownTests: XCTestCase {
         let (process, out) = try launch(["--port", "0", "--data", data, "--threads", "2",
                                          "--jwt-secret", Self.secret, "--service-token", "sigterm-service"])
 
-        let output = LineReader(fd: out.fileHandleForReading.fileDescriptor)
+        let output = PipeLines(fd: out.fileHandleForReading.fileDescriptor)
         let ready = try XCTUnwrap(output.line(timeout: 20) { $0.contains("ready") }, "no ready line from peekd")
         XCTAssertTrue(ready.hasPrefix("peekd ready plain=127.0.0.1:"), ready)
         let port = try XCTUnwrap(ready.split(separator: " ").first { $0.hasPrefix("plain=") }
@@ -197,7 +187,7 @@ final class CoreShutdownTests: XCTestCase {
                                          "--jwt-secret", Self.secret, "--service-token", "sigterm-service",
                                          "--agent-port", "0", "--agent-ca", pki.caFile, "--agent-crl", crl,
                                          "--tls-cert", pki.serverCertFile, "--tls-key", pki.serverKeyFile], mergingStandardError: true)
-        let output = LineReader(fd: out.fileHandleForReading.fileDescriptor)
+        let output = PipeLines(fd: out.fileHandleForReading.fileDescriptor)
         let ready = try XCTUnwrap(output.line(timeout: 20) { $0.contains("ready") }, "no ready line from peekd")
         let agentPort = try XCTUnwrap(ready.split(separator: " ").first { $0.hasPrefix("agent=") }
             .flatMap { $0.split(separator: ":").last }.flatMap { UInt16($0) }, ready)
@@ -247,32 +237,5 @@ final class CoreShutdownTests: XCTestCase {
         let r = try coreRawExchange(port: port, request)
         XCTAssertEqual(r.status, 201, "\(method) \(path): \(r.text)")
         return r
-    }
-}
-
-/// Lines from a pipe, with a deadline (a `poll` per read).
-private final class LineReader {
-    let fd: Int32
-    private var buffer: [UInt8] = []
-    init(fd: Int32) { self.fd = fd }
-
-    /// The first line satisfying `predicate`; nil at EOF or the deadline.
-    func line(timeout: Double, where predicate: (String) -> Bool) -> String? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
-            while let newline = buffer.firstIndex(of: 10) {
-                let line = String(decoding: buffer[..<newline], as: UTF8.self)
-                buffer.removeSubrange(...newline)
-                if predicate(line) { return line }
-            }
-            let left = deadline.timeIntervalSinceNow
-            guard left > 0 else { return nil }
-            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&p, 1, Int32(left * 1000) + 1) > 0 else { continue }
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { return nil }
-            buffer += chunk[..<n]
-        }
     }
 }

@@ -16,21 +16,6 @@ final class LiveResumeTests: XCTestCase {
         return seq
     }
 
-    /// Reads the answer to a `subscribe` with `since`: the deltas that come
-    /// first, then `subscribed` (or the `snapshot` that replaces them all).
-    private func resume(_ c: TestWebSocketClient, _ ticket: String, since: Int, id: String = "r1") throws -> (deltas: [JSONValue], end: JSONValue) {
-        try c.send(["type": "subscribe", "id": .string(id), "ticket": .string(ticket), "since": .int(since)])
-        var deltas: [JSONValue] = []
-        while true {
-            let m = try c.next()
-            switch m["type"]?.stringValue {
-            case "subscribed", "snapshot", "error": return (deltas, m)
-            case "delta" where m["seq"] != nil: deltas.append(m)
-            default: continue   // presence and other ephemeral frames
-            }
-        }
-    }
-
     func testResume_afterMissedDeltas_getsEachOnceInOrderThenSubscribed() throws {
         let server = try TestServer()
         defer { server.stop() }
@@ -47,7 +32,7 @@ final class LiveResumeTests: XCTestCase {
         XCTAssertEqual(try poster.run("st", ticket, "set_status", ["status": "open"])["seq"]?.intValue, last + 2)
 
         a = try server.technician("tech-1")
-        let (deltas, end) = try resume(a, ticket, since: seen)
+        let (deltas, end) = try a.resume(ticket, since: seen)
         XCTAssertEqual(deltas.compactMap { $0["seq"]?.intValue }, Array((seen + 1)...(last + 2)))
         XCTAssertEqual(deltas.prefix(4).compactMap { $0["data"]?["body"]?.stringValue }, ["missed 1", "missed 2", "missed 3", "missed 4"])
         XCTAssertEqual(deltas.suffix(2).compactMap { $0["kind"]?.stringValue }, ["ticket.updated", "message.created"])
@@ -69,7 +54,7 @@ final class LiveResumeTests: XCTestCase {
         let ticket = try server.seed()[0]
         let a = try server.technician("tech-1")
         let seq = try postNotes(a, ticket, count: 2, tag: "n")
-        let (deltas, end) = try resume(a, ticket, since: seq)
+        let (deltas, end) = try a.resume(ticket, since: seq)
         XCTAssertEqual(deltas, [])
         XCTAssertEqual(end["type"]?.stringValue, "subscribed")
         XCTAssertEqual(end["seq"]?.intValue, seq)
@@ -80,7 +65,7 @@ final class LiveResumeTests: XCTestCase {
         defer { server.stop() }
         let ticket = try server.seed()[0]
         let a = try server.technician("tech-1")
-        let (deltas, end) = try resume(a, ticket, since: 50)
+        let (deltas, end) = try a.resume(ticket, since: 50)
         XCTAssertEqual(deltas, [])
         XCTAssertEqual(end["type"]?.stringValue, "snapshot")
         XCTAssertEqual(end["seq"]?.intValue, 0)
@@ -96,12 +81,12 @@ final class LiveResumeTests: XCTestCase {
         let last = try postNotes(a, ticket, count: 12, tag: "n")
         XCTAssertEqual(last, 12)
 
-        let inside = try resume(a, ticket, since: last - 5, id: "in")
+        let inside = try a.resume(ticket, since: last - 5, id: "in")
         XCTAssertEqual(inside.deltas.compactMap { $0["seq"]?.intValue }, Array((last - 4)...last))
         XCTAssertEqual(inside.end["type"]?.stringValue, "subscribed")
 
         let b = try server.technician("tech-1")
-        let outside = try resume(b, ticket, since: last - 6, id: "out")
+        let outside = try b.resume(ticket, since: last - 6, id: "out")
         XCTAssertEqual(outside.deltas, [], "no partial replay before a snapshot")
         XCTAssertEqual(outside.end["type"]?.stringValue, "snapshot")
         XCTAssertEqual(outside.end["id"]?.stringValue, "out")
@@ -109,7 +94,7 @@ final class LiveResumeTests: XCTestCase {
         XCTAssertEqual(outside.end["state"]?["messages"]?.arrayValue?.count, 12)
 
         let c = try server.technician("tech-1")
-        let fromZero = try resume(c, ticket, since: 0, id: "zero")
+        let fromZero = try c.resume(ticket, since: 0, id: "zero")
         XCTAssertEqual(fromZero.end["type"]?.stringValue, "snapshot")
     }
 
@@ -122,11 +107,11 @@ final class LiveResumeTests: XCTestCase {
         let a = try server.technician("tech-1")
         let last = try postNotes(a, ticket, count: 66, tag: "n")
         XCTAssertEqual(last, 66)
-        let old = try resume(a, ticket, since: 10, id: "old")
+        let old = try a.resume(ticket, since: 10, id: "old")
         XCTAssertEqual(old.end["type"]?.stringValue, "snapshot")
         XCTAssertEqual(old.deltas, [])
         let b = try server.technician("tech-1")
-        let recent = try resume(b, ticket, since: 63, id: "recent")
+        let recent = try b.resume(ticket, since: 63, id: "recent")
         XCTAssertEqual(recent.deltas.compactMap { $0["seq"]?.intValue }, [64, 65, 66])
         XCTAssertEqual(recent.end["type"]?.stringValue, "subscribed")
     }

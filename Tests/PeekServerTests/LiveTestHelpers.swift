@@ -13,6 +13,21 @@ extension TestWebSocketClient {
         return try next { $0["id"]?.stringValue == id && ($0["type"]?.stringValue == "snapshot" || $0["type"]?.stringValue == "error") }
     }
 
+    /// Sends `subscribe` with `since` and reads its answer: the deltas that
+    /// come first, then `subscribed` (or the `snapshot` that replaces them all).
+    func resume(_ ticket: String, since: Int, id: String = "r1") throws -> (deltas: [JSONValue], end: JSONValue) {
+        try send(["type": "subscribe", "id": .string(id), "ticket": .string(ticket), "since": .int(since)])
+        var deltas: [JSONValue] = []
+        while true {
+            let m = try next()
+            switch m["type"]?.stringValue {
+            case "subscribed", "snapshot", "error": return (deltas, m)
+            case "delta" where m["seq"] != nil: deltas.append(m)
+            default: continue   // presence and other ephemeral frames
+            }
+        }
+    }
+
     /// Sends a `command` frame; `args` defaults to `{}`.
     func command(_ id: String, _ ticket: String, _ op: String, _ args: JSONValue = [:],
                  seen: Int? = nil, ifVersion: Int? = nil) throws {

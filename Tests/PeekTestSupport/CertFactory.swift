@@ -107,6 +107,20 @@ public final class CertFactory {
         return identity
     }
 
+    /// Another server certificate for localhost from the same CA, with its
+    /// own common name (what a rotated certificate looks like).
+    public func makeServer(commonName: String) throws -> Identity {
+        let key = try PrivateKey.generateP256()
+        let certificate = try CertificateBuilder(
+            commonName: commonName, usage: .server,
+            subjectAltNames: [.dns("localhost"), .ip("127.0.0.1"), .ip("::1")]
+        ).signed(subjectKey: key, issuer: ca, issuerKey: caKey)
+        let identity = Identity(certificateFile: directory + "/server-\(commonName).pem", keyFile: directory + "/server-\(commonName)-key.pem")
+        try key.write(to: identity.keyFile)
+        try certificate.write(to: identity.certificateFile)
+        return identity
+    }
+
     /// Adds a client made earlier to the CRL and rewrites `crlFile` (a new
     /// file renamed over the old one, as `RevocationList.write` does).
     public func revoke(commonName: String) throws {
