@@ -231,7 +231,7 @@ extension Engine {
         case .getTicket:
             guard let id = r.params["id"], let t = try store.ticket(id) else { throw PeekError(.notFound, "No ticket \(r.params["id"] ?? "").") }
             var w = JSONWriter(capacity: 8192)
-            w.beginObject(); w.field("ticket", t.id); w.field("seq", t.seq); w.key("state"); writeState(t, into: &w); w.endObject()
+            w.beginObject(); w.field("ticket", t.id); w.field("seq", t.seq); w.key("state"); try writeState(t, into: &w); w.endObject()
             return .json(200, w.bytes)
         case .patchTicket:
             return try patchTicket(r)

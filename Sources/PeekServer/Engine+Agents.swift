@@ -228,7 +228,8 @@ extension Engine {
         publishToLinkedViewers(asset, kind: .assetTelemetry, data: w.bytes)
     }
 
-    func latestTelemetry(tenant: String, asset: String) -> Telemetry? {
-        telemetry[TenantScopedID(tenant: tenant, id: asset)]?.latest ?? (try? store.telemetry(tenant: tenant, asset: asset)) ?? nil
+    func latestTelemetry(tenant: String, asset: String) throws(StoreError) -> Telemetry? {
+        if let latest = telemetry[TenantScopedID(tenant: tenant, id: asset)]?.latest { return latest }
+        return try store.telemetry(tenant: tenant, asset: asset)
     }
 }
