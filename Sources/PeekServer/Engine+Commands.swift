@@ -131,14 +131,9 @@ extension Engine {
         guard let seen = c.seen, !force, seen < ticket.seq else { return }
         // Only the most recent are loaded and answered: a `seen: 0` on a
         // long ticket must not cost (and be remembered as) its whole history.
-        let missed: [Message], total: Int
-        do {
-            (missed, total) = try store.messages(ticket: ticket.id, after: seen, channels: Message.stalenessChannels,
-                                                 notBy: tech.id, limit: Self.maxMissed)
-        } catch {
-            // Unread is not "nothing new": sending now could bury what the customer said.
-            log(.error, "read_failed", "the stale check could not read the messages", tenant: ticket.tenant, ticket: ticket.id, error: "\(error)")
-            throw Self.readFailed
+        // Unread is not "nothing new": sending now could bury what the customer said.
+        let (missed, total) = try mustRead("the messages after \(seen)", tenant: ticket.tenant, ticket: ticket.id) { () throws(StoreError) in
+            try store.messages(ticket: ticket.id, after: seen, channels: Message.stalenessChannels, notBy: tech.id, limit: Self.maxMissed)
         }
         guard total > 0 else { return }
         throw PeekError(.stale, "\(total) new message\(total == 1 ? "" : "s") arrived since you started writing; read \(total == 1 ? "it" : "them"), then send again (or send anyway with force).",
@@ -160,7 +155,7 @@ extension Engine {
             guard status != t.status else { return t.seq }
             let old = t.status
             t.status = status
-            adjustPause(&t, from: old, to: status, at: at)
+            try adjustPause(&t, from: old, to: status, at: at)
             t.version += 1
             var w = JSONWriter()
             w.beginObject(); w.field("status", status.rawValue); w.field("version", t.version); w.endObject()
@@ -172,7 +167,7 @@ extension Engine {
             let old = t.priority
             t.priority = priority
             if let policy = try store.slaPolicy(tenant: t.tenant, priority: priority) {
-                retarget(&t, from: try store.slaPolicy(tenant: t.tenant, priority: old), to: policy)
+                try retarget(&t, from: try store.slaPolicy(tenant: t.tenant, priority: old), to: policy)
             }
             t.version += 1
             var w = JSONWriter()
@@ -227,12 +222,12 @@ extension Engine {
 
     /// Waiting on the customer pauses the resolution clock; leaving that
     /// status resumes it with the paused span added to its due time.
-    func adjustPause(_ t: inout Ticket, from old: TicketStatus, to new: TicketStatus, at: Int64) {
+    func adjustPause(_ t: inout Ticket, from old: TicketStatus, to new: TicketStatus, at: Int64) throws(StoreError) {
         if new.pausesResolutionClock && !old.pausesResolutionClock && t.sla.pausedSince == nil {
             t.sla.pausedSince = at
         } else if !new.pausesResolutionClock, let since = t.sla.pausedSince {
             if let due = t.sla.resolutionDue {
-                if let hours = try? store.businessHours(tenant: t.tenant) {
+                if let hours = try store.businessHours(tenant: t.tenant) {
                     // What was left of working time when the pause began.
                     t.sla.resolutionDue = hours.adding(seconds: hours.seconds(from: since, to: due), to: at)
                 } else {

@@ -75,17 +75,24 @@ extension Engine {
     /// enforced here and only here: every path to a ticket comes through.
     /// A failed read is `internal`, never "no such ticket".
     func visibleTicket(_ id: String, to tech: Technician) throws(PeekError) -> Ticket {
-        let found: Ticket?
-        do { found = try store.ticket(id) } catch {
-            log(.error, "read_failed", "the ticket could not be read", tenant: tech.tenant, ticket: id, error: "\(error)")
-            throw Self.readFailed
-        }
+        let found = try mustRead("the ticket", tenant: tech.tenant, ticket: id) { () throws(StoreError) in try store.ticket(id) }
         guard let t = found, t.tenant == tech.tenant else { throw Self.notFound(id) }
         return t
     }
 
     /// A read the answer depends on failed: nothing was changed or sent.
     static let readFailed = PeekError(.internal, "The server could not read what this needs; nothing changed. Try again.")
+
+    /// A read an answer depends on. A failure is logged and becomes
+    /// `readFailed`, never an empty answer: nil is "there is none", not
+    /// "the database did not say".
+    func mustRead<T>(_ what: @autoclosure () -> String, tenant: String?, ticket: String? = nil,
+                     _ read: () throws(StoreError) -> T) throws(PeekError) -> T {
+        do { return try read() } catch {
+            log(.error, "read_failed", "\(what()) could not be read", tenant: tenant, ticket: ticket, error: "\(error)")
+            throw Self.readFailed
+        }
+    }
 
     static func notFound(_ id: String) -> PeekError {
         PeekError(.notFound, "No ticket \(id) is visible to you; check the ticket id.")

@@ -48,8 +48,8 @@ public final class Engine: @unchecked Sendable {
         var jobs: [(job: EngineJob, tenant: String?)] = []
         var waitingByTenant: [String: Int] = [:]
     }
-    private let doorbell = Doorbell()
-    private let stopped = Atomic<Bool>(false)
+    let doorbell = Doorbell()
+    let stopped = Atomic<Bool>(false)
     private let finished = Atomic<Bool>(false)
 
     // Engine-thread state.

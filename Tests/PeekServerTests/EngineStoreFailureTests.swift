@@ -100,4 +100,56 @@ final class EngineStoreFailureTests: XCTestCase {
         XCTAssertEqual(messageIDs(again["state"]).count, 1)
         XCTAssertEqual(viewerIDs(again["state"]), ["tech-1"])
     }
+
+    func testFailedEmailAccountRead_answersInternal_notNoEmailAccount() throws {
+        let (server, store) = try failingServer()
+        defer { server.stop() }
+        let ticket = try server.seed()[0]
+        let a = try server.technician("tech-1")
+        let before = try server.durableState(ticket)
+        store.arm("emailAccount(tenant:)")
+        let r = try a.run("r1", ticket, "reply", ["body": "On it."])
+        XCTAssertEqual(store.failed, "emailAccount(tenant:)")
+        assertInternal(r, id: "r1")
+        XCTAssertEqual(try server.durableState(ticket), before)
+        // Not remembered: the repeat reads again and gets the real answer.
+        XCTAssertEqual(try a.run("r1", ticket, "reply", ["body": "On it."])["code"]?.stringValue, "no_email_account")
+    }
+
+    /// The proof: in a fixed scenario (subscribe, then a note), the
+    /// store fails each call in turn. Every answer is whole or `internal`,
+    /// an `internal` note changed nothing, and once the store answers again
+    /// the same command id lands exactly once.
+    func testEachStoreCallFailingInTurn_isAnsweredWithACode_andNothingHalfDone() throws {
+        var n = 1
+        while true {
+            let (server, store) = try failingServer()
+            defer { server.stop() }
+            let ticket = try server.seed()[0]
+            let a = try server.technician("tech-1")
+            let before = try server.durableState(ticket)
+
+            store.arm(nil, nth: n)
+            let sub = try a.subscribe(ticket, id: "s1")
+            let note = try a.run("n1", ticket, "note", ["body": "Exactly once."], seen: 0)
+            guard let failed = store.failed else { break }   // past the scenario's last call
+            for (what, frame, ok) in [("subscribe", sub, "snapshot"), ("note", note, "result")] {
+                if frame["type"]?.stringValue != ok {
+                    XCTAssertEqual(frame["code"]?.stringValue, "internal", "call \(n) (\(failed)) failed, \(what) answered \(frame)")
+                }
+            }
+            if sub["type"]?.stringValue == "snapshot" {
+                XCTAssertEqual(sub["state"]?["messages"], before["messages"], "call \(n) (\(failed)): a snapshot is whole")
+            }
+            if note["type"]?.stringValue != "result" {
+                XCTAssertEqual(try server.durableState(ticket), before, "call \(n) (\(failed)): a failed note changed nothing")
+            }
+            let repeated = try a.run("n1", ticket, "note", ["body": "Exactly once."], seen: 0)
+            XCTAssertEqual(repeated["type"]?.stringValue, "result", "call \(n) (\(failed)): \(repeated)")
+            XCTAssertEqual(messageIDs(try server.ticketState(ticket)["state"]).count, 1, "call \(n) (\(failed)): the note landed exactly once")
+            n += 1
+            guard n <= 200 else { return XCTFail("the scenario never ran out of store calls") }
+        }
+        XCTAssertGreaterThan(n, 5, "the scenario made store calls to fail")
+    }
 }
