@@ -173,6 +173,7 @@ extension Engine {
         let left = repliesPerTechnician[job.command.sender, default: 1] - 1
         repliesPerTechnician[job.command.sender] = left > 0 ? left : nil
         repliesInFlight.subtract(1, ordering: .relaxed)
+        signalStop()
     }
 
     /// The send log entry, the stored reply (if sent) and the answer, for
