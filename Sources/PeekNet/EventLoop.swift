@@ -105,8 +105,12 @@ public final class EventLoop: @unchecked Sendable {
         return pthread_equal(thread, pthread_self()) != 0
     }
 
-    @inline(__always)
-    func assertInLoop() { assert(inEventLoop, "loop-owned state touched from another thread") }
+    /// Debug builds: traps when loop-owned state (`@exclusivity(unchecked)`
+    /// fields, `unowned(unsafe)` references that rely on the loop outliving
+    /// its connections) is touched off the loop's thread. Compiles out in
+    /// release builds, including across modules (inlinable).
+    @inlinable
+    public func assertInLoop() { assert(inEventLoop, "loop-owned state touched from another thread") }
 
     // MARK: Cross-thread hand-off
 

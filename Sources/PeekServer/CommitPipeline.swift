@@ -4,7 +4,7 @@ import Glibc
 import Foundation
 import PeekNet
 import PeekStore
-import Synchronization
+import PeekCore
 
 /// The durability stage after the engine's COMMIT: one thread that makes
 /// committed batches durable and only then hands their outputs to the bus.
@@ -24,15 +24,8 @@ import Synchronization
 /// and retrying fsync does not bring them back (PostgreSQL's fsync lesson).
 /// The process stops without acknowledging them; on restart SQLite recovers
 /// the WAL up to its last intact frame, and clients resend.
-final class CommitPipeline: @unchecked Sendable {
-    private let durability: any Durability
-    private let bus: any DeltaBus
-    private let condition = NSCondition()
-    // Guarded by `condition`.
-    private var batches: [[EngineOutput]] = []
-    private var running = false
-    private var stopping = false
-    private var stopped = false
+final class CommitPipeline: Sendable {
+    private let worker: SerialWorker<[EngineOutput]>
 
     /// Committed batches that may wait for the sync at once. A disk that
     /// stalls would otherwise let the engine commit on and pile up outputs
@@ -40,62 +33,10 @@ final class CommitPipeline: @unchecked Sendable {
     /// and new work waits in its inbox, as it would without the pipeline.
     static let maxBatchesAwaitingSync = 64
 
-    private let metrics: EngineMetrics
-    private let logger: ServerLog
-
     init(durability: any Durability, bus: any DeltaBus, metrics: EngineMetrics = EngineMetrics(),
          logger: ServerLog = ServerLog(format: .text)) {
-        self.metrics = metrics
-        self.logger = logger
-        self.durability = durability
-        self.bus = bus
-    }
-
-    func start() {
-        condition.lock()
-        running = true
-        condition.unlock()
-        let thread = Thread { [self] in run() }
-        thread.name = "peekd-sync"
-        thread.start()
-    }
-
-    /// Called by the engine after a COMMIT (or a rollback: error answers
-    /// keep their place in the order). Blocks only at
-    /// `maxBatchesAwaitingSync` (before `start`, batches just queue).
-    func enqueue(_ outputs: [EngineOutput]) {
-        guard !outputs.isEmpty else { return }
-        condition.lock()
-        while running && !stopping && batches.count >= Self.maxBatchesAwaitingSync { condition.wait() }
-        batches.append(outputs)
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    /// Delivers what is queued, then ends the thread.
-    func stop() {
-        condition.lock()
-        stopping = true
-        condition.broadcast()
-        while !stopped { condition.wait() }
-        condition.unlock()
-    }
-
-    private func run() {
-        while true {
-            condition.lock()
-            while batches.isEmpty && !stopping { condition.wait() }
-            if batches.isEmpty {
-                stopped = true
-                condition.broadcast()
-                condition.unlock()
-                return
-            }
-            let taken = batches
-            batches.removeAll(keepingCapacity: true)
-            condition.broadcast()  // an engine waiting at the bound may go on
-            condition.unlock()
-
+        // Every batch waiting when the thread wakes is covered by one sync.
+        worker = SerialWorker(name: "peekd-sync", capacity: Self.maxBatchesAwaitingSync, whenFull: .wait) { taken in
             do {
                 let started = monotonicMicros()
                 try durability.sync()
@@ -110,4 +51,17 @@ final class CommitPipeline: @unchecked Sendable {
             for outputs in taken { bus.deliver(outputs) }
         }
     }
+
+    func start() { worker.start() }
+
+    /// Called by the engine after a COMMIT (or a rollback: error answers
+    /// keep their place in the order). Blocks only at
+    /// `maxBatchesAwaitingSync` (before `start`, batches just queue).
+    func enqueue(_ outputs: [EngineOutput]) {
+        guard !outputs.isEmpty else { return }
+        worker.submit(outputs)
+    }
+
+    /// Delivers what is queued, then ends the thread.
+    func stop() { worker.stop() }
 }

@@ -11,6 +11,8 @@ enum DemoData {
     static func seed(_ engine: Engine) {
         engine.runBatch {
             let store = engine.store
+            // Best effort (demo only): if the read fails, creating the tenant
+            // fails too and the seed is skipped with it.
             guard (try? store.tenant(tenant)) == nil else { return }
             let at = engine.now
             do {

@@ -231,7 +231,7 @@ extension Engine {
         case .getTicket:
             guard let id = r.params["id"], let t = try store.ticket(id) else { throw PeekError(.notFound, "No ticket \(r.params["id"] ?? "").") }
             var w = JSONWriter(capacity: 8192)
-            w.beginObject(); w.field("ticket", t.id); w.field("seq", t.seq); w.key("state"); writeState(t, into: &w); w.endObject()
+            w.beginObject(); w.field("ticket", t.id); w.field("seq", t.seq); w.key("state"); try writeState(t, into: &w); w.endObject()
             return .json(200, w.bytes)
         case .patchTicket:
             return try patchTicket(r)
@@ -241,7 +241,7 @@ extension Engine {
             w.beginObject(); w.key("attempts"); w.beginArray()
             for s in try store.sends(ticket: id) {
                 // People are objects with id and name (CONTRACT).
-                let name = (try? store.technician(tenant: ticket.tenant, id: s.technician))??.name ?? s.technician
+                let name = try store.technician(tenant: ticket.tenant, id: s.technician)?.name ?? s.technician
                 w.beginObject(); w.key("at"); Wire.time(s.at, into: &w)
                 w.key("technician"); Wire.person(PersonRef(id: s.technician, name: name), into: &w)
                 w.field("to", s.recipient); w.field("outcome", s.outcome); w.field("reply", s.reply); w.endObject()
@@ -290,7 +290,7 @@ extension Engine {
     private func remeasureOpenTickets(tenant: String, priority: Priority, from old: SLATarget?, to new: SLATarget) throws {
         for var t in try store.tickets(tenant: tenant, limit: Int.max) where t.priority == priority && !t.status.stopsResolutionClock {
             let before = t.sla
-            retarget(&t, from: old, to: new)
+            try retarget(&t, from: old, to: new)
             guard t.sla != before else { continue }
             try store.updateTicket(t)
             if let next = SLAClock.nextDeadline(t) { timers.schedule(.slaDeadline(ticket: t.id), at: next.dueAt) }
@@ -395,8 +395,8 @@ extension Engine {
         let at = now
         var sla = SLAClocks()
         if let policy = try store.slaPolicy(tenant: tenant, priority: priority) {
-            sla.responseDue = dueTime(tenant: tenant, from: at, seconds: policy.response)
-            sla.resolutionDue = dueTime(tenant: tenant, from: at, seconds: policy.resolution)
+            sla.responseDue = try dueTime(tenant: tenant, from: at, seconds: policy.response)
+            sla.resolutionDue = try dueTime(tenant: tenant, from: at, seconds: policy.resolution)
         }
         if status.pausesResolutionClock { sla.pausedSince = at }
         let number = try store.nextTicketNumber()

@@ -6,7 +6,15 @@ import PeekNet
 /// RMM agents (mutual TLS) and the consent-gated remote sessions they answer.
 extension Engine {
     func handleAgentConnected(_ peer: Peer, commonName: String) {
-        guard let asset = try? store.asset(agent: commonName) else {
+        let found: Asset?
+        do { found = try store.asset(agent: commonName) } catch {
+            // Not "unknown agent", which tells it to give up: try again later.
+            log(.error, "read_failed", "the asset of agent \(commonName) could not be read", connection: peer, error: "\(error)")
+            outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, Self.readFailed)))
+            outputs.append(.close(peer, code: 1013, reason: "could not be checked; try again"))
+            return
+        }
+        guard let asset = found else {
             outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.forbidden, "No asset is linked to agent \(commonName); register it through the back-end API."))))
             outputs.append(.close(peer, code: 4403, reason: "unknown agent"))
             return
@@ -51,6 +59,8 @@ extension Engine {
     /// An ephemeral delta to the viewers of every ticket linked to `asset`
     /// (live tiles, the agent badge); tickets nobody views cost nothing.
     private func publishToLinkedViewers(_ asset: Asset, kind: DeltaKind, data: [UInt8]) {
+        // Best effort: an ephemeral push, like one shed to a slow consumer;
+        // a snapshot (any resubscribe) reads the agent and telemetry afresh.
         for ticketID in (try? store.ticketsLinked(tenant: asset.tenant, asset: asset.id)) ?? [] where viewers[ticketID] != nil {
             publishEphemeral(ticket: ticketID, kind: kind, data: data)
         }
@@ -61,7 +71,12 @@ extension Engine {
         let at = now
         switch frame {
         case .chat(let ticketID, let body):
-            guard var t = try? store.ticket(ticketID), t.tenant == agent.asset.tenant, t.asset?.id == agent.asset.id else {
+            let found: Ticket?
+            do { found = try mustRead("the ticket", tenant: agent.asset.tenant, ticket: ticketID) { () throws(StoreError) in try store.ticket(ticketID) } } catch {
+                outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, error)))
+                return
+            }
+            guard var t = found, t.tenant == agent.asset.tenant, t.asset?.id == agent.asset.id else {
                 outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.notFound, "Ticket \(ticketID) is not linked to this device."))))
                 return
             }
@@ -82,7 +97,14 @@ extension Engine {
         case .telemetry(let cpu, let ram, let disk):
             receiveTelemetry(agent.asset, Telemetry(cpu: cpu, ram: ram, disk: disk, at: at))
         case .consent(let sessionID, let accept):
-            guard let s = try? store.session(sessionID), s.asset == agent.asset.id, var t = try? store.ticket(s.ticket),
+            let found: (RemoteSession, Ticket?)?
+            do {
+                found = try mustRead("session \(sessionID)", tenant: agent.asset.tenant) { () throws(StoreError) in try sessionAndTicket(sessionID) }
+            } catch {
+                outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, error)))
+                return
+            }
+            guard let (s, ticket) = found, s.asset == agent.asset.id, var t = ticket,
                   t.tenant == agent.asset.tenant else {
                 outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.notFound, "No session \(sessionID) is waiting on this device."))))
                 return
@@ -178,8 +200,20 @@ extension Engine {
         return t.seq
     }
 
+    private func sessionAndTicket(_ id: String) throws(StoreError) -> (RemoteSession, Ticket?)? {
+        guard let s = try store.session(id) else { return nil }
+        return (s, try store.ticket(s.ticket))
+    }
+
     func expireSession(_ id: String) {
-        guard let s = try? store.session(id), s.status == .awaitingConsent, var t = try? store.ticket(s.ticket) else { return }
+        let found: (RemoteSession, Ticket?)?
+        do { found = try sessionAndTicket(id) } catch {
+            // Dropping the timer would leave the session waiting for good.
+            log(.error, "read_failed", "session \(id) could not be read to expire it; trying again in a second", error: "\(error)")
+            timers.schedule(.consentExpiry(session: id), at: now + 1000)
+            return
+        }
+        guard let (s, ticket) = found, s.status == .awaitingConsent, var t = ticket else { return }
         resolveSession(s, ticket: &t, to: .expired, at: now)
     }
 
@@ -222,13 +256,16 @@ extension Engine {
     private func pushTelemetry(_ asset: Asset, _ value: Telemetry) {
         // Persisted at the coalesced rate, so a snapshot after a restart
         // still has the last reading.
+        // Best effort: the live value is pushed from memory either way; only
+        // a snapshot right after a restart would show an older reading.
         try? store.saveTelemetry(tenant: asset.tenant, asset: asset.id, value)
         var w = JSONWriter()
         Wire.telemetry(asset: PersonRef(id: asset.id, name: asset.name), value, into: &w)
         publishToLinkedViewers(asset, kind: .assetTelemetry, data: w.bytes)
     }
 
-    func latestTelemetry(tenant: String, asset: String) -> Telemetry? {
-        telemetry[TenantScopedID(tenant: tenant, id: asset)]?.latest ?? (try? store.telemetry(tenant: tenant, asset: asset)) ?? nil
+    func latestTelemetry(tenant: String, asset: String) throws(StoreError) -> Telemetry? {
+        if let latest = telemetry[TenantScopedID(tenant: tenant, id: asset)]?.latest { return latest }
+        return try store.telemetry(tenant: tenant, asset: asset)
     }
 }

@@ -12,7 +12,17 @@ extension Engine {
         // gets the first answer again and changes nothing. A note's first
         // answer is kept as its message's seq, every other answer as bytes.
         let key = CommandKey(c, from: tech)
-        if let answer = firstAnswer(key, notBefore: at - Self.idempotencyWindowMillis) {
+        let first: [UInt8]?
+        do {
+            first = try firstAnswer(key, notBefore: at - Self.idempotencyWindowMillis)
+        } catch {
+            // Not knowing whether it ran is not "it never ran": applying it
+            // again could apply it twice. Not remembered, so a repeat asks again.
+            log(.error, "read_failed", "whether command \(c.op.rawValue) was already answered could not be read", tenant: tech.tenant, ticket: c.ticket, error: "\(error)")
+            sendError(peer, id: c.id, Self.readFailed)
+            return
+        }
+        if let answer = first {
             // A `.result`, not a plain send: the first answer may have been
             // saved earlier in this very batch, and if its commit fails the
             // repeat must not claim a change that never reached the disk.
@@ -31,8 +41,11 @@ extension Engine {
             inFlightReplies[key]?.append((peer, c.id))
             return
         }
-        guard var ticket = visibleTicket(c.ticket, to: tech) else {
-            answer(peer, tech, c, error: Self.notFound(c.ticket), at: at)
+        var ticket: Ticket
+        do {
+            ticket = try visibleTicket(c.ticket, to: tech)
+        } catch {
+            answer(peer, tech, c, error: error, at: at)
             return
         }
         if let expected = c.ifVersion, expected != ticket.version {
@@ -86,9 +99,9 @@ extension Engine {
 
     /// The answer a command with this key was first given, if within the
     /// window: a note's is its message's seq, every other one stored bytes.
-    private func firstAnswer(_ key: CommandKey, notBefore: Int64) -> [UInt8]? {
-        if let stored = try? store.commandAnswer(key, notBefore: notBefore) { return stored }
-        guard let seq = try? store.noteSeq(command: key, notBefore: notBefore) else { return nil }
+    private func firstAnswer(_ key: CommandKey, notBefore: Int64) throws(StoreError) -> [UInt8]? {
+        if let stored = try store.commandAnswer(key, notBefore: notBefore) { return stored }
+        guard let seq = try store.noteSeq(command: key, notBefore: notBefore) else { return nil }
         return Wire.resultFrame(id: key.id, seq: seq)
     }
 
@@ -100,12 +113,15 @@ extension Engine {
         pendingAgentMessages.removeAll()
     }
 
-    /// Sends an error answer and remembers it for resends of the same id.
+    /// Sends an error answer and remembers it for resends of the same id,
+    /// unless it is `internal`: that one changed nothing and a repeat runs again.
     func answer(_ peer: Peer, _ tech: Technician, _ c: CommandRequest, error: PeekError, at: Int64) {
         let frame = Wire.errorFrame(id: c.id, error)
         // `stale` and `conflict` depend on what the client had seen; a retry
         // with a fresh id is how a client moves on, so they are remembered too.
-        try? store.saveCommandAnswer(CommandKey(c, from: tech), at: at, answer: frame)
+        // Best effort: if remembering fails, a repeat is refused afresh,
+        // which is the same answer unless the ticket moved on meanwhile.
+        if error.code != .internal { try? store.saveCommandAnswer(CommandKey(c, from: tech), at: at, answer: frame) }
         outputs.append(.send(peer, frame))
     }
 
@@ -115,8 +131,10 @@ extension Engine {
         guard let seen = c.seen, !force, seen < ticket.seq else { return }
         // Only the most recent are loaded and answered: a `seen: 0` on a
         // long ticket must not cost (and be remembered as) its whole history.
-        let (missed, total) = (try? store.messages(ticket: ticket.id, after: seen, channels: Message.stalenessChannels,
-                                                   notBy: tech.id, limit: Self.maxMissed)) ?? ([], 0)
+        // Unread is not "nothing new": sending now could bury what the customer said.
+        let (missed, total) = try mustRead("the messages after \(seen)", tenant: ticket.tenant, ticket: ticket.id) { () throws(StoreError) in
+            try store.messages(ticket: ticket.id, after: seen, channels: Message.stalenessChannels, notBy: tech.id, limit: Self.maxMissed)
+        }
         guard total > 0 else { return }
         throw PeekError(.stale, "\(total) new message\(total == 1 ? "" : "s") arrived since you started writing; read \(total == 1 ? "it" : "them"), then send again (or send anyway with force).",
                         missed: missed.map(Wire.messageBytes), missedTotal: total)
@@ -137,7 +155,7 @@ extension Engine {
             guard status != t.status else { return t.seq }
             let old = t.status
             t.status = status
-            adjustPause(&t, from: old, to: status, at: at)
+            try adjustPause(&t, from: old, to: status, at: at)
             t.version += 1
             var w = JSONWriter()
             w.beginObject(); w.field("status", status.rawValue); w.field("version", t.version); w.endObject()
@@ -149,7 +167,7 @@ extension Engine {
             let old = t.priority
             t.priority = priority
             if let policy = try store.slaPolicy(tenant: t.tenant, priority: priority) {
-                retarget(&t, from: try store.slaPolicy(tenant: t.tenant, priority: old), to: policy)
+                try retarget(&t, from: try store.slaPolicy(tenant: t.tenant, priority: old), to: policy)
             }
             t.version += 1
             var w = JSONWriter()
@@ -204,12 +222,12 @@ extension Engine {
 
     /// Waiting on the customer pauses the resolution clock; leaving that
     /// status resumes it with the paused span added to its due time.
-    func adjustPause(_ t: inout Ticket, from old: TicketStatus, to new: TicketStatus, at: Int64) {
+    func adjustPause(_ t: inout Ticket, from old: TicketStatus, to new: TicketStatus, at: Int64) throws(StoreError) {
         if new.pausesResolutionClock && !old.pausesResolutionClock && t.sla.pausedSince == nil {
             t.sla.pausedSince = at
         } else if !new.pausesResolutionClock, let since = t.sla.pausedSince {
             if let due = t.sla.resolutionDue {
-                if let hours = try? store.businessHours(tenant: t.tenant) {
+                if let hours = try store.businessHours(tenant: t.tenant) {
                     // What was left of working time when the pause began.
                     t.sla.resolutionDue = hours.adding(seconds: hours.seconds(from: since, to: due), to: at)
                 } else {

@@ -86,14 +86,26 @@ extension Engine {
             answer(peer, tech, c, error: PeekError(.noContactEmail, "The contact \(ticket.contact.name) has no email address, so a reply cannot be sent; add one or post an internal note."), at: at)
             return
         }
-        guard let account = try? store.emailAccount(tenant: tech.tenant) else {
+        // Read up front: a failed read is `internal`, never "no account"
+        // or "not uploaded", and never an email outside its thread.
+        let reads: (account: EmailAccount?, attachments: [(ref: AttachmentRef, ticket: String, sha256: String)?], thread: [String])
+        do {
+            reads = try mustRead("the reply's account, attachments and thread", tenant: ticket.tenant, ticket: ticket.id) { () throws(StoreError) in
+                (try store.emailAccount(tenant: tech.tenant), try attachmentIDs.map { id throws(StoreError) in try store.attachment(id) },
+                 try store.mailThreadIDs(ticket: ticket.id))
+            }
+        } catch {
+            answer(peer, tech, c, error: error, at: at)
+            return
+        }
+        guard let account = reads.account else {
             answer(peer, tech, c, error: PeekError(.noEmailAccount, "No email account is configured"), at: at)
             return
         }
         var attachments: [AttachmentRef] = []
         var files: [MailDraft.File] = []
-        for id in attachmentIDs {
-            guard let a = try? store.attachment(id), a.ticket == ticket.id else {
+        for (id, stored) in zip(attachmentIDs, reads.attachments) {
+            guard let a = stored, a.ticket == ticket.id else {
                 answer(peer, tech, c, error: AttachmentFiles.notUploaded(id, to: ticket.id), at: at)
                 return
             }
@@ -124,7 +136,7 @@ extension Engine {
             sendError(peer, id: c.id, PeekError(.rateLimited, "The server is already sending \(inFlightReplies.count) replies, the most it queues; wait a minute, then send this one again."))
             return
         }
-        let thread = (try? store.mailThreadIDs(ticket: ticket.id)) ?? []
+        let thread = reads.thread
         let domain = account.from.split(separator: "@").last.map(String.init) ?? "peek.local"
         let messageID = "\(ticket.id).\(Crypto.hex(Crypto.randomBytes(8)))@\(domain)"
         let builder = MIMEMessageBuilder(
@@ -161,6 +173,7 @@ extension Engine {
         let left = repliesPerTechnician[job.command.sender, default: 1] - 1
         repliesPerTechnician[job.command.sender] = left > 0 ? left : nil
         repliesInFlight.subtract(1, ordering: .relaxed)
+        signalStop()
     }
 
     /// The send log entry, the stored reply (if sent) and the answer, for

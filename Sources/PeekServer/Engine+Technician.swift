@@ -12,7 +12,18 @@ extension Engine {
             refuseHello(peer, error.message)
             return
         }
-        guard let tech = try? store.technician(tenant: claims.tenant, id: claims.subject) else {
+        let found: Technician?
+        do {
+            found = try store.technician(tenant: claims.tenant, id: claims.subject)
+        } catch {
+            // The token is good; only the lookup failed. Not `unauthorized`,
+            // which would tell the client to sign in again: try again later.
+            log(.error, "read_failed", "technician \(claims.subject) could not be read at sign-in", tenant: claims.tenant, connection: peer, error: "\(error)")
+            sendError(peer, id: nil, PeekError(.internal, "Your sign-in could not be checked just now; reconnect to try again."))
+            outputs.append(.close(peer, code: 1013, reason: "sign-in could not be checked; try again"))
+            return
+        }
+        guard let tech = found else {
             refuseHello(peer, "No technician \(claims.subject) exists in tenant \(claims.tenant); ask an administrator to add you.", tenant: claims.tenant)
             return
         }
@@ -62,9 +73,25 @@ extension Engine {
 
     /// Loads a ticket if this technician may see it. Tenant isolation is
     /// enforced here and only here: every path to a ticket comes through.
-    func visibleTicket(_ id: String, to tech: Technician) -> Ticket? {
-        guard let t = try? store.ticket(id), t.tenant == tech.tenant else { return nil }
+    /// A failed read is `internal`, never "no such ticket".
+    func visibleTicket(_ id: String, to tech: Technician) throws(PeekError) -> Ticket {
+        let found = try mustRead("the ticket", tenant: tech.tenant, ticket: id) { () throws(StoreError) in try store.ticket(id) }
+        guard let t = found, t.tenant == tech.tenant else { throw Self.notFound(id) }
         return t
+    }
+
+    /// A read the answer depends on failed: nothing was changed or sent.
+    static let readFailed = PeekError(.internal, "The server could not read what this needs; nothing changed. Try again.")
+
+    /// A read an answer depends on. A failure is logged and becomes
+    /// `readFailed`, never an empty answer: nil is "there is none", not
+    /// "the database did not say".
+    func mustRead<T>(_ what: @autoclosure () -> String, tenant: String?, ticket: String? = nil,
+                     _ read: () throws(StoreError) -> T) throws(PeekError) -> T {
+        do { return try read() } catch {
+            log(.error, "read_failed", "\(what()) could not be read", tenant: tenant, ticket: ticket, error: "\(error)")
+            throw Self.readFailed
+        }
     }
 
     static func notFound(_ id: String) -> PeekError {
@@ -79,8 +106,11 @@ extension Engine {
             sendError(peer, id: id, PeekError(.rateLimited, "This connection already views \(viewing.count) tickets, the most allowed; unsubscribe from one you no longer need, then subscribe again."))
             return
         }
-        guard let ticket = visibleTicket(ticketID, to: tech) else {
-            sendError(peer, id: id, Self.notFound(ticketID))
+        let ticket: Ticket
+        do {
+            ticket = try visibleTicket(ticketID, to: tech)
+        } catch {
+            sendError(peer, id: id, error)
             return
         }
         // Join presence first so the snapshot's viewers include the newcomer.
@@ -96,6 +126,8 @@ extension Engine {
         if let since, since <= ticket.seq, ticket.seq - since <= config.retainDeltas {
             if since == ticket.seq {
                 served = true
+            // Best effort: a failed read of the log falls back to a snapshot,
+            // which is a whole answer too.
             } else if let oldest = try? store.oldestDeltaSeq(ticket: ticketID), oldest <= since + 1,
                       let rows = try? store.deltas(ticket: ticketID, after: since, limit: config.retainDeltas + 64),
                       rows.count == ticket.seq - since {
@@ -111,7 +143,21 @@ extension Engine {
             w.beginObject(); w.field("type", "subscribed"); w.field("id", id); w.field("ticket", ticketID); w.field("seq", ticket.seq); w.endObject()
             frames.append(w.bytes)
         } else {
-            frames.append(snapshotFrame(id: id, ticket))
+            do {
+                frames.append(try snapshotFrame(id: id, ticket))
+            } catch {
+                // Half a snapshot would look like a ticket without messages.
+                // Undone quietly: nobody was told of the join yet.
+                log(.error, "read_failed", "the snapshot could not be read", tenant: tech.tenant, ticket: ticketID, connection: peer, error: "\(error)")
+                if isNewConnection {
+                    _ = viewers[ticketID]?.remove(peer, technician: tech.id)
+                    if viewers[ticketID]?.isEmpty == true { viewers[ticketID] = nil }
+                    subscribedThisBatch.removeLast()
+                    sessions[peer]?.tickets.remove(ticketID)
+                }
+                sendError(peer, id: id, PeekError(.internal, "Subscribing to \(ticketID) failed; subscribe again."))
+                return
+            }
         }
         outputs.append(.subscribe(peer, id: id, ticket: ticketID, frames: frames))
         if isNewViewer { publishPresence(ticketID) } else { publishPresence(ticketID, onlyTo: peer) }
@@ -155,7 +201,7 @@ extension Engine {
 
     // MARK: Snapshot
 
-    func snapshotFrame(id: String?, _ t: Ticket) -> [UInt8] {
+    func snapshotFrame(id: String?, _ t: Ticket) throws(StoreError) -> [UInt8] {
         var w = JSONWriter(capacity: 8192)
         w.beginObject()
         w.field("type", "snapshot")
@@ -163,41 +209,43 @@ extension Engine {
         w.field("ticket", t.id)
         w.field("seq", t.seq)
         w.key("state")
-        writeState(t, into: &w)
+        try writeState(t, into: &w)
         w.endObject()
         return w.bytes
     }
 
-    func writeState(_ t: Ticket, into w: inout JSONWriter) {
+    /// Every read is `try`: a state with a part left out on a read error
+    /// would look whole to the client.
+    func writeState(_ t: Ticket, into w: inout JSONWriter) throws(StoreError) {
         let at = now
         w.beginObject()
         w.key("ticket"); Wire.ticket(t, into: &w)
         w.key("messages"); w.beginArray()
-        for m in (try? store.recentMessages(ticket: t.id, limit: Self.snapshotMessages)) ?? [] { Wire.message(m, into: &w) }
+        for m in try store.recentMessages(ticket: t.id, limit: Self.snapshotMessages) { Wire.message(m, into: &w) }
         w.endArray()
         w.key("sla"); Wire.sla(t, nowMillis: at, into: &w)
         w.key("asset")
-        if let ref = t.asset, let asset = try? store.asset(tenant: t.tenant, id: ref.id) {
+        if let ref = t.asset, let asset = try store.asset(tenant: t.tenant, id: ref.id) {
             w.beginObject()
             w.field("id", asset.id)
             w.field("name", asset.name)
             w.field("agent", asset.agent)
             w.field("agent_online", agents[asset.agent] != nil)
             w.key("telemetry")
-            if let latest = latestTelemetry(tenant: t.tenant, asset: asset.id) {
+            if let latest = try latestTelemetry(tenant: t.tenant, asset: asset.id) {
                 Wire.telemetry(asset: PersonRef(id: asset.id, name: asset.name), latest, into: &w)
             } else { w.null() }
             w.key("posture")
             if let posture = asset.posture { w.raw(posture) } else { w.null() }
             w.endObject()
         } else { w.null() }
-        w.key("session"); Wire.session(try? store.latestSession(ticket: t.id), into: &w)
-        w.key("summary"); Wire.summary(try? store.summary(ticket: t.id), into: &w)
+        w.key("session"); Wire.session(try store.latestSession(ticket: t.id), into: &w)
+        w.key("summary"); Wire.summary(try store.summary(ticket: t.id), into: &w)
         w.key("time")
-        let time = (try? store.timeState(ticket: t.id, recentEntries: Self.recentTimeEntries)) ?? TimeState(active: nil, entries: [])
+        let time = try store.timeState(ticket: t.id, recentEntries: Self.recentTimeEntries)
         Wire.timeState(time, contract: t.contract, into: &w)
         w.key("related"); w.beginArray()
-        for r in (try? store.related(to: t, limit: 10)) ?? [] {
+        for r in try store.related(to: t, limit: 10) {
             w.beginObject(); w.field("id", r.id); w.field("number", r.number); w.field("subject", r.subject)
             w.field("status", r.status.rawValue); w.endObject()
         }

@@ -48,8 +48,8 @@ public final class Engine: @unchecked Sendable {
         var jobs: [(job: EngineJob, tenant: String?)] = []
         var waitingByTenant: [String: Int] = [:]
     }
-    private let doorbell = Doorbell()
-    private let stopped = Atomic<Bool>(false)
+    let doorbell = Doorbell()
+    let stopped = Atomic<Bool>(false)
     private let finished = Atomic<Bool>(false)
 
     // Engine-thread state.
@@ -176,16 +176,31 @@ public final class Engine: @unchecked Sendable {
     /// Stops after the current batch. Replies whose email is on its way are
     /// waited for (up to the SMTP timeout), so a sent email is never left
     /// unrecorded by a shutdown.
+    /// Waits on `stopCondition`, which the engine thread signals, not by polling.
     func stop() {
-        let deadline = monotonicMillis() + Int64(config.smtpTimeoutSeconds + 5) * 1000
-        while monotonicMillis() < deadline && repliesInFlight.load(ordering: .relaxed) > 0 { usleep(10_000) }
+        let deadline = Date().addingTimeInterval(Double(config.smtpTimeoutSeconds + 5))
+        stopCondition.lock()
+        while repliesInFlight.load(ordering: .relaxed) > 0 && stopCondition.wait(until: deadline) {}
+        stopCondition.unlock()
         stopped.store(true, ordering: .relaxed)
         doorbell.ring()
-        while !finished.load(ordering: .relaxed) { usleep(1000) }
+        stopCondition.lock()
+        while !finished.load(ordering: .relaxed) { stopCondition.wait() }
+        stopCondition.unlock()
     }
 
     /// Mirrors `inFlightReplies.count` for `stop()`, which runs on another thread.
     let repliesInFlight = Atomic<Int>(0)
+    /// Signalled by the engine thread when a reply's email is done and when
+    /// it ends: what `stop` waits for.
+    private let stopCondition = NSCondition()
+
+    /// Tells a waiting `stop` that `repliesInFlight` or `finished` changed.
+    func signalStop() {
+        stopCondition.lock()
+        stopCondition.broadcast()
+        stopCondition.unlock()
+    }
 
     private func run() {
         recoverTimers()
@@ -239,6 +254,7 @@ public final class Engine: @unchecked Sendable {
         }
         pipeline?.stop()
         finished.store(true, ordering: .relaxed)
+        signalStop()
     }
 
     /// True once nothing more may join the batch: a write failed that only

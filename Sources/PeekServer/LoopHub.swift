@@ -4,7 +4,8 @@ import PeekWebSocket
 
 /// A loop's share of the server: its WebSocket sessions by id, which of
 /// them view which ticket, and the deflate codec every connection on the
-/// loop shares. Lives in `EventLoop.context`; touched only on that loop.
+/// loop shares. Lives in `EventLoop.context`; touched only on that loop
+/// (asserted in debug builds at every entry point).
 final class LoopHub {
     let loop: EventLoop
     let server: ServerShared
@@ -46,6 +47,7 @@ final class LoopHub {
     }
 
     func register(_ session: WebSocketSession) -> Peer {
+        loop.assertInLoop()
         let id = nextID
         nextID += 1
         sessions[id] = session
@@ -53,10 +55,12 @@ final class LoopHub {
     }
 
     func unregister(_ session: WebSocketSession) {
+        loop.assertInLoop()
         sessions[session.peer.id] = nil
     }
 
     func subscribe(_ session: TechnicianSession, to ticket: String) {
+        loop.assertInLoop()
         guard session.tickets[ticket] == nil else { return }
         let list: TicketViewerList
         if let existing = subscriptions[ticket] { list = existing } else {
@@ -72,6 +76,7 @@ final class LoopHub {
     /// search would cost fifty million steps on the loop; this costs ten
     /// thousand.
     func unsubscribe(_ session: TechnicianSession, from ticket: String) {
+        loop.assertInLoop()
         guard let slot = session.tickets.removeValue(forKey: ticket), let list = subscriptions[ticket] else { return }
         let last = list.sessions.removeLast()
         if slot < list.sessions.count {
@@ -85,6 +90,7 @@ final class LoopHub {
     /// encoded once for every loop; a compressed copy is made at most once
     /// per loop, and only if some viewer negotiated deflate.
     func publish(ticket: String, frame: ByteChunk, payload: [UInt8], durable: Bool) {
+        loop.assertInLoop()
         guard let viewers = subscriptions[ticket]?.sessions else { return }
         var compressed: [Int: ByteChunk] = [:]
         let compressible = payload.count >= deflate.minimumCompressedBytes

@@ -53,7 +53,8 @@ public final class Server: @unchecked Sendable {
         agentSlot = try config.agentPort.map { _ in TLSContextSlot(try makeAgentContext(config)) }
         tlsConfig = config
 
-        let store = try SQLiteTicketStore(path: echoMode ? ":memory:" : config.databasePath)
+        let opened = try SQLiteTicketStore(path: echoMode ? ":memory:" : config.databasePath)
+        let store = config.wrapStore?(opened) ?? opened
         let threads = config.threads > 0 ? config.threads
             : Self.defaultLoopCount(cores: ProcessInfo.processInfo.activeProcessorCount, echoMode: echoMode)
         let bus = BusProxy()

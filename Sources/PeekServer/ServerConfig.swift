@@ -1,4 +1,5 @@
 import PeekNet
+import PeekStore
 import PeekTLS
 
 /// Everything `peekd` can be told, with the defaults protocol.md states.
@@ -107,6 +108,9 @@ public struct ServerConfig: Sendable {
     /// The wall clock, in Unix milliseconds: timestamps, SLA due times and
     /// token expiry all read it here, so a test can move time.
     public var wallClock: @Sendable () -> Int64 = { wallClockMillis() }
+    /// Tests only (no flag): wraps the store the server opens, e.g. in one
+    /// that fails a chosen call, to show what the engine answers then.
+    public var wrapStore: (@Sendable (any TicketStore) -> any TicketStore)?
     /// Wall-clock time one inbound message may take to parse (ms). A
     /// message past it is refused with 422 and logged; it holds one mail
     /// worker at most this long, and the other workers go on meanwhile.

@@ -11,7 +11,8 @@ class WebSocketSession: ConnectionHandler {
     // checked form cost an atomic retain/release per delivered delta.
     unowned(unsafe) let hub: LoopHub
     unowned(unsafe) let connection: Connection
-    /// Loop-thread only; read on every delivered delta (`isClosing`), so it
+    /// Loop-thread only (asserted in debug builds at every entry point:
+    /// `connection.loop.assertInLoop()`); read on every delivered delta (`isClosing`), so it
     /// skips the dynamic exclusivity check (see Connection's write path).
     @exclusivity(unchecked) var ws: WebSocketStateMachine
     private(set) var peer = Peer(loop: 0, id: 0)
@@ -64,6 +65,7 @@ class WebSocketSession: ConnectionHandler {
     /// (Not in echo mode, where a conformance suite's 16 MiB messages are
     /// the point.)
     func sendText(_ payload: [UInt8]) {
+        connection.loop.assertInLoop()
         if !isClosing && !hub.server.echoMode && connection.bufferedBytes > hub.server.config.hardOutputLimit {
             hub.slowConsumersClosed += 1
             close(code: .tryAgainLater, reason: "too far behind; reconnect and resume with since")
@@ -78,6 +80,7 @@ class WebSocketSession: ConnectionHandler {
     /// soft limit; a connection whose queue passes the hard limit is closed
     /// with 1013, and its client resumes with `since` and loses nothing.
     final func deliver(_ frame: ByteChunk, durable: Bool) {
+        connection.loop.assertInLoop()
         guard !ws.isClosing else { return }
         switch connection.queue(frame, shedAbove: durable ? nil : hub.softOutputLimit, refuseAbove: hub.hardOutputLimit) {
         case .queued, .dropped:
@@ -93,6 +96,7 @@ class WebSocketSession: ConnectionHandler {
     /// Starts the close handshake; the connection closes after the flush
     /// (and at the latest after the linger deadline).
     func close(code: CloseCode, reason: String) {
+        connection.loop.assertInLoop()
         if let frame = ws.initiateClose(code: code, reason: reason) { connection.send(frame) }
         connection.closeAfterFlush()
     }
@@ -102,6 +106,7 @@ class WebSocketSession: ConnectionHandler {
     func connectionDidOpen(_ connection: Connection) {}
 
     func connection(_ connection: Connection, didReceive bytes: UnsafeRawBufferPointer) {
+        connection.loop.assertInLoop()
         var input = bytes
         while let event = ws.next(&input, deflate: hub.deflate) {
             hub.framesIn += 1
@@ -124,6 +129,7 @@ class WebSocketSession: ConnectionHandler {
     /// Heartbeat: a ping when the peer has been quiet for a heartbeat; a
     /// peer quiet for two heartbeats is dead and is closed without ceremony.
     func connectionTick(_ connection: Connection, nowMillis: Int64) {
+        connection.loop.assertInLoop()
         let heartbeat = Int64(hub.server.config.heartbeatSeconds) * 1000
         // Dead within two heartbeats (CONTRACT), counting the sweep's own granularity.
         if nowMillis - connection.lastReadMillis >= 2 * heartbeat - connection.loop.sweepIntervalMillis {
@@ -142,6 +148,7 @@ class WebSocketSession: ConnectionHandler {
     }
 
     func connectionDidClose(_ connection: Connection) {
+        connection.loop.assertInLoop()
         willClose()
         hub.unregister(self)
     }

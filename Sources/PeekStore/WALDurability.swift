@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CSQLite
+import PeekCore
 import Foundation
 import Synchronization
 
@@ -76,72 +77,45 @@ final class WALCheckpointer: @unchecked Sendable {
     let threshold: Int32
     let inlineLimit: Int32
     private let path: String
-    private let condition = NSCondition()
-    // Guarded by `condition`.
-    private var pending = false
-    private var stopping = false
-    private var stopped = false
+    /// Capacity 1, coalescing: a wake-up already queued covers every commit
+    /// until the pass starts, and the writer never blocks on it.
+    private var worker: SerialWorker<Void>!
+    /// Set in `start` before the thread starts; then only its thread uses it.
+    nonisolated(unsafe) private var connection: Database?
 
     init(path: String, threshold: Int32 = 8192) {
         self.path = path
         self.threshold = threshold
         self.inlineLimit = threshold * 8
+        worker = SerialWorker(name: "peekd-checkpoint", capacity: 1, whenFull: .coalesce) { [weak self] _ in self?.checkpoint() }
     }
 
     func start() throws(StoreError) {
         // Opened here so a failure is the store's failure, not a silent thread.
         let connection = try Database(path: path)
         try connection.execute("PRAGMA synchronous=NORMAL;")
-        // Handed over: from here on only the checkpoint thread touches it.
-        nonisolated(unsafe) let handedOver = connection
-        let thread = Thread { [self] in run(handedOver) }
-        thread.name = "peekd-checkpoint"
-        thread.start()
+        self.connection = connection
+        worker.start()
     }
 
     /// Called on the writer's thread from SQLite's WAL hook.
     func walGrew(pages: Int32) {
         guard pages >= threshold else { return }
-        condition.lock()
-        pending = true
-        condition.signal()
-        condition.unlock()
+        worker.submit(())
     }
 
-    func stop() {
-        condition.lock()
-        stopping = true
-        condition.signal()
-        while !stopped { condition.wait() }
-        condition.unlock()
-    }
+    func stop() { worker.stop() }
 
-    private func run(_ connection: Database) {
-        while true {
-            condition.lock()
-            while !pending && !stopping { condition.wait() }
-            let exit = stopping
-            pending = false
-            condition.unlock()
-            if exit { break }
-            // SQLite can start the WAL over only when a checkpoint has copied
-            // all of it, and new commits keep landing while a pass runs. So
-            // pass again at once while frames remain: each pass has less to
-            // copy, until one finishes between two commits and the writer's
-            // next transaction restarts the file. Waiting for the next
-            // wake-up instead left the WAL growing to the inline limit. A
-            // failed pass (busy, I/O) waits for the next commit's wake-up
-            // rather than spinning.
-            while connection.checkpointPassive() == .partial {
-                condition.lock()
-                let exiting = stopping
-                condition.unlock()
-                if exiting { break }
-            }
-        }
-        condition.lock()
-        stopped = true
-        condition.broadcast()
-        condition.unlock()
+    private func checkpoint() {
+        guard let connection else { return }
+        // SQLite can start the WAL over only when a checkpoint has copied
+        // all of it, and new commits keep landing while a pass runs. So
+        // pass again at once while frames remain: each pass has less to
+        // copy, until one finishes between two commits and the writer's
+        // next transaction restarts the file. Waiting for the next
+        // wake-up instead left the WAL growing to the inline limit. A
+        // failed pass (busy, I/O) waits for the next commit's wake-up
+        // rather than spinning.
+        while connection.checkpointPassive() == .partial && !worker.isStopping {}
     }
 }

@@ -1,0 +1,232 @@
+import Foundation
+import PeekCore
+@testable import PeekStore
+import Synchronization
+
+/// A `TicketStore` that forwards to a real one and fails one chosen call:
+/// the `nth` call (counted from `arm`) of the method named by its selector,
+/// e.g. `"technician(tenant:id:)"`, or of any method when `method` is nil.
+/// It shows what the engine answers when the database fails one read or
+/// write, which a real SQLite file cannot be made to do on cue.
+///
+/// Used by the engine's thread only, as any store; `arm` and `failed` are
+/// called from the test's thread, hence the lock.
+final class FailingStore: TicketStore, @unchecked Sendable {
+    let base: any TicketStore
+    private struct Plan { var method: String?; var remaining: Int; var failed: String?; var calls: [String] = [] }
+    private let plan = Mutex(Plan(method: nil, remaining: 0, failed: nil))
+
+    init(_ base: any TicketStore) { self.base = base }
+
+    /// Fails the `nth` call (1-based) of `method` (any method when nil)
+    /// from now on, once; every call after it goes through.
+    func arm(_ method: String?, nth: Int = 1) {
+        plan.withLock { $0 = Plan(method: method, remaining: nth, failed: nil) }
+    }
+
+    /// The selector of the call that was failed, once it has been.
+    var failed: String? { plan.withLock { $0.failed } }
+    /// Every throwing call made since `arm`, in order.
+    var calls: [String] { plan.withLock { $0.calls } }
+
+    static let injected = StoreError(code: 10, message: "injected failure (a test's FailingStore)")   // SQLITE_IOERR
+
+    private func check(_ selector: String) throws(StoreError) {
+        let fail = plan.withLock { p -> Bool in
+            p.calls.append(selector)
+            guard p.remaining > 0, p.method == nil || p.method == selector else { return false }
+            p.remaining -= 1
+            guard p.remaining == 0 else { return false }
+            p.failed = selector
+            return true
+        }
+        if fail { throw Self.injected }
+    }
+
+    var durability: (any Durability)? { base.durability }
+    var transactionLost: Bool { base.transactionLost }
+    func beginReadOnly() { base.beginReadOnly() }
+    func rollback() { base.rollback() }
+    func rollbackToSavepoint() { base.rollbackToSavepoint() }
+
+    func begin() throws(StoreError) {
+        try check("begin()"); try base.begin()
+    }
+    func commit() throws(StoreError) {
+        try check("commit()"); try base.commit()
+    }
+    func savepoint() throws(StoreError) {
+        try check("savepoint()"); try base.savepoint()
+    }
+    func releaseSavepoint() throws(StoreError) {
+        try check("releaseSavepoint()"); try base.releaseSavepoint()
+    }
+    func createTenant(_ t: Tenant, at: Int64) throws(StoreError) {
+        try check("createTenant(_:at:)"); try base.createTenant(t, at: at)
+    }
+    func tenant(_ id: String) throws(StoreError) -> Tenant? {
+        try check("tenant(_:)"); return try base.tenant(id)
+    }
+    func createTechnician(_ t: Technician) throws(StoreError) {
+        try check("createTechnician(_:)"); try base.createTechnician(t)
+    }
+    func technician(tenant: String, id: String) throws(StoreError) -> Technician? {
+        try check("technician(tenant:id:)"); return try base.technician(tenant: tenant, id: id)
+    }
+    func technicians(tenant: String) throws(StoreError) -> [Technician] {
+        try check("technicians(tenant:)"); return try base.technicians(tenant: tenant)
+    }
+    func createAsset(_ a: Asset) throws(StoreError) {
+        try check("createAsset(_:)"); try base.createAsset(a)
+    }
+    func asset(tenant: String, id: String) throws(StoreError) -> Asset? {
+        try check("asset(tenant:id:)"); return try base.asset(tenant: tenant, id: id)
+    }
+    func asset(agent: String) throws(StoreError) -> Asset? {
+        try check("asset(agent:)"); return try base.asset(agent: agent)
+    }
+    func saveTelemetry(tenant: String, asset: String, _ t: Telemetry) throws(StoreError) {
+        try check("saveTelemetry(tenant:asset:_:)"); try base.saveTelemetry(tenant: tenant, asset: asset, t)
+    }
+    func telemetry(tenant: String, asset: String) throws(StoreError) -> Telemetry? {
+        try check("telemetry(tenant:asset:)"); return try base.telemetry(tenant: tenant, asset: asset)
+    }
+    func nextTicketNumber() throws(StoreError) -> Int {
+        try check("nextTicketNumber()"); return try base.nextTicketNumber()
+    }
+    func insertTicket(_ t: Ticket) throws(StoreError) {
+        try check("insertTicket(_:)"); try base.insertTicket(t)
+    }
+    func ticket(_ id: String) throws(StoreError) -> Ticket? {
+        try check("ticket(_:)"); return try base.ticket(id)
+    }
+    func tickets(tenant: String, limit: Int) throws(StoreError) -> [Ticket] {
+        try check("tickets(tenant:limit:)"); return try base.tickets(tenant: tenant, limit: limit)
+    }
+    func ticketsLinked(tenant: String, asset: String) throws(StoreError) -> [String] {
+        try check("ticketsLinked(tenant:asset:)"); return try base.ticketsLinked(tenant: tenant, asset: asset)
+    }
+    func related(to t: Ticket, limit: Int) throws(StoreError) -> [Ticket] {
+        try check("related(to:limit:)"); return try base.related(to: t, limit: limit)
+    }
+    func updateTicket(_ t: Ticket) throws(StoreError) {
+        try check("updateTicket(_:)"); try base.updateTicket(t)
+    }
+    func ticketsWithOpenSLA() throws(StoreError) -> [Ticket] {
+        try check("ticketsWithOpenSLA()"); return try base.ticketsWithOpenSLA()
+    }
+    func appendDelta(ticket: String, seq: Int, at: Int64, kind: DeltaKind, data: [UInt8]) throws(StoreError) {
+        try check("appendDelta(ticket:seq:at:kind:data:)"); try base.appendDelta(ticket: ticket, seq: seq, at: at, kind: kind, data: data)
+    }
+    func deltas(ticket: String, after seq: Int, limit: Int) throws(StoreError) -> [(seq: Int, at: Int64, kind: String, data: [UInt8])] {
+        try check("deltas(ticket:after:limit:)"); return try base.deltas(ticket: ticket, after: seq, limit: limit)
+    }
+    func oldestDeltaSeq(ticket: String) throws(StoreError) -> Int? {
+        try check("oldestDeltaSeq(ticket:)"); return try base.oldestDeltaSeq(ticket: ticket)
+    }
+    func pruneDeltas(ticket: String, keepingAfter seq: Int) throws(StoreError) {
+        try check("pruneDeltas(ticket:keepingAfter:)"); try base.pruneDeltas(ticket: ticket, keepingAfter: seq)
+    }
+    func insertMessage(_ m: Message, mailMessageID: String?, delta: [UInt8]?, command: CommandKey?) throws(StoreError) {
+        try check("insertMessage(_:mailMessageID:delta:command:)"); try base.insertMessage(m, mailMessageID: mailMessageID, delta: delta, command: command)
+    }
+    func recentMessages(ticket: String, limit: Int) throws(StoreError) -> [Message] {
+        try check("recentMessages(ticket:limit:)"); return try base.recentMessages(ticket: ticket, limit: limit)
+    }
+    func messages(ticket: String, after seq: Int) throws(StoreError) -> [Message] {
+        try check("messages(ticket:after:)"); return try base.messages(ticket: ticket, after: seq)
+    }
+    func messages(ticket: String, after seq: Int, channels: [Channel], notBy author: String, limit: Int) throws(StoreError) -> (recent: [Message], total: Int) {
+        try check("messages(ticket:after:channels:notBy:limit:)"); return try base.messages(ticket: ticket, after: seq, channels: channels, notBy: author, limit: limit)
+    }
+    func mailThreadIDs(ticket: String) throws(StoreError) -> [String] {
+        try check("mailThreadIDs(ticket:)"); return try base.mailThreadIDs(ticket: ticket)
+    }
+    func message(mailMessageID id: String) throws(StoreError) -> Message? {
+        try check("message(mailMessageID:)"); return try base.message(mailMessageID: id)
+    }
+    func message(mailMessageID id: String, tenant: String) throws(StoreError) -> Message? {
+        try check("message(mailMessageID:tenant:)"); return try base.message(mailMessageID: id, tenant: tenant)
+    }
+    func noteSeq(command: CommandKey, notBefore: Int64) throws(StoreError) -> Int? {
+        try check("noteSeq(command:notBefore:)"); return try base.noteSeq(command: command, notBefore: notBefore)
+    }
+    func commandAnswer(_ command: CommandKey, notBefore: Int64) throws(StoreError) -> [UInt8]? {
+        try check("commandAnswer(_:notBefore:)"); return try base.commandAnswer(command, notBefore: notBefore)
+    }
+    func saveCommandAnswer(_ command: CommandKey, at: Int64, answer: [UInt8]) throws(StoreError) {
+        try check("saveCommandAnswer(_:at:answer:)"); try base.saveCommandAnswer(command, at: at, answer: answer)
+    }
+    func pruneCommandAnswers(before: Int64) throws(StoreError) {
+        try check("pruneCommandAnswers(before:)"); try base.pruneCommandAnswers(before: before)
+    }
+    func putEmailAccount(tenant: String, _ a: EmailAccount) throws(StoreError) {
+        try check("putEmailAccount(tenant:_:)"); try base.putEmailAccount(tenant: tenant, a)
+    }
+    func emailAccount(tenant: String) throws(StoreError) -> EmailAccount? {
+        try check("emailAccount(tenant:)"); return try base.emailAccount(tenant: tenant)
+    }
+    func tenants(outboundAddresses addresses: [String]) throws(StoreError) -> [String] {
+        try check("tenants(outboundAddresses:)"); return try base.tenants(outboundAddresses: addresses)
+    }
+    func recordSend(ticket: String, at: Int64, technician: String, recipient: String?, outcome: String, reply: String) throws(StoreError) {
+        try check("recordSend(ticket:at:technician:recipient:outcome:reply:)"); try base.recordSend(ticket: ticket, at: at, technician: technician, recipient: recipient, outcome: outcome, reply: reply)
+    }
+    func sends(ticket: String) throws(StoreError) -> [(at: Int64, technician: String, recipient: String?, outcome: String, reply: String)] {
+        try check("sends(ticket:)"); return try base.sends(ticket: ticket)
+    }
+    func putSLAPolicy(tenant: String, priority: Priority, _ target: SLATarget) throws(StoreError) {
+        try check("putSLAPolicy(tenant:priority:_:)"); try base.putSLAPolicy(tenant: tenant, priority: priority, target)
+    }
+    func slaPolicy(tenant: String, priority: Priority) throws(StoreError) -> SLATarget? {
+        try check("slaPolicy(tenant:priority:)"); return try base.slaPolicy(tenant: tenant, priority: priority)
+    }
+    func putBusinessHours(tenant: String, _ hours: BusinessHours?) throws(StoreError) {
+        try check("putBusinessHours(tenant:_:)"); try base.putBusinessHours(tenant: tenant, hours)
+    }
+    func businessHours(tenant: String) throws(StoreError) -> BusinessHours? {
+        try check("businessHours(tenant:)"); return try base.businessHours(tenant: tenant)
+    }
+    func insertSession(_ s: RemoteSession) throws(StoreError) {
+        try check("insertSession(_:)"); try base.insertSession(s)
+    }
+    func updateSession(id: String, status: SessionStatus, startedAt: Int64?) throws(StoreError) {
+        try check("updateSession(id:status:startedAt:)"); try base.updateSession(id: id, status: status, startedAt: startedAt)
+    }
+    func latestSession(ticket: String) throws(StoreError) -> RemoteSession? {
+        try check("latestSession(ticket:)"); return try base.latestSession(ticket: ticket)
+    }
+    func session(_ id: String) throws(StoreError) -> RemoteSession? {
+        try check("session(_:)"); return try base.session(id)
+    }
+    func pendingSessions() throws(StoreError) -> [RemoteSession] {
+        try check("pendingSessions()"); return try base.pendingSessions()
+    }
+    func putSummary(ticket: String, _ s: Summary) throws(StoreError) {
+        try check("putSummary(ticket:_:)"); try base.putSummary(ticket: ticket, s)
+    }
+    func summary(ticket: String) throws(StoreError) -> Summary? {
+        try check("summary(ticket:)"); return try base.summary(ticket: ticket)
+    }
+    func timeState(ticket: String, recentEntries: Int) throws(StoreError) -> TimeState {
+        try check("timeState(ticket:recentEntries:)"); return try base.timeState(ticket: ticket, recentEntries: recentEntries)
+    }
+    func activeTimer(ticket: String) throws(StoreError) -> (technician: PersonRef, startedAt: Int64)? {
+        try check("activeTimer(ticket:)"); return try base.activeTimer(ticket: ticket)
+    }
+    func startTimer(ticket: String, technician: PersonRef, at: Int64) throws(StoreError) {
+        try check("startTimer(ticket:technician:at:)"); try base.startTimer(ticket: ticket, technician: technician, at: at)
+    }
+    func stopTimer(ticket: String) throws(StoreError) -> (technician: PersonRef, startedAt: Int64)? {
+        try check("stopTimer(ticket:)"); return try base.stopTimer(ticket: ticket)
+    }
+    func addTimeEntry(ticket: String, _ e: TimeEntry) throws(StoreError) {
+        try check("addTimeEntry(ticket:_:)"); try base.addTimeEntry(ticket: ticket, e)
+    }
+    func insertAttachment(_ a: AttachmentRef, ticket: String, sha256: String, at: Int64) throws(StoreError) {
+        try check("insertAttachment(_:ticket:sha256:at:)"); try base.insertAttachment(a, ticket: ticket, sha256: sha256, at: at)
+    }
+    func attachment(_ id: String) throws(StoreError) -> (ref: AttachmentRef, ticket: String, sha256: String)? {
+        try check("attachment(_:)"); return try base.attachment(id)
+    }
+}
