@@ -47,7 +47,7 @@ stage "swift test"
 swift test --disable-swift-testing 2>&1 | tee /tmp/peekd-swift-test.log
 status=${PIPESTATUS[0]}
 summary_line="$(grep -E "^\s*Executed [0-9]+ tests?" /tmp/peekd-swift-test.log | tail -1)"
-executed="$(sed -n 's/.*Executed \([0-9]*\) tests\{0,1\}, with \([0-9]*\) failures.*/\1 \2/p' <<<"$summary_line")"
+executed="$(sed -n 's/.*Executed \([0-9]*\) tests\{0,1\}, with \([0-9]*\) failures\{0,1\}[ .(].*/\1 \2/p' <<<"$summary_line")"
 if [[ -n "$executed" ]]; then
   read -r n f <<<"$executed"
   count $((n - f)) "$f"
