@@ -1,6 +1,6 @@
 // SMTPReplyParser on what a mail server sends: the payload fed whole and cut
 // at split points chosen by the input must give the same replies, the same
-// error, and the same view of unconsumed input.
+// error, and (without an error) the same view of unconsumed input.
 import PeekMail
 
 private struct Outcome: Equatable {
@@ -13,11 +13,16 @@ private func parse(_ pieces: [[UInt8]]) -> Outcome {
     var parser = SMTPReplyParser(limits: .init(maxLineBytes: 512, maxLines: 16))
     var outcome = Outcome()
     do {
-        for piece in pieces { outcome.replies += try parser.replies(after: piece) }
+        // next(), not replies(after:), which drops the replies before an error in the same read.
+        for piece in pieces {
+            parser.append(piece)
+            while let reply = try parser.next() { outcome.replies.append(reply) }
+        }
     } catch {
         outcome.error = error
     }
-    outcome.unconsumed = parser.hasUnconsumedInput
+    // After an error the stream is dropped, and what was unconsumed no longer matters.
+    if outcome.error == nil { outcome.unconsumed = parser.hasUnconsumedInput }
     return outcome
 }
 
