@@ -104,6 +104,22 @@ for name, text in requests.items():
     write("http_request", name, b"\x00\x00" + text.encode())
     write("http_request", name + "-small-split", b"\x01\x03\x05\x10\x02" + text.encode())
 
+# http_fields: first byte picks the parser (see the target)
+fields = {
+    "query": b"\x00" + b"a=1&b=%20x+y&c&=&d=%zz",
+    "percent": b"\x01" + b"/v1/tickets/T%2D1%2Fx%00%e9",
+    "date": b"\x02" + b"Sun, 06 Nov 1994 08:49:37 GMT",
+    "etag": b"\x03" + b'W/"abc", "def", *',
+    "route": b"\x04" + b"/v1/tickets/T-1001/attachments",
+    "static": b"\x05" + b"/assets/app.js",
+    "static-dots": b"\x05" + b"/a/%2e%2e/b/",
+    "upgrade": b"\x06" + b"Upgrade: websocket\nConnection: keep-alive, Upgrade\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\n"
+               b"Sec-WebSocket-Version: 13\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits; "
+               b"server_max_window_bits=10, x-webkit-deflate-frame\nOrigin: https://peek.example.com",
+}
+for name, data in fields.items():
+    write("http_fields", name, data)
+
 # --- PeekWebSocket: masked client frames -----------------------------------
 MASK = b"\x37\xfa\x21\x3d"
 
