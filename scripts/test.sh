@@ -23,6 +23,13 @@ TESTS_PASSED=0
 TESTS_FAILED=0
 # count PASSED FAILED: add a stage's own test counts.
 count() { TESTS_PASSED=$((TESTS_PASSED + $1)); TESTS_FAILED=$((TESTS_FAILED + $2)); }
+# count_closing_line LOG: add the counts of a stage's own "N passed, M
+# failed" line; a stage that never printed one counts as one failure.
+count_closing_line() {
+  local counts n f
+  counts="$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$1" | tail -1)"
+  if [[ -n "$counts" ]]; then read -r n f <<<"$counts"; count "$n" "$f"; else count 0 1; fi
+}
 ECHO_PID=""
 trap '[[ -n "$ECHO_PID" ]] && kill "$ECHO_PID" 2>/dev/null' EXIT
 stage() { printf '\n=== %s\n' "$*"; }
@@ -69,8 +76,7 @@ fuzz_short() {
 stage "fuzz (scripts/fuzz.sh all ${PEEK_FUZZ_SECONDS:-4})"
 fuzz_short 2>&1 | tee /tmp/peekd-fuzz.log
 status=${PIPESTATUS[0]}
-counts="$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' /tmp/peekd-fuzz.log | tail -1)"
-if [[ -n "$counts" ]]; then read -r n f <<<"$counts"; count "$n" "$f"; else count 0 1; fi
+count_closing_line /tmp/peekd-fuzz.log
 record "fuzz" "$status"
 
 # Autobahn|Testsuite fuzzingclient against `peekd echo`: the same network and
@@ -151,8 +157,7 @@ browser() {
 stage "browser (headless Chromium, client/test/browser_test.py)"
 browser 2>&1 | tee /tmp/peekd-browser.log
 status=${PIPESTATUS[0]}
-counts="$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' /tmp/peekd-browser.log | tail -1)"
-if [[ -n "$counts" ]]; then read -r n f <<<"$counts"; count "$n" "$f"; else count 0 1; fi
+count_closing_line /tmp/peekd-browser.log
 record "browser" "$status"
 
 printf '\n=== summary\n'

@@ -2,8 +2,9 @@
 // through SMTPReplyParser (cut at input-chosen points) and every reply,
 // parse error, STARTTLS handshake outcome and the final EOF into the
 // dialogue. One byte picks security, credentials and the TLS outcome.
-// Checked: a final action stays final, and nothing that carries a reply's
-// text is sent to the server (only the configuration's own commands are).
+// Checked: a final action stays final, the dialogue ends at EOF, and every
+// command sent is one line (the server's text never splits or extends one);
+// only the message data after 354 has more.
 import PeekMail
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -20,6 +21,7 @@ public func fuzz(_ data: UnsafeRawPointer, _ size: Int) -> CInt {
     guard var dialogue = try? SMTPDialogue(configuration: configuration) else {
         fatalError("the fixed configuration is refused")
     }
+    let messageData = SMTPData.encode(message: configuration.message)
     var parser = SMTPReplyParser()
     var final: SMTPDialogue.Action?
 
@@ -30,6 +32,14 @@ public func fuzz(_ data: UnsafeRawPointer, _ size: Int) -> CInt {
             return
         }
         if action.isFinal { final = action }
+        switch action {
+        case .send(let bytes) where bytes == messageData: break
+        case .send(let bytes), .sendSecret(let bytes):
+            let lineEnds = zip(bytes, bytes.dropFirst()).filter { $0 == (13, 10) }.count
+            require(lineEnds == 1 && bytes.suffix(2) == [13, 10] && !bytes.dropLast(2).contains(10) && !bytes.dropLast(2).contains(13),
+                    "a command that is not one line: \(describe(bytes))")
+        default: break
+        }
         if case .startTLS = action {
             parser = SMTPReplyParser()
             handle(tlsFails ? .tlsFailed(reason: "fuzz") : .tlsEstablished)
