@@ -28,7 +28,7 @@ public func fuzz(_ data: UnsafeRawPointer, _ size: Int) -> CInt {
     case 0:
         _ = QueryString.parse(text)
     case 1:
-        if let decoded = PercentEncoding.decode(text) { require(decoded.count <= bytes.count, "decoding grew the text") }
+        if let decoded = PercentEncoding.decode(text) { require(decoded.count <= text.utf8.count, "decoding grew the text") }
         _ = PercentEncoding.decodeString(text)
         _ = PercentEncoding.decodeFormComponent(text)
     case 2:
