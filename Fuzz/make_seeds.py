@@ -52,6 +52,7 @@ frames = {
     "reply": '{"type": "command", "id": "c-7f3a", "ticket": "T-1001", "op": "reply", "args": {"body": "Hi Maya, I will clean the fan remotely this afternoon."}, "if_version": 2, "seen": 5}',
     "composing": '{"type":"composing","ticket":"T-1","mode":"note"}',
     "unsubscribe": '{"type":"unsubscribe","ticket":"T-1"}',
+    "refresh": '{"type":"refresh","id":"r1","token":"eyJhbGciOiJIUzI1NiJ9.e30.sig"}',
 }
 for name, text in frames.items():
     write("client_frame", name, text)
@@ -113,6 +114,7 @@ fields = {
     "route": b"\x04" + b"/v1/tickets/T-1001/attachments",
     "static": b"\x05" + b"/assets/app.js",
     "static-dots": b"\x05" + b"/a/%2e%2e/b/",
+    "host": b"\x07" + b"peek.example.com:8443",
     "upgrade": b"\x06" + b"Upgrade: websocket\nConnection: keep-alive, Upgrade\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\n"
                b"Sec-WebSocket-Version: 13\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits; "
                b"server_max_window_bits=10, x-webkit-deflate-frame\nOrigin: https://peek.example.com",

@@ -4,7 +4,7 @@
 //   0 query string            4 route matching (the API's patterns)
 //   1 percent-decoding        5 static file paths: never escape the root
 //   2 HTTP dates: round trip  6 WebSocket upgrade headers and deflate offers
-//   3 If-None-Match lists
+//   3 If-None-Match lists     7 the Host header in the security headers
 import PeekHTTP
 import PeekWebSocket
 
@@ -21,7 +21,7 @@ private let router: Router<Int> = {
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafeRawPointer, _ size: Int) -> CInt {
     var input = FuzzInput(data, size)
-    let choice = input.byte() % 7
+    let choice = input.byte() % 8
     let bytes = input.rest()
     let text = String(decoding: bytes, as: UTF8.self)
     switch choice {
@@ -46,6 +46,14 @@ public func fuzz(_ data: UnsafeRawPointer, _ size: Int) -> CInt {
             require(!path.hasPrefix("/") && !segments.contains { $0.isEmpty || $0.hasPrefix(".") }
                     && !path.utf8.contains(0) && !path.contains("\\"),
                     "\(text.debugDescription) escapes the root as \(path.debugDescription)")
+        }
+    case 7:
+        // The Host header goes into Content-Security-Policy: it must not end or add a directive.
+        for (name, value) in StaticFiles.securityHeaders(host: text) {
+            require(!value.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }), "\(name) carries a line break for \(text.debugDescription)")
+            if name == "Content-Security-Policy" {
+                require(value.split(separator: ";").count == 8, "Host \(text.debugDescription) changed the directives: \(value)")
+            }
         }
     default:
         // Header lines "name: value"; the upgrade is checked as the HTTP handler passes them.
