@@ -67,7 +67,7 @@ record "swift test" "$status"
 
 # The libFuzzer targets (Fuzz/, FUZZING.md), each a few seconds from its
 # seed corpus: a parser change that crashes, hangs or blows up on them fails
-# here. An estimated 3 minutes from a cold build on 2 cores; PEEK_FUZZ_SECONDS sets
+# here. About 3 minutes from a cold build on 2 cores; PEEK_FUZZ_SECONDS sets
 # the time per target (the long campaigns are `scripts/fuzz.sh all 600`).
 fuzz_short() {
   scripts/fuzz.sh all "${PEEK_FUZZ_SECONDS:-4}"
