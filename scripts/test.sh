@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: the command the README gives a newcomer and the one
 # .ci/run calls. Stages: build, unit + integration tests (swift test), then
-# the stages that need outside programs, each installing what it lacks.
+# the short fuzz pass, then the stages that need outside programs, each
+# installing what it lacks.
 # Every stage runs even if an earlier one failed (except those that need a
 # binary the build did not make); the last line is "N passed, M failed"
 # over the stages, and the exit status is 1 if any failed.
@@ -22,6 +23,13 @@ TESTS_PASSED=0
 TESTS_FAILED=0
 # count PASSED FAILED: add a stage's own test counts.
 count() { TESTS_PASSED=$((TESTS_PASSED + $1)); TESTS_FAILED=$((TESTS_FAILED + $2)); }
+# count_closing_line LOG: add the counts of a stage's own "N passed, M
+# failed" line; a stage that never printed one counts as one failure.
+count_closing_line() {
+  local counts n f
+  counts="$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$1" | tail -1)"
+  if [[ -n "$counts" ]]; then read -r n f <<<"$counts"; count "$n" "$f"; else count 0 1; fi
+}
 ECHO_PID=""
 trap '[[ -n "$ECHO_PID" ]] && kill "$ECHO_PID" 2>/dev/null' EXIT
 stage() { printf '\n=== %s\n' "$*"; }
@@ -56,6 +64,20 @@ else
   count 0 1
 fi
 record "swift test" "$status"
+
+# The libFuzzer targets (Fuzz/, FUZZING.md), each a few seconds from its
+# seed corpus: a parser change that crashes, hangs or blows up on them fails
+# here. About 3 minutes from a cold build on 2 cores; PEEK_FUZZ_SECONDS sets
+# the time per target (the long campaigns are `scripts/fuzz.sh all 600`).
+fuzz_short() {
+  scripts/fuzz.sh all "${PEEK_FUZZ_SECONDS:-4}"
+}
+
+stage "fuzz (scripts/fuzz.sh all ${PEEK_FUZZ_SECONDS:-4})"
+fuzz_short 2>&1 | tee /tmp/peekd-fuzz.log
+status=${PIPESTATUS[0]}
+count_closing_line /tmp/peekd-fuzz.log
+record "fuzz" "$status"
 
 # Autobahn|Testsuite fuzzingclient against `peekd echo`: the same network and
 # WebSocket stack as the server, every path an echo endpoint.
@@ -135,8 +157,7 @@ browser() {
 stage "browser (headless Chromium, client/test/browser_test.py)"
 browser 2>&1 | tee /tmp/peekd-browser.log
 status=${PIPESTATUS[0]}
-counts="$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' /tmp/peekd-browser.log | tail -1)"
-if [[ -n "$counts" ]]; then read -r n f <<<"$counts"; count "$n" "$f"; else count 0 1; fi
+count_closing_line /tmp/peekd-browser.log
 record "browser" "$status"
 
 printf '\n=== summary\n'

@@ -141,6 +141,18 @@ public final class TLSSession {
         }
     }
 
+    /// A server session already past the hand-off, running `layer` with
+    /// no `SSL` behind it. Only for the record-path fuzz target
+    /// (Fuzz/Targets/tls_records.swift) and tests: they need the read path
+    /// after the hand-off under known keys, thousands of times a second,
+    /// which a real handshake per input would not allow.
+    init(handedOff layer: TLSRecordLayer) {
+        isServer = true
+        records = layer
+        recordsPerKey = TLSRecordLayer.defaultRecordsPerKey
+        state = .established
+    }
+
     deinit {
         if let ssl { SSL_free(ssl) }
     }

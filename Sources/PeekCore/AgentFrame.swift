@@ -1,0 +1,37 @@
+/// A frame an RMM agent sends, decoded and validated. Pure like `ClientFrame`,
+/// so the agent socket's untrusted bytes can be tested and fuzzed without a server.
+public enum AgentFrame: Equatable, Sendable {
+    case chat(ticket: String, body: String)
+    case telemetry(cpu: Double, ram: Double, disk: Double)
+    case consent(session: String, accept: Bool)
+
+    public static func decode(_ bytes: [UInt8]) -> Result<AgentFrame, PeekError> {
+        guard let v = try? JSONParser.parse(bytes), case .object = v else {
+            return .failure(PeekError(.invalid, "The frame is not a JSON object."))
+        }
+        switch v["type"]?.stringValue {
+        case "chat":
+            guard let t = v["ticket"]?.stringValue, let b = v["body"]?.stringValue, !b.isEmpty, b.utf8.count <= CommandRequest.maxBodyBytes else {
+                return .failure(PeekError(.invalid, "\"chat\" needs a string \"ticket\" and a non-empty \"body\" of at most 64 KiB."))
+            }
+            guard Identifier.isValid(t) else { return .failure(PeekError(.invalid, Identifier.refusal("\"ticket\""))) }
+            return .success(.chat(ticket: t, body: b))
+        case "telemetry":
+            guard let c = v["cpu"]?.doubleValue, let r = v["ram"]?.doubleValue, let d = v["disk"]?.doubleValue,
+                  [c, r, d].allSatisfy({ $0 >= 0 && $0 <= 100 }) else {
+                return .failure(PeekError(.invalid, "\"telemetry\" needs numbers \"cpu\", \"ram\" and \"disk\" between 0 and 100 (percent)."))
+            }
+            return .success(.telemetry(cpu: c, ram: r, disk: d))
+        case "consent":
+            guard let s = v["session"]?.stringValue, let d = v["decision"]?.stringValue, d == "accept" || d == "deny" else {
+                return .failure(PeekError(.invalid, "\"consent\" needs a string \"session\" and \"decision\": \"accept\" or \"deny\"."))
+            }
+            guard Identifier.isValid(s) else { return .failure(PeekError(.invalid, Identifier.refusal("\"session\""))) }
+            return .success(.consent(session: s, accept: d == "accept"))
+        case let t?:
+            return .failure(PeekError(.invalid, "Unknown frame type \"\(t)\"; agents send chat, telemetry or consent."))
+        case nil:
+            return .failure(PeekError(.invalid, "A frame needs a string \"type\"."))
+        }
+    }
+}
