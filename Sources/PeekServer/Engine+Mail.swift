@@ -121,11 +121,13 @@ extension Engine {
             answer(peer, tech, c, error: PeekError(.tooLarge, "The attachments total \(mib(attachedBytes)) MiB and one email may carry at most \(mib(config.maxReplyAttachmentBytes)) MiB; send some of them in a second reply."), at: at)
             return
         }
-        // Replies in flight are capped per technician and for the process, so
-        // neither one sender nor all of them together can grow the mail queue
-        // without bound. Checked last, so only a reply that would really be
-        // sent is refused, and not remembered (like every rate_limited): the
-        // same id may be sent again once a slot is free.
+        // Replies in flight are capped per technician, per tenant (its fair
+        // share of the process's cap, `FairShare`) and for the process, so
+        // neither one sender, nor one organisation's flood, nor all of them
+        // together can grow the mail queue without bound or hold every
+        // slot. Checked last, so only a reply that would really be sent is
+        // refused, and not remembered (like every rate_limited): the same id
+        // may be sent again once a slot is free.
         let sender = key.sender
         let mine = repliesPerTechnician[sender, default: 0]
         guard mine < config.maxRepliesInFlightPerTechnician else {
@@ -134,6 +136,12 @@ extension Engine {
         }
         guard inFlightReplies.count < config.maxRepliesInFlight else {
             sendError(peer, id: c.id, PeekError(.rateLimited, "The server is already sending \(inFlightReplies.count) replies, the most it queues; wait a minute, then send this one again."))
+            return
+        }
+        let ours = repliesPerTenant[tech.tenant, default: 0]
+        let share = FairShare.limit(capacity: config.maxRepliesInFlight, tenants: repliesPerTenant.count + (ours == 0 ? 1 : 0))
+        guard ours < share else {
+            sendError(peer, id: c.id, PeekError(.rateLimited, "Your organisation already has \(ours) replies being sent, its share while others send too; wait a minute, then send this one again."))
             return
         }
         let thread = reads.thread
@@ -148,6 +156,7 @@ extension Engine {
         let draft = MailDraft(builder: builder, files: files, attachmentsDirectory: config.attachmentsDirectory, ticketID: ticket.id)
         inFlightReplies[key] = [(peer, c.id)]
         repliesPerTechnician[sender] = mine + 1
+        repliesPerTenant[tech.tenant] = ours + 1
         repliesInFlight.add(1, ordering: .relaxed)
         let job = MailJob(command: key, technician: tech, ticketID: ticket.id, body: body,
                           attachments: attachments, mailMessageID: messageID, recipient: to, account: account, draft: draft)
@@ -172,6 +181,8 @@ extension Engine {
         inFlightReplies.removeValue(forKey: job.command)
         let left = repliesPerTechnician[job.command.sender, default: 1] - 1
         repliesPerTechnician[job.command.sender] = left > 0 ? left : nil
+        let tenantLeft = repliesPerTenant[job.command.tenant, default: 1] - 1
+        repliesPerTenant[job.command.tenant] = tenantLeft > 0 ? tenantLeft : nil
         repliesInFlight.subtract(1, ordering: .relaxed)
         signalStop()
     }

@@ -64,6 +64,8 @@ public final class Engine: @unchecked Sendable {
     /// Distinct replies on their way per technician (resends of one are not
     /// counted); bounded by `maxRepliesInFlightPerTechnician`.
     var repliesPerTechnician: [TenantScopedID: Int] = [:]
+    /// Replies in flight per tenant, for its fair share of `maxRepliesInFlight`.
+    var repliesPerTenant: [String: Int] = [:]
     var nextSLATickMillis: Int64 = 0
     var outputs: [EngineOutput] = []
     var lastPruneMillis: Int64 = 0
@@ -138,37 +140,23 @@ public final class Engine: @unchecked Sendable {
 
     /// Why a new command or subscribe from `tenant` may not be queued now,
     /// or nil if it may. Fair shares: a tenant may hold at most
-    /// `tenantShare(...)` of the jobs waiting, so one tenant's flood is
-    /// refused while another tenant's traffic is still taken.
+    /// `FairShare.limit` of the jobs waiting (the global `maxEngineBacklog`
+    /// bounds the sum), so one tenant's flood is refused while another
+    /// tenant's traffic is still taken.
     func refusal(tenant: String?) -> PeekError? {
         let backlog = config.maxEngineBacklog
         let queued = queuedJobs
         if queued >= backlog { return Self.busyError }
         // No share is below this, so with fewer jobs waiting in all none can
         // be full: the common case takes no lock.
-        guard let tenant, queued >= min(backlog, Self.minTenantShare) else { return nil }
+        guard let tenant, queued >= min(backlog, FairShare.minimum) else { return nil }
         let overShare = inbox.withLock { inbox in
             let mine = inbox.waitingByTenant[tenant] ?? 0
             let tenants = inbox.waitingByTenant.count + (mine == 0 ? 1 : 0)
-            return mine >= Self.tenantShare(backlog: backlog, waitingTenants: tenants)
+            return mine >= FairShare.limit(capacity: backlog, tenants: tenants)
         }
         return overShare ? Self.tenantBusyError : nil
     }
-
-    /// A tenant's share of a backlog of `backlog` jobs while
-    /// `waitingTenants` tenants (itself included) have jobs waiting: an even
-    /// split with one share kept free for a tenant that has none waiting
-    /// yet, so the others' floods leave it room. A single flooding tenant
-    /// thus holds at most half the backlog; with two, a third each. Never
-    /// below `minTenantShare` (or the whole backlog, if smaller), so each of
-    /// many busy tenants still gets a few jobs in; the global
-    /// `maxEngineBacklog` bounds the sum (past about a thousand busy tenants
-    /// at the default backlog, it is what refuses).
-    static func tenantShare(backlog: Int, waitingTenants: Int) -> Int {
-        max(backlog / (waitingTenants + 1), min(backlog, minTenantShare))
-    }
-
-    static let minTenantShare = 8
 
     /// Jobs submitted and not yet taken (for the overload check and tests).
     var queuedJobs: Int { backlog.load(ordering: .relaxed) }

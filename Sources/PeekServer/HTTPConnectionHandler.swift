@@ -223,9 +223,14 @@ final class HTTPConnectionHandler: ConnectionHandler {
         let reply = makeReply(connection, h)
         let prepare: @Sendable (APIRequest) -> Result<APIRequest, APIResponse>
         let pool: WorkerPool
+        /// Whose fair share of the pool the work counts against.
+        let share: String?
         switch route {
         case .inboundEmail, .tenantInboundEmail:
             let tenant = route == .tenantInboundEmail ? params["tenant"] : nil
+            // The global route's tenant is known only once the mail is
+            // parsed: all of it shares one lane (a name no tenant id can be).
+            share = tenant ?? "global inbound route"
             pool = server.mailWorkers
             prepare = { r in
                 MailIntake.prepare(r.body, tenant: tenant, config: config, logger: server.engine.logger).map { mail in
@@ -236,6 +241,7 @@ final class HTTPConnectionHandler: ConnectionHandler {
                 }
             }
         case .uploadAttachment:
+            if case .technician(let claims) = caller { share = claims.tenant } else { share = nil }
             pool = server.fileWorkers
             prepare = { r in AttachmentFiles.prepareUpload(r, config: config, logger: server.engine.logger) }
         default:
@@ -243,13 +249,17 @@ final class HTTPConnectionHandler: ConnectionHandler {
             return
         }
         let engine = server.engine
-        let queued = pool.submit {
+        let refusal = pool.submit(tenant: share) {
             switch prepare(request) {
             case .success(let prepared): engine.submit(.api(prepared, reply: reply))
             case .failure(let refusal): reply(refusal)
             }
         }
-        if !queued { reply(.busy("The server is already working through \(pool.queueCapacity) such requests, the most it queues; nothing was done. Send it again in a moment.")) }
+        switch refusal {
+        case nil: break
+        case .full: reply(.busy("The server is already working through \(pool.queueCapacity) such requests, the most it queues; nothing was done. Send it again in a moment."))
+        case .overShare: reply(.busy("The server is already working through its fair share of such requests for this organisation, while others wait too; nothing was done. Send it again in a moment."))
+        }
     }
 
     /// The engine's answer, delivered on this loop. An attachment download

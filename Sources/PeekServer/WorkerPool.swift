@@ -15,15 +15,49 @@ import Synchronization
 final class WorkerPool: Sendable {
     typealias Job = @Sendable () -> Void
 
-    private struct State {
-        /// A taken job's slot is set to nil at once, so its captures (a
-        /// 25 MiB message) are freed when it ends, not at compaction.
+    /// Why `submit` did not take a job.
+    enum Refusal: Error, Equatable {
+        /// `queueCapacity` jobs are already waiting.
+        case full
+        /// The job's tenant already holds its fair share of the pool.
+        case overShare
+    }
+
+    /// One tenant's jobs. A taken job's slot is set to nil at once, so its
+    /// captures (a 25 MiB message) are freed when it ends, not at compaction.
+    private struct Lane {
         var waiting: [Job?] = []
-        /// Index of the oldest waiting job: taking one is O(1); the array
-        /// is compacted when the consumed prefix is half of it.
+        /// Index of the oldest waiting job: taking one is O(1); the array is
+        /// compacted when the consumed prefix is half of it.
         var head = 0
-        var workers = 0
+        /// Waiting or running: what the lane's share is judged by.
+        var admitted = 0
         var waitingCount: Int { waiting.count - head }
+
+        mutating func take() -> Job {
+            let job = waiting[head]!
+            waiting[head] = nil
+            head += 1
+            if head == waiting.count {
+                waiting.removeAll(keepingCapacity: false)
+                head = 0
+            } else if head * 2 >= waiting.count {
+                waiting.removeFirst(head)
+                head = 0
+            }
+            return job
+        }
+    }
+
+    private struct State {
+        var lanes: [String: Lane] = [:]
+        /// Lanes with jobs waiting, served in turn: one job from each before
+        /// a second from any, so a tenant that queued many does not make
+        /// another's single job wait behind all of them.
+        var turns: [String] = []
+        var nextTurn = 0
+        var waitingCount = 0
+        var workers = 0
     }
 
     let name: String
@@ -38,52 +72,89 @@ final class WorkerPool: Sendable {
         self.queueCapacity = queueCapacity
     }
 
-    /// Queues `job`; false (and nothing queued) when the queue is full.
-    /// Safe from any thread.
-    func submit(_ job: @escaping Job) -> Bool {
-        let (accepted, startWorker) = state.withLock { s -> (Bool, Bool) in
+    /// Queues `job`, or says why not (and queues nothing). Safe from any
+    /// thread. `tenant`: whose fair share of the pool's places (threads plus
+    /// queue) the job counts against while it waits or runs (`FairShare`);
+    /// nil for work that is nobody's in particular, bounded only by the queue.
+    func submit(tenant: String?, _ job: @escaping Job) -> Refusal? {
+        let lane = tenant ?? ""
+        let (refusal, startWorker) = state.withLock { s -> (Refusal?, Bool) in
             // A job that a free worker takes at once never counts as waiting.
             let free = s.workers < maxThreads
-            guard free || s.waitingCount < queueCapacity else { return (false, false) }
-            s.waiting.append(job)
-            guard free else { return (true, false) }
+            guard free || s.waitingCount < queueCapacity else { return (.full, false) }
+            let mine = s.lanes[lane]?.admitted ?? 0
+            if tenant != nil {
+                let tenants = s.lanes.count + (mine == 0 ? 1 : 0)
+                let places = queueCapacity >= Int.max - maxThreads ? Int.max : queueCapacity + maxThreads
+                guard mine < FairShare.limit(capacity: places, tenants: tenants) else { return (.overShare, false) }
+            }
+            if s.lanes[lane, default: Lane()].waitingCount == 0 { s.turns.append(lane) }
+            s.lanes[lane, default: Lane()].waiting.append(job)
+            s.lanes[lane]!.admitted += 1
+            s.waitingCount += 1
+            guard free else { return (nil, false) }
             s.workers += 1
-            return (true, true)
+            return (nil, true)
         }
         if startWorker {
             let thread = Thread { [self] in runWorker() }
             thread.name = name
             thread.start()
         }
-        return accepted
+        return refusal
     }
+
+    /// `submit(tenant: nil, job)`, true when queued.
+    func submit(_ job: @escaping Job) -> Bool { submit(tenant: nil, job) == nil }
 
     /// Jobs waiting for a worker (for tests and metrics).
     var waitingJobs: Int { state.withLock { $0.waitingCount } }
 
-    /// Runs jobs in order until none is left, then ends; the count drops
-    /// under the same lock that found the queue empty, so a job queued
-    /// meanwhile always finds a worker.
+    /// Runs jobs, a lane at a time in turn, until none is left, then ends;
+    /// the count drops under the same lock that found the queue empty, so a
+    /// job queued meanwhile always finds a worker.
     private func runWorker() {
+        var finished: String?
         while true {
-            let next = state.withLock { s -> Job? in
+            let next = state.withLock { s -> (String, Job)? in
+                if let lane = finished {
+                    s.lanes[lane]!.admitted -= 1
+                    if s.lanes[lane]!.admitted == 0 { s.lanes[lane] = nil }
+                }
                 guard s.waitingCount > 0 else {
                     s.workers -= 1
-                    s.waiting.removeAll(keepingCapacity: false)
-                    s.head = 0
                     return nil
                 }
-                let job = s.waiting[s.head]
-                s.waiting[s.head] = nil
-                s.head += 1
-                if s.head * 2 >= s.waiting.count {
-                    s.waiting.removeFirst(s.head)
-                    s.head = 0
+                if s.nextTurn >= s.turns.count { s.nextTurn = 0 }
+                let lane = s.turns[s.nextTurn]
+                let job = s.lanes[lane]!.take()
+                s.waitingCount -= 1
+                if s.lanes[lane]!.waitingCount == 0 {
+                    s.turns.remove(at: s.nextTurn)
+                } else {
+                    s.nextTurn += 1
                 }
-                return job
+                return (lane, job)
             }
-            guard let next else { return }
-            next()
+            guard let (lane, job) = next else { return }
+            job()
+            finished = lane
         }
+    }
+}
+
+/// The fair-share rule every shared queue uses (the engine's backlog, the
+/// mail and file workers, replies in flight): while `tenants` tenants
+/// (the asking one included) hold places, each may hold at most an even
+/// split of `capacity` with one share kept free for a tenant that holds
+/// none yet, so the others' floods leave it room. A single flooding tenant
+/// thus holds at most half; with two, a third each. Never below `minimum`
+/// (or the whole capacity, if smaller), so each of many busy tenants still
+/// gets a few places; the capacity itself bounds the sum.
+enum FairShare {
+    static let minimum = 8
+
+    static func limit(capacity: Int, tenants: Int) -> Int {
+        max(capacity / (tenants + 1), min(capacity, minimum))
     }
 }

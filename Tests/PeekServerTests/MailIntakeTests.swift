@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Synchronization
 import PeekCore
 import PeekCrypto
 import PeekMail
@@ -294,6 +295,43 @@ final class MailIntakeTests: XCTestCase {
         XCTAssertEqual(try busyWorker.wait().status, 422)
         XCTAssertEqual(try waiting.wait().status, 422)
         XCTAssertEqual(try postMail(server, mail(number: number)).status, 201)
+    }
+
+    /// Issue 14: the mail workers are shared fairly between tenants. One
+    /// tenant's flood of slow mail used to take every worker and queue place,
+    /// so another tenant's mail was refused (429) or waited behind all of
+    /// it. Now the flood is refused past its share (half the places while it
+    /// floods alone), the other tenant's mail is taken, and it runs in turn,
+    /// not after the whole flood.
+    func testMailWorkers_oneTenantFloods_refusedPastItsShare_otherTenantsMailStoredInTurn() throws {
+        let server = try TestServer {
+            $0.mailWorkerThreads = 1
+            $0.mailQueueCapacity = 15
+            $0.inboundMailBudgetMillis = 1000
+            $0.inboundMailParsing = Self.spinningParser
+        }
+        defer { server.stop() }
+        let (acme, globex, _) = try twoTenants(server)
+        let refusals = Mutex(0)
+        let flood = (0..<16).map { _ in
+            Background {
+                let r = try self.postMail(server, self.mail(number: ticketNumber(acme), spin: true))
+                if r.status == 429 { refusals.withLock { $0 += 1 } }
+                return r
+            }
+        }
+        // Until the flood has reached its share (its refusals come at once).
+        let deadline = Date().addingTimeInterval(20)
+        while refusals.withLock({ $0 }) < 8 && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        let start = Date()
+        let quiet = try postMail(server, mail(number: ticketNumber(globex), body: "from globex"), tenant: "globex")
+        let waited = Date().timeIntervalSince(start)
+        XCTAssertEqual(quiet.status, 201, quiet.text)
+        // The flood's 8 jobs take 8 s; in turn, globex's ran after at most two.
+        XCTAssertLessThan(waited, 5, "globex's mail waited behind acme's whole flood")
+        let statuses = try flood.map { try $0.wait(timeout: 60).status }
+        XCTAssertEqual(statuses.filter { $0 == 422 }.count, 8, "\(statuses)")
+        XCTAssertEqual(statuses.filter { $0 == 429 }.count, 8, "\(statuses)")
     }
 }
 
