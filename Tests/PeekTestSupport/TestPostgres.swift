@@ -89,22 +89,30 @@ public final class TestPostgres: @unchecked Sendable {
         try run("/usr/sbin/runuser", ["-u", "postgres", "--", binDirectory + "/" + tool] + arguments)
     }
 
+    /// Runs a program to its end and answers what it printed. posix_spawn
+    /// and waitpid, not Foundation's Process: its waitUntilExit was seen
+    /// here never to return after `pg_ctl start` (whose server lives on).
     @discardableResult
     private static func run(_ path: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        // pg_ctl's server inherits no pipe: it logs to its -l file, so the
-        // read below ends when pg_ctl does.
-        try process.run()
-        let bytes = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: bytes, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw TestPostgresError("\(path) \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(text)")
+        let outputPath = "/tmp/peek-pg-run-\(UUID().uuidString).log"
+        defer { unlink(outputPath) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { for a in argv { free(a) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, path, &actions, nil, argv, environ)
+        guard rc == 0 else { throw TestPostgresError("cannot start \(path): errno \(rc)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        // WIFEXITED && WEXITSTATUS == 0, spelled out (the macros do not import).
+        guard status & 0x7F == 0, (status >> 8) & 0xFF == 0 else {
+            throw TestPostgresError("\(path) \(arguments.joined(separator: " ")) ended with status \(status): \(text)")
         }
         return text
     }
