@@ -55,7 +55,7 @@ let package = Package(
         .testTarget(name: "PeekStoreTests", dependencies: ["PeekStore", "PeekPostgres", "PeekTestSupport"], swiftSettings: swift6),
         .testTarget(name: "PeekNetTests", dependencies: ["PeekNet"], swiftSettings: swift6),
         .testTarget(name: "PeekServerTests", dependencies: [
-            "PeekServer", "PeekTestSupport", "PeekMail", "PeekCrypto",
+            "PeekServer", "PeekTestSupport", "PeekMail", "PeekCrypto", "PeekPostgres",
         ], swiftSettings: swift6),
     ]
 )
