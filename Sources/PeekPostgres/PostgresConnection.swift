@@ -24,8 +24,25 @@ public final class PostgresConnection {
         // libpq would print each to stderr.
         PQsetNoticeProcessor(conn, { _, _ in }, nil)
         handle = conn
-        // Text travels as UTF-8 and bytea as hex whatever the server's defaults.
+        try configureSession()
+    }
+
+    /// Text travels as UTF-8 and bytea as hex whatever the server's defaults.
+    private func configureSession() throws(StoreError) {
         try execute("SET client_encoding = 'UTF8'; SET bytea_output = 'hex'")
+    }
+
+    /// True once libpq has seen the connection fail (the server restarted,
+    /// or closed it); every statement fails until `reconnect`.
+    public var isBroken: Bool { PQstatus(handle) != CONNECTION_OK }
+
+    /// Opens the connection again with the same parameters.
+    public func reconnect() throws(StoreError) {
+        PQreset(handle)
+        guard PQstatus(handle) == CONNECTION_OK else {
+            throw StoreError(sqlState: "08001", message: "cannot reconnect to PostgreSQL: \(Self.trimmed(PQerrorMessage(handle)))")
+        }
+        try configureSession()
     }
 
     deinit { PQfinish(handle) }

@@ -60,7 +60,19 @@ public final class PostgresTicketStore: TicketStore {
 
     // MARK: Transactions
 
-    public func begin() throws(StoreError) { try connection.execute("BEGIN") }
+    /// Reconnects first if the server closed the connection since the last
+    /// transaction (a restart): nothing was open, so nothing is lost, and
+    /// the batch runs instead of failing like every batch after it would.
+    public func begin() throws(StoreError) {
+        if connection.isBroken { try connection.reconnect() }
+        do throws(StoreError) {
+            try connection.execute("BEGIN")
+        } catch where connection.isBroken {
+            // The break was found by this BEGIN itself.
+            try connection.reconnect()
+            try connection.execute("BEGIN")
+        }
+    }
     public func beginReadOnly() {
         readOnly = true
         _ = try? connection.execute("BEGIN READ ONLY")

@@ -183,6 +183,21 @@ final class PostgresTicketStoreTests: TicketStoreContractTests {
         XCTAssertEqual(try store.commandAnswer(CommandKey(tenant: "acme", technician: "tech-1", id: "e"), notBefore: 0), [])
     }
 
+    /// The server closed the store's connection (a restart, a failover, an
+    /// administrator): the next transaction reconnects instead of every
+    /// batch failing from then on. Nothing was open, so nothing is lost.
+    func testConnectionClosedByTheServer_nextBeginReconnects() throws {
+        let store = try seededPostgres()
+        let pid = try XCTUnwrap(try store.connection.queryOne("SELECT pg_backend_pid()")?.first?.int)
+        let admin = try PostgresConnection(url: url)
+        XCTAssertEqual(try admin.queryOne("SELECT pg_terminate_backend($1::int)", .int(pid))?.first?.int, 1)
+        try store.begin()
+        try store.createTenant(Tenant(id: "after", name: "After"), at: 1)
+        try store.commit()
+        XCTAssertEqual(try store.tenant("after")?.name, "After")
+        XCTAssertNotEqual(try store.connection.queryOne("SELECT pg_backend_pid()")?.first?.int, pid)
+    }
+
     func testUnreachableServer_failsWithAConnectionError() {
         XCTAssertThrowsError(try PostgresTicketStore(url: "postgres://postgres@127.0.0.1:1/none?connect_timeout=5")) { error in
             XCTAssertEqual((error as? StoreError)?.sqlState, "08001", "\(error)")
