@@ -53,21 +53,6 @@ extension TestWebSocketClient {
         return try answer(id)
     }
 
-    /// Sends `subscribe` with `since` and reads its answer: the deltas that
-    /// come first, then `subscribed` (or the `snapshot` that replaces them all).
-    func resume(_ ticket: String, since: Int, id: String = "r1") throws -> (deltas: [JSONValue], end: JSONValue) {
-        try send(["type": "subscribe", "id": .string(id), "ticket": .string(ticket), "since": .int(since)])
-        var deltas: [JSONValue] = []
-        while true {
-            let m = try next()
-            switch m["type"]?.stringValue {
-            case "subscribed", "snapshot", "error": return (deltas, m)
-            case "delta" where m["seq"] != nil: deltas.append(m)
-            default: continue   // presence and other ephemeral frames
-            }
-        }
-    }
-
     /// The next durable or ephemeral delta of `kind` (any ticket unless given).
     @discardableResult
     func delta(_ kind: String, ticket: String? = nil, timeout: Double = 10) throws -> JSONValue {
