@@ -167,11 +167,7 @@ public final class PostgresTicketStore: TicketStore {
                 asset, first_response_at, created_at, version, seq, contract, response_due, resolution_due, paused_since,
                 response_breached, resolution_breached)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
-            """, [.int(Int64(t.number)), .text(t.id), .text(t.tenant), .text(t.subject), .text(t.status.rawValue),
-                  .text(t.priority.rawValue), SQLValue(t.assignee?.id), .text(t.contact.name), SQLValue(t.contact.email),
-                  .text(t.client), SQLValue(t.asset?.id), SQLValue(t.firstResponseAt), .int(t.createdAt), SQLValue(t.version),
-                  SQLValue(t.seq), SQLValue(t.contract), SQLValue(t.sla.responseDue), SQLValue(t.sla.resolutionDue),
-                  SQLValue(t.sla.pausedSince), .int(t.sla.responseBreached ? 1 : 0), .int(t.sla.resolutionBreached ? 1 : 0)])
+            """, StoreRows.insertValues(t))
     }
 
     public func updateTicket(_ t: Ticket) throws(StoreError) {
@@ -180,11 +176,7 @@ public final class PostgresTicketStore: TicketStore {
                 client = $7, asset = $8, first_response_at = $9, version = $10, seq = $11, contract = $12, response_due = $13,
                 resolution_due = $14, paused_since = $15, response_breached = $16, resolution_breached = $17
             WHERE id = $18
-            """, [.text(t.subject), .text(t.status.rawValue), .text(t.priority.rawValue), SQLValue(t.assignee?.id),
-                  .text(t.contact.name), SQLValue(t.contact.email), .text(t.client), SQLValue(t.asset?.id),
-                  SQLValue(t.firstResponseAt), SQLValue(t.version), SQLValue(t.seq), SQLValue(t.contract),
-                  SQLValue(t.sla.responseDue), SQLValue(t.sla.resolutionDue), SQLValue(t.sla.pausedSince),
-                  .int(t.sla.responseBreached ? 1 : 0), .int(t.sla.resolutionBreached ? 1 : 0), .text(t.id)])
+            """, StoreRows.updateValues(t))
     }
 
     /// The engine reads a ticket here before it writes it (its next seq is
@@ -216,9 +208,7 @@ public final class PostgresTicketStore: TicketStore {
 
     public func ticketsWithOpenSLA() throws(StoreError) -> [Ticket] {
         try connection.query("""
-            SELECT \(StoreRows.ticketColumns) WHERE t.status NOT IN ('resolved', 'closed')
-              AND ((t.response_due IS NOT NULL AND t.response_breached = 0 AND t.first_response_at IS NULL)
-                OR (t.resolution_due IS NOT NULL AND t.resolution_breached = 0))
+            SELECT \(StoreRows.ticketColumns) \(StoreRows.openSLAFilter)
             """).map(StoreRows.ticket)
     }
 

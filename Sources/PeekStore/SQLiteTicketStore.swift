@@ -155,11 +155,7 @@ public final class SQLiteTicketStore: TicketStore {
                 asset, first_response_at, created_at, version, seq, contract, response_due, resolution_due, paused_since,
                 response_breached, resolution_breached)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, [.int(Int64(t.number)), .text(t.id), .text(t.tenant), .text(t.subject), .text(t.status.rawValue),
-                  .text(t.priority.rawValue), SQLValue(t.assignee?.id), .text(t.contact.name), SQLValue(t.contact.email),
-                  .text(t.client), SQLValue(t.asset?.id), SQLValue(t.firstResponseAt), .int(t.createdAt), SQLValue(t.version),
-                  SQLValue(t.seq), SQLValue(t.contract), SQLValue(t.sla.responseDue), SQLValue(t.sla.resolutionDue),
-                  SQLValue(t.sla.pausedSince), .int(t.sla.responseBreached ? 1 : 0), .int(t.sla.resolutionBreached ? 1 : 0)])
+            """, StoreRows.insertValues(t))
         remember(t)
     }
 
@@ -182,11 +178,7 @@ public final class SQLiteTicketStore: TicketStore {
                 client = ?, asset = ?, first_response_at = ?, version = ?, seq = ?, contract = ?, response_due = ?,
                 resolution_due = ?, paused_since = ?, response_breached = ?, resolution_breached = ?
             WHERE id = ?
-            """, [.text(t.subject), .text(t.status.rawValue), .text(t.priority.rawValue), SQLValue(t.assignee?.id),
-                  .text(t.contact.name), SQLValue(t.contact.email), .text(t.client), SQLValue(t.asset?.id),
-                  SQLValue(t.firstResponseAt), SQLValue(t.version), SQLValue(t.seq), SQLValue(t.contract),
-                  SQLValue(t.sla.responseDue), SQLValue(t.sla.resolutionDue), SQLValue(t.sla.pausedSince),
-                  .int(t.sla.responseBreached ? 1 : 0), .int(t.sla.resolutionBreached ? 1 : 0), .text(t.id)])
+            """, StoreRows.updateValues(t))
         remember(t)
     }
 
@@ -216,9 +208,7 @@ public final class SQLiteTicketStore: TicketStore {
 
     public func ticketsWithOpenSLA() throws(StoreError) -> [Ticket] {
         try db.query("""
-            SELECT \(StoreRows.ticketColumns) WHERE t.status NOT IN ('resolved', 'closed')
-              AND ((t.response_due IS NOT NULL AND t.response_breached = 0 AND t.first_response_at IS NULL)
-                OR (t.resolution_due IS NOT NULL AND t.resolution_breached = 0))
+            SELECT \(StoreRows.ticketColumns) \(StoreRows.openSLAFilter)
             """).map(StoreRows.ticket)
     }
 

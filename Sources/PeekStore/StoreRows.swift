@@ -115,4 +115,31 @@ public enum StoreRows {
         (AttachmentRef(id: r[0].text ?? "", filename: r[1].text ?? "", contentType: r[2].text ?? "", size: Int(r[3].int ?? 0)),
          r[4].text ?? "", r[5].text ?? "")
     }
+
+    /// `insertTicket`'s values, in its column order: number, id, tenant,
+    /// subject, status, priority, assignee, contact name and email, client,
+    /// asset, first response, created, version, seq, contract, the SLA clocks.
+    public static func insertValues(_ t: Ticket) -> [SQLValue] {
+        [.int(Int64(t.number)), .text(t.id), .text(t.tenant), .text(t.subject), .text(t.status.rawValue),
+         .text(t.priority.rawValue), SQLValue(t.assignee?.id), .text(t.contact.name), SQLValue(t.contact.email),
+         .text(t.client), SQLValue(t.asset?.id), SQLValue(t.firstResponseAt), .int(t.createdAt), SQLValue(t.version),
+         SQLValue(t.seq), SQLValue(t.contract), SQLValue(t.sla.responseDue), SQLValue(t.sla.resolutionDue),
+         SQLValue(t.sla.pausedSince), .int(t.sla.responseBreached ? 1 : 0), .int(t.sla.resolutionBreached ? 1 : 0)]
+    }
+
+    /// `updateTicket`'s values: every column but the keys, then the id.
+    public static func updateValues(_ t: Ticket) -> [SQLValue] {
+        [.text(t.subject), .text(t.status.rawValue), .text(t.priority.rawValue), SQLValue(t.assignee?.id),
+         .text(t.contact.name), SQLValue(t.contact.email), .text(t.client), SQLValue(t.asset?.id),
+         SQLValue(t.firstResponseAt), SQLValue(t.version), SQLValue(t.seq), SQLValue(t.contract),
+         SQLValue(t.sla.responseDue), SQLValue(t.sla.resolutionDue), SQLValue(t.sla.pausedSince),
+         .int(t.sla.responseBreached ? 1 : 0), .int(t.sla.resolutionBreached ? 1 : 0), .text(t.id)]
+    }
+
+    /// Tickets whose SLA can still breach: open, and a response or resolution due and not yet breached.
+    public static let openSLAFilter = """
+        WHERE t.status NOT IN ('resolved', 'closed')
+          AND ((t.response_due IS NOT NULL AND t.response_breached = 0 AND t.first_response_at IS NULL)
+            OR (t.resolution_due IS NOT NULL AND t.resolution_breached = 0))
+        """
 }
