@@ -18,6 +18,7 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl"),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3"),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib"),
+        .systemLibrary(name: "CPostgres", pkgConfig: "libpq"),
 
         // Pure (bytes in, values out; libcrypto/zlib only for hashing and deflate).
         .target(name: "PeekCrypto", dependencies: ["COpenSSL"], swiftSettings: swift6),
@@ -27,14 +28,16 @@ let package = Package(
         .target(name: "PeekWebSocket", dependencies: ["PeekCrypto", "CZlib"], swiftSettings: swift6),
         .target(name: "PeekMail", dependencies: ["PeekCrypto", "PeekCalendar"], swiftSettings: swift6),
 
-        // Shells: TLS as a byte transform, the epoll loops, SQLite.
+        // Shells: TLS as a byte transform, the epoll loops, SQLite and PostgreSQL.
         .target(name: "PeekTLS", dependencies: ["COpenSSL", "PeekCrypto"], swiftSettings: swift6),
         .target(name: "PeekNet", dependencies: ["CSystem", "PeekTLS"], swiftSettings: swift6),
         .target(name: "PeekStore", dependencies: ["CSQLite", "PeekCore"], swiftSettings: swift6),
+        // The PostgreSQL store (--database postgres://...): apart, so SQLite's users do not link libpq.
+        .target(name: "PeekPostgres", dependencies: ["CPostgres", "PeekStore", "PeekCore"], swiftSettings: swift6),
 
         // Glue and the command line.
         .target(name: "PeekServer", dependencies: [
-            "PeekCore", "PeekHTTP", "PeekWebSocket", "PeekMail", "PeekTLS", "PeekNet", "PeekStore",
+            "PeekCore", "PeekHTTP", "PeekWebSocket", "PeekMail", "PeekTLS", "PeekNet", "PeekStore", "PeekPostgres",
         ], swiftSettings: swift6),
         .executableTarget(name: "peekd", dependencies: ["PeekServer", "PeekTLS", "PeekStore"], swiftSettings: swift6),
         .executableTarget(name: "peek-bench", dependencies: ["PeekCore", "PeekWebSocket", "PeekTLS", "PeekNet", "CSystem"], swiftSettings: swift6),
@@ -49,10 +52,10 @@ let package = Package(
         .testTarget(name: "PeekWebSocketTests", dependencies: ["PeekWebSocket", "PeekTestSupport"], swiftSettings: swift6),
         .testTarget(name: "PeekTLSTests", dependencies: ["PeekTLS", "PeekTestSupport"], swiftSettings: swift6),
         .testTarget(name: "PeekMailTests", dependencies: ["PeekMail"], swiftSettings: swift6),
-        .testTarget(name: "PeekStoreTests", dependencies: ["PeekStore"], swiftSettings: swift6),
+        .testTarget(name: "PeekStoreTests", dependencies: ["PeekStore", "PeekPostgres", "PeekTestSupport"], swiftSettings: swift6),
         .testTarget(name: "PeekNetTests", dependencies: ["PeekNet"], swiftSettings: swift6),
         .testTarget(name: "PeekServerTests", dependencies: [
-            "PeekServer", "PeekTestSupport", "PeekMail", "PeekCrypto",
+            "PeekServer", "PeekTestSupport", "PeekMail", "PeekCrypto", "PeekPostgres",
         ], swiftSettings: swift6),
     ]
 )

@@ -45,6 +45,21 @@ record() {
   fi
 }
 
+# The build links libpq (the PostgreSQL store), and the store tests start a
+# real PostgreSQL 15 server: both come from Debian, installed when missing.
+postgres_deps() {
+  if [[ ! -x /usr/lib/postgresql/15/bin/initdb ]] || ! pkg-config --exists libpq; then
+    echo "installing postgresql and libpq-dev (Debian)"
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get update -qq && apt-get install -y -qq postgresql libpq-dev; } >/tmp/peekd-apt-postgres.log 2>&1 \
+      || { tail -20 /tmp/peekd-apt-postgres.log; return 2; }
+  fi
+}
+
+stage "postgresql (server for the store tests, libpq for the build)"
+postgres_deps 2>&1
+record "postgresql" "${PIPESTATUS[0]}"
+
 stage "swift build"
 swift build 2>&1 | grep -v -e ': warning:' -e '^ *|' -e '^ *[0-9]* |' -e '^\s*$' | tail -20
 record "swift build" "${PIPESTATUS[0]}"

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import PeekNet
+import PeekPostgres
 import PeekStore
 import PeekTLS
 
@@ -53,7 +54,11 @@ public final class Server: @unchecked Sendable {
         agentSlot = try config.agentPort.map { _ in TLSContextSlot(try makeAgentContext(config)) }
         tlsConfig = config
 
-        let opened = try SQLiteTicketStore(path: echoMode ? ":memory:" : config.databasePath)
+        let opened: any TicketStore = if let url = config.databaseURL, !echoMode {
+            try PostgresTicketStore(url: url)
+        } else {
+            try SQLiteTicketStore(path: echoMode ? ":memory:" : config.databasePath)
+        }
         let store = config.wrapStore?(opened) ?? opened
         let threads = config.threads > 0 ? config.threads
             : Self.defaultLoopCount(cores: ProcessInfo.processInfo.activeProcessorCount, echoMode: echoMode)

@@ -24,6 +24,11 @@ public struct ServerConfig: Sendable {
     /// to the next key; nil is 2^24.
     public var tlsRecordsPerKey: UInt64?
     public var dataDirectory = "./peek-data"
+    /// `--database postgres://user@host:port/db`: the tickets live in
+    /// PostgreSQL instead of SQLite in `dataDirectory` (attachments and
+    /// certificates stay there). One node per database for now: nodes do
+    /// not yet fan deltas out to each other (README, "PostgreSQL").
+    public var databaseURL: String?
     /// Technician token key and the back-end bearer token. No defaults:
     /// `Server.start` refuses to serve without both (and a key shorter than
     /// `ServerSecrets.minimumJWTSecretBytes`); `peekd --demo` generates them.

@@ -1,10 +1,23 @@
 import CSQLite
 
-/// A SQLite failure, with SQLite's own message and the statement that failed.
+/// A store failure, with the database's own message. `code` is a SQLite
+/// result code; the PostgreSQL store maps its SQLSTATE onto the nearest one
+/// (a constraint violation is SQLITE_CONSTRAINT, a read-only refusal
+/// SQLITE_READONLY, ...) and keeps the SQLSTATE, so the engine's checks
+/// (`isConstraintViolation`) mean the same on either database.
 public struct StoreError: Error, CustomStringConvertible, Sendable {
     public let code: Int32
     public let message: String
-    public var description: String { "SQLite error \(code): \(message)" }
+    /// PostgreSQL's five-character SQLSTATE; nil from SQLite.
+    public let sqlState: String?
+    public init(code: Int32, message: String, sqlState: String? = nil) {
+        self.code = code
+        self.message = message
+        self.sqlState = sqlState
+    }
+    public var description: String {
+        sqlState.map { "PostgreSQL error \($0): \(message)" } ?? "SQLite error \(code): \(message)"
+    }
     public var isConstraintViolation: Bool { code & 0xFF == SQLITE_CONSTRAINT }
 }
 

@@ -110,16 +110,12 @@ public final class SQLiteTicketStore: TicketStore {
         try db.run("INSERT INTO technicians(tenant, id, name, email) VALUES (?, ?, ?, ?)", .text(t.tenant), .text(t.id), .text(t.name), .text(t.email))
     }
 
-    private func technician(row: [SQLValue]) -> Technician {
-        Technician(tenant: row[0].text ?? "", id: row[1].text ?? "", name: row[2].text ?? "", email: row[3].text ?? "")
-    }
-
     public func technician(tenant: String, id: String) throws(StoreError) -> Technician? {
-        try db.queryOne("SELECT tenant, id, name, email FROM technicians WHERE tenant = ? AND id = ?", .text(tenant), .text(id)).map(technician(row:))
+        try db.queryOne("SELECT tenant, id, name, email FROM technicians WHERE tenant = ? AND id = ?", .text(tenant), .text(id)).map(StoreRows.technician)
     }
 
     public func technicians(tenant: String) throws(StoreError) -> [Technician] {
-        try db.query("SELECT tenant, id, name, email FROM technicians WHERE tenant = ? ORDER BY name", .text(tenant)).map(technician(row:))
+        try db.query("SELECT tenant, id, name, email FROM technicians WHERE tenant = ? ORDER BY name", .text(tenant)).map(StoreRows.technician)
     }
 
     public func createAsset(_ a: Asset) throws(StoreError) {
@@ -127,16 +123,12 @@ public final class SQLiteTicketStore: TicketStore {
                    .text(a.tenant), .text(a.id), .text(a.name), .text(a.agent), a.posture.map { .blob($0) } ?? .null)
     }
 
-    private func asset(row: [SQLValue]) -> Asset {
-        Asset(tenant: row[0].text ?? "", id: row[1].text ?? "", name: row[2].text ?? "", agent: row[3].text ?? "", posture: row[4].blob)
-    }
-
     public func asset(tenant: String, id: String) throws(StoreError) -> Asset? {
-        try db.queryOne("SELECT tenant, id, name, agent, posture FROM assets WHERE tenant = ? AND id = ?", .text(tenant), .text(id)).map(asset(row:))
+        try db.queryOne("SELECT tenant, id, name, agent, posture FROM assets WHERE tenant = ? AND id = ?", .text(tenant), .text(id)).map(StoreRows.asset)
     }
 
     public func asset(agent: String) throws(StoreError) -> Asset? {
-        try db.queryOne("SELECT tenant, id, name, agent, posture FROM assets WHERE agent = ? AND revoked = 0", .text(agent)).map(asset(row:))
+        try db.queryOne("SELECT tenant, id, name, agent, posture FROM assets WHERE agent = ? AND revoked = 0", .text(agent)).map(StoreRows.asset)
     }
 
     public func saveTelemetry(tenant: String, asset: String, _ t: Telemetry) throws(StoreError) {
@@ -157,39 +149,13 @@ public final class SQLiteTicketStore: TicketStore {
         return Int(max) + 1
     }
 
-    private static let ticketColumns = """
-        t.id, t.tenant, t.number, t.subject, t.status, t.priority, t.assignee, tech.name, t.contact_name, t.contact_email,
-        t.client, t.asset, a.name, t.first_response_at, t.created_at, t.version, t.seq, t.contract,
-        t.response_due, t.resolution_due, t.paused_since, t.response_breached, t.resolution_breached
-        FROM tickets t LEFT JOIN technicians tech ON tech.tenant = t.tenant AND tech.id = t.assignee
-        LEFT JOIN assets a ON a.tenant = t.tenant AND a.id = t.asset
-        """
-
-    private func ticket(row r: [SQLValue]) -> Ticket {
-        let assignee = r[6].text.map { PersonRef(id: $0, name: r[7].text ?? $0) }
-        let asset = r[11].text.map { PersonRef(id: $0, name: r[12].text ?? $0) }
-        return Ticket(
-            id: r[0].text ?? "", tenant: r[1].text ?? "", number: Int(r[2].int ?? 0), subject: r[3].text ?? "",
-            status: TicketStatus(rawValue: r[4].text ?? "") ?? .open, priority: Priority(rawValue: r[5].text ?? "") ?? .normal,
-            assignee: assignee, contact: Contact(name: r[8].text ?? "", email: r[9].text), client: r[10].text ?? "",
-            asset: asset, firstResponseAt: r[13].int, createdAt: r[14].int ?? 0, version: Int(r[15].int ?? 0),
-            seq: Int(r[16].int ?? 0),
-            sla: SLAClocks(responseDue: r[18].int, resolutionDue: r[19].int, pausedSince: r[20].int,
-                           responseBreached: r[21].int == 1, resolutionBreached: r[22].int == 1),
-            contract: r[17].text)
-    }
-
     public func insertTicket(_ t: Ticket) throws(StoreError) {
         try db.run("""
             INSERT INTO tickets(number, id, tenant, subject, status, priority, assignee, contact_name, contact_email, client,
                 asset, first_response_at, created_at, version, seq, contract, response_due, resolution_due, paused_since,
                 response_breached, resolution_breached)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, [.int(Int64(t.number)), .text(t.id), .text(t.tenant), .text(t.subject), .text(t.status.rawValue),
-                  .text(t.priority.rawValue), SQLValue(t.assignee?.id), .text(t.contact.name), SQLValue(t.contact.email),
-                  .text(t.client), SQLValue(t.asset?.id), SQLValue(t.firstResponseAt), .int(t.createdAt), SQLValue(t.version),
-                  SQLValue(t.seq), SQLValue(t.contract), SQLValue(t.sla.responseDue), SQLValue(t.sla.resolutionDue),
-                  SQLValue(t.sla.pausedSince), .int(t.sla.responseBreached ? 1 : 0), .int(t.sla.resolutionBreached ? 1 : 0)])
+            """, StoreRows.insertValues(t))
         remember(t)
     }
 
@@ -212,23 +178,19 @@ public final class SQLiteTicketStore: TicketStore {
                 client = ?, asset = ?, first_response_at = ?, version = ?, seq = ?, contract = ?, response_due = ?,
                 resolution_due = ?, paused_since = ?, response_breached = ?, resolution_breached = ?
             WHERE id = ?
-            """, [.text(t.subject), .text(t.status.rawValue), .text(t.priority.rawValue), SQLValue(t.assignee?.id),
-                  .text(t.contact.name), SQLValue(t.contact.email), .text(t.client), SQLValue(t.asset?.id),
-                  SQLValue(t.firstResponseAt), SQLValue(t.version), SQLValue(t.seq), SQLValue(t.contract),
-                  SQLValue(t.sla.responseDue), SQLValue(t.sla.resolutionDue), SQLValue(t.sla.pausedSince),
-                  .int(t.sla.responseBreached ? 1 : 0), .int(t.sla.resolutionBreached ? 1 : 0), .text(t.id)])
+            """, StoreRows.updateValues(t))
         remember(t)
     }
 
     public func ticket(_ id: String) throws(StoreError) -> Ticket? {
         if let cached = ticketCache[id] { return cached }
-        guard let t = try db.queryOne("SELECT \(Self.ticketColumns) WHERE t.id = ?", .text(id)).map(ticket(row:)) else { return nil }
+        guard let t = try db.queryOne("SELECT \(StoreRows.ticketColumns) WHERE t.id = ?", .text(id)).map(StoreRows.ticket) else { return nil }
         remember(t)
         return t
     }
 
     public func tickets(tenant: String, limit: Int) throws(StoreError) -> [Ticket] {
-        try db.query("SELECT \(Self.ticketColumns) WHERE t.tenant = ? ORDER BY t.number LIMIT ?", .text(tenant), SQLValue(limit)).map(ticket(row:))
+        try db.query("SELECT \(StoreRows.ticketColumns) WHERE t.tenant = ? ORDER BY t.number LIMIT ?", .text(tenant), SQLValue(limit)).map(StoreRows.ticket)
     }
 
     public func ticketsLinked(tenant: String, asset: String) throws(StoreError) -> [String] {
@@ -238,18 +200,16 @@ public final class SQLiteTicketStore: TicketStore {
     /// Other tickets of the same contact or asset, newest first.
     public func related(to t: Ticket, limit: Int) throws(StoreError) -> [Ticket] {
         try db.query("""
-            SELECT \(Self.ticketColumns) WHERE t.tenant = ? AND t.id <> ?
+            SELECT \(StoreRows.ticketColumns) WHERE t.tenant = ? AND t.id <> ?
               AND ((t.contact_email IS NOT NULL AND t.contact_email = ?) OR (t.asset IS NOT NULL AND t.asset = ?))
             ORDER BY t.number DESC LIMIT ?
-            """, .text(t.tenant), .text(t.id), SQLValue(t.contact.email), SQLValue(t.asset?.id), SQLValue(limit)).map(ticket(row:))
+            """, .text(t.tenant), .text(t.id), SQLValue(t.contact.email), SQLValue(t.asset?.id), SQLValue(limit)).map(StoreRows.ticket)
     }
 
     public func ticketsWithOpenSLA() throws(StoreError) -> [Ticket] {
         try db.query("""
-            SELECT \(Self.ticketColumns) WHERE t.status NOT IN ('resolved', 'closed')
-              AND ((t.response_due IS NOT NULL AND t.response_breached = 0 AND t.first_response_at IS NULL)
-                OR (t.resolution_due IS NOT NULL AND t.resolution_breached = 0))
-            """).map(ticket(row:))
+            SELECT \(StoreRows.ticketColumns) \(StoreRows.openSLAFilter)
+            """).map(StoreRows.ticket)
     }
 
     // MARK: Log
@@ -297,27 +257,6 @@ public final class SQLiteTicketStore: TicketStore {
 
     // MARK: Messages
 
-    private static func encodeAttachments(_ list: [AttachmentRef]) -> SQLValue {
-        guard !list.isEmpty else { return .null }
-        var w = JSONWriter()
-        w.beginArray()
-        for a in list {
-            w.beginObject(); w.field("id", a.id); w.field("filename", a.filename)
-            w.field("content_type", a.contentType); w.field("size", a.size); w.endObject()
-        }
-        w.endArray()
-        return .blob(w.bytes)
-    }
-
-    private static func decodeAttachments(_ value: SQLValue) -> [AttachmentRef] {
-        guard let bytes = value.blob, let list = (try? JSONParser.parse(bytes))?.arrayValue else { return [] }
-        return list.compactMap { v in
-            guard let id = v["id"]?.stringValue, let name = v["filename"]?.stringValue else { return nil }
-            return AttachmentRef(id: id, filename: name, contentType: v["content_type"]?.stringValue ?? "application/octet-stream",
-                                 size: v["size"]?.intValue ?? 0)
-        }
-    }
-
     /// With `delta`, the message's `message.created` delta (at `m.at`) is
     /// logged in the same row: one B-tree write per note, where a separate
     /// log row dirtied a second page per ticket in every group commit.
@@ -327,38 +266,23 @@ public final class SQLiteTicketStore: TicketStore {
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, [.text(m.id), .text(m.ticket), SQLValue(m.seq), .text(m.channel.rawValue), .text(m.author.id),
                   .text(m.author.name), .text(m.body), .text(m.via.rawValue), .int(m.at),
-                  Self.encodeAttachments(m.attachments), SQLValue(mailMessageID),
+                  StoreRows.encodeAttachments(m.attachments), SQLValue(mailMessageID),
                   delta == nil ? .null : .int(m.at), delta.map { .blob($0) } ?? .null,
-                  command.map { .text(Self.text(of: $0)) } ?? .null])
-    }
-
-    /// Length-prefixed, so no choice of ids can make two keys one text.
-    private static func text(of key: CommandKey) -> String {
-        "\(key.tenant.utf8.count):\(key.tenant)\(key.technician.utf8.count):\(key.technician)\(key.id)"
+                  command.map { .text(StoreRows.text(of: $0)) } ?? .null])
     }
 
     public func noteSeq(command: CommandKey, notBefore: Int64) throws(StoreError) -> Int? {
         try db.queryOne("SELECT seq FROM messages WHERE command_key = ? AND at >= ? LIMIT 1",
-                        .text(Self.text(of: command)), .int(notBefore))?.first?.int.map(Int.init)
+                        .text(StoreRows.text(of: command)), .int(notBefore))?.first?.int.map(Int.init)
     }
-
-    private func message(row r: [SQLValue]) -> Message {
-        Message(id: r[0].text ?? "", ticket: r[1].text ?? "", seq: Int(r[2].int ?? 0),
-                channel: Channel(rawValue: r[3].text ?? "") ?? .system,
-                author: PersonRef(id: r[4].text ?? "", name: r[5].text ?? ""), body: r[6].text ?? "",
-                via: Via(rawValue: r[7].text ?? "") ?? .system, at: r[8].int ?? 0,
-                attachments: Self.decodeAttachments(r[9]))
-    }
-
-    private static let messageColumns = "id, ticket, seq, channel, author_id, author_name, body, via, at, attachments FROM messages"
 
     public func recentMessages(ticket: String, limit: Int) throws(StoreError) -> [Message] {
-        try db.query("SELECT \(Self.messageColumns) WHERE ticket = ? ORDER BY seq DESC LIMIT ?", .text(ticket), SQLValue(limit))
-            .map(message(row:)).reversed()
+        try db.query("SELECT \(StoreRows.messageColumns) WHERE ticket = ? ORDER BY seq DESC LIMIT ?", .text(ticket), SQLValue(limit))
+            .map(StoreRows.message).reversed()
     }
 
     public func messages(ticket: String, after seq: Int) throws(StoreError) -> [Message] {
-        try db.query("SELECT \(Self.messageColumns) WHERE ticket = ? AND seq > ? ORDER BY seq", .text(ticket), SQLValue(seq)).map(message(row:))
+        try db.query("SELECT \(StoreRows.messageColumns) WHERE ticket = ? AND seq > ? ORDER BY seq", .text(ticket), SQLValue(seq)).map(StoreRows.message)
     }
 
     public func messages(ticket: String, after seq: Int, channels: [Channel], notBy author: String,
@@ -366,8 +290,8 @@ public final class SQLiteTicketStore: TicketStore {
         let channelList = channels.map { _ in "?" }.joined(separator: ", ")
         let filter = "ticket = ? AND seq > ? AND channel IN (\(channelList)) AND author_id <> ?"
         let values: [SQLValue] = [.text(ticket), SQLValue(seq)] + channels.map { .text($0.rawValue) } + [.text(author)]
-        let recent = try db.query("SELECT \(Self.messageColumns) WHERE \(filter) ORDER BY seq DESC LIMIT ?", values + [SQLValue(limit)])
-            .map(message(row:)).reversed()
+        let recent = try db.query("SELECT \(StoreRows.messageColumns) WHERE \(filter) ORDER BY seq DESC LIMIT ?", values + [SQLValue(limit)])
+            .map(StoreRows.message).reversed()
         // Counted only when the page is full: a short page is all of them.
         guard recent.count == limit else { return (Array(recent), recent.count) }
         let total = try db.query("SELECT count(*) FROM messages WHERE \(filter)", values).first?.first?.int ?? 0
@@ -380,16 +304,16 @@ public final class SQLiteTicketStore: TicketStore {
     }
 
     public func message(mailMessageID id: String) throws(StoreError) -> Message? {
-        try db.queryOne("SELECT \(Self.messageColumns) WHERE mail_message_id = ? LIMIT 1", .text(id)).map(message(row:))
+        try db.queryOne("SELECT \(StoreRows.messageColumns) WHERE mail_message_id = ? LIMIT 1", .text(id)).map(StoreRows.message)
     }
 
     public func message(mailMessageID id: String, tenant: String) throws(StoreError) -> Message? {
         // EXISTS, not a join: the columns stay `messageColumns`, and each
         // candidate (usually one) costs one lookup by the tickets' id key.
         try db.queryOne("""
-            SELECT \(Self.messageColumns) WHERE mail_message_id = ?
+            SELECT \(StoreRows.messageColumns) WHERE mail_message_id = ?
             AND EXISTS (SELECT 1 FROM tickets WHERE tickets.id = messages.ticket AND tickets.tenant = ?) LIMIT 1
-            """, .text(id), .text(tenant)).map(message(row:))
+            """, .text(id), .text(tenant)).map(StoreRows.message)
     }
 
     // MARK: Idempotency
@@ -426,10 +350,7 @@ public final class SQLiteTicketStore: TicketStore {
     }
 
     public func emailAccount(tenant: String) throws(StoreError) -> EmailAccount? {
-        try db.queryOne("SELECT host, port, security, username, password, from_address FROM email_accounts WHERE tenant = ?", .text(tenant)).map { r in
-            EmailAccount(host: r[0].text ?? "", port: Int(r[1].int ?? 25), security: EmailSecurity(rawValue: r[2].text ?? "") ?? .startTLS,
-                         username: r[3].text, password: r[4].text, from: r[5].text ?? "")
-        }
+        try db.queryOne("SELECT host, port, security, username, password, from_address FROM email_accounts WHERE tenant = ?", .text(tenant)).map(StoreRows.emailAccount)
     }
 
     public func recordSend(ticket: String, at: Int64, technician: String, recipient: String?, outcome: String, reply: String) throws(StoreError) {
@@ -438,9 +359,7 @@ public final class SQLiteTicketStore: TicketStore {
     }
 
     public func sends(ticket: String) throws(StoreError) -> [(at: Int64, technician: String, recipient: String?, outcome: String, reply: String)] {
-        try db.query("SELECT at, technician, recipient, outcome, reply FROM sends WHERE ticket = ? ORDER BY rowid", .text(ticket)).map { r in
-            (r[0].int ?? 0, r[1].text ?? "", r[2].text, r[3].text ?? "", r[4].text ?? "")
-        }
+        try db.query("SELECT at, technician, recipient, outcome, reply FROM sends WHERE ticket = ? ORDER BY rowid", .text(ticket)).map(StoreRows.send)
     }
 
     // MARK: SLA
@@ -461,14 +380,13 @@ public final class SQLiteTicketStore: TicketStore {
             return
         }
         try db.run("INSERT OR REPLACE INTO sla_business_hours(tenant, days, start_minute, end_minute, utc_offset_minutes) VALUES (?, ?, ?, ?, ?)",
-                   .text(tenant), .text(hours.days.sorted().map(String.init).joined(separator: ",")), SQLValue(hours.startMinute),
+                   .text(tenant), .text(StoreRows.text(ofDays: hours.days)), SQLValue(hours.startMinute),
                    SQLValue(hours.endMinute), SQLValue(hours.utcOffsetMinutes))
     }
 
     public func businessHours(tenant: String) throws(StoreError) -> BusinessHours? {
-        guard let r = try db.queryOne("SELECT days, start_minute, end_minute, utc_offset_minutes FROM sla_business_hours WHERE tenant = ?", .text(tenant)) else { return nil }
-        let days = Set((r[0].text ?? "").split(separator: ",").compactMap { Int($0) })
-        return BusinessHours(days: days, startMinute: Int(r[1].int ?? 0), endMinute: Int(r[2].int ?? 0), utcOffsetMinutes: Int(r[3].int ?? 0))
+        try db.queryOne("SELECT days, start_minute, end_minute, utc_offset_minutes FROM sla_business_hours WHERE tenant = ?", .text(tenant))
+            .flatMap(StoreRows.businessHours)
     }
 
     // MARK: Sessions, summaries, time, attachments
@@ -485,25 +403,16 @@ public final class SQLiteTicketStore: TicketStore {
                    .text(status.rawValue), startedAt.map { .int($0) } ?? .null, .text(id))
     }
 
-    private static let sessionColumns = "id, ticket, asset, technician_id, technician_name, status, expires_at, created_at, kind, started_at FROM sessions"
-
-    private func session(row r: [SQLValue]) -> RemoteSession {
-        RemoteSession(id: r[0].text ?? "", ticket: r[1].text ?? "", asset: r[2].text ?? "",
-                      technician: PersonRef(id: r[3].text ?? "", name: r[4].text ?? ""),
-                      status: SessionStatus(rawValue: r[5].text ?? "") ?? .ended, expiresAt: r[6].int ?? 0, createdAt: r[7].int ?? 0,
-                      startedAt: r[9].int, kind: r[8].text ?? RemoteSession.recording)
-    }
-
     public func latestSession(ticket: String) throws(StoreError) -> RemoteSession? {
-        try db.queryOne("SELECT \(Self.sessionColumns) WHERE ticket = ? ORDER BY created_at DESC, rowid DESC LIMIT 1", .text(ticket)).map(session(row:))
+        try db.queryOne("SELECT \(StoreRows.sessionColumns) WHERE ticket = ? ORDER BY created_at DESC, rowid DESC LIMIT 1", .text(ticket)).map(StoreRows.session)
     }
 
     public func session(_ id: String) throws(StoreError) -> RemoteSession? {
-        try db.queryOne("SELECT \(Self.sessionColumns) WHERE id = ?", .text(id)).map(session(row:))
+        try db.queryOne("SELECT \(StoreRows.sessionColumns) WHERE id = ?", .text(id)).map(StoreRows.session)
     }
 
     public func pendingSessions() throws(StoreError) -> [RemoteSession] {
-        try db.query("SELECT \(Self.sessionColumns) WHERE status = 'awaiting_consent' ORDER BY expires_at").map(session(row:))
+        try db.query("SELECT \(StoreRows.sessionColumns) WHERE status = 'awaiting_consent' ORDER BY expires_at").map(StoreRows.session)
     }
 
     public func putSummary(ticket: String, _ s: Summary) throws(StoreError) {
@@ -512,26 +421,19 @@ public final class SQLiteTicketStore: TicketStore {
     }
 
     public func summary(ticket: String) throws(StoreError) -> Summary? {
-        try db.queryOne("SELECT text, model, at, covers FROM summaries WHERE ticket = ?", .text(ticket)).map {
-            Summary(text: $0[0].text ?? "", model: $0[1].text ?? "", at: $0[2].int ?? 0, covers: $0[3].int.map(Int.init))
-        }
+        try db.queryOne("SELECT text, model, at, covers FROM summaries WHERE ticket = ?", .text(ticket)).map(StoreRows.summary)
     }
 
     public func timeState(ticket: String, recentEntries: Int) throws(StoreError) -> TimeState {
         let entries = try db.query("SELECT technician_id, technician_name, started_at, seconds, note FROM time_entries WHERE ticket = ? ORDER BY rowid DESC LIMIT ?",
-                                   .text(ticket), SQLValue(recentEntries)).map {
-            TimeEntry(technician: PersonRef(id: $0[0].text ?? "", name: $0[1].text ?? ""), startedAt: $0[2].int ?? 0,
-                      seconds: Int($0[3].int ?? 0), note: $0[4].text)
-        }
+                                   .text(ticket), SQLValue(recentEntries)).map(StoreRows.timeEntry)
         let sums = try db.queryOne("SELECT count(*), coalesce(sum(seconds), 0) FROM time_entries WHERE ticket = ?", .text(ticket))
         return TimeState(active: try activeTimer(ticket: ticket), entries: entries.reversed(),
                          entryCount: Int(sums?[0].int ?? 0), total: Int(sums?[1].int ?? 0))
     }
 
     public func activeTimer(ticket: String) throws(StoreError) -> (technician: PersonRef, startedAt: Int64)? {
-        try db.queryOne("SELECT technician_id, technician_name, started_at FROM active_timers WHERE ticket = ?", .text(ticket)).map {
-            (technician: PersonRef(id: $0[0].text ?? "", name: $0[1].text ?? ""), startedAt: $0[2].int ?? 0)
-        }
+        try db.queryOne("SELECT technician_id, technician_name, started_at FROM active_timers WHERE ticket = ?", .text(ticket)).map(StoreRows.activeTimer)
     }
 
     public func startTimer(ticket: String, technician: PersonRef, at: Int64) throws(StoreError) {
@@ -556,9 +458,6 @@ public final class SQLiteTicketStore: TicketStore {
     }
 
     public func attachment(_ id: String) throws(StoreError) -> (ref: AttachmentRef, ticket: String, sha256: String)? {
-        try db.queryOne("SELECT id, filename, content_type, size, ticket, sha256 FROM attachments WHERE id = ?", .text(id)).map {
-            (AttachmentRef(id: $0[0].text ?? "", filename: $0[1].text ?? "", contentType: $0[2].text ?? "", size: Int($0[3].int ?? 0)),
-             $0[4].text ?? "", $0[5].text ?? "")
-        }
+        try db.queryOne("SELECT id, filename, content_type, size, ticket, sha256 FROM attachments WHERE id = ?", .text(id)).map(StoreRows.attachment)
     }
 }

@@ -39,6 +39,8 @@ flags (each also PEEK_<FLAG>, e.g. PEEK_JWT_SECRET; repeatable flags take a comm
   --agent-crl FILE       PEM CRLs of every CA in an agent's chain; re-read when it changes and on SIGHUP
   --tls-record-layer L   who protects TLS 1.3 data after the handshake: peek (ours, ~15 KiB less per idle connection) or openssl (peek)
   --data DIR             database, attachments and generated certificates (./peek-data)
+  --database URL         keep the tickets in PostgreSQL, postgres://USER@HOST:PORT/DB, instead of SQLite
+                         in --data; one node per database (nodes do not yet share deltas)
   --jwt-secret S         technician token secret, at least 32 bytes (required; --demo generates one)
   --service-token S      back-end API bearer token (required; --demo generates one)
   --allowed-origin O     browser origin allowed to open /v1/ws (repeatable; default: same host only)
@@ -133,7 +135,7 @@ let args = Arguments(rest, environment: ProcessInfo.processInfo.environment)
 if args.switches.contains("help") { say(usage); exit(0) }
 
 let known: Set<String> = ["host", "port", "tls-port", "tls-cert", "tls-key", "agent-port", "agent-ca", "agent-cert", "agent-key",
-                          "agent-crl", "data", "jwt-secret", "service-token", "allowed-origin", "heartbeat", "hello-timeout",
+                          "agent-crl", "data", "database", "jwt-secret", "service-token", "allowed-origin", "heartbeat", "hello-timeout",
                           "max-message", "consent-timeout", "sla-tick", "retain", "smtp-ca", "smtp-timeout", "threads",
                           "max-connections", "max-tenant-connections", "max-agent-connections", "frames-per-second", "agent-frames-per-second", "max-subscriptions",
                           "max-replies", "max-replies-per-technician", "max-reply-attachments", "max-engine-backlog", "tls-record-layer", "client", "log-format", "to", "from",
@@ -160,6 +162,12 @@ if let layer = args.string("tls-record-layer") {
     config.tlsRecordLayer = choice
 }
 config.dataDirectory = args.string("data") ?? config.dataDirectory
+if let url = args.string("database") {
+    guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
+        fail("--database takes a PostgreSQL URL, postgres://USER@HOST:PORT/DB, not \(url); without it the tickets are in SQLite in --data")
+    }
+    config.databaseURL = url
+}
 config.allowedOrigins = args.list("allowed-origin")
 config.heartbeatSeconds = args.int("heartbeat", min: 1, max: 3600) ?? config.heartbeatSeconds
 config.helloTimeoutSeconds = args.int("hello-timeout", min: 1, max: 3600) ?? config.helloTimeoutSeconds
@@ -230,6 +238,9 @@ case "token":
                                   role: args.string("role") ?? "technician", expiresAt: Int64(Date().timeIntervalSince1970) + Int64(ttl))
     say(JWT.sign(claims, secret: Array(config.jwtSecret.utf8)))
     exit(0)
+case "backup", "restore" where config.databaseURL != nil:
+    // They copy peek.sqlite; a PostgreSQL database is not in --data.
+    fail("peekd \(mode) copies the SQLite database in --data; with --database the tickets are in PostgreSQL: use pg_dump / pg_restore for them (attachments stay in --data)")
 case "backup":
     guard let archive = args.string("to") else { fail("backup needs --to FILE (a new file)") }
     do {
