@@ -98,7 +98,8 @@ public struct CommandRequest: Equatable, Sendable {
         case setStatus(TicketStatus)
         case setPriority(Priority)
         case assign(technician: String)
-        case takeOwnership, startSession, endSession, timerStart
+        case takeOwnership, endSession, timerStart
+        case startSession(kind: SessionKind)
         case timerStop(note: String?)
     }
 
@@ -171,7 +172,15 @@ public struct CommandRequest: Equatable, Sendable {
             }
             parsed = .assign(technician: t)
         case .takeOwnership: parsed = .takeOwnership
-        case .startSession: parsed = .startSession
+        case .startSession:
+            var kind = SessionKind.recording
+            if let k = args["kind"], !k.isNull {
+                guard let name = k.stringValue, let known = SessionKind(rawValue: name) else {
+                    return .failure(DecodeMessage("start_session \"args.kind\" must be one of \(SessionKind.allCases.map(\.rawValue).joined(separator: ", ")) (recording when absent)."))
+                }
+                kind = known
+            }
+            parsed = .startSession(kind: kind)
         case .endSession: parsed = .endSession
         case .timerStart: parsed = .timerStart
         case .timerStop:

@@ -90,6 +90,21 @@ public enum Priority: String, Sendable, CaseIterable {
     case low, normal, high, urgent
 }
 
+/// What a remote session is for (`start_session` `args.kind`): the end
+/// user consents to one kind, and the agent is told which in `consent_request`.
+public enum SessionKind: String, Sendable, CaseIterable {
+    case recording, desktop, shell
+
+    /// How system events and the end user's prompt name the session.
+    public var phrase: String {
+        switch self {
+        case .recording: "recorded session"
+        case .desktop: "remote desktop session"
+        case .shell: "remote shell session"
+        }
+    }
+}
+
 public enum SessionStatus: String, Sendable {
     case awaitingConsent = "awaiting_consent"
     case active, denied, expired, ended

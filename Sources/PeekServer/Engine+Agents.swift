@@ -136,14 +136,7 @@ extension Engine {
             updated.status = status
             if let startedAt { updated.startedAt = startedAt }
             try appendDelta(&t, kind: .sessionStatus, data: sessionData(updated), at: at)
-            let text: String
-            switch status {
-            case .active: text = "The end user accepted the recorded session; recording started."
-            case .denied: text = "The end user declined the recorded session."
-            case .expired: text = "The consent request for the recorded session expired."
-            default: text = "The recorded session ended."
-            }
-            try appendSystemMessage(&t, text, at: at)
+            try appendSystemMessage(&t, Self.resolutionText(status, kind: s.kind), at: at)
             try store.updateTicket(t)
             try store.releaseSavepoint()
         } catch {
@@ -158,7 +151,7 @@ extension Engine {
         return w.bytes
     }
 
-    func startSession(_ t: inout Ticket, by tech: Technician, at: Int64) throws -> Int {
+    func startSession(_ t: inout Ticket, kind: SessionKind, by tech: Technician, at: Int64) throws -> Int {
         guard let ref = t.asset, let asset = try store.asset(tenant: t.tenant, id: ref.id) else {
             throw PeekError(.invalid, "This ticket has no linked asset, so there is no device to start a session on.")
         }
@@ -170,12 +163,13 @@ extension Engine {
         }
         let s = RemoteSession(id: "S-" + Crypto.hex(Crypto.randomBytes(8)), ticket: t.id, asset: asset.id,
                               technician: PersonRef(id: tech.id, name: tech.name), status: .awaitingConsent,
-                              expiresAt: at + Int64(config.consentTimeoutSeconds) * 1000, createdAt: at)
+                              expiresAt: at + Int64(config.consentTimeoutSeconds) * 1000, createdAt: at, kind: kind.rawValue)
         try store.insertSession(s)
         try appendDelta(&t, kind: .sessionStatus, data: sessionData(s), at: at)
-        try appendSystemMessage(&t, "\(tech.name) requested a recorded remote session on \(asset.name); waiting for the end user's consent.", at: at)
+        try appendSystemMessage(&t, Self.requestText(kind, by: tech.name, on: asset.name), at: at)
         var w = JSONWriter()
         w.beginObject(); w.field("type", "consent_request"); w.field("session", s.id); w.field("ticket", t.id)
+        w.field("kind", kind.rawValue)
         w.key("technician"); Wire.person(s.technician, into: &w)
         w.key("expires_at"); Wire.time(s.expiresAt, into: &w); w.endObject()
         pendingAgentMessages.append((agentPeer, w.bytes))
@@ -191,7 +185,7 @@ extension Engine {
         s.status = .ended
         try store.updateSession(id: s.id, status: .ended, startedAt: nil)
         try appendDelta(&t, kind: .sessionStatus, data: sessionData(s), at: at)
-        try appendSystemMessage(&t, "\(tech.name) ended the recorded session.", at: at)
+        try appendSystemMessage(&t, "\(tech.name) ended the \(SessionKind(rawValue: s.kind)?.phrase ?? s.kind).", at: at)
         if let asset = try store.asset(tenant: t.tenant, id: s.asset), let agentPeer = agents[asset.agent] {
             var w = JSONWriter()
             w.beginObject(); w.field("type", "session_ended"); w.field("session", s.id); w.endObject()
