@@ -4,6 +4,10 @@ public enum AgentFrame: Equatable, Sendable {
     case chat(ticket: String, body: String)
     case telemetry(cpu: Double, ram: Double, disk: Double)
     case consent(session: String, accept: Bool)
+    case sessionOutput(session: String, data: String)
+
+    /// Largest `session_output` `data`: a shell's chunk of output.
+    public static let maxSessionOutputBytes = 16 * 1024
 
     public static func decode(_ bytes: [UInt8]) -> Result<AgentFrame, PeekError> {
         guard let v = try? JSONParser.parse(bytes), case .object = v else {
@@ -28,8 +32,15 @@ public enum AgentFrame: Equatable, Sendable {
             }
             guard Identifier.isValid(s) else { return .failure(PeekError(.invalid, Identifier.refusal("\"session\""))) }
             return .success(.consent(session: s, accept: d == "accept"))
+        case "session_output":
+            guard let s = v["session"]?.stringValue, let d = v["data"]?.stringValue,
+                  !d.isEmpty, d.utf8.count <= maxSessionOutputBytes else {
+                return .failure(PeekError(.invalid, "\"session_output\" needs a string \"session\" and a \"data\" string of 1 to \(maxSessionOutputBytes) bytes; split longer output."))
+            }
+            guard Identifier.isValid(s) else { return .failure(PeekError(.invalid, Identifier.refusal("\"session\""))) }
+            return .success(.sessionOutput(session: s, data: d))
         case let t?:
-            return .failure(PeekError(.invalid, "Unknown frame type \"\(t)\"; agents send chat, telemetry or consent."))
+            return .failure(PeekError(.invalid, "Unknown frame type \"\(t)\"; agents send chat, telemetry, consent or session_output."))
         case nil:
             return .failure(PeekError(.invalid, "A frame needs a string \"type\"."))
         }

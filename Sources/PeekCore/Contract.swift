@@ -56,10 +56,11 @@ public enum DeltaKind: String, Sendable {
     case assetTelemetry = "asset.telemetry"
     case presenceUpdated = "presence.updated"
     case agentStatus = "agent.status"
+    case sessionOutput = "session.output"
 
     public var isDurable: Bool {
         switch self {
-        case .slaTick, .assetTelemetry, .presenceUpdated, .agentStatus: false
+        case .slaTick, .assetTelemetry, .presenceUpdated, .agentStatus, .sessionOutput: false
         default: true
         }
     }
@@ -122,6 +123,7 @@ public enum CommandOp: String, Sendable, CaseIterable {
     case endSession = "end_session"
     case timerStart = "timer_start"
     case timerStop = "timer_stop"
+    case sessionHandover = "session_handover"
 }
 
 public enum ComposingMode: String, Sendable {

@@ -44,6 +44,7 @@ extension Engine {
         guard agents[state.commonName] == peer else { return }
         agents[state.commonName] = nil
         metrics.agentsOnline.store(agents.count, ordering: .relaxed)
+        endShells(ofAgent: state.commonName, assetName: state.asset.name)
         publishToLinkedViewers(state.asset, kind: .agentStatus, data: agentStatusData(state.asset, online: false))
     }
 
@@ -121,6 +122,8 @@ extension Engine {
                 return
             }
             resolveSession(s, ticket: &t, to: accept ? .active : .denied, at: at)
+        case .sessionOutput(let session, let data):
+            relayOutput(peer, agent, session: session, data: data)
         }
     }
 
@@ -139,6 +142,9 @@ extension Engine {
             try appendSystemMessage(&t, Self.resolutionText(status, kind: s.kind), at: at)
             try store.updateTicket(t)
             try store.releaseSavepoint()
+            if status == .active, s.kind == SessionKind.shell.rawValue, let asset = try store.asset(tenant: t.tenant, id: s.asset) {
+                openShell(updated, tenant: t.tenant, agent: asset.agent, at: at)
+            }
         } catch {
             rollbackCommandOutputs(to: mark)
             log(.error, "session_update_failed", "remote session \(s.id) could not move to \(status.rawValue)", ticket: s.ticket, error: "\(error)")
@@ -184,6 +190,7 @@ extension Engine {
         }
         s.status = .ended
         try store.updateSession(id: s.id, status: .ended, startedAt: nil)
+        shells[s.id] = nil
         try appendDelta(&t, kind: .sessionStatus, data: sessionData(s), at: at)
         try appendSystemMessage(&t, "\(tech.name) ended the \(SessionKind(rawValue: s.kind)?.phrase ?? s.kind).", at: at)
         if let asset = try store.asset(tenant: t.tenant, id: s.asset), let agentPeer = agents[asset.agent] {

@@ -199,6 +199,8 @@ extension Engine {
             return try startSession(&t, kind: kind, by: tech, at: at)
         case .endSession:
             return try endSession(&t, by: tech, at: at)
+        case .sessionHandover(let session, let technician):
+            return try handOver(&t, session: session, to: technician, by: tech, at: at)
         }
     }
 

@@ -1,4 +1,5 @@
 import PeekCore
+import PeekNet
 
 /// Remote actions beyond the recorded session: the words their system
 /// events use. Kept apart from Engine+Agents so the kinds grow here.
@@ -22,6 +23,144 @@ extension Engine {
         case .denied: return "The end user declined the \(what)."
         case .expired: return "The consent request for the \(what) expired."
         default: return "The \(what) ended."
+        }
+    }
+}
+
+/// An active shell session's relay state: who may type, and how much output
+/// the viewers may be sent.
+///
+/// It lives on the engine thread, beside the session rows it mirrors, and
+/// not on the loops: whether a session is active and who holds its keyboard
+/// change inside the engine's batches (consent, `end_session`, hand-over),
+/// so checking them anywhere else would race those changes. Relaying costs
+/// no store access: `session_input` and `session_output` read and write
+/// only this, and their frames leave with the batch's other outputs, in
+/// order with the session's `session.status` deltas.
+struct ShellRelay {
+    let session: String
+    let ticket: String
+    let tenant: String
+    /// The agent's certificate CN: a reconnected agent keeps the shell.
+    let agent: String
+    /// The one technician whose `session_input` reaches the agent.
+    var holder: PersonRef
+    /// Wall-clock time of the last input or output, for the idle timeout.
+    var lastActivity: Int64
+    /// Output bytes the viewers may still be sent (`shellOutputBytesPerSecond`).
+    var viewerBudget: TokenBucket
+}
+
+extension Engine {
+    // MARK: Shell relay (protocol.md §6.1)
+
+    /// A shell the end user just accepted starts relaying, its keyboard held
+    /// by the technician who asked.
+    func openShell(_ s: RemoteSession, tenant: String, agent: String, at: Int64) {
+        let rate = config.shellOutputBytesPerSecond
+        shells[s.id] = ShellRelay(session: s.id, ticket: s.ticket, tenant: tenant, agent: agent, holder: s.technician,
+                                  lastActivity: at, viewerBudget: TokenBucket(ratePerSecond: rate, capacity: 2 * rate, nowMillis: monotonicMillis()))
+        timers.schedule(.shellIdle(session: s.id), at: at + Int64(config.shellIdleSeconds) * 1000)
+    }
+
+    func relayInput(_ peer: Peer, _ tech: Technician, id: String?, ticket: String, session: String, data: String) {
+        // Another tenant's session reads as no session at all.
+        guard var relay = shells[session], relay.tenant == tech.tenant, relay.ticket == ticket else {
+            sendError(peer, id: id, PeekError(.invalid, "No shell session \(session) is active on ticket \(ticket); start one with start_session (kind shell)."))
+            return
+        }
+        guard relay.holder.id == tech.id else {
+            sendError(peer, id: id, PeekError(.forbidden, "\(relay.holder.name) holds the keyboard of this shell; ask them to hand it over (session_handover)."))
+            return
+        }
+        guard let agentPeer = agents[relay.agent] else {
+            sendError(peer, id: id, PeekError(.agentOffline, "The device's agent is offline; the input was not sent."))
+            return
+        }
+        relay.lastActivity = now
+        shells[session] = relay
+        var w = JSONWriter()
+        w.beginObject(); w.field("type", "session_input"); w.field("session", session); w.field("data", data); w.endObject()
+        outputs.append(.agentSend(agentPeer, w.bytes))
+    }
+
+    func relayOutput(_ peer: Peer, _ agent: AgentState, session: String, data: String) {
+        guard var relay = shells[session], relay.agent == agent.commonName else {
+            outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.notFound, "No shell session \(session) is active on this device."))))
+            return
+        }
+        relay.lastActivity = now
+        let forViewers = relay.viewerBudget.take(data.utf8.count, nowMillis: monotonicMillis())
+        shells[session] = relay
+        // Over the rate the viewers miss this chunk (it is ephemeral); a
+        // viewer too slow for what is sent loses it at its own connection's
+        // soft limit, like any ephemeral delta, without slowing the others.
+        guard forViewers else { return }
+        var w = JSONWriter()
+        w.beginObject(); w.field("session", session); w.field("data", data); w.endObject()
+        publishEphemeral(ticket: relay.ticket, kind: .sessionOutput, data: w.bytes)
+    }
+
+    /// `session_handover`: the holder gives the keyboard to another
+    /// technician viewing the ticket; every viewer sees it as a system event.
+    func handOver(_ t: inout Ticket, session: String, to technician: String, by tech: Technician, at: Int64) throws -> Int {
+        guard var relay = shells[session], relay.ticket == t.id else {
+            throw PeekError(.invalid, "No shell session \(session) is active on this ticket.")
+        }
+        guard relay.holder.id == tech.id else {
+            throw PeekError(.forbidden, "Only \(relay.holder.name), who holds the keyboard, can hand it over.")
+        }
+        guard let viewer = viewers[t.id]?.byTechnician[technician] else {
+            throw PeekError(.invalid, "\(technician) is not viewing this ticket; the keyboard goes only to someone watching the shell.")
+        }
+        guard technician != tech.id else { return t.seq }
+        try appendSystemMessage(&t, "\(tech.name) handed the shell keyboard to \(viewer.name).", at: at)
+        relay.holder = PersonRef(id: technician, name: viewer.name)
+        shells[session] = relay
+        return t.seq
+    }
+
+    func checkShellIdle(_ id: String) {
+        guard let relay = shells[id] else { return }
+        let due = relay.lastActivity + Int64(config.shellIdleSeconds) * 1000
+        let at = now
+        guard at >= due else {
+            timers.schedule(.shellIdle(session: id), at: due)
+            return
+        }
+        let minutes = max(1, config.shellIdleSeconds / 60)
+        finishShell(relay, "The remote shell session ended after \(minutes) minute\(minutes == 1 ? "" : "s") without input or output.", at: at)
+    }
+
+    /// The agent holding these shells went away: they cannot go on.
+    func endShells(ofAgent agent: String, assetName: String) {
+        for relay in shells.values where relay.agent == agent {
+            finishShell(relay, "The agent on \(assetName) disconnected; the remote shell session ended.", at: now)
+        }
+    }
+
+    /// Ends a shell the server ends by itself (idle, agent gone), all or nothing.
+    private func finishShell(_ relay: ShellRelay, _ text: String, at: Int64) {
+        shells[relay.session] = nil
+        guard var s = try? store.session(relay.session), s.status == .active, var t = try? store.ticket(relay.ticket) else { return }
+        let mark = outputs.count
+        do {
+            try store.savepoint()
+            s.status = .ended
+            try store.updateSession(id: s.id, status: .ended, startedAt: nil)
+            try appendDelta(&t, kind: .sessionStatus, data: sessionData(s), at: at)
+            try appendSystemMessage(&t, text, at: at)
+            try store.updateTicket(t)
+            try store.releaseSavepoint()
+        } catch {
+            rollbackCommandOutputs(to: mark)
+            log(.error, "session_update_failed", "shell session \(s.id) could not be ended", ticket: s.ticket, error: "\(error)")
+            return
+        }
+        if let agentPeer = agents[relay.agent] {
+            var w = JSONWriter()
+            w.beginObject(); w.field("type", "session_ended"); w.field("session", s.id); w.endObject()
+            outputs.append(.agentSend(agentPeer, w.bytes))
         }
     }
 }

@@ -60,6 +60,7 @@ public final class Engine: @unchecked Sendable {
     var agentPeers: [Peer: AgentState] = [:]
     var timers = TimerHeap()
     var telemetry: [TenantScopedID: TelemetryState] = [:]   // by asset
+    var shells: [String: ShellRelay] = [:]   // active shell sessions by id (Engine+RemoteActions)
     var inFlightReplies: [CommandKey: [(peer: Peer, id: String)]] = [:]
     /// Distinct replies on their way per technician (resends of one are not
     /// counted); bounded by `maxRepliesInFlightPerTechnician`.
