@@ -190,7 +190,7 @@ extension Engine {
         }
         s.status = .ended
         try store.updateSession(id: s.id, status: .ended, startedAt: nil)
-        shells[s.id] = nil
+        retireShell(s.id, at: at)
         try appendDelta(&t, kind: .sessionStatus, data: sessionData(s), at: at)
         try appendSystemMessage(&t, "\(tech.name) ended the \(SessionKind(rawValue: s.kind)?.phrase ?? s.kind).", at: at)
         if let asset = try store.asset(tenant: t.tenant, id: s.asset), let agentPeer = agents[asset.agent] {

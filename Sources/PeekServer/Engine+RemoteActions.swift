@@ -1,5 +1,6 @@
 import PeekCore
 import PeekNet
+import PeekCrypto
 
 /// Remote actions beyond the recorded session: the words their system
 /// events use. Kept apart from Engine+Agents so the kinds grow here.
@@ -49,6 +50,28 @@ struct ShellRelay {
     var lastActivity: Int64
     /// Output bytes the viewers may still be sent (`shellOutputBytesPerSecond`).
     var viewerBudget: TokenBucket
+    /// Every byte of output, dropped-for-viewers included, up to `maxTranscriptBytes`.
+    var transcript: [UInt8] = []
+    var transcriptTruncated = false
+
+    /// The transcript's bound: a console session, not a log shipper.
+    static let maxTranscriptBytes = 1024 * 1024
+    static let truncationMarker = "\n[transcript truncated at 1 MiB]\n"
+
+    mutating func record(_ data: String) {
+        guard !transcriptTruncated else { return }
+        let room = Self.maxTranscriptBytes - transcript.count
+        if data.utf8.count <= room {
+            transcript.append(contentsOf: data.utf8)
+        } else {
+            // Cut on a UTF-8 boundary, so the file stays valid text.
+            var cut = room
+            let bytes = Array(data.utf8)
+            while cut > 0 && bytes[cut] & 0xC0 == 0x80 { cut -= 1 }
+            transcript.append(contentsOf: bytes[..<cut])
+            transcriptTruncated = true
+        }
+    }
 }
 
 extension Engine {
@@ -90,6 +113,7 @@ extension Engine {
             return
         }
         relay.lastActivity = now
+        relay.record(data)
         let forViewers = relay.viewerBudget.take(data.utf8.count, nowMillis: monotonicMillis())
         shells[session] = relay
         // Over the rate the viewers miss this chunk (it is ephemeral); a
@@ -141,7 +165,7 @@ extension Engine {
 
     /// Ends a shell the server ends by itself (idle, agent gone), all or nothing.
     private func finishShell(_ relay: ShellRelay, _ text: String, at: Int64) {
-        shells[relay.session] = nil
+        retireShell(relay.session, at: at)
         guard var s = try? store.session(relay.session), s.status == .active, var t = try? store.ticket(relay.ticket) else { return }
         let mark = outputs.count
         do {
@@ -161,6 +185,57 @@ extension Engine {
             var w = JSONWriter()
             w.beginObject(); w.field("type", "session_ended"); w.field("session", s.id); w.endObject()
             outputs.append(.agentSend(agentPeer, w.bytes))
+        }
+    }
+}
+
+extension Engine {
+    // MARK: Transcript (protocol.md §6.1)
+
+    /// Stops relaying a shell that ended, however it ended, and stores its
+    /// transcript: the file is written and synced on `transcriptWriter`
+    /// (through `AttachmentFiles.store`, the uploads' path), then the
+    /// engine inserts the attachment and its system event.
+    func retireShell(_ id: String, at: Int64) {
+        guard let relay = shells.removeValue(forKey: id),
+              let s = try? store.session(id), let startedAt = s.startedAt else { return }
+        let bytes = relay.transcript + (relay.transcriptTruncated ? Array(ShellRelay.truncationMarker.utf8) : [])
+        let minutes = max(1, Int((at - startedAt + 30_000) / 60_000))
+        let text = "Remote shell session by \(s.technician.name), \(minutes) min, transcript attached."
+        let filename = "shell-\(id).txt"
+        let directory = config.attachmentsDirectory
+        let logger = logger
+        let ticket = s.ticket
+        let accepted = transcriptWriter.submit { [weak self] in
+            let stored = AttachmentFiles.store(bytes, filename: filename, contentType: "text/plain",
+                                               in: directory, logger: logger)
+            self?.submit(.run { engine in engine.attachTranscript(ticket: ticket, session: id, stored, text: text) })
+        }
+        if !accepted { log(.error, "transcript_not_stored", "the transcript of shell session \(id) could not be queued", ticket: ticket) }
+    }
+
+    private func attachTranscript(ticket ticketID: String, session: String, _ stored: Result<StoredFile, PeekError>, text: String) {
+        guard var t = try? store.ticket(ticketID) else { return }
+        let at = now
+        let mark = outputs.count
+        do {
+            try store.savepoint()
+            switch stored {
+            case .success(let file):
+                let ref = AttachmentRef(id: "A-" + Crypto.hex(Crypto.randomBytes(8)), filename: file.filename,
+                                        contentType: file.contentType, size: file.size)
+                try store.insertAttachment(ref, ticket: t.id, sha256: file.sha256, at: at)
+                let m = Message(id: "M-\(t.number)-\(t.seq + 1)", ticket: t.id, seq: t.seq + 1, channel: .system,
+                                author: .system, body: text, via: .system, at: at, attachments: [ref])
+                try appendMessage(&t, m)
+            case .failure:
+                try appendSystemMessage(&t, "The transcript of the remote shell session could not be stored.", at: at)
+            }
+            try store.updateTicket(t)
+            try store.releaseSavepoint()
+        } catch {
+            rollbackCommandOutputs(to: mark)
+            log(.error, "transcript_not_stored", "the transcript of shell session \(session) could not be attached", ticket: ticketID, error: "\(error)")
         }
     }
 }

@@ -183,4 +183,66 @@ final class ShellRelayTests: XCTestCase {
         try agent.send(["type": "session_output", "session": "S-doesnotexist", "data": "x"])
         XCTAssertEqual(try agent.next(type: "error")["code"]?.stringValue, "not_found")
     }
+
+    // MARK: Transcript
+
+    /// Reads up to the transcript's system event; checks its attachment
+    /// and answers the downloaded transcript.
+    private func transcript(_ f: AgentFixture, _ viewer: TestWebSocketClient, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let event = try viewer.next(timeout: 10) { Match.systemMessage(f.linkedTicket)($0) && $0["data"]?["body"]?.stringValue?.contains("transcript") == true }
+        XCTAssertEqual(event["data"]?["body"]?.stringValue, "Remote shell session by Tech 1, 1 min, transcript attached.", file: file, line: line)
+        XCTAssertNotNil(event["seq"], "a durable system event", file: file, line: line)
+        let attachment = try XCTUnwrap(event["data"]?["attachments"]?.arrayValue?.first, "\(event)", file: file, line: line)
+        XCTAssertEqual(attachment["content_type"]?.stringValue, "text/plain", file: file, line: line)
+        let id = try XCTUnwrap(attachment["id"]?.stringValue)
+        let download = try f.server.request("GET", "/v1/attachments/\(id)")
+        XCTAssertEqual(download.status, 200, download.text, file: file, line: line)
+        XCTAssertEqual(attachment["size"]?.intValue, download.body.count, file: file, line: line)
+        return download.text
+    }
+
+    func testShell_endSession_transcriptOfAllOutputAttached_evenWhatViewersMissed() throws {
+        let f = try AgentFixture(consentTimeout: 10, configure: { $0.shellOutputBytesPerSecond = 1024 })
+        defer { f.stop() }
+        let (ana, _) = try f.viewer(f.linkedTicket)
+        let (ben, _) = try f.viewer(f.linkedTicket, as: "tech-2")
+        let agent = try f.agent()
+        let session = try activeShell(f, ana, agent)
+        let chunks = (0..<12).map { String(format: "%04d ", $0) + String(repeating: "é", count: 300) + "\n" }   // 600+ bytes each
+        for c in chunks { try agent.send(["type": "session_output", "session": .string(session), "data": .string(c)]) }
+        // The last chunk is in the engine once an answer to a later agent frame is.
+        try agent.send(["type": "session_output", "session": "S-doesnotexist", "data": "x"])
+        _ = try agent.next(type: "error")
+        XCTAssertEqual(try ana.commandAnswer("end", f.linkedTicket, "end_session")["type"]?.stringValue, "result")
+        XCTAssertEqual(try transcript(f, ben), chunks.joined(), "every chunk, in order, the rate-dropped ones included")
+    }
+
+    func testShell_agentDisconnects_transcriptAttached() throws {
+        let f = try AgentFixture(consentTimeout: 10)
+        defer { f.stop() }
+        let (ana, _) = try f.viewer(f.linkedTicket)
+        let agent = try f.agent()
+        let session = try activeShell(f, ana, agent)
+        try agent.send(["type": "session_output", "session": .string(session), "data": "before the cable was pulled\n"])
+        _ = try ana.nextDelta("session.output", ticket: f.linkedTicket)
+        agent.close()
+        XCTAssertEqual(try transcript(f, ana), "before the cable was pulled\n")
+    }
+
+    func testShell_transcriptOverBound_truncatedWithMarker() throws {
+        let f = try AgentFixture(consentTimeout: 10, configure: { $0.agentFramesPerSecond = 200 })
+        defer { f.stop() }
+        let (ana, _) = try f.viewer(f.linkedTicket)
+        let agent = try f.agent()
+        let session = try activeShell(f, ana, agent)
+        let chunk = String(repeating: "0123456789abcdef", count: 1024)   // 16 KiB
+        for _ in 0..<66 { try agent.send(["type": "session_output", "session": .string(session), "data": .string(chunk)]) }
+        try agent.send(["type": "session_output", "session": "S-doesnotexist", "data": "x"])
+        _ = try agent.next(type: "error", timeout: 15)
+        XCTAssertEqual(try ana.commandAnswer("end", f.linkedTicket, "end_session")["type"]?.stringValue, "result")
+        let text = try transcript(f, ana)
+        XCTAssertEqual(text.utf8.count, 1024 * 1024 + "\n[transcript truncated at 1 MiB]\n".utf8.count)
+        XCTAssertTrue(text.hasSuffix("\n[transcript truncated at 1 MiB]\n"))
+        XCTAssertTrue(text.hasPrefix(chunk))
+    }
 }
