@@ -124,6 +124,8 @@ extension Engine {
             resolveSession(s, ticket: &t, to: accept ? .active : .denied, at: at)
         case .sessionOutput(let session, let data):
             relayOutput(peer, agent, session: session, data: data)
+        case .sessionJoin(let session, let url, let expiresAt):
+            forwardJoin(peer, agent, session: session, url: url, expiresAt: expiresAt)
         }
     }
 

@@ -239,3 +239,29 @@ extension Engine {
         }
     }
 }
+
+extension Engine {
+    // MARK: Remote desktop (protocol.md §6.2)
+
+    /// The agent's join link for an active desktop session goes to the
+    /// technician who asked, on each of their connections viewing the
+    /// ticket, and to nobody else: it is a key to the end user's screen.
+    func forwardJoin(_ peer: Peer, _ agent: AgentState, session: String, url: String, expiresAt: Int64) {
+        guard let s = try? store.session(session), s.asset == agent.asset.id, s.kind == SessionKind.desktop.rawValue,
+              let t = try? store.ticket(s.ticket), t.tenant == agent.asset.tenant else {
+            outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.notFound, "No remote desktop session \(session) is on this device."))))
+            return
+        }
+        guard s.status == .active else {
+            outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.conflict, "Session \(session) is \(s.status.rawValue), not active; no join link is sent."))))
+            return
+        }
+        var w = JSONWriter()
+        w.beginObject(); w.field("type", "session_join"); w.field("ticket", t.id); w.field("session", s.id)
+        w.field("url", url); w.key("expires_at"); Wire.time(expiresAt, into: &w); w.endObject()
+        let frame = w.bytes
+        for requester in (viewers[t.id]?.byTechnician[s.technician.id]?.peers.keys).map(Array.init) ?? [] {
+            send(requester, frame)
+        }
+    }
+}

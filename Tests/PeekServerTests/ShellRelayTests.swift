@@ -7,17 +7,8 @@ import PeekTestSupport
 /// the keyboard holder's input reaches the agent, the agent's output reaches
 /// every viewer of the ticket, and nobody else types.
 final class ShellRelayTests: XCTestCase {
-    /// Starts a shell on the linked ticket and has the agent accept it;
-    /// answers the session id once `active` and its system event reached
-    /// `tech` (everything before them read).
     private func activeShell(_ f: AgentFixture, _ tech: TestWebSocketClient, _ agent: TestWebSocketClient) throws -> String {
-        let answer = try tech.commandAnswer("start-shell", f.linkedTicket, "start_session", ["kind": "shell"])
-        XCTAssertEqual(answer["type"]?.stringValue, "result", "\(answer)")
-        let session = try XCTUnwrap(agent.next(type: "consent_request")["session"]?.stringValue)
-        try agent.send(["type": "consent", "session": .string(session), "decision": "accept"])
-        let seen = try tech.read(until: { Match.systemMessage(f.linkedTicket)($0) && $0["data"]?["body"]?.stringValue?.contains("accepted") == true })
-        XCTAssertTrue(seen.contains { Match.delta("session.status", f.linkedTicket)($0) && $0["data"]?["status"]?.stringValue == "active" })
-        return session
+        try f.activeSession("shell", tech, agent)
     }
 
     private func input(_ tech: TestWebSocketClient, _ f: AgentFixture, _ session: String, _ data: String, id: String? = nil) throws {
