@@ -192,9 +192,10 @@ extension Engine {
         }
         s.status = .ended
         try store.updateSession(id: s.id, status: .ended, startedAt: nil)
-        retireShell(s.id, at: at)
         try appendDelta(&t, kind: .sessionStatus, data: sessionData(s), at: at)
         try appendSystemMessage(&t, "\(tech.name) ended the \(SessionKind(rawValue: s.kind)?.phrase ?? s.kind).", at: at)
+        // Last, once nothing here can fail: a refused end keeps the shell relaying.
+        retireShell(s.id, at: at)
         if let asset = try store.asset(tenant: t.tenant, id: s.asset), let agentPeer = agents[asset.agent] {
             var w = JSONWriter()
             w.beginObject(); w.field("type", "session_ended"); w.field("session", s.id); w.endObject()

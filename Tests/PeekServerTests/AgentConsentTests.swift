@@ -110,13 +110,21 @@ final class AgentConsentTests: XCTestCase {
     private let remoteKinds = ["desktop", "shell"]
     private let kindWords = ["desktop": "remote desktop session", "shell": "remote shell session"]
 
-    func testStartSession_desktopAndShell_acceptedActiveWithKind_thenEnded() throws {
-        let f = try AgentFixture(consentTimeout: 5)
+    /// One fixture, one viewer and the agent; `body` runs for each remote
+    /// kind with a session of that kind just requested (checked by `startSession`).
+    private func forEachRemoteKind(consentTimeout: Int,
+                                   _ body: (AgentFixture, TestWebSocketClient, TestWebSocketClient, String, String) throws -> Void) throws {
+        let f = try AgentFixture(consentTimeout: consentTimeout)
         defer { f.stop() }
         let (tech, _) = try f.viewer(f.linkedTicket)
         let agent = try f.agent()
         for kind in remoteKinds {
-            let session = try startSession(f, tech, agent, id: "start-\(kind)", kind: kind)
+            try body(f, tech, agent, kind, try startSession(f, tech, agent, id: "start-\(kind)", kind: kind))
+        }
+    }
+
+    func testStartSession_desktopAndShell_acceptedActiveWithKind_thenEnded() throws {
+        try forEachRemoteKind(consentTimeout: 5) { f, tech, agent, kind, session in
             try agent.send(["type": "consent", "session": .string(session), "decision": "accept"])
             let outcome = try tech.read(until: Match.systemMessage(f.linkedTicket))
             let active = try XCTUnwrap(outcome.first(where: Match.delta("session.status", f.linkedTicket)), kind)
@@ -137,12 +145,7 @@ final class AgentConsentTests: XCTestCase {
     }
 
     func testStartSession_desktopAndShell_deniedWithKind() throws {
-        let f = try AgentFixture(consentTimeout: 5)
-        defer { f.stop() }
-        let (tech, _) = try f.viewer(f.linkedTicket)
-        let agent = try f.agent()
-        for kind in remoteKinds {
-            let session = try startSession(f, tech, agent, id: "start-\(kind)", kind: kind)
+        try forEachRemoteKind(consentTimeout: 5) { f, tech, agent, kind, session in
             try agent.send(["type": "consent", "session": .string(session), "decision": "deny"])
             let denied = try tech.nextDelta("session.status", ticket: f.linkedTicket)
             XCTAssertEqual(denied["data"]?["status"]?.stringValue, "denied", kind)
@@ -153,12 +156,7 @@ final class AgentConsentTests: XCTestCase {
     }
 
     func testStartSession_desktopAndShell_noAnswer_expiredWithKind() throws {
-        let f = try AgentFixture(consentTimeout: 1)
-        defer { f.stop() }
-        let (tech, _) = try f.viewer(f.linkedTicket)
-        let agent = try f.agent()
-        for kind in remoteKinds {
-            let session = try startSession(f, tech, agent, id: "start-\(kind)", kind: kind)
+        try forEachRemoteKind(consentTimeout: 1) { f, tech, agent, kind, session in
             let expired = try tech.nextDelta("session.status", ticket: f.linkedTicket, timeout: 8)
             XCTAssertEqual(expired["data"]?["status"]?.stringValue, "expired", kind)
             XCTAssertEqual(expired["data"]?["session"]?.stringValue, session)

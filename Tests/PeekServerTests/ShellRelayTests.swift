@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import PeekCore
+import PeekServer
 import PeekTestSupport
 
 /// The shell relay (protocol.md §6.1) with the real mutual-TLS test agent:
@@ -9,6 +10,22 @@ import PeekTestSupport
 final class ShellRelayTests: XCTestCase {
     private func activeShell(_ f: AgentFixture, _ tech: TestWebSocketClient, _ agent: TestWebSocketClient) throws -> String {
         try f.activeSession("shell", tech, agent)
+    }
+
+    /// A shell active on the linked ticket, started by Ana (tech-1), with
+    /// Ben (tech-2) viewing too. The caller stops the fixture.
+    private func shellWithTwoViewers(configure: (inout ServerConfig) -> Void = { _ in }) throws
+        -> (f: AgentFixture, ana: TestWebSocketClient, ben: TestWebSocketClient, agent: TestWebSocketClient, session: String) {
+        let f = try AgentFixture(consentTimeout: 10, configure: configure)
+        do {
+            let (ana, _) = try f.viewer(f.linkedTicket)
+            let (ben, _) = try f.viewer(f.linkedTicket, as: "tech-2")
+            let agent = try f.agent()
+            return (f, ana, ben, agent, try activeShell(f, ana, agent))
+        } catch {
+            f.stop()
+            throw error
+        }
     }
 
     private func input(_ tech: TestWebSocketClient, _ f: AgentFixture, _ session: String, _ data: String, id: String? = nil) throws {
@@ -26,12 +43,8 @@ final class ShellRelayTests: XCTestCase {
     }
 
     func testShell_inputReachesAgent_outputReachesTwoViewersInOrder() throws {
-        let f = try AgentFixture(consentTimeout: 10)
+        let (f, ana, ben, agent, session) = try shellWithTwoViewers()
         defer { f.stop() }
-        let (ana, _) = try f.viewer(f.linkedTicket)
-        let (ben, _) = try f.viewer(f.linkedTicket, as: "tech-2")
-        let agent = try f.agent()
-        let session = try activeShell(f, ana, agent)
 
         try input(ana, f, session, "echo hello\n")
         let relayed = try agent.next(type: "session_input")
@@ -77,12 +90,8 @@ final class ShellRelayTests: XCTestCase {
     }
 
     func testShell_handover_keyboardMovesToAnotherViewer() throws {
-        let f = try AgentFixture(consentTimeout: 10)
+        let (f, ana, ben, agent, session) = try shellWithTwoViewers()
         defer { f.stop() }
-        let (ana, _) = try f.viewer(f.linkedTicket)
-        let (ben, _) = try f.viewer(f.linkedTicket, as: "tech-2")
-        let agent = try f.agent()
-        let session = try activeShell(f, ana, agent)
 
         let notHolder = try ben.commandAnswer("grab", f.linkedTicket, "session_handover", ["session": .string(session), "technician": "tech-2"])
         XCTAssertEqual(notHolder["code"]?.stringValue, "forbidden", "only the holder hands over")
@@ -193,12 +202,8 @@ final class ShellRelayTests: XCTestCase {
     }
 
     func testShell_endSession_transcriptOfAllOutputAttached_evenWhatViewersMissed() throws {
-        let f = try AgentFixture(consentTimeout: 10, configure: { $0.shellOutputBytesPerSecond = 1024 })
+        let (f, ana, ben, agent, session) = try shellWithTwoViewers(configure: { $0.shellOutputBytesPerSecond = 1024 })
         defer { f.stop() }
-        let (ana, _) = try f.viewer(f.linkedTicket)
-        let (ben, _) = try f.viewer(f.linkedTicket, as: "tech-2")
-        let agent = try f.agent()
-        let session = try activeShell(f, ana, agent)
         let chunks = (0..<12).map { String(format: "%04d ", $0) + String(repeating: "é", count: 300) + "\n" }   // 600+ bytes each
         for c in chunks { try agent.send(["type": "session_output", "session": .string(session), "data": .string(c)]) }
         // The last chunk is in the engine once an answer to a later agent frame is.
