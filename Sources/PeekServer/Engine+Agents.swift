@@ -44,7 +44,7 @@ extension Engine {
         guard agents[state.commonName] == peer else { return }
         agents[state.commonName] = nil
         metrics.agentsOnline.store(agents.count, ordering: .relaxed)
-        endShells(ofAgent: state.commonName, assetName: state.asset.name)
+        endShells(ofAgent: state.commonName)
         publishToLinkedViewers(state.asset, kind: .agentStatus, data: agentStatusData(state.asset, online: false))
     }
 
@@ -145,7 +145,7 @@ extension Engine {
             try store.updateTicket(t)
             try store.releaseSavepoint()
             if status == .active, s.kind == SessionKind.shell.rawValue, let asset = try store.asset(tenant: t.tenant, id: s.asset) {
-                openShell(updated, tenant: t.tenant, agent: asset.agent, at: at)
+                openShell(updated, tenant: t.tenant, asset: asset, at: at)
             }
         } catch {
             rollbackCommandOutputs(to: mark)
@@ -204,7 +204,7 @@ extension Engine {
         return t.seq
     }
 
-    private func sessionAndTicket(_ id: String) throws(StoreError) -> (RemoteSession, Ticket?)? {
+    func sessionAndTicket(_ id: String) throws(StoreError) -> (RemoteSession, Ticket?)? {
         guard let s = try store.session(id) else { return nil }
         return (s, try store.ticket(s.ticket))
     }

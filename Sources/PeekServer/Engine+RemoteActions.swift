@@ -1,6 +1,7 @@
 import PeekCore
 import PeekNet
 import PeekCrypto
+import PeekStore
 
 /// Remote actions beyond the recorded session: the words their system
 /// events use. Kept apart from Engine+Agents so the kinds grow here.
@@ -44,6 +45,11 @@ struct ShellRelay {
     let tenant: String
     /// The agent's certificate CN: a reconnected agent keeps the shell.
     let agent: String
+    let assetName: String
+    /// The technician who started it and when it became active: the
+    /// transcript's event names them without a read.
+    let starter: String
+    let startedAt: Int64
     /// The one technician whose `session_input` reaches the agent.
     var holder: PersonRef
     /// Wall-clock time of the last input or output, for the idle timeout.
@@ -79,11 +85,12 @@ extension Engine {
 
     /// A shell the end user just accepted starts relaying, its keyboard held
     /// by the technician who asked.
-    func openShell(_ s: RemoteSession, tenant: String, agent: String, at: Int64) {
+    func openShell(_ s: RemoteSession, tenant: String, asset: Asset, at: Int64) {
         let rate = config.shellOutputBytesPerSecond
-        shells[s.id] = ShellRelay(session: s.id, ticket: s.ticket, tenant: tenant, agent: agent, holder: s.technician,
-                                  lastActivity: at, viewerBudget: TokenBucket(ratePerSecond: rate, capacity: 2 * rate, nowMillis: monotonicMillis()))
-        timers.schedule(.shellIdle(session: s.id), at: at + Int64(config.shellIdleSeconds) * 1000)
+        shells[s.id] = ShellRelay(session: s.id, ticket: s.ticket, tenant: tenant, agent: asset.agent, assetName: asset.name,
+                                  starter: s.technician.name, startedAt: at, holder: s.technician, lastActivity: at,
+                                  viewerBudget: TokenBucket(ratePerSecond: rate, capacity: 2 * rate, nowMillis: monotonicMillis()))
+        timers.schedule(.shellCheck(session: s.id), at: at + Int64(config.shellIdleSeconds) * 1000)
     }
 
     func relayInput(_ peer: Peer, _ tech: Technician, id: String?, ticket: String, session: String, data: String) {
@@ -144,29 +151,52 @@ extension Engine {
         return t.seq
     }
 
-    func checkShellIdle(_ id: String) {
+    /// The shell's timer: it ends once idle too long, or (on a retry after
+    /// a failed read or write) once its agent is gone; otherwise it waits
+    /// for the next idle deadline.
+    func checkShell(_ id: String) {
         guard let relay = shells[id] else { return }
-        let due = relay.lastActivity + Int64(config.shellIdleSeconds) * 1000
         let at = now
+        if agents[relay.agent] == nil {
+            finishShell(relay, Self.agentGoneText(relay), at: at)
+            return
+        }
+        let due = relay.lastActivity + Int64(config.shellIdleSeconds) * 1000
         guard at >= due else {
-            timers.schedule(.shellIdle(session: id), at: due)
+            timers.schedule(.shellCheck(session: id), at: due)
             return
         }
         let minutes = max(1, config.shellIdleSeconds / 60)
         finishShell(relay, "The remote shell session ended after \(minutes) minute\(minutes == 1 ? "" : "s") without input or output.", at: at)
     }
 
+    private static func agentGoneText(_ relay: ShellRelay) -> String {
+        "The agent on \(relay.assetName) disconnected; the remote shell session ended."
+    }
+
     /// The agent holding these shells went away: they cannot go on.
-    func endShells(ofAgent agent: String, assetName: String) {
+    func endShells(ofAgent agent: String) {
         for relay in shells.values where relay.agent == agent {
-            finishShell(relay, "The agent on \(assetName) disconnected; the remote shell session ended.", at: now)
+            finishShell(relay, Self.agentGoneText(relay), at: now)
         }
     }
 
-    /// Ends a shell the server ends by itself (idle, agent gone), all or nothing.
+    /// Ends a shell the server ends by itself (idle, agent gone), all or
+    /// nothing. If the database fails, the relay stays and its timer tries
+    /// again in a second: dropping it would leave the session active for good.
     private func finishShell(_ relay: ShellRelay, _ text: String, at: Int64) {
-        retireShell(relay.session, at: at)
-        guard var s = try? store.session(relay.session), s.status == .active, var t = try? store.ticket(relay.ticket) else { return }
+        let retry = { self.timers.schedule(.shellCheck(session: relay.session), at: self.now + 1000) }
+        let found: (RemoteSession, Ticket?)?
+        do { found = try sessionAndTicket(relay.session) } catch {
+            log(.error, "read_failed", "shell session \(relay.session) could not be read to end it; trying again in a second", ticket: relay.ticket, error: "\(error)")
+            retry()
+            return
+        }
+        guard let (session, ticket) = found, session.status == .active, var t = ticket else {
+            shells[relay.session] = nil   // ended some other way already
+            return
+        }
+        var s = session
         let mark = outputs.count
         do {
             try store.savepoint()
@@ -178,9 +208,11 @@ extension Engine {
             try store.releaseSavepoint()
         } catch {
             rollbackCommandOutputs(to: mark)
-            log(.error, "session_update_failed", "shell session \(s.id) could not be ended", ticket: s.ticket, error: "\(error)")
+            log(.error, "session_update_failed", "shell session \(s.id) could not be ended; trying again in a second", ticket: s.ticket, error: "\(error)")
+            retry()
             return
         }
+        retireShell(s.id, at: at)
         if let agentPeer = agents[relay.agent] {
             var w = JSONWriter()
             w.beginObject(); w.field("type", "session_ended"); w.field("session", s.id); w.endObject()
@@ -197,15 +229,14 @@ extension Engine {
     /// (through `AttachmentFiles.store`, the uploads' path), then the
     /// engine inserts the attachment and its system event.
     func retireShell(_ id: String, at: Int64) {
-        guard let relay = shells.removeValue(forKey: id),
-              let s = try? store.session(id), let startedAt = s.startedAt else { return }
+        guard let relay = shells.removeValue(forKey: id) else { return }
         let bytes = relay.transcript + (relay.transcriptTruncated ? Array(ShellRelay.truncationMarker.utf8) : [])
-        let minutes = max(1, Int((at - startedAt + 30_000) / 60_000))
-        let text = "Remote shell session by \(s.technician.name), \(minutes) min, transcript attached."
+        let minutes = max(1, Int((at - relay.startedAt + 30_000) / 60_000))
+        let text = "Remote shell session by \(relay.starter), \(minutes) min, transcript attached."
         let filename = "shell-\(id).txt"
         let directory = config.attachmentsDirectory
         let logger = logger
-        let ticket = s.ticket
+        let ticket = relay.ticket
         let accepted = transcriptWriter.submit { [weak self] in
             let stored = AttachmentFiles.store(bytes, filename: filename, contentType: "text/plain",
                                                in: directory, logger: logger)
@@ -215,7 +246,12 @@ extension Engine {
     }
 
     private func attachTranscript(ticket ticketID: String, session: String, _ stored: Result<StoredFile, PeekError>, text: String) {
-        guard var t = try? store.ticket(ticketID) else { return }
+        let found: Ticket?
+        do { found = try store.ticket(ticketID) } catch {
+            log(.error, "transcript_not_stored", "ticket \(ticketID) could not be read to attach the transcript of shell session \(session)", ticket: ticketID, error: "\(error)")
+            return
+        }
+        guard var t = found else { return }
         let at = now
         let mark = outputs.count
         do {
@@ -247,8 +283,15 @@ extension Engine {
     /// technician who asked, on each of their connections viewing the
     /// ticket, and to nobody else: it is a key to the end user's screen.
     func forwardJoin(_ peer: Peer, _ agent: AgentState, session: String, url: String, expiresAt: Int64) {
-        guard let s = try? store.session(session), s.asset == agent.asset.id, s.kind == SessionKind.desktop.rawValue,
-              let t = try? store.ticket(s.ticket), t.tenant == agent.asset.tenant else {
+        let found: (RemoteSession, Ticket?)?
+        do {
+            found = try mustRead("session \(session)", tenant: agent.asset.tenant) { () throws(StoreError) in try sessionAndTicket(session) }
+        } catch {
+            outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, error)))
+            return
+        }
+        guard let (s, ticket) = found, s.asset == agent.asset.id, s.kind == SessionKind.desktop.rawValue,
+              let t = ticket, t.tenant == agent.asset.tenant else {
             outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.notFound, "No remote desktop session \(session) is on this device."))))
             return
         }
