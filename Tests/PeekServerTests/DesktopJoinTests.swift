@@ -71,4 +71,20 @@ final class DesktopJoinTests: XCTestCase {
         XCTAssertEqual(try agent.next(type: "error")["code"]?.stringValue, "not_found")
         XCTAssertEqual(ana.drain(for: 0.3).filter { $0["type"]?.stringValue == "session_join" }.count, 0)
     }
+
+    func testDesktopJoin_fromAnotherTenantsAgent_notFoundAndNothingSent() throws {
+        var otherIdentity: CertFactory.Identity?
+        let f = try AgentFixture(consentTimeout: 10, prepare: { otherIdentity = try $0.makeClient(commonName: "agent-globex-1") })
+        defer { f.stop() }
+        _ = try f.server.seed(tenant: "globex", technicians: 1, tickets: 1)
+        XCTAssertEqual(try f.server.api("POST", "/v1/tenants/globex/assets", ["id": "A-9", "name": "GLOBEX-PC", "agent": "agent-globex-1"]).status, 201)
+        let (ana, _) = try f.viewer(f.linkedTicket)
+        let agent = try f.agent()
+        let session = try f.activeSession("desktop", ana, agent)
+        let intruder = try f.connectAgent(try XCTUnwrap(otherIdentity))
+        XCTAssertEqual(try intruder.next(type: "welcome")["asset"]?["id"]?.stringValue, "A-9")
+        try intruder.send(join(session, url: "https://evil.example/phish"))
+        XCTAssertEqual(try intruder.next(type: "error")["code"]?.stringValue, "not_found")
+        XCTAssertEqual(ana.drain(for: 0.5).filter { $0["type"]?.stringValue == "session_join" }.count, 0)
+    }
 }
