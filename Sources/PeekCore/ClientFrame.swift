@@ -9,6 +9,9 @@ public enum ClientFrame: Equatable, Sendable {
     case composing(ticket: String, mode: ComposingMode?)
     /// A new token for the same technician before the one in force expires.
     case refresh(id: String, token: String)
+    /// Keystrokes for the agent's shell (protocol.md §6.1); never answered
+    /// unless refused.
+    case sessionInput(id: String?, ticket: String, session: String, data: String)
 
     /// The id an answer to this frame echoes (`subscribe` and `command`
     /// carry one; the others are never answered by id).
@@ -17,9 +20,13 @@ public enum ClientFrame: Equatable, Sendable {
         case .subscribe(let id, _, _): id
         case .command(let c): c.id
         case .refresh(let id, _): id
+        case .sessionInput(let id, _, _, _): id
         case .hello, .unsubscribe, .composing: nil
         }
     }
+
+    /// Largest `session_input` `data`: typed or pasted lines, not uploads.
+    public static let maxSessionInputBytes = 4096
 
     public struct Refusal: Error, Equatable {
         public var id: String?
@@ -70,13 +77,22 @@ public enum ClientFrame: Equatable, Sendable {
             guard let id else { return refuse("\"refresh\" needs a string \"id\".") }
             guard let token = value["token"]?.stringValue else { return refuse("\"refresh\" needs a string \"token\".") }
             return .success(.refresh(id: id, token: token))
+        case "session_input":
+            guard let ticket = value["ticket"]?.stringValue, let session = value["session"]?.stringValue,
+                  Identifier.isValid(session), let data = value["data"]?.stringValue else {
+                return refuse("\"session_input\" needs a string \"ticket\", a session id \"session\" and a string \"data\".")
+            }
+            guard !data.isEmpty, data.utf8.count <= Self.maxSessionInputBytes else {
+                return refuse("\"session_input\" \"data\" must hold 1 to \(Self.maxSessionInputBytes) bytes; send longer input in pieces.")
+            }
+            return .success(.sessionInput(id: id, ticket: ticket, session: session, data: data))
         case "command":
             switch CommandRequest.decode(value) {
             case .success(let c): return .success(.command(c))
             case .failure(let message): return refuse(message.text)
             }
         default:
-            return refuse("Unknown frame type \"\(type)\"; expected hello, refresh, subscribe, unsubscribe, command or composing.")
+            return refuse("Unknown frame type \"\(type)\"; expected hello, refresh, subscribe, unsubscribe, command, composing or session_input.")
         }
     }
 }
@@ -98,8 +114,10 @@ public struct CommandRequest: Equatable, Sendable {
         case setStatus(TicketStatus)
         case setPriority(Priority)
         case assign(technician: String)
-        case takeOwnership, startSession, endSession, timerStart
+        case takeOwnership, endSession, timerStart
+        case startSession(kind: SessionKind)
         case timerStop(note: String?)
+        case sessionHandover(session: String, technician: String)
     }
 
     /// Longest body accepted for a reply or note; the frame bound
@@ -171,7 +189,15 @@ public struct CommandRequest: Equatable, Sendable {
             }
             parsed = .assign(technician: t)
         case .takeOwnership: parsed = .takeOwnership
-        case .startSession: parsed = .startSession
+        case .startSession:
+            var kind = SessionKind.recording
+            if let k = args["kind"], !k.isNull {
+                guard let name = k.stringValue, let known = SessionKind(rawValue: name) else {
+                    return .failure(DecodeMessage("start_session \"args.kind\" must be one of \(SessionKind.allCases.map(\.rawValue).joined(separator: ", ")) (recording when absent)."))
+                }
+                kind = known
+            }
+            parsed = .startSession(kind: kind)
         case .endSession: parsed = .endSession
         case .timerStart: parsed = .timerStart
         case .timerStop:
@@ -181,6 +207,12 @@ public struct CommandRequest: Equatable, Sendable {
                 note = s
             }
             parsed = .timerStop(note: note)
+        case .sessionHandover:
+            guard let s = args["session"]?.stringValue, Identifier.isValid(s),
+                  let t = args["technician"]?.stringValue, Identifier.isValid(t) else {
+                return .failure(DecodeMessage("session_handover needs \"args.session\" (the shell session id) and \"args.technician\" (a technician id)."))
+            }
+            parsed = .sessionHandover(session: s, technician: t)
         }
         return .success(CommandRequest(id: id, ticket: ticket, op: op, args: parsed, ifVersion: ifVersion, seen: seen))
     }

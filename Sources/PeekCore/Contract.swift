@@ -56,10 +56,11 @@ public enum DeltaKind: String, Sendable {
     case assetTelemetry = "asset.telemetry"
     case presenceUpdated = "presence.updated"
     case agentStatus = "agent.status"
+    case sessionOutput = "session.output"
 
     public var isDurable: Bool {
         switch self {
-        case .slaTick, .assetTelemetry, .presenceUpdated, .agentStatus: false
+        case .slaTick, .assetTelemetry, .presenceUpdated, .agentStatus, .sessionOutput: false
         default: true
         }
     }
@@ -90,6 +91,21 @@ public enum Priority: String, Sendable, CaseIterable {
     case low, normal, high, urgent
 }
 
+/// What a remote session is for (`start_session` `args.kind`): the end
+/// user consents to one kind, and the agent is told which in `consent_request`.
+public enum SessionKind: String, Sendable, CaseIterable {
+    case recording, desktop, shell
+
+    /// How system events and the end user's prompt name the session.
+    public var phrase: String {
+        switch self {
+        case .recording: "recorded session"
+        case .desktop: "remote desktop session"
+        case .shell: "remote shell session"
+        }
+    }
+}
+
 public enum SessionStatus: String, Sendable {
     case awaitingConsent = "awaiting_consent"
     case active, denied, expired, ended
@@ -107,6 +123,7 @@ public enum CommandOp: String, Sendable, CaseIterable {
     case endSession = "end_session"
     case timerStart = "timer_start"
     case timerStop = "timer_stop"
+    case sessionHandover = "session_handover"
 }
 
 public enum ComposingMode: String, Sendable {

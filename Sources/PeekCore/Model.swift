@@ -144,8 +144,8 @@ public struct RemoteSession: Equatable, Sendable {
     /// When the end user's consent made it `active`: the card's recording
     /// clock runs from it. Nil until then, kept once the session ends.
     public var startedAt: Int64?
-    /// `recording` is the only kind `start_session` starts so far; the
-    /// contract's `desktop` and `shell` will be stored the same way.
+    /// A `SessionKind` raw value, stored as text so a row written by a
+    /// newer server still reads.
     public var kind: String
     public init(id: String, ticket: String, asset: String, technician: PersonRef, status: SessionStatus, expiresAt: Int64, createdAt: Int64,
                 startedAt: Int64? = nil, kind: String = RemoteSession.recording) {
@@ -154,7 +154,7 @@ public struct RemoteSession: Equatable, Sendable {
         self.startedAt = startedAt; self.kind = kind
     }
 
-    public static let recording = "recording"
+    public static let recording = SessionKind.recording.rawValue
 }
 
 public struct Summary: Equatable, Sendable {

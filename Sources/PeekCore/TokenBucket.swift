@@ -18,12 +18,16 @@ public struct TokenBucket: Sendable {
 
     /// Takes one token if there is one. A clock that steps back adds nothing
     /// (the elapsed time counts as zero) rather than draining the bucket.
-    public mutating func take(nowMillis: Int64) -> Bool {
+    public mutating func take(nowMillis: Int64) -> Bool { take(1, nowMillis: nowMillis) }
+
+    /// Takes `count` tokens if there are that many (a byte budget draws a
+    /// frame's size at once); takes nothing otherwise.
+    public mutating func take(_ count: Int, nowMillis: Int64) -> Bool {
         let elapsed = max(0, nowMillis - updatedAtMillis)
         tokens = min(Double(capacity), tokens + Double(elapsed) * Double(ratePerSecond) / 1000)
         updatedAtMillis = max(updatedAtMillis, nowMillis)
-        guard tokens >= 1 else { return false }
-        tokens -= 1
+        guard tokens >= Double(count) else { return false }
+        tokens -= Double(count)
         return true
     }
 }

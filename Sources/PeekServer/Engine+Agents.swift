@@ -44,6 +44,7 @@ extension Engine {
         guard agents[state.commonName] == peer else { return }
         agents[state.commonName] = nil
         metrics.agentsOnline.store(agents.count, ordering: .relaxed)
+        endShells(ofAgent: state.commonName)
         publishToLinkedViewers(state.asset, kind: .agentStatus, data: agentStatusData(state.asset, online: false))
     }
 
@@ -121,6 +122,10 @@ extension Engine {
                 return
             }
             resolveSession(s, ticket: &t, to: accept ? .active : .denied, at: at)
+        case .sessionOutput(let session, let data):
+            relayOutput(peer, agent, session: session, data: data)
+        case .sessionJoin(let session, let url, let expiresAt):
+            forwardJoin(peer, agent, session: session, url: url, expiresAt: expiresAt)
         }
     }
 
@@ -136,16 +141,12 @@ extension Engine {
             updated.status = status
             if let startedAt { updated.startedAt = startedAt }
             try appendDelta(&t, kind: .sessionStatus, data: sessionData(updated), at: at)
-            let text: String
-            switch status {
-            case .active: text = "The end user accepted the recorded session; recording started."
-            case .denied: text = "The end user declined the recorded session."
-            case .expired: text = "The consent request for the recorded session expired."
-            default: text = "The recorded session ended."
-            }
-            try appendSystemMessage(&t, text, at: at)
+            try appendSystemMessage(&t, Self.resolutionText(status, kind: s.kind), at: at)
             try store.updateTicket(t)
             try store.releaseSavepoint()
+            if status == .active, s.kind == SessionKind.shell.rawValue, let asset = try store.asset(tenant: t.tenant, id: s.asset) {
+                openShell(updated, tenant: t.tenant, asset: asset, at: at)
+            }
         } catch {
             rollbackCommandOutputs(to: mark)
             log(.error, "session_update_failed", "remote session \(s.id) could not move to \(status.rawValue)", ticket: s.ticket, error: "\(error)")
@@ -158,7 +159,7 @@ extension Engine {
         return w.bytes
     }
 
-    func startSession(_ t: inout Ticket, by tech: Technician, at: Int64) throws -> Int {
+    func startSession(_ t: inout Ticket, kind: SessionKind, by tech: Technician, at: Int64) throws -> Int {
         guard let ref = t.asset, let asset = try store.asset(tenant: t.tenant, id: ref.id) else {
             throw PeekError(.invalid, "This ticket has no linked asset, so there is no device to start a session on.")
         }
@@ -170,12 +171,13 @@ extension Engine {
         }
         let s = RemoteSession(id: "S-" + Crypto.hex(Crypto.randomBytes(8)), ticket: t.id, asset: asset.id,
                               technician: PersonRef(id: tech.id, name: tech.name), status: .awaitingConsent,
-                              expiresAt: at + Int64(config.consentTimeoutSeconds) * 1000, createdAt: at)
+                              expiresAt: at + Int64(config.consentTimeoutSeconds) * 1000, createdAt: at, kind: kind.rawValue)
         try store.insertSession(s)
         try appendDelta(&t, kind: .sessionStatus, data: sessionData(s), at: at)
-        try appendSystemMessage(&t, "\(tech.name) requested a recorded remote session on \(asset.name); waiting for the end user's consent.", at: at)
+        try appendSystemMessage(&t, Self.requestText(kind, by: tech.name, on: asset.name), at: at)
         var w = JSONWriter()
         w.beginObject(); w.field("type", "consent_request"); w.field("session", s.id); w.field("ticket", t.id)
+        w.field("kind", kind.rawValue)
         w.key("technician"); Wire.person(s.technician, into: &w)
         w.key("expires_at"); Wire.time(s.expiresAt, into: &w); w.endObject()
         pendingAgentMessages.append((agentPeer, w.bytes))
@@ -191,7 +193,9 @@ extension Engine {
         s.status = .ended
         try store.updateSession(id: s.id, status: .ended, startedAt: nil)
         try appendDelta(&t, kind: .sessionStatus, data: sessionData(s), at: at)
-        try appendSystemMessage(&t, "\(tech.name) ended the recorded session.", at: at)
+        try appendSystemMessage(&t, "\(tech.name) ended the \(SessionKind(rawValue: s.kind)?.phrase ?? s.kind).", at: at)
+        // Last, once nothing here can fail: a refused end keeps the shell relaying.
+        retireShell(s.id, at: at)
         if let asset = try store.asset(tenant: t.tenant, id: s.asset), let agentPeer = agents[asset.agent] {
             var w = JSONWriter()
             w.beginObject(); w.field("type", "session_ended"); w.field("session", s.id); w.endObject()
@@ -200,7 +204,7 @@ extension Engine {
         return t.seq
     }
 
-    private func sessionAndTicket(_ id: String) throws(StoreError) -> (RemoteSession, Ticket?)? {
+    func sessionAndTicket(_ id: String) throws(StoreError) -> (RemoteSession, Ticket?)? {
         guard let s = try store.session(id) else { return nil }
         return (s, try store.ticket(s.ticket))
     }

@@ -195,10 +195,12 @@ extension Engine {
             let seconds = Int(max(0, at - active.startedAt) / 1000)
             try store.addTimeEntry(ticket: t.id, TimeEntry(technician: me, startedAt: active.startedAt, seconds: seconds, note: note))
             return try appendDelta(&t, kind: .timeUpdated, data: timeData(t), at: at)
-        case .startSession:
-            return try startSession(&t, by: tech, at: at)
+        case .startSession(let kind):
+            return try startSession(&t, kind: kind, by: tech, at: at)
         case .endSession:
             return try endSession(&t, by: tech, at: at)
+        case .sessionHandover(let session, let technician):
+            return try handOver(&t, session: session, to: technician, by: tech, at: at)
         }
     }
 

@@ -41,6 +41,7 @@ extension Engine {
                 case .consentExpiry(let id): expireSession(id)
                 case .slaDeadline(let id): checkBreaches(id, at: at)
                 case .telemetryFlush(let asset): flushTelemetry(asset)
+                case .shellCheck(let id): checkShell(id)
                 }
             }
             if tick {

@@ -68,6 +68,8 @@ extension Engine {
             if viewers[ticketID]?.setComposing(mode, peer: peer, technician: tech.id) == true { publishPresence(ticketID) }
         case .command(let command):
             handleCommand(peer, tech, command)
+        case .sessionInput(let id, let ticketID, let session, let data):
+            relayInput(peer, tech, id: id, ticket: ticketID, session: session, data: data)
         }
     }
 

@@ -60,6 +60,9 @@ public final class Engine: @unchecked Sendable {
     var agentPeers: [Peer: AgentState] = [:]
     var timers = TimerHeap()
     var telemetry: [TenantScopedID: TelemetryState] = [:]   // by asset
+    var shells: [String: ShellRelay] = [:]   // active shell sessions by id (Engine+RemoteActions)
+    /// Writes ended shells' transcripts, off the engine thread (Engine+RemoteActions).
+    let transcriptWriter = WorkerPool(name: "peekd-transcripts", maxThreads: 1, queueCapacity: .max)
     var inFlightReplies: [CommandKey: [(peer: Peer, id: String)]] = [:]
     /// Distinct replies on their way per technician (resends of one are not
     /// counted); bounded by `maxRepliesInFlightPerTechnician`.

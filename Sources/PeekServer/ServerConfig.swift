@@ -77,6 +77,12 @@ public struct ServerConfig: Sendable {
     /// write, so 20 is far above real use, while a compromised fleet of
     /// thousands cannot offer the engine technicians' rates of durable chat.
     public var agentFramesPerSecond = 20
+    /// Shell output one session may push to the ticket's viewers (bytes per
+    /// second, burst = 2x). Over it, output is dropped for viewers (it is
+    /// ephemeral) but kept for the transcript.
+    public var shellOutputBytesPerSecond = 64 * 1024
+    /// A shell with no input or output for this long ends (`ended`).
+    public var shellIdleSeconds = 15 * 60
     /// Tickets one technician connection may view at once. A Peek tab views
     /// one ticket and a queue page a screenful, so 100 is far above real use,
     /// while it bounds what one connection costs every loop and the engine

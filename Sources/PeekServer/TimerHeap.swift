@@ -15,6 +15,7 @@ struct TimerHeap {
         case slaDeadline(ticket: String)
         case consentExpiry(session: String)
         case telemetryFlush(asset: TenantScopedID)
+        case shellCheck(session: String)
     }
 
     struct Entry { var due: Int64; var kind: Kind }

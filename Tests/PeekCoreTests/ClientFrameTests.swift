@@ -83,6 +83,35 @@ final class ClientFrameTests: XCTestCase {
         XCTAssertEqual(try decode(#"{"type":"composing","ticket":"T-1","mode":null}"#).get(), .composing(ticket: "T-1", mode: nil))
         XCTAssertEqual(try decode(#"{"type":"composing","ticket":"T-1","mode":"reply"}"#).get(), .composing(ticket: "T-1", mode: .reply))
     }
+
+    func testClientFrame_sessionInput_boundedAndEchoesItsID() {
+        XCTAssertEqual(try decode(#"{"type":"session_input","id":"i1","ticket":"T-1","session":"S-1","data":"ls\n"}"#).get(),
+                       .sessionInput(id: "i1", ticket: "T-1", session: "S-1", data: "ls\n"))
+        let max = String(repeating: "é", count: ClientFrame.maxSessionInputBytes / 2)
+        XCTAssertNoThrow(try decode(#"{"type":"session_input","ticket":"T-1","session":"S-1","data":""# + max + #""}"#).get())
+        for bad in [#"{"type":"session_input","id":"i2","ticket":"T-1","session":"S-1","data":""}"#,
+                    #"{"type":"session_input","id":"i2","ticket":"T-1","session":"S-1","data":""# + max + #"x"}"#,
+                    #"{"type":"session_input","id":"i2","ticket":"T-1","data":"ls"}"#,
+                    #"{"type":"session_input","id":"i2","ticket":"T-1","session":"S 1","data":"ls"}"#] {
+            guard case .failure(let r) = decode(bad) else { XCTFail(bad); continue }
+            XCTAssertEqual(r.error.code, .invalid, bad)
+            XCTAssertEqual(r.id, "i2", bad)
+        }
+    }
+
+    func testCommand_startSessionKind_defaultsToRecording_unknownInvalid() {
+        func command(_ args: String) -> Result<ClientFrame, ClientFrame.Refusal> {
+            decode(#"{"type":"command","id":"c1","ticket":"T-1","op":"start_session","args":"# + args + "}")
+        }
+        for (args, kind) in [("{}", SessionKind.recording), (#"{"kind":null}"#, .recording), (#"{"kind":"shell"}"#, .shell), (#"{"kind":"desktop"}"#, .desktop)] {
+            guard case .success(.command(let c)) = command(args) else { XCTFail(args); continue }
+            XCTAssertEqual(c.args, .startSession(kind: kind), args)
+        }
+        for args in [#"{"kind":"vnc"}"#, #"{"kind":1}"#, #"{"kind":"Shell"}"#] {
+            guard case .failure(let r) = command(args) else { XCTFail(args); continue }
+            XCTAssertEqual(r.error.code, .invalid, args)
+        }
+    }
 }
 
 final class WireEncodingTests: XCTestCase {

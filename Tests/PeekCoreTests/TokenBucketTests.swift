@@ -34,4 +34,14 @@ final class TokenBucketTests: XCTestCase {
         XCTAssertFalse(bucket.take(nowMillis: 10_050))
         XCTAssertTrue(bucket.take(nowMillis: 10_100))
     }
+
+    /// A byte budget: a chunk takes its whole size or nothing.
+    func testTokenBucket_takeMany_allOrNothing() {
+        var bucket = TokenBucket(ratePerSecond: 1024, capacity: 2048, nowMillis: 0)
+        XCTAssertTrue(bucket.take(1500, nowMillis: 0))
+        XCTAssertFalse(bucket.take(600, nowMillis: 0), "548 left")
+        XCTAssertTrue(bucket.take(548, nowMillis: 0), "the refused take took nothing")
+        XCTAssertFalse(bucket.take(1, nowMillis: 0))
+        XCTAssertTrue(bucket.take(512, nowMillis: 500), "half a second refills half the rate")
+    }
 }

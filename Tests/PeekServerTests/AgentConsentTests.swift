@@ -8,15 +8,18 @@ import PeekTestSupport
 final class AgentConsentTests: XCTestCase {
     /// Starts a session on the linked ticket and checks everything the
     /// request produces; answers the session id.
+    /// `kind` nil sends no `args.kind`: the session is a recording.
     private func startSession(_ f: AgentFixture, _ tech: TestWebSocketClient, _ agent: TestWebSocketClient,
-                              id: String = "start-1", file: StaticString = #filePath, line: UInt = #line) throws -> String {
-        let answer = try tech.commandAnswer(id, f.linkedTicket, "start_session")
+                              id: String = "start-1", kind: String? = nil,
+                              file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let answer = try tech.commandAnswer(id, f.linkedTicket, "start_session", kind.map { ["kind": .string($0)] } ?? [:])
         XCTAssertEqual(answer["type"]?.stringValue, "result", "\(answer)", file: file, line: line)
         XCTAssertEqual(answer["ok"]?.boolValue, true, file: file, line: line)
         let seq = try XCTUnwrap(answer["seq"]?.intValue)
         let status = try tech.nextDelta("session.status", ticket: f.linkedTicket)
         XCTAssertEqual(status["data"]?["status"]?.stringValue, "awaiting_consent", file: file, line: line)
         XCTAssertEqual(status["seq"]?.intValue, seq - 1, file: file, line: line)
+        XCTAssertEqual(status["data"]?["kind"]?.stringValue, kind ?? "recording", file: file, line: line)
         let session = try XCTUnwrap(status["data"]?["session"]?.stringValue)
         let system = try tech.next(where: Match.systemMessage(f.linkedTicket))
         XCTAssertEqual(system["seq"]?.intValue, seq, "the result carries the seq of the last delta", file: file, line: line)
@@ -25,6 +28,7 @@ final class AgentConsentTests: XCTestCase {
         let request = try agent.next(type: "consent_request")
         XCTAssertEqual(request["session"]?.stringValue, session, file: file, line: line)
         XCTAssertEqual(request["ticket"]?.stringValue, f.linkedTicket, file: file, line: line)
+        XCTAssertEqual(request["kind"]?.stringValue, kind ?? "recording", "the end user sees what is asked", file: file, line: line)
         XCTAssertEqual(request["technician"]?["id"]?.stringValue, "tech-1", file: file, line: line)
         XCTAssertEqual(request["technician"]?["name"]?.stringValue, "Tech 1", file: file, line: line)
         let expires = try XCTUnwrap(request["expires_at"]?.stringValue.flatMap(Timestamp.parse))
@@ -99,6 +103,91 @@ final class AgentConsentTests: XCTestCase {
         XCTAssertEqual(try again.commandAnswer("end-1", f.linkedTicket, "end_session")["type"]?.stringValue, "result")
         let ended = try again.nextDelta("session.status", ticket: f.linkedTicket) { $0["data"]?["status"]?.stringValue == "ended" }
         XCTAssertEqual(ended["data"]?["started_at"]?.stringValue, startedAt, "an ended session still says when it started")
+    }
+
+    // MARK: Kinds (CONTRACT "Additions", remote actions): the same gate for each.
+
+    private let remoteKinds = ["desktop", "shell"]
+    private let kindWords = ["desktop": "remote desktop session", "shell": "remote shell session"]
+
+    /// One fixture, one viewer and the agent; `body` runs for each remote
+    /// kind with a session of that kind just requested (checked by `startSession`).
+    private func forEachRemoteKind(consentTimeout: Int,
+                                   _ body: (AgentFixture, TestWebSocketClient, TestWebSocketClient, String, String) throws -> Void) throws {
+        let f = try AgentFixture(consentTimeout: consentTimeout)
+        defer { f.stop() }
+        let (tech, _) = try f.viewer(f.linkedTicket)
+        let agent = try f.agent()
+        for kind in remoteKinds {
+            try body(f, tech, agent, kind, try startSession(f, tech, agent, id: "start-\(kind)", kind: kind))
+        }
+    }
+
+    func testStartSession_desktopAndShell_acceptedActiveWithKind_thenEnded() throws {
+        try forEachRemoteKind(consentTimeout: 5) { f, tech, agent, kind, session in
+            try agent.send(["type": "consent", "session": .string(session), "decision": "accept"])
+            let outcome = try tech.read(until: Match.systemMessage(f.linkedTicket))
+            let active = try XCTUnwrap(outcome.first(where: Match.delta("session.status", f.linkedTicket)), kind)
+            XCTAssertEqual(active["data"]?["status"]?.stringValue, "active", kind)
+            XCTAssertEqual(active["data"]?["kind"]?.stringValue, kind)
+            XCTAssertNotNil(active["data"]?["started_at"]?.stringValue, kind)
+            XCTAssertEqual(outcome.last?["data"]?["body"]?.stringValue, "The end user accepted the \(kindWords[kind]!); it is active.")
+            XCTAssertEqual(try f.ticketState(f.linkedTicket)["state"]?["session"]?["kind"]?.stringValue, kind)
+
+            XCTAssertEqual(try tech.commandAnswer("end-\(kind)", f.linkedTicket, "end_session")["type"]?.stringValue, "result")
+            let ended = try tech.nextDelta("session.status", ticket: f.linkedTicket)
+            XCTAssertEqual(ended["data"]?["status"]?.stringValue, "ended", kind)
+            XCTAssertEqual(ended["data"]?["kind"]?.stringValue, kind)
+            XCTAssertEqual(try tech.next(where: Match.systemMessage(f.linkedTicket))["data"]?["body"]?.stringValue,
+                           "Tech 1 ended the \(kindWords[kind]!).")
+            XCTAssertEqual(try agent.next(type: "session_ended")["session"]?.stringValue, session)
+        }
+    }
+
+    func testStartSession_desktopAndShell_deniedWithKind() throws {
+        try forEachRemoteKind(consentTimeout: 5) { f, tech, agent, kind, session in
+            try agent.send(["type": "consent", "session": .string(session), "decision": "deny"])
+            let denied = try tech.nextDelta("session.status", ticket: f.linkedTicket)
+            XCTAssertEqual(denied["data"]?["status"]?.stringValue, "denied", kind)
+            XCTAssertEqual(denied["data"]?["kind"]?.stringValue, kind)
+            XCTAssertEqual(try tech.next(where: Match.systemMessage(f.linkedTicket))["data"]?["body"]?.stringValue,
+                           "The end user declined the \(kindWords[kind]!).")
+        }
+    }
+
+    func testStartSession_desktopAndShell_noAnswer_expiredWithKind() throws {
+        try forEachRemoteKind(consentTimeout: 1) { f, tech, agent, kind, session in
+            let expired = try tech.nextDelta("session.status", ticket: f.linkedTicket, timeout: 8)
+            XCTAssertEqual(expired["data"]?["status"]?.stringValue, "expired", kind)
+            XCTAssertEqual(expired["data"]?["session"]?.stringValue, session)
+            XCTAssertEqual(expired["data"]?["kind"]?.stringValue, kind)
+            XCTAssertEqual(try tech.next(where: Match.systemMessage(f.linkedTicket))["data"]?["body"]?.stringValue,
+                           "The consent request for the \(kindWords[kind]!) expired.")
+            try agent.send(["type": "consent", "session": .string(session), "decision": "accept"])
+            XCTAssertEqual(try agent.next(type: "error")["code"]?.stringValue, "conflict", "a late answer changes nothing")
+        }
+    }
+
+    func testStartSession_unknownKind_invalidAndNothingChanged() throws {
+        let f = try AgentFixture()
+        defer { f.stop() }
+        let (tech, snaps) = try f.viewer(f.linkedTicket)
+        let agent = try f.agent()
+        for (n, bad) in [JSONValue.string("vnc"), .int(1), .string("")].enumerated() {
+            let answer = try tech.commandAnswer("bad-\(n)", f.linkedTicket, "start_session", ["kind": bad])
+            XCTAssertEqual(answer["code"]?.stringValue, "invalid", "\(bad): \(answer)")
+            XCTAssertEqual(answer["id"]?.stringValue, "bad-\(n)")
+        }
+        XCTAssertEqual(try f.ticketState(f.linkedTicket)["seq"]?.intValue, snaps[0]["seq"]?.intValue)
+        XCTAssertEqual(agent.drain(for: 0.3).filter { $0["type"]?.stringValue == "consent_request" }.count, 0)
+    }
+
+    func testStartSession_shellWithoutAssetOrAgent_invalidThenAgentOffline() throws {
+        let f = try AgentFixture()
+        defer { f.stop() }
+        let (tech, _) = try f.viewer(f.unlinkedTicket, f.linkedTicket)
+        XCTAssertEqual(try tech.commandAnswer("s1", f.unlinkedTicket, "start_session", ["kind": "shell"])["code"]?.stringValue, "invalid")
+        XCTAssertEqual(try tech.commandAnswer("s2", f.linkedTicket, "start_session", ["kind": "desktop"])["code"]?.stringValue, "agent_offline")
     }
 
     func testStartSession_agentDenies_deniedPushedOnce() throws {

@@ -122,6 +122,19 @@ final class AgentFixture {
         return try c.next { $0["type"]?.stringValue == "snapshot" && $0["id"]?.stringValue == id }
     }
 
+    /// Starts a session of `kind` on the linked ticket and has the agent
+    /// accept it; answers the session id once `active` and its system event
+    /// reached `tech` (everything before them read).
+    func activeSession(_ kind: String, _ tech: TestWebSocketClient, _ agent: TestWebSocketClient) throws -> String {
+        let answer = try tech.commandAnswer("start-\(kind)", linkedTicket, "start_session", ["kind": .string(kind)])
+        XCTAssertEqual(answer["type"]?.stringValue, "result", "\(answer)")
+        let session = try XCTUnwrap(agent.next(type: "consent_request")["session"]?.stringValue)
+        try agent.send(["type": "consent", "session": .string(session), "decision": "accept"])
+        let seen = try tech.read(until: { Match.systemMessage(self.linkedTicket)($0) && $0["data"]?["body"]?.stringValue?.contains("accepted") == true })
+        XCTAssertTrue(seen.contains { Match.delta("session.status", self.linkedTicket)($0) && $0["data"]?["status"]?.stringValue == "active" })
+        return session
+    }
+
     /// The ticket as the back-end API sees it: {ticket, seq, state}.
     func ticketState(_ id: String) throws -> JSONValue {
         let r = try server.api("GET", "/v1/tickets/\(id)")
