@@ -35,7 +35,7 @@ extension Engine {
         while let e = timers.popDue(now: at) { due.append(e) }
         let tick = monotonicMillis() >= nextSLATickMillis
         guard !due.isEmpty || tick else { return }
-        runBatch {
+        let committed = runBatch {
             for e in due {
                 switch e.kind {
                 case .consentExpiry(let id): expireSession(id)
@@ -49,6 +49,13 @@ extension Engine {
                 publishSLATicks(at: at)
                 pruneIdempotency(at: at)
             }
+        }
+        // A batch that did not commit (the database refused or rolled it
+        // back) took its timers with it: a breach or consent expiry popped
+        // here would otherwise never fire. Each handler checks the state
+        // again, so a second run is harmless.
+        if !committed {
+            for e in due { timers.schedule(e.kind, at: at + 1000) }
         }
     }
 
@@ -135,7 +142,10 @@ extension Engine {
             try store.releaseSavepoint()
         } catch {
             rollbackCommandOutputs(to: mark)
-            log(.error, "sla_check_failed", "SLA check of \(ticketID) failed", ticket: ticketID, error: "\(error)")
+            log(.error, "sla_check_failed", "SLA check of \(ticketID) failed; trying again in a second", ticket: ticketID, error: "\(error)")
+            // `t` already says breached; the store does not. Check again.
+            timers.schedule(.slaDeadline(ticket: ticketID), at: at + 1000)
+            return
         }
         if let next = SLAClock.nextDeadline(t) { timers.schedule(.slaDeadline(ticket: t.id), at: max(next.dueAt, at + 1)) }
     }

@@ -56,8 +56,9 @@ enum APICaller: Sendable, Equatable {
         // Browsers follow plain links (an attachment, a list) with the
         // technician token as ?token=.
         if token == nil, route.access != .service { token = head.queryItems.first { $0.name == "token" }?.value }
-        guard let token else { return .anonymous(reason: nil) }
-        if Crypto.constantTimeEquals(Array(token.utf8), Array(config.serviceToken.utf8)) { return .service }
+        guard let token, !token.isEmpty else { return .anonymous(reason: nil) }
+        // An empty configured token (possible only in demo mode) matches nothing.
+        if !config.serviceToken.isEmpty, Crypto.constantTimeEquals(Array(token.utf8), Array(config.serviceToken.utf8)) { return .service }
         do {
             return .technician(try JWT.verify(token, secret: Array(config.jwtSecret.utf8), nowSeconds: nowSeconds))
         } catch {

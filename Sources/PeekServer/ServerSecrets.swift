@@ -47,7 +47,9 @@ public struct ServerSecrets: Equatable, Sendable {
     public static func demo(in directory: String, jwtSecret: String?, serviceToken: String?) throws -> ServerSecrets {
         if let jwtSecret, let short = shortSecretProblem(jwtSecret) { throw SecretsError(short) }
         let stored = try loadDemo(in: directory) ?? createDemo(in: directory)
-        return ServerSecrets(jwtSecret: jwtSecret ?? stored.jwtSecret, serviceToken: serviceToken ?? stored.serviceToken)
+        // An empty value (a blank line in an environment file) is not a token.
+        let givenToken = serviceToken.flatMap { $0.isEmpty ? nil : $0 }
+        return ServerSecrets(jwtSecret: jwtSecret ?? stored.jwtSecret, serviceToken: givenToken ?? stored.serviceToken)
     }
 
     /// The secrets an earlier `--demo` start generated in `directory`, if any.

@@ -290,6 +290,10 @@ if mode == "check" {
     }
 }
 
+// SIGHUP's default action ends the process: ignored from here, before the
+// listeners start, so a reload sent while peekd starts (a deploy tool, log
+// rotation) cannot kill it; the handler below takes it once ready.
+signal(SIGHUP, SIG_IGN)
 let server = Server(config: config, echoMode: echo)
 do {
     try server.start()
@@ -325,7 +329,6 @@ if config.demo && !echo {
 // SIGHUP (whose default action ends the process) reloads every TLS file:
 // certificates, keys, --agent-ca and --agent-crl (Server.reloadTLS).
 // Dispatch only notes the signal; the reload runs on a normal thread.
-signal(SIGHUP, SIG_IGN)
 let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
 hangup.setEventHandler { server.reloadTLS() }
 hangup.resume()

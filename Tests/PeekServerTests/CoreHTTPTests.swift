@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import PeekCore
 import PeekTestSupport
+import PeekServer
 
 /// The plain HTTP face of a real server on an ephemeral port: health,
 /// static files, the parser's limits as JSON errors, keep-alive, and the
@@ -559,5 +560,26 @@ final class CorePipelineDepthTests: XCTestCase {
             answered += 1
         }
         XCTAssertEqual(try TestServer.request(port: server.port, "GET", "/healthz", bearer: nil).status, 200)
+    }
+}
+
+/// An empty bearer token is no credential, and an empty service token
+/// given to a demo start (a blank line in an environment file) is not one:
+/// the demo's generated token is used instead of refusing to start.
+final class EmptyBearerTests: XCTestCase {
+    func testEmptyBearer_isUnauthorized() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let r = try server.request("POST", "/v1/tenants", body: Array(#"{"id":"evil","name":"Evil"}"#.utf8), token: "")
+        XCTAssertEqual(r.status, 401, r.text)
+    }
+
+    func testDemoSecrets_emptyServiceTokenGiven_generatedOneUsed() throws {
+        let dir = NSTemporaryDirectory() + "peekd-secrets-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let secrets = try ServerSecrets.demo(in: dir, jwtSecret: nil, serviceToken: "")
+        XCTAssertFalse(secrets.serviceToken.isEmpty)
+        XCTAssertNil(ServerSecrets.problem(jwtSecret: secrets.jwtSecret, serviceToken: secrets.serviceToken))
     }
 }

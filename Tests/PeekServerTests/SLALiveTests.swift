@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import PeekCore
+import PeekStore
 import PeekTestSupport
 
 /// SLA clocks end to end: the tenant's policy, `sla.tick`s counting down,
@@ -104,6 +105,33 @@ final class SLALiveTests: XCTestCase {
         let state = try XCTUnwrap(server.api("GET", "/v1/tickets/\(ticket)").json)
         XCTAssertEqual(state["seq"]?.intValue, 4, "two breaches and two system events")
         XCTAssertEqual(state["state"]?["sla"]?["response"]?["breached"]?.boolValue, true)
+    }
+
+    /// A breach whose batch the database rolls back (a full disk, a lost
+    /// connection) used to be dropped: the timer was popped, the ticket in
+    /// memory already said breached, and the next deadline was the later
+    /// target's, so the breach stayed unrecorded until a restart. Now the
+    /// check runs again a second later until it is stored.
+    func testSLABreach_batchRolledBackByTheDatabase_recordedOnceItWorksAgain() throws {
+        let server = try makeServer(response: 2, resolution: 3600)
+        defer { server.stop() }
+        let ticket = try AgentFixture.createTicket(server, asset: nil)
+        let db = try Database(path: server.directory + "/peek.sqlite")
+        try db.execute("""
+            CREATE TRIGGER fail_breach BEFORE INSERT ON deltas WHEN NEW.kind = 'sla.breached'
+            BEGIN SELECT RAISE(ROLLBACK, 'simulated rollback by the database'); END;
+            """)
+        let tech = try server.technician()
+        try tech.send(["type": "subscribe", "id": "s", "ticket": .string(ticket), "since": 0])
+        let base = try XCTUnwrap(tech.next(type: "subscribed")["seq"]?.intValue)
+        // Past the response target: the breach is tried and rolled back.
+        Thread.sleep(forTimeInterval: 4)
+        XCTAssertEqual(try server.api("GET", "/v1/tickets/\(ticket)").json?["seq"]?.intValue, base, "nothing stored yet")
+        try db.execute("DROP TRIGGER fail_breach")
+        let breach = try tech.nextDelta("sla.breached", ticket: ticket, timeout: 10)
+        XCTAssertEqual(breach["data"]?["target"]?.stringValue, "response")
+        XCTAssertEqual(breach["seq"]?.intValue, base + 1)
+        XCTAssertEqual(Match.count(tech.drain(for: 2.5), Match.delta("sla.breached")), 0, "the breach is recorded once")
     }
 
     func testSLABreach_fellDueWhileServerDown_pushedOnceAfterRestart() throws {
