@@ -18,6 +18,8 @@ import {
   makeId,
   missedMessages,
   modelFromSnapshot,
+  oldestSeq,
+  prependHistory,
   recordMissed,
 } from './peek-model.js';
 
@@ -74,6 +76,8 @@ export class TicketView {
     /** Subscribes refused as `rate_limited` in a row, and the timer of the next try. */
     this._busyRetries = 0;
     this._retryTimer = null;
+    /** True while a `history` request of this view is unanswered. */
+    this._loadingOlder = false;
   }
 
   /** The last durable seq applied, or null before the snapshot. */
@@ -93,6 +97,31 @@ export class TicketView {
 
   unsubscribe() {
     this.client.unsubscribe(this.ticketId);
+  }
+
+  /**
+   * Loads the page of messages just older than the oldest one held (a
+   * `history` request) into the model, then emits onChange('history').
+   * Resolves with how many were added: 0 when there is nothing older, a
+   * load is already under way, or a new snapshot replaced the model
+   * meanwhile. Rejects with the server's PeekError.
+   */
+  loadOlder(limit) {
+    const model = this.model;
+    if (!model || !model.hasOlder || this._loadingOlder) return Promise.resolve(0);
+    const before = oldestSeq(model.messages);
+    if (before === null) return Promise.resolve(0);
+    this._loadingOlder = true;
+    return this.client.history(this.ticketId, before, limit)
+      .then((frame) => {
+        if (this.model !== model) return 0;
+        const added = prependHistory(model, frame.messages, frame.more);
+        this._emit('onChange', 'history');
+        return added;
+      })
+      .finally(() => {
+        this._loadingOlder = false;
+      });
   }
 
   _emit(name, ...args) {
@@ -178,6 +207,8 @@ export class PeekClient {
     this._pending = new Map();
     /** subscribe id -> ticket id */
     this._requests = new Map();
+    /** history id -> {resolve, reject} */
+    this._history = new Map();
     this._onOnline = () => this._reconnectNow('browser online');
     if (typeof globalThis.addEventListener === 'function') {
       globalThis.addEventListener('online', this._onOnline);
@@ -243,6 +274,23 @@ export class PeekClient {
     if (this._probeTicket === ticketId) this._probeTicket = null;
     if (this._isReady()) this._send({ type: 'unsubscribe', ticket: ticketId });
     view._setStatus('closed');
+  }
+
+  /**
+   * Asks for up to `limit` (server default 50) messages of the ticket with
+   * seq < `before`; resolves with the `history` frame ({messages, more}),
+   * rejects with a PeekError. Not resent after a reconnect: the new
+   * snapshot replaces what it would have extended.
+   */
+  history(ticketId, before, limit) {
+    if (this._closed) return Promise.reject(new PeekError('closed', 'The client was closed'));
+    if (!this._isReady()) return Promise.reject(new PeekError('offline', 'Not connected; older messages load once the connection is back.'));
+    const frame = { type: 'history', id: makeId('hist'), ticket: ticketId, before };
+    if (Number.isInteger(limit)) frame.limit = limit;
+    return new Promise((resolve, reject) => {
+      this._history.set(frame.id, { resolve, reject });
+      this._send(frame);
+    });
   }
 
   /**
@@ -395,8 +443,10 @@ export class PeekClient {
         /* already closing */
       }
     }
-    // Answers to subscribes of the old socket will never come.
+    // Answers to subscribes and history requests of the old socket will never come.
     this._requests.clear();
+    for (const { reject } of this._history.values()) reject(new PeekError('offline', 'The connection was lost before older messages arrived.'));
+    this._history.clear();
     for (const view of this._views.values()) {
       view.resyncing = false;
       view._setStatus('offline');
@@ -607,6 +657,8 @@ export class PeekClient {
         return this._onSnapshot(frame);
       case 'subscribed':
         return this._onSubscribed(frame);
+      case 'history':
+        return this._onHistory(frame);
       case 'delta':
         return this._onDelta(frame);
       case 'result':
@@ -651,6 +703,13 @@ export class PeekClient {
     view._setStatus('live');
     view._emit('onSnapshot');
     view._emit('onChange', 'snapshot');
+  }
+
+  _onHistory(frame) {
+    const waiter = this._history.get(frame.id);
+    if (!waiter) return;
+    this._history.delete(frame.id);
+    waiter.resolve(frame);
   }
 
   _onSubscribed(frame) {
@@ -705,6 +764,12 @@ export class PeekClient {
       // The old token stays in force; try again before it runs out.
       this._refreshId = null;
       this._retryRefresh();
+      return;
+    }
+    const historyWaiter = id !== null ? this._history.get(id) : undefined;
+    if (historyWaiter) {
+      this._history.delete(id);
+      historyWaiter.reject(new PeekError(frame.code, frame.message, { id, frame }));
       return;
     }
     const pending = id !== null ? this._pending.get(id) : undefined;

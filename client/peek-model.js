@@ -52,6 +52,9 @@ export function modelFromSnapshot(snapshot, nowMs = 0) {
     snapshotSeq: seq,
     ticket: state.ticket ? { ...state.ticket } : null,
     messages,
+    // Whether older messages than the first one held may exist: the snapshot
+    // holds the SNAPSHOT_MESSAGES most recent, so a shorter list is all of them.
+    hasOlder: messages.length >= SNAPSHOT_MESSAGES && (oldestSeq(messages) ?? 0) > 1,
     sla: stampSla(state.sla, nowMs),
     asset: state.asset ? { ...state.asset } : null,
     session: normalizeSession(state.session),
@@ -77,6 +80,42 @@ function stampSla(sla, nowMs) {
   // once its clock has stopped (null above).
   const targets = sla.targets && typeof sla.targets === 'object' ? sla.targets : null;
   return { response: stamp(sla.response), resolution: stamp(sla.resolution), targets };
+}
+
+/** How many messages a snapshot holds at most (protocol.md §3.5). */
+export const SNAPSHOT_MESSAGES = 50;
+
+/** The lowest seq among `messages`, or null when none has one. */
+export function oldestSeq(messages) {
+  let oldest = null;
+  for (const m of messages || []) if (Number.isInteger(m.seq) && (oldest === null || m.seq < oldest)) oldest = m.seq;
+  return oldest;
+}
+
+/**
+ * Puts a `history` page (older messages, oldest first) in front of the
+ * model's messages and records whether still older ones exist. A message
+ * already held (same id or seq) or not older than the oldest one held is
+ * skipped, so a page that overlaps what the live stream delivered never
+ * shows a message twice or out of order. Returns how many were added.
+ */
+export function prependHistory(model, messages, more) {
+  const oldest = oldestSeq(model.messages);
+  const ids = new Set(model.messages.map((m) => m.id).filter((id) => id != null));
+  const older = [];
+  for (const raw of Array.isArray(messages) ? messages : []) {
+    const m = normalizeMessage(raw, null);
+    if (!Number.isInteger(m.seq) || (oldest !== null && m.seq >= oldest)) continue;
+    if (m.id != null && ids.has(m.id)) continue;
+    if (m.id != null) ids.add(m.id);
+    older.push(m);
+  }
+  older.sort((a, b) => a.seq - b.seq);
+  const unique = older.filter((m, i) => i === 0 || m.seq !== older[i - 1].seq);
+  model.messages.unshift(...unique);
+  // A page that added nothing cannot move `before` on: stop rather than ask again forever.
+  model.hasOlder = Boolean(more) && unique.length > 0;
+  return unique.length;
 }
 
 function normalizeMessage(data, seq) {

@@ -96,6 +96,7 @@ export class PeekPanel {
     this.listen(this.els.thread, 'scroll', () => {
       const t = this.els.thread;
       this.pinned = t.scrollHeight - t.scrollTop - t.clientHeight < 48;
+      if (t.scrollTop < 48) this.loadOlder();
     });
     const resize = new ResizeObserver(() => {
       if (this.pinned) this.els.thread.scrollTop = this.els.thread.scrollHeight;
@@ -587,6 +588,22 @@ export class PeekPanel {
     this.scrollToMessage(missed.find((m) => m.id != null)?.id);
   }
 
+  /**
+   * Near the top of the thread: fetch the page before the oldest message
+   * shown. renderThread puts it in front without moving what is in view.
+   */
+  loadOlder() {
+    if (!this.view || !this.model?.hasOlder) return;
+    const thread = this.els.thread;
+    thread.setAttribute('aria-busy', 'true');
+    this.view.loadOlder()
+      .catch((err) => {
+        // Scrolling to the top again retries; the thread stays as it was.
+        thread.title = `Older messages could not be loaded: ${err?.message || err}`;
+      })
+      .finally(() => thread.removeAttribute('aria-busy'));
+  }
+
   /** Scrolls the thread (only the thread) so the message is in view. */
   scrollToMessage(id) {
     if (id == null) return;
@@ -694,6 +711,19 @@ export class PeekPanel {
     const messages = this.model.messages;
     const ids = messages.map((m) => m.id);
     const thread = this.els.thread;
+    // A history page went in front: insert its nodes above the first shown
+    // and move scrollTop by the height they added, so the view stays put.
+    const shift = !full && this.renderedIds.length > 0 ? ids.indexOf(this.renderedIds[0]) : -1;
+    if (shift > 0 && this.renderedIds.every((id, i) => id === ids[shift + i])) {
+      const heightBefore = thread.scrollHeight;
+      const topBefore = thread.scrollTop;
+      const older = document.createDocumentFragment();
+      for (let i = 0; i < shift; i += 1) older.append(this.messageNode(messages[i]));
+      thread.insertBefore(older, thread.querySelector('.msg'));
+      this.renderedIds = ids.slice(0, shift).concat(this.renderedIds);
+      thread.scrollTop = topBefore + (thread.scrollHeight - heightBefore);
+      this.pinned = thread.scrollHeight - thread.scrollTop - thread.clientHeight < 48;
+    }
     const prefixOk = !full && this.renderedIds.length <= ids.length && this.renderedIds.every((id, i) => id === ids[i]);
     const nearBottom = this.pinned !== false;
     if (!prefixOk || this.renderedIds.length === 0) {

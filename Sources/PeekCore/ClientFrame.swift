@@ -12,15 +12,22 @@ public enum ClientFrame: Equatable, Sendable {
     /// Keystrokes for the agent's shell (protocol.md §6.1); never answered
     /// unless refused.
     case sessionInput(id: String?, ticket: String, session: String, data: String)
+    /// Older messages of a ticket: up to `limit` with seq < `before`.
+    case history(id: String, ticket: String, before: Int, limit: Int)
 
-    /// The id an answer to this frame echoes (`subscribe` and `command`
-    /// carry one; the others are never answered by id).
+    /// Messages a `history` answers when it names no `limit`, and the most it may name.
+    public static let historyDefaultLimit = 50
+    public static let historyMaxLimit = 100
+
+    /// The id an answer to this frame echoes (`subscribe`, `history`,
+    /// `refresh` and `command` carry one; the others are never answered by id).
     public var id: String? {
         switch self {
         case .subscribe(let id, _, _): id
         case .command(let c): c.id
         case .refresh(let id, _): id
         case .sessionInput(let id, _, _, _): id
+        case .history(let id, _, _, _): id
         case .hello, .unsubscribe, .composing: nil
         }
     }
@@ -86,13 +93,27 @@ public enum ClientFrame: Equatable, Sendable {
                 return refuse("\"session_input\" \"data\" must hold 1 to \(Self.maxSessionInputBytes) bytes; send longer input in pieces.")
             }
             return .success(.sessionInput(id: id, ticket: ticket, session: session, data: data))
+        case "history":
+            guard let id else { return refuse("\"history\" needs a string \"id\"; " + Identifier.refusal("it")) }
+            guard let ticket = value["ticket"]?.stringValue else { return refuse("\"history\" needs a string \"ticket\".") }
+            guard let before = value["before"]?.intValue, before >= 1 else {
+                return refuse("\"history\" needs \"before\": a seq (integer >= 1); the messages older than it are sent.")
+            }
+            var limit = historyDefaultLimit
+            if let l = value["limit"], !l.isNull {
+                guard let n = l.intValue, (1...historyMaxLimit).contains(n) else {
+                    return refuse("\"limit\" must be an integer from 1 to \(historyMaxLimit).")
+                }
+                limit = n
+            }
+            return .success(.history(id: id, ticket: ticket, before: before, limit: limit))
         case "command":
             switch CommandRequest.decode(value) {
             case .success(let c): return .success(.command(c))
             case .failure(let message): return refuse(message.text)
             }
         default:
-            return refuse("Unknown frame type \"\(type)\"; expected hello, refresh, subscribe, unsubscribe, command, composing or session_input.")
+            return refuse("Unknown frame type \"\(type)\"; expected hello, refresh, subscribe, unsubscribe, history, command, composing or session_input.")
         }
     }
 }

@@ -276,6 +276,11 @@ public final class PostgresTicketStore: TicketStore {
                              .text(ticket), SQLValue(limit)).map(StoreRows.message).reversed()
     }
 
+    public func messages(ticket: String, before: Int, limit: Int) throws(StoreError) -> [Message] {
+        try connection.query("SELECT \(StoreRows.messageColumns) WHERE ticket = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+                             .text(ticket), SQLValue(before), SQLValue(limit)).map(StoreRows.message).reversed()
+    }
+
     public func messages(ticket: String, after seq: Int) throws(StoreError) -> [Message] {
         try connection.query("SELECT \(StoreRows.messageColumns) WHERE ticket = $1 AND seq > $2 ORDER BY seq",
                              .text(ticket), SQLValue(seq)).map(StoreRows.message)

@@ -70,7 +70,38 @@ extension Engine {
             handleCommand(peer, tech, command)
         case .sessionInput(let id, let ticketID, let session, let data):
             relayInput(peer, tech, id: id, ticket: ticketID, session: session, data: data)
+        case .history(let id, let ticketID, let before, let limit):
+            history(peer, tech, id: id, ticketID: ticketID, before: before, limit: limit)
         }
+    }
+
+    /// One page of older messages. A read: nothing is written and no seq is
+    /// taken, so durable deltas keep their order; one bounded indexed query
+    /// (limit + 1 rows, the extra one only says whether more exist). Sent
+    /// as a `.result` so that a page read inside a batch whose commit then
+    /// fails (it could include that batch's messages) becomes an error.
+    private func history(_ peer: Peer, _ tech: Technician, id: String, ticketID: String, before: Int, limit: Int) {
+        let rows: [Message]
+        do {
+            _ = try visibleTicket(ticketID, to: tech)
+            rows = try mustRead("older messages", tenant: tech.tenant, ticket: ticketID) { () throws(StoreError) in
+                try store.messages(ticket: ticketID, before: before, limit: limit + 1)
+            }
+        } catch {
+            sendError(peer, id: id, error)
+            return
+        }
+        var w = JSONWriter(capacity: 8192)
+        w.beginObject()
+        w.field("type", "history")
+        w.field("id", id)
+        w.field("ticket", ticketID)
+        w.key("messages"); w.beginArray()
+        for m in rows.suffix(limit) { Wire.message(m, into: &w) }
+        w.endArray()
+        w.field("more", rows.count > limit)
+        w.endObject()
+        outputs.append(.result(peer, id: id, frame: w.bytes))
     }
 
     /// Loads a ticket if this technician may see it. Tenant isolation is

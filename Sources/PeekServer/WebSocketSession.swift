@@ -263,7 +263,7 @@ final class TechnicianSession: WebSocketSession {
             let tenant = signIn?.tenant
             if let refusal = engine.refusal(tenant: tenant) {
                 switch f {
-                case .command, .subscribe, .sessionInput:
+                case .command, .subscribe, .sessionInput, .history:
                     hub.refusedBusy += 1
                     sendText(Wire.errorFrame(id: f.id, refusal))
                     return

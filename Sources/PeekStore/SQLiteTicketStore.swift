@@ -281,6 +281,11 @@ public final class SQLiteTicketStore: TicketStore {
             .map(StoreRows.message).reversed()
     }
 
+    public func messages(ticket: String, before: Int, limit: Int) throws(StoreError) -> [Message] {
+        try db.query("SELECT \(StoreRows.messageColumns) WHERE ticket = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+                     .text(ticket), SQLValue(before), SQLValue(limit)).map(StoreRows.message).reversed()
+    }
+
     public func messages(ticket: String, after seq: Int) throws(StoreError) -> [Message] {
         try db.query("SELECT \(StoreRows.messageColumns) WHERE ticket = ? AND seq > ? ORDER BY seq", .text(ticket), SQLValue(seq)).map(StoreRows.message)
     }

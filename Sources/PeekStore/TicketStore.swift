@@ -67,6 +67,9 @@ public protocol TicketStore: AnyObject {
     /// message for `noteSeq(command:notBefore:)`.
     func insertMessage(_ m: Message, mailMessageID: String?, delta: [UInt8]?, command: CommandKey?) throws(StoreError)
     func recentMessages(ticket: String, limit: Int) throws(StoreError) -> [Message]
+    /// The `limit` messages just before seq `before` (seq < before), oldest
+    /// first: one page of older history, read through the (ticket, seq) index.
+    func messages(ticket: String, before: Int, limit: Int) throws(StoreError) -> [Message]
     func messages(ticket: String, after seq: Int) throws(StoreError) -> [Message]
     /// Messages after `seq` on one of `channels` by anyone but `author`: the
     /// most recent `limit` of them, oldest first, and how many there are.

@@ -23,6 +23,21 @@ final class ClientFrameTests: XCTestCase {
         XCTAssertEqual(noToken.id, "r2")
     }
 
+    func testClientFrame_history_defaultsAndBounds() {
+        XCTAssertEqual(try decode(#"{"type":"history","id":"h1","ticket":"T-1001","before":71}"#).get(),
+                       .history(id: "h1", ticket: "T-1001", before: 71, limit: 50))
+        XCTAssertEqual(try decode(#"{"type":"history","id":"h1","ticket":"T-1001","before":71,"limit":100}"#).get(),
+                       .history(id: "h1", ticket: "T-1001", before: 71, limit: 100))
+        for frame in [#"{"type":"history","ticket":"T-1","before":5}"#, #"{"type":"history","id":"h2","before":5}"#,
+                      #"{"type":"history","id":"h2","ticket":"T-1"}"#, #"{"type":"history","id":"h2","ticket":"T-1","before":0}"#,
+                      #"{"type":"history","id":"h2","ticket":"T-1","before":5,"limit":101}"#,
+                      #"{"type":"history","id":"h2","ticket":"T 1","before":5}"#] {
+            guard case .failure(let r) = decode(frame) else { XCTFail(frame); continue }
+            XCTAssertEqual(r.error.code, .invalid, frame)
+            if frame.contains("h2") { XCTAssertEqual(r.id, "h2", frame) }
+        }
+    }
+
     /// One rule for ids: printable ASCII without spaces, 1-128 bytes; a
     /// refused id is not echoed.
     func testClientFrame_idsBreakingTheRule_areInvalidAndNotEchoed() {

@@ -133,6 +133,9 @@ final class FailingStore: TicketStore, @unchecked Sendable {
     func recentMessages(ticket: String, limit: Int) throws(StoreError) -> [Message] {
         try check("recentMessages(ticket:limit:)"); return try base.recentMessages(ticket: ticket, limit: limit)
     }
+    func messages(ticket: String, before: Int, limit: Int) throws(StoreError) -> [Message] {
+        try check("messages(ticket:before:limit:)"); return try base.messages(ticket: ticket, before: before, limit: limit)
+    }
     func messages(ticket: String, after seq: Int) throws(StoreError) -> [Message] {
         try check("messages(ticket:after:)"); return try base.messages(ticket: ticket, after: seq)
     }

@@ -243,6 +243,21 @@ class TicketStoreContractTests: XCTestCase {
         XCTAssertEqual(first, message(t, seq: 1, body: "m1"), "a message reads back as written")
     }
 
+    func testMessagesBefore_pageOldestFirstStrictlyBeforeAndPerTicket() throws {
+        let store = try seeded()
+        let t = try XCTUnwrap(try store.ticket("T-1001"))
+        try store.insertTicket(ticket(1002))
+        let other = try XCTUnwrap(try store.ticket("T-1002"))
+        for seq in 1...7 {
+            try store.insertMessage(message(t, seq: seq, body: "m\(seq)"), mailMessageID: nil, delta: nil)
+            try store.insertMessage(message(other, seq: seq, body: "other\(seq)"), mailMessageID: nil, delta: nil)
+        }
+        XCTAssertEqual(try store.messages(ticket: t.id, before: 6, limit: 3).map(\.seq), [3, 4, 5], "the page just before, oldest first")
+        XCTAssertEqual(try store.messages(ticket: t.id, before: 3, limit: 3).map(\.body), ["m1", "m2"], "a short last page")
+        XCTAssertEqual(try store.messages(ticket: t.id, before: 1, limit: 3), [], "nothing before the first")
+        XCTAssertEqual(try store.messages(ticket: other.id, before: 100, limit: 2).map(\.body), ["other6", "other7"], "another ticket's own messages only")
+    }
+
     func testNoteSeq_foundByItsCommandWithinTheWindowOnly() throws {
         let store = try seeded()
         let t = try XCTUnwrap(try store.ticket("T-1001"))

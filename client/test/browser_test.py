@@ -865,6 +865,74 @@ def test_contact_and_subject_changed_by_the_back_end_show_live(ctx):
     a.wait(lambda: a.exists(tid("no-contact-email")), 10, "the no-email state back after the email is removed")
 
 
+POST_NOTES = """
+    const [ticket, bodies, done] = arguments;
+    (async () => {
+        for (const body of bodies) await window.__peek.client.command(ticket, 'note', {body});
+    })().then(() => done('ok'), (e) => done(String((e && e.message) || e)));
+"""
+
+SCROLL_THREAD_TO_TOP = """
+    const t = document.querySelector('[data-testid=thread]');
+    const first = t.querySelector('[data-testid=thread-message]');
+    t.scrollTop = 0;
+    t.dispatchEvent(new Event('scroll'));
+    return first ? first.dataset.id : null;
+"""
+
+# Where a message sits in the thread's viewport (px from its top edge).
+OFFSET_IN_THREAD = """
+    const t = document.querySelector('[data-testid=thread]');
+    const m = t.querySelector(`[data-id="${CSS.escape(arguments[0])}"]`);
+    return m ? m.getBoundingClientRect().top - t.getBoundingClientRect().top : null;
+"""
+
+
+def test_older_messages_load_on_scroll_and_live_note_stays_once(ctx):
+    a, b = ctx.a, ctx.b
+    ticket = "T-1002"
+    tag = uuid.uuid4().hex[:6]
+    older = [f"older {tag} #{i}." for i in range(1, 71)]
+    b.goto()
+    b.driver.set_script_timeout(120)
+    # Through Ben's own connection: real `command` frames, as a person would post.
+    assert b.driver.execute_async_script(POST_NOTES, ticket, older) == "ok", "Ben's 70 notes"
+    a.goto(ticket)
+    texts = a.thread_texts()
+    assert len(texts) == 50, f"the snapshot holds the 50 most recent, got {len(texts)}"
+    assert a.count_in_thread(older[0]) == 0, "the oldest note is not in the snapshot"
+    live = f"live while scrolling {tag}"
+    posted_live = False
+    for _ in range(20):
+        if a.count_in_thread(older[0]) == 1:
+            break
+        shown = len(a.thread_texts())
+        top_id = a.js(SCROLL_THREAD_TO_TOP)
+        offset_before = a.js(OFFSET_IN_THREAD, top_id)
+        a.wait(lambda: len(a.thread_texts()) > shown, 10, "an older page above")
+        # The page went in above without moving what was in view.
+        offset = a.js(OFFSET_IN_THREAD, top_id)
+        assert offset is not None and abs(offset - offset_before) < 40, \
+            f"the former top message stays in place: {offset_before} -> {offset}"
+        if not posted_live:
+            # A live note between pages: it must land once, at the bottom.
+            b.driver.execute_async_script(POST_NOTES, ticket, [live])
+            a.wait(lambda: a.count_in_thread(live) == 1, 10, "the live note")
+            posted_live = True
+    else:
+        raise AssertionError("the oldest note never appeared after scrolling up")
+    a.shot("history-loaded")
+    texts = a.thread_texts()
+    mine = [t for t in texts if f"older {tag} #" in t]
+    assert len(mine) == 70, f"each of the 70 notes once, got {len(mine)}"
+    positions = [next(i for i, t in enumerate(texts) if o in t) for o in older]
+    assert positions == sorted(positions), "the notes in the order they were posted"
+    assert a.count_in_thread(live) == 1, "the live note once"
+    assert live in texts[-1], f"the live note at the bottom, the last is {texts[-1][:80]!r}"
+    ids = a.js("return [...document.querySelectorAll('[data-testid=thread-message]')].map(m => m.dataset.id)")
+    assert len(ids) == len(set(ids)), "no message shown twice"
+
+
 TESTS = [
     test_model_unit_page,
     test_notes_cross_session_within_1s,
@@ -887,6 +955,7 @@ TESTS = [
     test_stale_note_shows_missed_and_sends_anyway,
     test_summary_updates_out_of_band,
     test_contact_and_subject_changed_by_the_back_end_show_live,
+    test_older_messages_load_on_scroll_and_live_note_stays_once,
 ]
 
 

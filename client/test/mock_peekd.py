@@ -571,6 +571,20 @@ class Conn:
             if new:
                 hub.presence_changed(t)
             return
+        if ftype == "history":
+            # As peekd (protocol.md §3.4): the messages with seq < before, oldest first.
+            t = hub.tickets.get(frame.get("ticket"))
+            before, limit = frame.get("before"), frame.get("limit") or 50
+            if not isinstance(before, int) or before < 1 or not isinstance(limit, int) or not 1 <= limit <= 100:
+                self.send({"type": "error", "id": fid, "code": "invalid", "message": "history needs an integer before >= 1 and a limit of 1-100"})
+                return
+            if t is None:
+                self.send({"type": "error", "id": fid, "code": "not_found", "message": "No such ticket"})
+                return
+            older = [m for m in t.messages if isinstance(m.get("seq"), int) and m["seq"] < before]
+            self.send({"type": "history", "id": fid, "ticket": t.id, "messages": [dict(m) for m in older[-limit:]],
+                       "more": len(older) > limit})
+            return
         if ftype == "unsubscribe":
             t = hub.tickets.get(frame.get("ticket"))
             if t and self in t.subscribers:

@@ -13,6 +13,7 @@ import {
   missedMessages,
   modelFromSnapshot,
   newMessagesSinceSummary,
+  prependHistory,
   recordMissed,
   slaReading,
   slaRemainingSeconds,
@@ -289,6 +290,22 @@ test('an unknown durable kind still advances seq (no false gap later)', () => {
   eq(applyDelta(m, delta(6, 'something.new', { x: 1 }), T0).outcome, 'applied');
   eq(m.seq, 6);
   eq(applyDelta(m, delta(7, 'message.created', message('m3')), T0).outcome, 'applied');
+});
+
+test('history: a page goes in front once, oldest first; overlaps and newer ones are skipped', () => {
+  const msg = (seq) => ({ id: `M-${seq}`, seq, channel: 'internal_note', body: `m${seq}` });
+  const snapshot = { ticket: 'T-1', seq: 120, state: { messages: Array.from({ length: 50 }, (_, i) => msg(71 + i)) } };
+  const model = modelFromSnapshot(snapshot);
+  assert(model.hasOlder, 'a full snapshot may have older messages');
+  eq(modelFromSnapshot({ seq: 3, state: { messages: [msg(1), msg(2)] } }).hasOlder, false, 'a short snapshot is all of them');
+  // A page answered out of order, overlapping what is held, with a repeat.
+  const page = [msg(70), msg(69), msg(71), msg(120), msg(69)];
+  eq(prependHistory(model, page, true), 2, 'only the two older ones are new');
+  eq(model.messages.slice(0, 3).map((m) => m.seq), [69, 70, 71]);
+  eq(model.messages.length, 52);
+  assert(model.hasOlder, 'more: true keeps loading');
+  eq(prependHistory(model, [msg(69)], true), 0, 'nothing new');
+  eq(model.hasOlder, false, 'a page that adds nothing stops the loading');
 });
 
 test('stale: missed messages are extracted, recorded once and highlighted', () => {
