@@ -29,7 +29,7 @@ final class FailingStore: TicketStore, @unchecked Sendable {
     /// Every throwing call made since `arm`, in order.
     var calls: [String] { plan.withLock { $0.calls } }
 
-    static let injected = StoreError(code: 10, message: "injected failure (a test's FailingStore)")   // SQLITE_IOERR
+    static let injected = StoreError(.failed, "injected failure (a test's FailingStore)", backendCode: "injected")
 
     private func check(_ selector: String) throws(StoreError) {
         let fail = plan.withLock { p -> Bool in

@@ -77,8 +77,8 @@ final class PostgresTicketStoreTests: TicketStoreContractTests {
         try store.insertMessage(message(t, seq: 1, body: "before the fault"), mailMessageID: nil, delta: nil)
         XCTAssertFalse(store.transactionLost)
         XCTAssertThrowsError(try store.createTenant(Tenant(id: "acme", name: "again"), at: 1)) { error in
-            XCTAssertTrue((error as? StoreError)?.isConstraintViolation ?? false, "\(error)")
-            XCTAssertEqual((error as? StoreError)?.sqlState, "23505")
+            XCTAssertTrue((error as? StoreError)?.kind == .conflict, "\(error)")
+            XCTAssertEqual((error as? StoreError)?.backendCode, "SQLSTATE 23505")
         }
         XCTAssertTrue(store.transactionLost)
         XCTAssertThrowsError(try store.insertMessage(message(t, seq: 2, body: "after"), mailMessageID: nil, delta: nil))
@@ -112,7 +112,7 @@ final class PostgresTicketStoreTests: TicketStoreContractTests {
         try store.savepoint()
         let t = try XCTUnwrap(try store.ticket("T-1001"), "read without the row lock, which read-only refuses")
         XCTAssertThrowsError(try store.insertMessage(message(t, seq: 1, body: "refused"), mailMessageID: nil, delta: nil)) { error in
-            XCTAssertEqual((error as? StoreError)?.sqlState, "25006", "\(error)")
+            XCTAssertEqual((error as? StoreError)?.kind, .readOnly, "\(error)")
         }
         store.rollbackToSavepoint()
         store.rollback()
@@ -200,7 +200,7 @@ final class PostgresTicketStoreTests: TicketStoreContractTests {
 
     func testUnreachableServer_failsWithAConnectionError() {
         XCTAssertThrowsError(try PostgresTicketStore(url: "postgres://postgres@127.0.0.1:1/none?connect_timeout=5")) { error in
-            XCTAssertEqual((error as? StoreError)?.sqlState, "08001", "\(error)")
+            XCTAssertEqual((error as? StoreError)?.kind, .unavailable, "\(error)")
             XCTAssertTrue("\(error)".contains("cannot connect to PostgreSQL"), "\(error)")
         }
     }

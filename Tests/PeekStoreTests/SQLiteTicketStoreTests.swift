@@ -70,7 +70,7 @@ final class SQLiteTicketStoreTests: TicketStoreContractTests {
         try store.savepoint()
         XCTAssertThrowsError(try store.insertMessage(message(t, seq: 2, body: String(repeating: "x", count: 64 * 1024)),
                                                      mailMessageID: nil, delta: nil)) { error in
-            XCTAssertEqual((error as? StoreError).map { $0.code & 0xFF }, SQLITE_FULL, "\(error)")
+            XCTAssertEqual((error as? StoreError)?.kind, .full, "\(error)")
         }
         XCTAssertTrue(store.transactionLost)
         XCTAssertThrowsError(try store.releaseSavepoint())
