@@ -104,6 +104,21 @@ final class PostgresTicketStoreTests: TicketStoreContractTests {
         XCTAssertEqual(try store.recentMessages(ticket: t.id, limit: 10).map(\.body), ["kept"])
     }
 
+    /// A row another session holds locked past `lock_timeout` is `.busy`
+    /// (SQLSTATE 55P03): the same work may succeed later, as SQLite's busy.
+    func testRowLockedByAnotherSessionPastLockTimeout_isBusy() throws {
+        let holder = try PostgresConnection(url: url)
+        let waiter = try PostgresConnection(url: url)
+        try holder.execute("CREATE TABLE t (id TEXT PRIMARY KEY, n INT); INSERT INTO t VALUES ('a', 0)")
+        try holder.execute("BEGIN; UPDATE t SET n = 1 WHERE id = 'a'")
+        defer { try? holder.execute("ROLLBACK") }
+        try waiter.execute("SET lock_timeout = '100ms'")
+        XCTAssertThrowsError(try waiter.run("UPDATE t SET n = 2 WHERE id = $1", .text("a"))) { error in
+            XCTAssertEqual((error as? StoreError)?.kind, .busy, "\(error)")
+            XCTAssertEqual((error as? StoreError)?.backendCode, "SQLSTATE 55P03", "\(error)")
+        }
+    }
+
     /// `beginReadOnly` (a batch that could not begin): reads work, and each
     /// write fails as read-only, the code the engine treats as a refusal.
     func testReadOnlyTransaction_readsWorkWritesFailAsReadOnly() throws {
