@@ -572,7 +572,6 @@ final class LiveCommandTests: XCTestCase {
         let answers = try ids.map { try a.answer($0) }
         XCTAssertEqual(summaryDone.wait(timeout: .now() + 20), .success)
         XCTAssertEqual(summary.value?.status, 500, summary.value?.text ?? "no answer")
-        XCTAssertTrue(summary.value?.text.contains("storage is full") ?? false, "says why: \(summary.value?.text ?? "no answer")")
         try assertAnswersMatchTheLog(ids, answers, body: { $0 }, server: server, ticket: ticket, viewer: viewer)
         XCTAssertEqual(try server.durableState(ticket)["summary"], .null)
 
