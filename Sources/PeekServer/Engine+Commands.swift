@@ -67,7 +67,7 @@ extension Engine {
         do {
             if !isNote { try store.savepoint() }
         } catch {
-            answer(peer, tech, c, error: PeekError(.internal, "The change could not be saved; try again."), at: at)
+            answer(peer, tech, c, error: Self.writeFailed(error, otherwise: PeekError(.internal, "The change could not be saved; try again.")), at: at)
             return
         }
         let mark = outputs.count
