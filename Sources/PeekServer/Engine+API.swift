@@ -19,13 +19,13 @@ extension Engine {
         } catch let e as UnprocessableError {
             rollbackCommandOutputs(to: mark)
             response = APIResponse(status: 422, body: Wire.errorBody(e.error))
-        } catch let e as StoreError where e.isConstraintViolation {
+        } catch let e as StoreError where e.kind == .conflict {
             rollbackCommandOutputs(to: mark)
             response = .error(PeekError(.conflict, "That already exists (\(e.message)); use another id."))
         } catch {
             rollbackCommandOutputs(to: mark)
             log(.error, "api_failed", "API \(r.method) \(r.path) failed", error: "\(error)")
-            response = .error(PeekError(.internal, "The request could not be completed; try again."))
+            response = .error(Self.writeFailed(error, otherwise: PeekError(.internal, "The request could not be completed; try again.")))
         }
         outputs.append(.http(reply, response))
     }

@@ -67,7 +67,7 @@ extension Engine {
         do {
             if !isNote { try store.savepoint() }
         } catch {
-            answer(peer, tech, c, error: PeekError(.internal, "The change could not be saved; try again."), at: at)
+            answer(peer, tech, c, error: Self.writeFailed(error, otherwise: PeekError(.internal, "The change could not be saved; try again.")), at: at)
             return
         }
         let mark = outputs.count
@@ -93,7 +93,7 @@ extension Engine {
             if isNote { batchFailed = true }
             log(.error, "command_failed", "command \(c.op.rawValue) on \(c.ticket) failed", tenant: tech.tenant, ticket: c.ticket,
                 connection: peer, error: "\(error)")
-            answer(peer, tech, c, error: PeekError(.internal, "The change could not be saved; nothing changed. Try again."), at: at)
+            answer(peer, tech, c, error: Self.writeFailed(error, otherwise: PeekError(.internal, "The change could not be saved; nothing changed. Try again.")), at: at)
         }
     }
 

@@ -116,6 +116,24 @@ extension Engine {
     /// A read the answer depends on failed: nothing was changed or sent.
     static let readFailed = PeekError(.internal, "The server could not read what this needs; nothing changed. Try again.")
 
+    /// The answer to a failed write, chosen by the store's `kind` so that
+    /// either database gets the same words. Every one is `internal` (§4.2:
+    /// nothing changed, never remembered as a command id's answer); a full
+    /// disk or a busy database says so, since "try again" alone would not
+    /// help the first and should wait a moment for the second.
+    static func writeFailed(_ error: any Error, otherwise: PeekError) -> PeekError {
+        switch (error as? StoreError)?.kind {
+        case .full?:
+            return PeekError(.internal, "The server's storage is full; nothing changed. Try again once an administrator has freed space.")
+        case .busy?:
+            return PeekError(.internal, "The database is busy; nothing changed. Try again in a moment.")
+        case .unavailable?:
+            return PeekError(.internal, "The database cannot be reached; nothing changed. Try again in a moment.")
+        default:
+            return otherwise
+        }
+    }
+
     /// A read an answer depends on. A failure is logged and becomes
     /// `readFailed`, never an empty answer: nil is "there is none", not
     /// "the database did not say".

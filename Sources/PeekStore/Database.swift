@@ -1,24 +1,40 @@
 import CSQLite
 
-/// A store failure, with the database's own message. `code` is a SQLite
-/// result code; the PostgreSQL store maps its SQLSTATE onto the nearest one
-/// (a constraint violation is SQLITE_CONSTRAINT, a read-only refusal
-/// SQLITE_READONLY, ...) and keeps the SQLSTATE, so the engine's checks
-/// (`isConstraintViolation`) mean the same on either database.
-public struct StoreError: Error, CustomStringConvertible, Sendable {
-    public let code: Int32
-    public let message: String
-    /// PostgreSQL's five-character SQLSTATE; nil from SQLite.
-    public let sqlState: String?
-    public init(code: Int32, message: String, sqlState: String? = nil) {
-        self.code = code
-        self.message = message
-        self.sqlState = sqlState
+extension StoreError {
+    /// A SQLite result code (primary or extended) as a `StoreError`: the one
+    /// place SQLite's codes become the store's domain kinds.
+    init(sqlite rc: Int32, message: String) {
+        self.init(Self.kind(sqlite: rc), message, backendCode: "\(Self.name(sqlite: rc)) (\(rc))")
     }
-    public var description: String {
-        sqlState.map { "PostgreSQL error \($0): \(message)" } ?? "SQLite error \(code): \(message)"
+
+    static func kind(sqlite rc: Int32) -> Kind {
+        switch rc & 0xFF {
+        case SQLITE_CONSTRAINT: return .conflict
+        // Another connection or process held the lock past the busy timeout.
+        case SQLITE_BUSY, SQLITE_LOCKED: return .busy
+        case SQLITE_FULL: return .full
+        case SQLITE_READONLY: return .readOnly
+        case SQLITE_ABORT: return .aborted
+        case SQLITE_IOERR, SQLITE_CANTOPEN, SQLITE_PROTOCOL: return .unavailable
+        default: return .failed
+        }
     }
-    public var isConstraintViolation: Bool { code & 0xFF == SQLITE_CONSTRAINT }
+
+    /// The primary code's name, for logs.
+    private static func name(sqlite rc: Int32) -> String {
+        switch rc & 0xFF {
+        case SQLITE_CONSTRAINT: return "SQLITE_CONSTRAINT"
+        case SQLITE_BUSY: return "SQLITE_BUSY"
+        case SQLITE_LOCKED: return "SQLITE_LOCKED"
+        case SQLITE_FULL: return "SQLITE_FULL"
+        case SQLITE_READONLY: return "SQLITE_READONLY"
+        case SQLITE_ABORT: return "SQLITE_ABORT"
+        case SQLITE_IOERR: return "SQLITE_IOERR"
+        case SQLITE_CANTOPEN: return "SQLITE_CANTOPEN"
+        case SQLITE_PROTOCOL: return "SQLITE_PROTOCOL"
+        default: return "SQLITE_ERROR"
+        }
+    }
 }
 
 /// A value bound to or read from a statement.
@@ -85,7 +101,7 @@ public final class Database {
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open \(path)"
             sqlite3_close(db)
-            throw StoreError(code: rc, message: message)
+            throw StoreError(sqlite: rc, message: message)
         }
         handle = db
         // Another process (a backup, a second peekd) may hold the lock for a
@@ -100,16 +116,16 @@ public final class Database {
     }
 
     private func error(_ rc: Int32) -> StoreError {
-        StoreError(code: rc, message: handle.map { String(cString: sqlite3_errmsg($0)) } ?? "no database")
+        StoreError(sqlite: rc, message: handle.map { String(cString: sqlite3_errmsg($0)) } ?? "no database")
     }
 
     /// What every statement checks first (see `transactionLost`, `refusesWrites`).
     private func checkMayRun(_ stmt: OpaquePointer?) throws(StoreError) {
         if transactionLost {
-            throw StoreError(code: SQLITE_ABORT, message: "SQLite rolled the transaction back after an earlier error; nothing of it was saved")
+            throw StoreError(sqlite: SQLITE_ABORT, message: "SQLite rolled the transaction back after an earlier error; nothing of it was saved")
         }
         if refusesWrites && (stmt.map { sqlite3_stmt_readonly($0) == 0 } ?? true) {
-            throw StoreError(code: SQLITE_READONLY, message: "the database could not be locked for writing, so nothing is written")
+            throw StoreError(sqlite: SQLITE_READONLY, message: "the database could not be locked for writing, so nothing is written")
         }
     }
 
@@ -142,7 +158,7 @@ public final class Database {
         if rc != SQLITE_OK {
             let text = message.map { String(cString: $0) } ?? "error"
             sqlite3_free(message)
-            throw StoreError(code: rc, message: text)
+            throw StoreError(sqlite: rc, message: text)
         }
     }
 
@@ -299,7 +315,7 @@ public final class Database {
             rc = sqlite3_backup_step(copy, -1)
         }
         let finished = sqlite3_backup_finish(copy)
-        guard rc == SQLITE_DONE else { throw StoreError(code: rc, message: String(cString: sqlite3_errstr(rc))) }
+        guard rc == SQLITE_DONE else { throw StoreError(sqlite: rc, message: String(cString: sqlite3_errstr(rc))) }
         guard finished == SQLITE_OK else { throw target.error(finished) }
     }
 }

@@ -227,7 +227,7 @@ public final class SQLiteTicketStore: TicketStore {
 
     /// What the `deltas` key answers for a seq already logged
     /// (SQLITE_CONSTRAINT_PRIMARYKEY, a macro Swift does not import).
-    private static let seqTaken = StoreError(code: SQLITE_CONSTRAINT | (6 << 8), message: "UNIQUE constraint failed: deltas.ticket, deltas.seq")
+    private static let seqTaken = StoreError(sqlite: SQLITE_CONSTRAINT | (6 << 8), message: "UNIQUE constraint failed: deltas.ticket, deltas.seq")
 
     private static let logAfter = """
         SELECT seq, at, kind, data FROM deltas WHERE ticket = ?1 AND seq > ?2

@@ -1,7 +1,8 @@
 import PeekCore
 
 /// The storage seam. Everything above it (the engine, the API) speaks in
-/// domain values and transactions; only `SQLiteTicketStore` knows SQL. A
+/// domain values, transactions and `StoreError.Kind`; only the stores know
+/// SQL and their database's error codes. A
 /// PostgreSQL store implements the same protocol: nothing here assumes one
 /// process or SQLite's locking, and every time is passed in, never read
 /// from this machine's clock.
@@ -24,7 +25,7 @@ public protocol TicketStore: AnyObject {
     /// Ends the transaction, also one the database already rolled back.
     func rollback()
     /// True when the database rolled the open transaction back by itself
-    /// after an error (SQLite on SQLITE_FULL or an I/O error, PostgreSQL on
+    /// after an error (SQLite on a full disk or an I/O error, PostgreSQL on
     /// any error): nothing of it is saved, every later statement fails, and
     /// the caller must `rollback` and tell every command in it.
     var transactionLost: Bool { get }
@@ -143,4 +144,43 @@ extension TicketStore {
     public func insertMessage(_ m: Message, mailMessageID: String?, delta: [UInt8]?) throws(StoreError) {
         try insertMessage(m, mailMessageID: mailMessageID, delta: delta, command: nil)
     }
+}
+
+/// A store failure in the domain's terms. Each store maps its database's
+/// codes onto `kind` in one place (SQLite: `Database.swift`; PostgreSQL:
+/// `PeekPostgres`), so the engine chooses its answer by `kind` alone and it
+/// means the same on either database.
+public struct StoreError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: String, Sendable {
+        /// A constraint or unique violation: the row already exists.
+        case conflict
+        /// Another writer held the lock too long, a serialization failure
+        /// or a deadlock: the same work may succeed later.
+        case busy
+        /// The disk or a quota is full.
+        case full
+        /// A write refused inside a read-only batch (`beginReadOnly`).
+        case readOnly
+        /// The database rolled the transaction back by itself.
+        case aborted
+        /// The connection was lost or the disk failed (an I/O error).
+        case unavailable
+        /// Anything else.
+        case failed
+    }
+
+    public let kind: Kind
+    /// The database's own message.
+    public let message: String
+    /// The database's own code as text, for logs only: "SQLITE_BUSY (5)",
+    /// "SQLSTATE 40001". Nothing decides by it.
+    public let backendCode: String
+
+    public init(_ kind: Kind, _ message: String, backendCode: String) {
+        self.kind = kind
+        self.message = message
+        self.backendCode = backendCode
+    }
+
+    public var description: String { "\(kind.rawValue) (\(backendCode)): \(message)" }
 }

@@ -59,7 +59,7 @@ public final class WALSync: Durability {
     }
 
     private static func failure(_ call: String, _ path: String) -> StoreError {
-        StoreError(code: SQLITE_IOERR, message: "\(call) \(path): \(String(cString: strerror(errno)))")
+        StoreError(sqlite: SQLITE_IOERR, message: "\(call) \(path): \(String(cString: strerror(errno)))")
     }
 }
 

@@ -27,6 +27,35 @@ final class EngineStoreFailureTests: XCTestCase {
         XCTAssertTrue(answer["message"]?.stringValue?.lowercased().hasSuffix("again.") == true, "\(answer)", file: file, line: line)
     }
 
+    /// A failed write is answered by the store's kind, never by a
+    /// database's code, so SQLite and PostgreSQL get the same words: a
+    /// conflict is 409, a full disk or a busy database says so, anything
+    /// else is the plain `internal`; nothing is saved by any of them.
+    func testFailedApiWrite_isAnsweredByTheStoreErrorKind() throws {
+        let (server, store) = try failingServer()
+        defer { server.stop() }
+        let ticket = try server.seed()[0]
+        let body: JSONValue = ["text": "Fans replaced.", "model": "test"]
+        let cases: [(StoreError.Kind, Int, String, String)] = [
+            (.conflict, 409, "conflict", "already exists"),
+            (.full, 500, "internal", "storage is full"),
+            (.busy, 500, "internal", "busy"),
+            (.unavailable, 500, "internal", "cannot be reached"),
+            (.failed, 500, "internal", "could not be completed"),
+        ]
+        for (kind, status, code, words) in cases {
+            store.arm("putSummary(ticket:_:)", error: StoreError(kind, "a \(kind) failure (test)", backendCode: "test"))
+            let answer = try server.api("POST", "/v1/tickets/\(ticket)/summary", body)
+            XCTAssertEqual(store.failed, "putSummary(ticket:_:)", "\(kind)")
+            XCTAssertEqual(answer.status, status, "\(kind): \(answer.text)")
+            let error = answer.json?["error"]
+            XCTAssertEqual(error?["code"]?.stringValue, code, "\(kind): \(answer.text)")
+            XCTAssertTrue(error?["message"]?.stringValue?.contains(words) == true, "\(kind): \(answer.text)")
+            XCTAssertEqual(try server.durableState(ticket)["summary"], .null, "\(kind): nothing saved")
+        }
+        XCTAssertEqual(try server.api("POST", "/v1/tickets/\(ticket)/summary", body).status, 201)
+    }
+
     func testFailedIdempotencyRead_answersInternal_andDoesNotApplyTheNoteTwice() throws {
         let (server, store) = try failingServer()
         defer { server.stop() }

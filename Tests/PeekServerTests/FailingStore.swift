@@ -13,15 +13,15 @@ import Synchronization
 /// called from the test's thread, hence the lock.
 final class FailingStore: TicketStore, @unchecked Sendable {
     let base: any TicketStore
-    private struct Plan { var method: String?; var remaining: Int; var failed: String?; var calls: [String] = [] }
-    private let plan = Mutex(Plan(method: nil, remaining: 0, failed: nil))
+    private struct Plan { var method: String?; var remaining: Int; var error: StoreError; var failed: String?; var calls: [String] = [] }
+    private let plan = Mutex(Plan(method: nil, remaining: 0, error: injected, failed: nil))
 
     init(_ base: any TicketStore) { self.base = base }
 
     /// Fails the `nth` call (1-based) of `method` (any method when nil)
-    /// from now on, once; every call after it goes through.
-    func arm(_ method: String?, nth: Int = 1) {
-        plan.withLock { $0 = Plan(method: method, remaining: nth, failed: nil) }
+    /// from now on, once, with `error`; every call after it goes through.
+    func arm(_ method: String?, nth: Int = 1, error: StoreError = injected) {
+        plan.withLock { $0 = Plan(method: method, remaining: nth, error: error, failed: nil) }
     }
 
     /// The selector of the call that was failed, once it has been.
@@ -29,18 +29,18 @@ final class FailingStore: TicketStore, @unchecked Sendable {
     /// Every throwing call made since `arm`, in order.
     var calls: [String] { plan.withLock { $0.calls } }
 
-    static let injected = StoreError(code: 10, message: "injected failure (a test's FailingStore)")   // SQLITE_IOERR
+    static let injected = StoreError(.failed, "injected failure (a test's FailingStore)", backendCode: "injected")
 
     private func check(_ selector: String) throws(StoreError) {
-        let fail = plan.withLock { p -> Bool in
+        let failure = plan.withLock { p -> StoreError? in
             p.calls.append(selector)
-            guard p.remaining > 0, p.method == nil || p.method == selector else { return false }
+            guard p.remaining > 0, p.method == nil || p.method == selector else { return nil }
             p.remaining -= 1
-            guard p.remaining == 0 else { return false }
+            guard p.remaining == 0 else { return nil }
             p.failed = selector
-            return true
+            return p.error
         }
-        if fail { throw Self.injected }
+        if let failure { throw failure }
     }
 
     var durability: (any Durability)? { base.durability }

@@ -77,8 +77,8 @@ final class PostgresTicketStoreTests: TicketStoreContractTests {
         try store.insertMessage(message(t, seq: 1, body: "before the fault"), mailMessageID: nil, delta: nil)
         XCTAssertFalse(store.transactionLost)
         XCTAssertThrowsError(try store.createTenant(Tenant(id: "acme", name: "again"), at: 1)) { error in
-            XCTAssertTrue((error as? StoreError)?.isConstraintViolation ?? false, "\(error)")
-            XCTAssertEqual((error as? StoreError)?.sqlState, "23505")
+            XCTAssertTrue((error as? StoreError)?.kind == .conflict, "\(error)")
+            XCTAssertEqual((error as? StoreError)?.backendCode, "SQLSTATE 23505")
         }
         XCTAssertTrue(store.transactionLost)
         XCTAssertThrowsError(try store.insertMessage(message(t, seq: 2, body: "after"), mailMessageID: nil, delta: nil))
@@ -104,6 +104,21 @@ final class PostgresTicketStoreTests: TicketStoreContractTests {
         XCTAssertEqual(try store.recentMessages(ticket: t.id, limit: 10).map(\.body), ["kept"])
     }
 
+    /// A row another session holds locked past `lock_timeout` is `.busy`
+    /// (SQLSTATE 55P03): the same work may succeed later, as SQLite's busy.
+    func testRowLockedByAnotherSessionPastLockTimeout_isBusy() throws {
+        let holder = try PostgresConnection(url: url)
+        let waiter = try PostgresConnection(url: url)
+        try holder.execute("CREATE TABLE t (id TEXT PRIMARY KEY, n INT); INSERT INTO t VALUES ('a', 0)")
+        try holder.execute("BEGIN; UPDATE t SET n = 1 WHERE id = 'a'")
+        defer { try? holder.execute("ROLLBACK") }
+        try waiter.execute("SET lock_timeout = '100ms'")
+        XCTAssertThrowsError(try waiter.run("UPDATE t SET n = 2 WHERE id = $1", .text("a"))) { error in
+            XCTAssertEqual((error as? StoreError)?.kind, .busy, "\(error)")
+            XCTAssertEqual((error as? StoreError)?.backendCode, "SQLSTATE 55P03", "\(error)")
+        }
+    }
+
     /// `beginReadOnly` (a batch that could not begin): reads work, and each
     /// write fails as read-only, the code the engine treats as a refusal.
     func testReadOnlyTransaction_readsWorkWritesFailAsReadOnly() throws {
@@ -112,7 +127,7 @@ final class PostgresTicketStoreTests: TicketStoreContractTests {
         try store.savepoint()
         let t = try XCTUnwrap(try store.ticket("T-1001"), "read without the row lock, which read-only refuses")
         XCTAssertThrowsError(try store.insertMessage(message(t, seq: 1, body: "refused"), mailMessageID: nil, delta: nil)) { error in
-            XCTAssertEqual((error as? StoreError)?.sqlState, "25006", "\(error)")
+            XCTAssertEqual((error as? StoreError)?.kind, .readOnly, "\(error)")
         }
         store.rollbackToSavepoint()
         store.rollback()
@@ -200,7 +215,7 @@ final class PostgresTicketStoreTests: TicketStoreContractTests {
 
     func testUnreachableServer_failsWithAConnectionError() {
         XCTAssertThrowsError(try PostgresTicketStore(url: "postgres://postgres@127.0.0.1:1/none?connect_timeout=5")) { error in
-            XCTAssertEqual((error as? StoreError)?.sqlState, "08001", "\(error)")
+            XCTAssertEqual((error as? StoreError)?.kind, .unavailable, "\(error)")
             XCTAssertTrue("\(error)".contains("cannot connect to PostgreSQL"), "\(error)")
         }
     }

@@ -52,6 +52,35 @@ final class SQLiteTicketStoreTests: TicketStoreContractTests {
         XCTAssertEqual(try again.ticket("T-1001")?.subject, "Subject 1001")
     }
 
+    // MARK: Errors as domain kinds
+
+    /// A second row with the same key is a `.conflict`, what the API
+    /// answers 409 for; SQLite's code is kept for the log only.
+    func testUniqueViolation_isConflict() throws {
+        let db = try Database(path: path)
+        try db.execute("CREATE TABLE t (id TEXT PRIMARY KEY)")
+        _ = try db.run("INSERT INTO t VALUES ('a')")
+        XCTAssertThrowsError(try db.run("INSERT INTO t VALUES ('a')")) { error in
+            XCTAssertEqual((error as? StoreError)?.kind, .conflict, "\(error)")
+            XCTAssertTrue((error as? StoreError)?.backendCode.hasPrefix("SQLITE_CONSTRAINT") ?? false, "\(error)")
+        }
+    }
+
+    /// Another connection holding the write lock past the busy timeout
+    /// (100 ms here) is `.busy`: the same work may succeed later.
+    func testWriteLockHeldByAnotherConnection_isBusyAfterTheTimeout() throws {
+        let holder = try Database(path: path)
+        let writer = try Database(path: path)
+        try writer.execute("PRAGMA busy_timeout = 100")
+        try holder.execute("CREATE TABLE t (id TEXT PRIMARY KEY)")
+        try holder.beginTransaction("BEGIN IMMEDIATE")
+        defer { holder.rollbackTransaction() }
+        XCTAssertThrowsError(try writer.beginTransaction("BEGIN IMMEDIATE")) { error in
+            XCTAssertEqual((error as? StoreError)?.kind, .busy, "\(error)")
+            XCTAssertTrue((error as? StoreError)?.backendCode.hasPrefix("SQLITE_BUSY") ?? false, "\(error)")
+        }
+    }
+
     // MARK: SQLite's own rollback
 
     /// SQLITE_FULL (here the connection's `max_page_count`, as on a full
@@ -70,7 +99,7 @@ final class SQLiteTicketStoreTests: TicketStoreContractTests {
         try store.savepoint()
         XCTAssertThrowsError(try store.insertMessage(message(t, seq: 2, body: String(repeating: "x", count: 64 * 1024)),
                                                      mailMessageID: nil, delta: nil)) { error in
-            XCTAssertEqual((error as? StoreError).map { $0.code & 0xFF }, SQLITE_FULL, "\(error)")
+            XCTAssertEqual((error as? StoreError)?.kind, .full, "\(error)")
         }
         XCTAssertTrue(store.transactionLost)
         XCTAssertThrowsError(try store.releaseSavepoint())

@@ -135,7 +135,7 @@ class TicketStoreContractTests: XCTestCase {
         let store = try seeded()
         try store.appendDelta(ticket: "T-1001", seq: 1, at: 1, kind: .messageCreated, data: [0x7B, 0x7D])
         XCTAssertThrowsError(try store.appendDelta(ticket: "T-1001", seq: 1, at: 2, kind: .messageCreated, data: [0x7B, 0x7D])) { error in
-            XCTAssertTrue((error as? StoreError)?.isConstraintViolation ?? false, "\(error)")
+            XCTAssertTrue((error as? StoreError)?.kind == .conflict, "\(error)")
         }
     }
 
@@ -170,11 +170,11 @@ class TicketStoreContractTests: XCTestCase {
         // Re-logging a seq is refused, wherever the first entry lives.
         for seq in [3, 4] {
             XCTAssertThrowsError(try store.appendDelta(ticket: t.id, seq: seq, at: 20, kind: .ticketUpdated, data: [0x7B, 0x7D])) { error in
-                XCTAssertTrue((error as? StoreError)?.isConstraintViolation ?? false, "\(error)")
+                XCTAssertTrue((error as? StoreError)?.kind == .conflict, "\(error)")
             }
         }
         XCTAssertThrowsError(try store.insertMessage(message(t, seq: 3, body: "again"), mailMessageID: nil, delta: [0x7B, 0x7D])) { error in
-            XCTAssertTrue((error as? StoreError)?.isConstraintViolation ?? false, "\(error)")
+            XCTAssertTrue((error as? StoreError)?.kind == .conflict, "\(error)")
         }
     }
 
