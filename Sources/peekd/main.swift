@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import PeekCore
+import PeekPostgres
 import PeekServer
 import PeekStore
 import PeekTLS
@@ -28,6 +29,9 @@ usage: peekd [flags]                          run the server
        peekd check [flags]                   load every file the flags name and open the database; exit 0 if all is well
        peekd backup --data DIR --to FILE     copy a (running) server's data into one file
        peekd restore --from FILE --data DIR  put a backup into an empty or new directory
+       peekd migrate --data DIR --database postgres://...
+                   copy a stopped SQLite server's database into an empty PostgreSQL database
+                   (attachments stay in DIR: start the PostgreSQL node with the same --data)
 
 flags (each also PEEK_<FLAG>, e.g. PEEK_JWT_SECRET; repeatable flags take a comma list):
   --host H               listen address (127.0.0.1)
@@ -257,6 +261,15 @@ case "restore":
         say("peekd restore: \(config.dataDirectory) holds the backup (the database and \(summary.files - 1) other files); start peekd with --data \(config.dataDirectory)")
     } catch {
         fail("restore failed: \(error)")
+    }
+    exit(0)
+case "migrate":
+    guard let url = config.databaseURL else { fail("migrate needs --database postgres://USER@HOST:PORT/DB (an empty database) to copy --data \(config.dataDirectory) into") }
+    do {
+        let summary = try SQLiteToPostgres.migrate(sqlitePath: config.databasePath, to: url)
+        say("peekd migrate: copied \(summary.line); attachments stay in \(config.attachmentsDirectory): start the PostgreSQL node with --data \(config.dataDirectory)")
+    } catch {
+        fail("migrate failed: \(error)")
     }
     exit(0)
 case "echo", "serve", "check":
