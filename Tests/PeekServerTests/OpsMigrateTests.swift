@@ -50,6 +50,12 @@ final class OpsMigrateTests: TemporaryDirectoryTestCase {
             let answer = try tech.run("n-\(i)", ticket, "note", ["body": .string("missed \(i)")])
             missed.append((try XCTUnwrap(answer["seq"]?.intValue, "\(answer)"), "missed \(i)"))
         }
+        // A change that is not a message (its delta in the `deltas` table),
+        // answered from `command_answers` when resent.
+        let timerAnswer = try tech.run("timer-1", ticket, "timer_start")
+        XCTAssertEqual(timerAnswer["type"]?.stringValue, "result", "\(timerAnswer)")
+        let statusAnswer = try tech.run("status-1", ticket, "set_status", ["status": "open"])
+        XCTAssertEqual(statusAnswer["type"]?.stringValue, "result", "\(statusAnswer)")
         tech.close()
         let pdf = Array("%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n".utf8)
         let mail = try source.request("POST", "/v1/tenants/acme/inbound-email", body: crlf("""
@@ -93,7 +99,7 @@ final class OpsMigrateTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(end["type"]?.stringValue, "subscribed", "\(end)")
         let seqs = deltas.compactMap { $0["seq"]?.intValue }
         XCTAssertEqual(seqs, Array((lastSeen + 1)...sourceEnd.seq), "not exactly the seqs missed, in order")
-        let notes = deltas.filter { $0["kind"]?.stringValue == "message.created" }
+        let notes = deltas.filter { $0["kind"]?.stringValue == "message.created" && $0["data"]?["author"]?["id"]?.stringValue == "tech-1" }
         XCTAssertEqual(notes.compactMap { $0["seq"]?.intValue }, missed.map(\.seq))
         XCTAssertEqual(notes.compactMap { $0["data"]?["body"]?.stringValue }, missed.map(\.body))
         XCTAssertEqual(end["seq"]?.intValue, sourceEnd.seq)
@@ -103,6 +109,8 @@ final class OpsMigrateTests: TemporaryDirectoryTestCase {
         defer { author.close() }
         let resent = try author.run("n-4", ticket, "note", ["body": "missed 4"])
         XCTAssertEqual(resent["seq"]?.intValue, missed.last?.seq, "not the first answer: \(resent)")
+        XCTAssertEqual(try author.run("timer-1", ticket, "timer_start"), timerAnswer)
+        XCTAssertEqual(try author.run("status-1", ticket, "set_status", ["status": "open"]), statusAnswer)
         XCTAssertEqual(try author.run("n-5", ticket, "note", ["body": "after the move"])["seq"]?.intValue, sourceEnd.seq + 1)
 
         let download = try target.request("GET", "/v1/attachments/\(attachment)")
