@@ -139,6 +139,8 @@ public enum SQLiteToPostgres {
 
     /// Copies one table in batches of `rowsPerInsert` rows; answers the rows copied.
     static func copy(_ plan: TablePlan, from source: Database, to target: PostgresConnection) throws -> Int {
+        // The table is read whole (memory grows with the largest table,
+        // messages): a single node's database, copied once.
         // A WITHOUT ROWID table has no rowid to order by (nor an `ord`).
         let order = plan.hasIdentity ? " ORDER BY rowid" : ""
         let rows = try source.query("SELECT \(plan.selects.joined(separator: ", ")) FROM \"\(plan.table)\"\(order)")
