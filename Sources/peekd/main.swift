@@ -249,8 +249,9 @@ case "token":
                                   role: args.string("role") ?? "technician", expiresAt: Int64(Date().timeIntervalSince1970) + Int64(ttl))
     say(JWT.sign(claims, secret: Array(config.jwtSecret.utf8)))
     exit(0)
-case "backup", "restore" where config.databaseURL != nil:
+case "backup" where config.databaseURL != nil, "restore" where config.databaseURL != nil:
     // They copy peek.sqlite; a PostgreSQL database is not in --data.
+    // (A `where` guards only the pattern it follows: each needs its own.)
     fail("peekd \(mode) copies the SQLite database in --data; with --database the tickets are in PostgreSQL: use pg_dump / pg_restore for them (attachments stay in --data)")
 case "backup":
     guard let archive = args.string("to") else { fail("backup needs --to FILE (a new file)") }
