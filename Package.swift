@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "PeekServer", dependencies: [
             "PeekCore", "PeekHTTP", "PeekWebSocket", "PeekMail", "PeekTLS", "PeekNet", "PeekStore", "PeekPostgres",
         ], swiftSettings: swift6),
-        .executableTarget(name: "peekd", dependencies: ["PeekServer", "PeekTLS", "PeekStore"], swiftSettings: swift6),
+        .executableTarget(name: "peekd", dependencies: ["PeekServer", "PeekTLS", "PeekStore", "PeekPostgres"], swiftSettings: swift6),
         .executableTarget(name: "peek-bench", dependencies: ["PeekCore", "PeekWebSocket", "PeekTLS", "PeekNet", "CSystem"], swiftSettings: swift6),
 
         // Test clients and fixtures shared by the test targets (not in any product).

@@ -52,6 +52,10 @@ public final class SQLiteTicketStore: TicketStore {
 
     deinit { checkpointer?.stop() }
 
+    /// The `user_version` this peekd's migrations leave: a database at any
+    /// other version was written by an older (not yet upgraded) or newer peekd.
+    public static var schemaVersion: Int { Schema.migrations.count }
+
     private static func migrate(_ db: Database) throws(StoreError) {
         let current = db.userVersion
         guard current < Schema.migrations.count else { return }

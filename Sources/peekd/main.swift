@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import PeekCore
+import PeekPostgres
 import PeekServer
 import PeekStore
 import PeekTLS
@@ -20,6 +21,13 @@ func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
+/// A one-shot subcommand (backup, restore, migrate): its summary line on
+/// stdout and status 0, or `<name> failed: <reason>` on stderr and status 2.
+func runOnce(_ name: String, _ body: () throws -> String) -> Never {
+    do { say(try body()) } catch { fail("\(name) failed: \(error)") }
+    exit(0)
+}
+
 let usage = """
 usage: peekd [flags]                          run the server
        peekd token --tenant T --user U [--name N] [--role R] [--ttl SECONDS]
@@ -28,6 +36,9 @@ usage: peekd [flags]                          run the server
        peekd check [flags]                   load every file the flags name and open the database; exit 0 if all is well
        peekd backup --data DIR --to FILE     copy a (running) server's data into one file
        peekd restore --from FILE --data DIR  put a backup into an empty or new directory
+       peekd migrate --data DIR --database postgres://...
+                   copy a stopped SQLite server's database into an empty PostgreSQL database
+                   (attachments stay in DIR: start the PostgreSQL node with the same --data)
 
 flags (each also PEEK_<FLAG>, e.g. PEEK_JWT_SECRET; repeatable flags take a comma list):
   --host H               listen address (127.0.0.1)
@@ -238,27 +249,28 @@ case "token":
                                   role: args.string("role") ?? "technician", expiresAt: Int64(Date().timeIntervalSince1970) + Int64(ttl))
     say(JWT.sign(claims, secret: Array(config.jwtSecret.utf8)))
     exit(0)
-case "backup", "restore" where config.databaseURL != nil:
+case "backup" where config.databaseURL != nil, "restore" where config.databaseURL != nil:
     // They copy peek.sqlite; a PostgreSQL database is not in --data.
+    // (A `where` guards only the pattern it follows: each needs its own.)
     fail("peekd \(mode) copies the SQLite database in --data; with --database the tickets are in PostgreSQL: use pg_dump / pg_restore for them (attachments stay in --data)")
 case "backup":
     guard let archive = args.string("to") else { fail("backup needs --to FILE (a new file)") }
-    do {
+    runOnce("backup") {
         let summary = try DataBackup.backup(dataDirectory: config.dataDirectory, to: archive)
-        say("peekd backup: wrote \(archive) (the database and \(summary.files - 1) other files, \(summary.bytes) bytes)")
-    } catch {
-        fail("backup failed: \(error)")
+        return "peekd backup: wrote \(archive) (the database and \(summary.files - 1) other files, \(summary.bytes) bytes)"
     }
-    exit(0)
 case "restore":
     guard let archive = args.string("from") else { fail("restore needs --from FILE (a file peekd backup wrote)") }
-    do {
+    runOnce("restore") {
         let summary = try DataBackup.restore(from: archive, dataDirectory: config.dataDirectory)
-        say("peekd restore: \(config.dataDirectory) holds the backup (the database and \(summary.files - 1) other files); start peekd with --data \(config.dataDirectory)")
-    } catch {
-        fail("restore failed: \(error)")
+        return "peekd restore: \(config.dataDirectory) holds the backup (the database and \(summary.files - 1) other files); start peekd with --data \(config.dataDirectory)"
     }
-    exit(0)
+case "migrate":
+    guard let url = config.databaseURL else { fail("migrate needs --database postgres://USER@HOST:PORT/DB (an empty database) to copy --data \(config.dataDirectory) into") }
+    runOnce("migrate") {
+        let summary = try SQLiteToPostgres.migrate(sqlitePath: config.databasePath, to: url)
+        return "peekd migrate: copied \(summary.line); attachments stay in \(config.attachmentsDirectory): start the PostgreSQL node with --data \(config.dataDirectory)"
+    }
 case "echo", "serve", "check":
     break
 default:

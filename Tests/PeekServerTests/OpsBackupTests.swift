@@ -80,6 +80,19 @@ final class OpsBackupTests: TemporaryDirectoryTestCase {
         }
     }
 
+    /// With --database the tickets are not in --data: both refuse, naming
+    /// PostgreSQL's own tools, and write nothing.
+    func testBackupAndRestore_withPostgresDatabase_refused() throws {
+        let url = "postgres://peek@127.0.0.1:1/none"
+        let backup = try PeekdSubprocess.run(["backup", "--data", directory, "--database", url, "--to", directory + "/peek.backup"])
+        let restore = try PeekdSubprocess.run(["restore", "--from", directory + "/peek.backup", "--data", directory + "/restored", "--database", url])
+        for r in [backup, restore] {
+            XCTAssertEqual(r.status, 2, r.stdout)
+            XCTAssertTrue(r.stderr.contains("use pg_dump / pg_restore"), r.stderr)
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory), [])
+    }
+
     /// A file that is not a backup, or is cut short, is refused and leaves
     /// no directory behind.
     func testRestore_truncatedOrForeignArchive_refusedAndNothingLeft() throws {

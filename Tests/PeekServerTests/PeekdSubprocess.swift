@@ -6,7 +6,7 @@ import XCTest
 import PeekTestSupport
 
 /// The real `peekd` binary as a subprocess, for the operator's commands
-/// (`check`, `backup`, `restore`) and the server they act on.
+/// (`check`, `backup`, `restore`, `migrate`) and the server they act on.
 ///
 /// The binary is `$PEEKD_BIN` (scripts/test.sh sets it after `swift build`),
 /// else `<repo>/.build/debug/peekd`; without either the test is skipped.
