@@ -126,6 +126,10 @@ public enum DataBackup {
 
     public static func restore(from archive: String, dataDirectory: String) throws -> Summary {
         let fm = FileManager.default
+        // Opened first: a missing archive leaves no directory behind.
+        let fd = open(archive, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw Failure("cannot read \(archive): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
         var isDirectory: ObjCBool = false
         let existed = fm.fileExists(atPath: dataDirectory, isDirectory: &isDirectory)
         if existed {
@@ -140,9 +144,6 @@ public enum DataBackup {
                 throw Failure("cannot create \(dataDirectory): \(error.localizedDescription)")
             }
         }
-        let fd = open(archive, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw Failure("cannot read \(archive): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
         do {
             let summary = try extract(fd, into: dataDirectory)
             try check(dataDirectory + "/" + databaseFile)

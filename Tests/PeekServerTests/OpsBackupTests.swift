@@ -106,7 +106,8 @@ final class OpsBackupTests: TemporaryDirectoryTestCase {
         try whole.prefix(whole.count / 2).write(to: URL(fileURLWithPath: cut))
         let foreign = directory + "/foreign.backup"
         try Data(repeating: 0x41, count: 4096).write(to: URL(fileURLWithPath: foreign))
-        for (file, reason) in [(cut, "incomplete"), (foreign, "not a ustar archive")] {
+        let missing = directory + "/no-such.backup"
+        for (file, reason) in [(cut, "incomplete"), (foreign, "not a ustar archive"), (missing, "cannot read")] {
             let target = directory + "/restored-" + UUID().uuidString
             let r = try PeekdSubprocess.run(["restore", "--from", file, "--data", target])
             XCTAssertEqual(r.status, 2, r.stdout)
