@@ -233,7 +233,7 @@ final class HTTPConnectionHandler: ConnectionHandler {
             share = tenant ?? "global inbound route"
             pool = server.mailWorkers
             prepare = { r in
-                MailIntake.prepare(r.body, tenant: tenant, config: config, logger: server.engine.logger).map { mail in
+                MailIntake.prepare(r.body, tenant: tenant, config: config, claims: server.engine.attachmentClaims, logger: server.engine.logger).map { mail in
                     var prepared = r
                     prepared.body = []
                     prepared.prepared = .inbound(mail)
@@ -243,7 +243,7 @@ final class HTTPConnectionHandler: ConnectionHandler {
         case .uploadAttachment:
             if case .technician(let claims) = caller { share = claims.tenant } else { share = nil }
             pool = server.fileWorkers
-            prepare = { r in AttachmentFiles.prepareUpload(r, config: config, logger: server.engine.logger) }
+            prepare = { r in AttachmentFiles.prepareUpload(r, config: config, claims: server.engine.attachmentClaims, logger: server.engine.logger) }
         default:
             server.engine.submit(.api(request, reply: reply))
             return
@@ -270,7 +270,13 @@ final class HTTPConnectionHandler: ConnectionHandler {
         let connectionRef = ConnectionRef(connection)
         let files = hub.server.fileWorkers
         let directory = hub.server.config.attachmentsDirectory
+        let claims = hub.server.engine.attachmentClaims
         return { response in
+            if !response.unlinkFiles.isEmpty {
+                let doomed = response.unlinkFiles
+                let queued = files.submit { for sha256 in doomed { claims.unlinkIfDoomed(sha256, in: directory) } }
+                if !queued { for sha256 in doomed { claims.unlinkIfDoomed(sha256, in: directory, unlinkFile: false) } }
+            }
             guard let sha256 = response.attachmentFile else {
                 loop.execute { _ in connectionRef.deliver(response, head: h) }
                 return

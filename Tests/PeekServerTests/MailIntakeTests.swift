@@ -246,24 +246,7 @@ final class MailIntakeTests: XCTestCase {
         defer { server.stop() }
         let ticket = try server.seed()[0]
         let pdf = Array("%PDF-1.4\n% held-engine test\n%%EOF\n".utf8)
-        let raw = crlf("""
-            From: Casey <customer@example.com>
-            Subject: report [#\(ticketNumber(ticket))]
-            Content-Type: multipart/mixed; boundary="b"
-
-            --b
-            Content-Type: text/plain
-
-            Report attached.
-            --b
-            Content-Type: application/pdf; name="r.pdf"
-            Content-Disposition: attachment; filename="r.pdf"
-            Content-Transfer-Encoding: base64
-
-            \(Data(pdf).base64EncodedString())
-            --b--
-
-            """)
+        let raw = mailWithAttachment(subject: "report [#\(ticketNumber(ticket))]", pdf: pdf)
         let r = try withEngineHeld(server, expectingFile: pdf) { try self.postMail(server, raw) }
         XCTAssertEqual(r.status, 201, r.text)
         XCTAssertEqual(r.json?["message"]?["attachments"]?.arrayValue?.first?["size"]?.intValue, pdf.count)
@@ -332,6 +315,104 @@ final class MailIntakeTests: XCTestCase {
         let statuses = try flood.map { try $0.wait(timeout: 60).status }
         XCTAssertEqual(statuses.filter { $0 == 422 }.count, 8, "\(statuses)")
         XCTAssertEqual(statuses.filter { $0 == 429 }.count, 8, "\(statuses)")
+    }
+
+    /// A mail with a text part and `pdf` attached.
+    private func mailWithAttachment(subject: String, pdf: [UInt8]) -> [UInt8] {
+        crlf("""
+            From: Casey <customer@example.com>
+            Subject: \(subject)
+            Content-Type: multipart/mixed; boundary="b"
+
+            --b
+            Content-Type: text/plain
+
+            Report attached.
+            --b
+            Content-Type: application/pdf; name="r.pdf"
+            Content-Disposition: attachment; filename="r.pdf"
+            Content-Transfer-Encoding: base64
+
+            \(Data(pdf).base64EncodedString())
+            --b--
+
+            """)
+    }
+
+    /// Every file under `<data>/attachments`, temporaries included.
+    private func attachmentFiles(_ server: TestServer) -> [String] {
+        let root = server.directory + "/attachments"
+        let folders = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+        return folders.flatMap { folder in ((try? FileManager.default.contentsOfDirectory(atPath: root + "/" + folder)) ?? []).map { folder + "/" + $0 } }
+    }
+
+    /// Waits (generously) until `condition` holds; false if it never did.
+    private func eventually(_ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(10)
+        while !condition() && Date() < deadline { usleep(20_000) }
+        return condition()
+    }
+
+    /// Issue 14: a refused mail's attachment was written before the engine
+    /// refused the mail and was never deleted, so a stranger could fill
+    /// the disk with mail to no ticket. Its file is deleted now.
+    func testInboundAttachment_mailMatchesNoTicket_422_andNoFileLeft() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        _ = try server.seed()
+        let pdf = Array("%PDF-1.4\n% refused mail\n%%EOF\n".utf8)
+        let r = try postMail(server, mailWithAttachment(subject: "report [#987654]", pdf: pdf))
+        XCTAssertEqual(r.status, 422, r.text)
+        XCTAssertTrue(eventually { attachmentFiles(server).isEmpty }, "left on disk: \(attachmentFiles(server))")
+    }
+
+    /// The same for an upload to a ticket that does not exist.
+    func testUpload_toMissingTicket_404_andNoFileLeft() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        _ = try server.seed()
+        let r = try server.request("POST", "/v1/tickets/T-987654/attachments?filename=a.bin", body: Array(repeating: 7, count: 5000),
+                                   contentType: "application/octet-stream")
+        XCTAssertEqual(r.status, 404, r.text)
+        XCTAssertTrue(eventually { attachmentFiles(server).isEmpty }, "left on disk: \(attachmentFiles(server))")
+    }
+
+    /// Files are content-addressed: a refused mail that carries the bytes of
+    /// a stored attachment must not take that attachment's file with it.
+    func testInboundAttachment_refusedMailWithStoredBytes_fileKept() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let ticket = try server.seed()[0]
+        let pdf = Array("%PDF-1.4\n% shared bytes\n%%EOF\n".utf8)
+        let stored = try postMail(server, mailWithAttachment(subject: "report [#\(ticketNumber(ticket))]", pdf: pdf))
+        XCTAssertEqual(stored.status, 201, stored.text)
+        let id = try XCTUnwrap(stored.json?["message"]?["attachments"]?.arrayValue?.first?["id"]?.stringValue)
+        XCTAssertEqual(try postMail(server, mailWithAttachment(subject: "report [#987654]", pdf: pdf)).status, 422)
+        // A refusal whose file does go: once it is gone, the deletions the
+        // engine asked for have run (plus a margin for the other worker).
+        let other = Array("%PDF-1.4\n% other bytes\n%%EOF\n".utf8)
+        XCTAssertEqual(try postMail(server, mailWithAttachment(subject: "report [#987654]", pdf: other)).status, 422)
+        XCTAssertTrue(eventually { !attachmentFiles(server).contains { $0.hasSuffix(other.sha256Hex) } })
+        Thread.sleep(forTimeInterval: 0.5)
+        XCTAssertEqual(attachmentFiles(server), ["\(pdf.sha256Hex.prefix(2))/\(pdf.sha256Hex)"])
+        XCTAssertEqual(try server.request("GET", "/v1/attachments/\(id)").body, pdf)
+    }
+
+    /// A write that a crash interrupted leaves `<sha>.tmp-<hex>`; a file
+    /// worker removes those older than the age limit, and only those.
+    func testTemporaryAttachmentFiles_staleOnesSwept_freshOnesKept() throws {
+        let server = try TestServer {
+            $0.attachmentSweepIntervalMillis = 200
+            $0.attachmentTemporaryMaxAgeMillis = 60_000
+        }
+        defer { server.stop() }
+        let folder = server.directory + "/attachments/ab"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let stale = folder + "/ab12.tmp-0011aabbccdd", fresh = folder + "/ab34.tmp-0011aabbccdd"
+        for path in [stale, fresh] { XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data("half".utf8))) }
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-3600)], ofItemAtPath: stale)
+        XCTAssertTrue(eventually { !FileManager.default.fileExists(atPath: stale) }, "the stale temporary file was not swept")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: fresh))
     }
 }
 
