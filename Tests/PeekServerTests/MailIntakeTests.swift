@@ -317,6 +317,45 @@ final class MailIntakeTests: XCTestCase {
         XCTAssertEqual(statuses.filter { $0 == 429 }.count, 8, "\(statuses)")
     }
 
+    /// Issue 14: the large-body slot was given back when the connection
+    /// closed, while the queued job still held the body: clients that sent
+    /// 25 MiB and hung up at once could queue any number of bodies past
+    /// `maxLargeBodies`. The slot now belongs to the request: it is given
+    /// back when the request is answered or its worker is done with it.
+    func testLargeBodySlot_heldByTheQueuedJob_afterItsClientHungUp() throws {
+        let server = try TestServer {
+            $0.maxLargeBodies = 2
+            $0.mailWorkerThreads = 1
+            $0.inboundMailBudgetMillis = 3000
+            $0.inboundMailParsing = Self.spinningParser
+        }
+        defer { server.stop() }
+        let number = ticketNumber(try server.seed()[0])
+        let padding = String(repeating: "x", count: 1_200_000)
+        let large = { (spin: Bool) in self.mail(number: number, spin: spin, body: padding) }
+        // Two large hostile mails: one holds the only worker for 3 s, the
+        // other waits for it. Each client sends everything and hangs up.
+        for _ in 0..<2 {
+            let socket = try TestSocket.connect(port: server.port)
+            let body = large(true)
+            try socket.write(Array("POST /v1/tenants/acme/inbound-email HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(server.config.serviceToken)\r\nContent-Type: message/rfc822\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body, timeout: 10)
+            Thread.sleep(forTimeInterval: 0.3)
+            socket.reset()
+        }
+        Thread.sleep(forTimeInterval: 0.3)
+        let refused = try postMail(server, large(false))
+        XCTAssertEqual(refused.status, 429, "a third large body was taken while two jobs still held theirs")
+        XCTAssertEqual(refused.headers["retry-after"], "1")
+        // Once both jobs are done (about 6 s), the same mail is taken.
+        let deadline = Date().addingTimeInterval(30)
+        var accepted = try postMail(server, large(false))
+        while accepted.status == 429 && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.2)
+            accepted = try postMail(server, large(false))
+        }
+        XCTAssertEqual(accepted.status, 201, "\(accepted.json?["error"] ?? .null)")
+    }
+
     /// A mail with a text part and `pdf` attached.
     private func mailWithAttachment(subject: String, pdf: [UInt8]) -> [UInt8] {
         crlf("""
