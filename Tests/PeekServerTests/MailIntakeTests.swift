@@ -252,16 +252,22 @@ final class MailIntakeTests: XCTestCase {
         XCTAssertEqual(r.json?["message"]?["attachments"]?.arrayValue?.first?["size"]?.intValue, pdf.count)
     }
 
+    /// One mail worker and the spinning parser: a hostile mail holds the
+    /// only worker for `budgetMillis`.
+    private func serverWithOneSpinningWorker(budgetMillis: Int, _ configure: (inout ServerConfig) -> Void) throws -> TestServer {
+        try TestServer {
+            $0.mailWorkerThreads = 1
+            $0.inboundMailBudgetMillis = budgetMillis
+            $0.inboundMailParsing = Self.spinningParser
+            configure(&$0)
+        }
+    }
+
     /// The bounded queue: past its capacity a request is refused with 429
     /// and Retry-After (nothing queued without bound), and served again once
     /// the workers are free.
     func testMailWorkersFull_429WithRetryAfter_thenServedAgain() throws {
-        let server = try TestServer {
-            $0.mailWorkerThreads = 1
-            $0.mailQueueCapacity = 1
-            $0.inboundMailBudgetMillis = 3000
-            $0.inboundMailParsing = Self.spinningParser
-        }
+        let server = try serverWithOneSpinningWorker(budgetMillis: 3000) { $0.mailQueueCapacity = 1 }
         defer { server.stop() }
         let ticket = try server.seed()[0]
         let number = ticketNumber(ticket)
@@ -287,12 +293,7 @@ final class MailIntakeTests: XCTestCase {
     /// floods alone), the other tenant's mail is taken, and it runs in turn,
     /// not after the whole flood.
     func testMailWorkers_oneTenantFloods_refusedPastItsShare_otherTenantsMailStoredInTurn() throws {
-        let server = try TestServer {
-            $0.mailWorkerThreads = 1
-            $0.mailQueueCapacity = 15
-            $0.inboundMailBudgetMillis = 1000
-            $0.inboundMailParsing = Self.spinningParser
-        }
+        let server = try serverWithOneSpinningWorker(budgetMillis: 1000) { $0.mailQueueCapacity = 15 }
         defer { server.stop() }
         let (acme, globex, _) = try twoTenants(server)
         let refusals = Mutex(0)
@@ -323,12 +324,7 @@ final class MailIntakeTests: XCTestCase {
     /// `maxLargeBodies`. The slot now belongs to the request: it is given
     /// back when the request is answered or its worker is done with it.
     func testLargeBodySlot_heldByTheQueuedJob_afterItsClientHungUp() throws {
-        let server = try TestServer {
-            $0.maxLargeBodies = 2
-            $0.mailWorkerThreads = 1
-            $0.inboundMailBudgetMillis = 3000
-            $0.inboundMailParsing = Self.spinningParser
-        }
+        let server = try serverWithOneSpinningWorker(budgetMillis: 3000) { $0.maxLargeBodies = 2 }
         defer { server.stop() }
         let number = ticketNumber(try server.seed()[0])
         let padding = String(repeating: "x", count: 1_200_000)
