@@ -481,4 +481,8 @@ public final class PostgresTicketStore: TicketStore {
         try connection.queryOne("SELECT id, filename, content_type, size, ticket, sha256 FROM attachments WHERE id = $1", .text(id))
             .map(StoreRows.attachment)
     }
+
+    public func isAttachmentFileReferenced(sha256: String) throws(StoreError) -> Bool {
+        try connection.queryOne("SELECT 1 FROM attachments WHERE sha256 = $1 LIMIT 1", .text(sha256)) != nil
+    }
 }

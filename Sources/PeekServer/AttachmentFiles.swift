@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import PeekCore
 import PeekCrypto
+import Synchronization
 
 /// Attachments on disk, content-addressed by SHA-256: the same file
 /// uploaded twice is stored once, and a name can never escape the folder
@@ -31,7 +32,7 @@ enum AttachmentFiles {
     /// A file worker's part of an upload: checks the body, then hashes,
     /// writes and syncs the file. The engine then checks the ticket and
     /// inserts the row (`Engine.uploadAttachment`).
-    static func prepareUpload(_ r: APIRequest, config: ServerConfig, logger: ServerLog) -> Result<APIRequest, APIResponse> {
+    static func prepareUpload(_ r: APIRequest, config: ServerConfig, claims: AttachmentClaims, logger: ServerLog) -> Result<APIRequest, APIResponse> {
         guard !r.body.isEmpty else { return .failure(.error(PeekError(.invalid, "The upload is empty; send the file's bytes as the body."))) }
         guard r.body.count <= config.maxAttachmentBytes else {
             return .failure(.error(PeekError(.tooLarge, "Attachments may be at most \(config.maxAttachmentBytes / (1024 * 1024)) MiB.")))
@@ -41,7 +42,7 @@ enum AttachmentFiles {
             return .failure(.error(PeekError(.invalid, "Content type \"\(contentType)\" is not accepted; send images, PDFs, text, logs, office documents or zip files.")))
         }
         let filename = r.query.first { $0.0 == "filename" }?.1 ?? "attachment"
-        return store(r.body, filename: filename, contentType: contentType, in: config.attachmentsDirectory, logger: logger).map { file in
+        return store(r.body, filename: filename, contentType: contentType, in: config.attachmentsDirectory, claims: claims, logger: logger).map { file in
             var prepared = r
             prepared.body = []
             prepared.prepared = .upload(file)
@@ -51,13 +52,17 @@ enum AttachmentFiles {
 
     /// Hashes, writes and syncs `bytes` as an attachment file: the work a
     /// worker does before the engine inserts the row that names the file.
-    /// The failure is the answer to give (500, nothing stored).
+    /// The digest stays claimed (`AttachmentClaims`) until the engine has
+    /// answered the request that carries the file. The failure is the
+    /// answer to give (500, nothing stored).
     static func store(_ bytes: [UInt8], filename: String, contentType: String, in directory: String,
-                      logger: ServerLog) -> Result<StoredFile, PeekError> {
+                      claims: AttachmentClaims, logger: ServerLog) -> Result<StoredFile, PeekError> {
         let digest = Crypto.hex(Crypto.sha256(bytes))
+        claims.claim(digest)
         do {
             try write(bytes, sha256: digest, in: directory)
         } catch {
+            _ = claims.release(digest, unreferenced: false)
             logger.log(.error, "attachment_write_failed", "writing attachment \(digest) failed", error: "\(error)")
             return .failure(PeekError(.internal, "The file could not be stored; nothing was saved. Try again."))
         }
@@ -143,4 +148,76 @@ enum AttachmentFiles {
         let clean = String(base.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F && $0 != "\"" }.prefix(120))
         return clean.isEmpty || clean.hasPrefix(".") ? "attachment" + clean : clean
     }
+}
+
+/// Which attachment files a request in flight has written (or found
+/// already there) and not yet had named by a row, so that the files of a
+/// refused upload or mail are deleted without racing another request
+/// for the same bytes. Files are content-addressed: a refused request's
+/// file may be one a row already names, or one another request is about
+/// to name. A writer claims the digest before it looks at the disk; the
+/// engine releases the claim once it has answered, and when the answer
+/// stored nothing and no row names the digest, the last claim dooms the
+/// file; a file worker then unlinks it unless a new writer claimed the
+/// digest meanwhile (which lifts the doom: that writer may have found
+/// the file there and will not write it again).
+final class AttachmentClaims: Sendable {
+    private struct Entry { var claims = 0; var doomed = false }
+    private let entries = Mutex<[String: Entry]>([:])
+
+    /// Called by a writer before it checks for and writes the file.
+    func claim(_ sha256: String) {
+        entries.withLock { $0[sha256, default: Entry()].claims += 1; $0[sha256]!.doomed = false }
+    }
+
+    /// Gives a claim back. `unreferenced`: the request stored nothing and
+    /// no row names the digest (the engine's store lookup). True when the
+    /// file is now doomed and a file worker must call `unlinkIfDoomed`.
+    func release(_ sha256: String, unreferenced: Bool) -> Bool {
+        entries.withLock { entries in
+            guard var entry = entries[sha256] else { return false }
+            entry.claims -= 1
+            if entry.claims > 0 { entries[sha256] = entry; return false }
+            guard unreferenced else { entries[sha256] = nil; return false }
+            entry.doomed = true
+            entries[sha256] = entry
+            return true
+        }
+    }
+
+    /// The file worker's part: unlinks the file if it is still doomed,
+    /// under the same lock a writer claims with, so no writer can find the
+    /// file there and then lose it. `unlinkFile` false: the doom is only
+    /// forgotten (no worker could take the job; the file stays).
+    func unlinkIfDoomed(_ sha256: String, in directory: String, unlinkFile: Bool = true) {
+        entries.withLock { entries in
+            guard entries[sha256]?.doomed == true else { return }
+            entries[sha256] = nil
+            if unlinkFile { unlink(AttachmentFiles.path(sha256: sha256, in: directory)) }
+        }
+    }
+}
+
+extension AttachmentFiles {
+    /// Removes temporary files (`<sha>.tmp-<hex>`) older than `maxAgeMillis`:
+    /// what a crash in the middle of `write` left. Runs on a file worker.
+    static func sweepTemporaryFiles(in directory: String, maxAgeMillis: Int64, nowMillis: Int64, logger: ServerLog) {
+        let fm = FileManager.default
+        guard let folders = try? fm.contentsOfDirectory(atPath: directory) else { return }
+        var removed = 0
+        for folder in folders {
+            guard let names = try? fm.contentsOfDirectory(atPath: directory + "/" + folder) else { continue }
+            for name in names where isTemporary(name) {
+                let path = directory + "/" + folder + "/" + name
+                var info = stat()
+                guard stat(path, &info) == 0 else { continue }
+                let modifiedMillis = Int64(info.st_mtim.tv_sec) * 1000 + Int64(info.st_mtim.tv_nsec) / 1_000_000
+                if nowMillis - modifiedMillis > maxAgeMillis && unlink(path) == 0 { removed += 1 }
+            }
+        }
+        if removed > 0 { logger.log(.info, "attachment_temporaries_removed", "removed \(removed) temporary attachment files left by an interrupted write") }
+    }
+
+    /// A name `write` gives a file before its rename.
+    static func isTemporary(_ name: String) -> Bool { name.contains(".tmp-") }
 }

@@ -27,7 +27,28 @@ extension Engine {
             log(.error, "api_failed", "API \(r.method) \(r.path) failed", error: "\(error)")
             response = .error(Self.writeFailed(error, otherwise: PeekError(.internal, "The request could not be completed; try again.")))
         }
+        response.unlinkFiles = releaseFiles(of: r, stored: (200..<300).contains(response.status))
         outputs.append(.http(reply, response))
+    }
+
+    /// Gives back the claims on the files a worker wrote for `r` and
+    /// returns those no row names once a refusal stored nothing: a
+    /// stranger's mail to no ticket, an upload to a ticket that does not
+    /// exist. A file worker deletes them (`AttachmentClaims`); the engine
+    /// does no file I/O. A file a row already names is kept.
+    private func releaseFiles(of r: APIRequest, stored: Bool) -> [String] {
+        let files: [StoredFile]
+        switch r.prepared {
+        case .upload(let file): files = [file]
+        case .inbound(let mail): files = mail.files
+        case nil: return []
+        }
+        return files.map(\.sha256).filter { sha256 in
+            // A failing lookup keeps the file: a stray file costs disk, a
+            // missing one loses a customer's attachment.
+            let unreferenced = !stored && (try? store.isAttachmentFileReferenced(sha256: sha256)) == false
+            return attachmentClaims.release(sha256, unreferenced: unreferenced)
+        }
     }
 
     private func route(_ r: APIRequest) throws -> APIResponse {

@@ -237,15 +237,18 @@ extension Engine {
         let directory = config.attachmentsDirectory
         let logger = logger
         let ticket = relay.ticket
+        let claims = attachmentClaims
         let accepted = transcriptWriter.submit { [weak self] in
             let stored = AttachmentFiles.store(bytes, filename: filename, contentType: "text/plain",
-                                               in: directory, logger: logger)
+                                               in: directory, claims: claims, logger: logger)
             self?.submit(.run { engine in engine.attachTranscript(ticket: ticket, session: id, stored, text: text) })
         }
         if !accepted { log(.error, "transcript_not_stored", "the transcript of shell session \(id) could not be queued", ticket: ticket) }
     }
 
     private func attachTranscript(ticket ticketID: String, session: String, _ stored: Result<StoredFile, PeekError>, text: String) {
+        // The file is kept whatever happens below: its claim only has to end.
+        defer { if case .success(let file) = stored { _ = attachmentClaims.release(file.sha256, unreferenced: false) } }
         let found: Ticket?
         do { found = try store.ticket(ticketID) } catch {
             log(.error, "transcript_not_stored", "ticket \(ticketID) could not be read to attach the transcript of shell session \(session)", ticket: ticketID, error: "\(error)")

@@ -33,6 +33,8 @@ public final class Engine: @unchecked Sendable {
     let mailer: Mailer
     let logger: ServerLog
     let metrics = EngineMetrics()
+    /// Attachment files written for requests the engine has not answered yet.
+    let attachmentClaims = AttachmentClaims()
     /// Commands answered `result` in the batch being run; counted as
     /// acknowledged only if it commits.
     var commandsThisBatch = 0

@@ -92,6 +92,9 @@ struct APIResponse: Sendable {
     /// The body is this attachment file (its SHA-256), read by a file
     /// worker after the engine answered: the engine does no file I/O.
     var attachmentFile: String?
+    /// Attachment files (SHA-256) a refused request brought and no row
+    /// names: a file worker deletes them after the engine answered.
+    var unlinkFiles: [String] = []
 
     static func json(_ status: Int, _ body: [UInt8]) -> APIResponse { APIResponse(status: status, body: body) }
     static func error(_ e: PeekError) -> APIResponse { APIResponse(status: e.code.httpStatus, body: Wire.errorBody(e)) }

@@ -14,9 +14,10 @@ final class HTTPConnectionHandler: ConnectionHandler {
     private var body: [UInt8] = []
     /// The API call the current head was admitted as (route, credential).
     private var admitted: (route: APIRoute, params: RouteParameters, caller: APICaller)?
-    /// The current request holds one of the process's large-body slots
-    /// (`ServerShared.maxLargeBodies`) until it is answered or the
-    /// connection closes.
+    /// The current request's body is being read into one of the process's
+    /// large-body slots (`ServerConfig.maxLargeBodies`). Once the body is
+    /// read and the request dispatched, the slot passes to the request
+    /// (`LargeBodySlot`); until then closing the connection gives it back.
     private var holdsLargeBody = false
     private var awaitingResponse = false
     private var closeAfterResponse = false
@@ -220,7 +221,10 @@ final class HTTPConnectionHandler: ConnectionHandler {
                                  query: h.queryItems.map { ($0.name, $0.value) },
                                  contentType: h.header("content-type"), body: body, caller: caller)
         awaitingResponse = true
-        let reply = makeReply(connection, h)
+        // The body now belongs to the request, and so does its slot.
+        let slot = holdsLargeBody ? LargeBodySlot(server) : nil
+        holdsLargeBody = false
+        let reply = makeReply(connection, h, slot: slot)
         let prepare: @Sendable (APIRequest) -> Result<APIRequest, APIResponse>
         let pool: WorkerPool
         /// Whose fair share of the pool the work counts against.
@@ -233,7 +237,7 @@ final class HTTPConnectionHandler: ConnectionHandler {
             share = tenant ?? "global inbound route"
             pool = server.mailWorkers
             prepare = { r in
-                MailIntake.prepare(r.body, tenant: tenant, config: config, logger: server.engine.logger).map { mail in
+                MailIntake.prepare(r.body, tenant: tenant, config: config, claims: server.engine.attachmentClaims, logger: server.engine.logger).map { mail in
                     var prepared = r
                     prepared.body = []
                     prepared.prepared = .inbound(mail)
@@ -243,14 +247,17 @@ final class HTTPConnectionHandler: ConnectionHandler {
         case .uploadAttachment:
             if case .technician(let claims) = caller { share = claims.tenant } else { share = nil }
             pool = server.fileWorkers
-            prepare = { r in AttachmentFiles.prepareUpload(r, config: config, logger: server.engine.logger) }
+            prepare = { r in AttachmentFiles.prepareUpload(r, config: config, claims: server.engine.attachmentClaims, logger: server.engine.logger) }
         default:
             server.engine.submit(.api(request, reply: reply))
             return
         }
         let engine = server.engine
         let refusal = pool.submit(tenant: share) {
-            switch prepare(request) {
+            let prepared = prepare(request)
+            // The prepared job carries no body: the bound is over.
+            slot?.release()
+            switch prepared {
             case .success(let prepared): engine.submit(.api(prepared, reply: reply))
             case .failure(let refusal): reply(refusal)
             }
@@ -265,12 +272,19 @@ final class HTTPConnectionHandler: ConnectionHandler {
     /// The engine's answer, delivered on this loop. An attachment download
     /// comes back as the name of its file; a file worker reads it (neither
     /// the engine nor the loop waits on the disk), then the loop sends it.
-    private func makeReply(_ connection: Connection, _ h: HTTPRequestHead) -> @Sendable (APIResponse) -> Void {
+    private func makeReply(_ connection: Connection, _ h: HTTPRequestHead, slot: LargeBodySlot?) -> @Sendable (APIResponse) -> Void {
         let loop = hub.loop
         let connectionRef = ConnectionRef(connection)
         let files = hub.server.fileWorkers
         let directory = hub.server.config.attachmentsDirectory
+        let claims = hub.server.engine.attachmentClaims
         return { response in
+            slot?.release()
+            if !response.unlinkFiles.isEmpty {
+                let doomed = response.unlinkFiles
+                let queued = files.submit { for sha256 in doomed { claims.unlinkIfDoomed(sha256, in: directory) } }
+                if !queued { for sha256 in doomed { claims.unlinkIfDoomed(sha256, in: directory, unlinkFile: false) } }
+            }
             guard let sha256 = response.attachmentFile else {
                 loop.execute { _ in connectionRef.deliver(response, head: h) }
                 return

@@ -58,7 +58,8 @@ enum MailIntake {
     /// Parses `message` within the budget and writes its attachments.
     /// Failures come back as the answer to send (422 with the reason, or
     /// 500 when a file could not be written); nothing is stored then.
-    static func prepare(_ message: [UInt8], tenant: String?, config: ServerConfig, logger: ServerLog) -> Result<InboundDelivery, APIResponse> {
+    static func prepare(_ message: [UInt8], tenant: String?, config: ServerConfig, claims: AttachmentClaims,
+                        logger: ServerLog) -> Result<InboundDelivery, APIResponse> {
         let started = monotonicMillis()
         let budget = Int64(config.inboundMailBudgetMillis)
         let isOverBudget: @Sendable () -> Bool = { monotonicMillis() - started > budget }
@@ -84,9 +85,15 @@ enum MailIntake {
         var files: [StoredFile] = []
         for a in mail.attachments where !a.isInline && a.bytes.count <= config.maxAttachmentBytes
             && AttachmentFiles.isAllowed(contentType: a.contentType.lowercased()) {
-            switch AttachmentFiles.store(a.bytes, filename: a.filename, contentType: a.contentType, in: config.attachmentsDirectory, logger: logger) {
+            switch AttachmentFiles.store(a.bytes, filename: a.filename, contentType: a.contentType, in: config.attachmentsDirectory,
+                                         claims: claims, logger: logger) {
             case .success(let file): files.append(file)
-            case .failure(let error): return .failure(.error(error))
+            case .failure(let error):
+                // The files written so far stay (a row may name them; only
+                // the engine could tell): a failing disk is rare, a refusal
+                // by the engine is what `AttachmentClaims` cleans up after.
+                for file in files { _ = claims.release(file.sha256, unreferenced: false) }
+                return .failure(.error(error))
             }
         }
         var recipients: [String] = []

@@ -81,6 +81,21 @@ public final class Server: @unchecked Sendable {
                                 hub.refusedBusy, hub.refusedRateLimited]
                 shared.loopCounters.withLock { $0[loop.index] = counters }
             }
+            // The first loop times the sweep of temporary attachment files
+            // (at start-up, then every interval); a file worker does it, so
+            // no loop waits on the disk.
+            if loop.index == 0 {
+                var nextSweepMillis = Int64.min
+                loop.addSweepTask { nowMillis in
+                    guard nowMillis >= nextSweepMillis else { return }
+                    nextSweepMillis = nowMillis + shared.config.attachmentSweepIntervalMillis
+                    let config = shared.config
+                    _ = shared.fileWorkers.submit {
+                        AttachmentFiles.sweepTemporaryFiles(in: config.attachmentsDirectory, maxAgeMillis: config.attachmentTemporaryMaxAgeMillis,
+                                                            nowMillis: wallClockMillis(), logger: shared.engine.logger)
+                    }
+                }
+            }
         }
         bus.target = InProcessBus(loops: group.loops)
         if config.demo && !echoMode { DemoData.seed(engine) }

@@ -141,8 +141,15 @@ public struct ServerConfig: Sendable {
     /// Request bodies over 1 MiB (uploads, inbound mail) read or being
     /// worked on at once, process-wide. Each may be 25 MiB, so 8 keep them
     /// to 200 MiB; one more gets 429 `rate_limited` with Retry-After from
-    /// its head, before a byte of its body is read.
+    /// its head, before a byte of its body is read. A request holds its
+    /// slot until it is answered or its worker is done with the body, even
+    /// if the client has gone.
     public var maxLargeBodies = 8
+    /// How often (and once at start-up) a file worker removes temporary
+    /// attachment files (`<sha>.tmp-<hex>`) older than
+    /// `attachmentTemporaryMaxAgeMillis`: what a crash mid-write left.
+    public var attachmentSweepIntervalMillis: Int64 = 3_600_000
+    public var attachmentTemporaryMaxAgeMillis: Int64 = 3_600_000
     /// How inbound mail is parsed (tests replace it; see `InboundMailParsing`).
     public var inboundMailParsing = InboundMailParsing.standard
     /// Where `client/` is, for `GET /` and static files.

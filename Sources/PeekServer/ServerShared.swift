@@ -114,3 +114,22 @@ struct StaticFileCache: Sendable {
 
     func file(_ relativePath: String) -> File? { files[relativePath] }
 }
+
+/// A large-body slot handed from the connection to the request once its
+/// body is read: the worker job and the answer hold it, not the
+/// connection, so a client that hangs up does not free a slot whose body
+/// still waits in a queue. Given back once, by whichever comes first: the
+/// worker done with the body, the answer, or (a job dropped unrun) the
+/// last reference going away.
+final class LargeBodySlot: Sendable {
+    private let server: ServerShared
+    private let held = Atomic<Bool>(true)
+
+    init(_ server: ServerShared) { self.server = server }
+
+    func release() {
+        if held.exchange(false, ordering: .relaxed) { server.releaseLargeBodySlot() }
+    }
+
+    deinit { release() }
+}

@@ -69,7 +69,9 @@ public enum DataBackup {
                 guard let walker = fm.enumerator(atPath: root) else { continue }
                 var names: [String] = []
                 while let relative = walker.nextObject() as? String { names.append(relative) }
-                for relative in names.sorted() where !relative.hasSuffix(".tmp") {
+                // Files being written (`x.tmp`, and attachments' `<sha>.tmp-<hex>`)
+                // are not data yet: a backup skips them.
+                for relative in names.sorted() where !relative.hasSuffix(".tmp") && !relative.contains(".tmp-") {
                     var isDirectory: ObjCBool = false
                     guard fm.fileExists(atPath: root + "/" + relative, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
                     try copyFile(root + "/" + relative, as: directory + "/" + relative, to: fd, summary: &summary)

@@ -469,4 +469,8 @@ public final class SQLiteTicketStore: TicketStore {
     public func attachment(_ id: String) throws(StoreError) -> (ref: AttachmentRef, ticket: String, sha256: String)? {
         try db.queryOne("SELECT id, filename, content_type, size, ticket, sha256 FROM attachments WHERE id = ?", .text(id)).map(StoreRows.attachment)
     }
+
+    public func isAttachmentFileReferenced(sha256: String) throws(StoreError) -> Bool {
+        try db.queryOne("SELECT 1 FROM attachments WHERE sha256 = ? LIMIT 1", .text(sha256)) != nil
+    }
 }

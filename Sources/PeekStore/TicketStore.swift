@@ -125,6 +125,9 @@ public protocol TicketStore: AnyObject {
     func addTimeEntry(ticket: String, _ e: TimeEntry) throws(StoreError)
     func insertAttachment(_ a: AttachmentRef, ticket: String, sha256: String, at: Int64) throws(StoreError)
     func attachment(_ id: String) throws(StoreError) -> (ref: AttachmentRef, ticket: String, sha256: String)?
+    /// Whether any attachment row names the file with this digest: a file
+    /// none names may be deleted (`AttachmentClaims`).
+    func isAttachmentFileReferenced(sha256: String) throws(StoreError) -> Bool
 }
 
 /// A technician's command as idempotency knows it: the same id from the

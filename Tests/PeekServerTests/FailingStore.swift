@@ -232,4 +232,7 @@ final class FailingStore: TicketStore, @unchecked Sendable {
     func attachment(_ id: String) throws(StoreError) -> (ref: AttachmentRef, ticket: String, sha256: String)? {
         try check("attachment(_:)"); return try base.attachment(id)
     }
+    func isAttachmentFileReferenced(sha256: String) throws(StoreError) -> Bool {
+        try check("isAttachmentFileReferenced(sha256:)"); return try base.isAttachmentFileReferenced(sha256: sha256)
+    }
 }

@@ -246,39 +246,28 @@ final class MailIntakeTests: XCTestCase {
         defer { server.stop() }
         let ticket = try server.seed()[0]
         let pdf = Array("%PDF-1.4\n% held-engine test\n%%EOF\n".utf8)
-        let raw = crlf("""
-            From: Casey <customer@example.com>
-            Subject: report [#\(ticketNumber(ticket))]
-            Content-Type: multipart/mixed; boundary="b"
-
-            --b
-            Content-Type: text/plain
-
-            Report attached.
-            --b
-            Content-Type: application/pdf; name="r.pdf"
-            Content-Disposition: attachment; filename="r.pdf"
-            Content-Transfer-Encoding: base64
-
-            \(Data(pdf).base64EncodedString())
-            --b--
-
-            """)
+        let raw = mailWithAttachment(subject: "report [#\(ticketNumber(ticket))]", pdf: pdf)
         let r = try withEngineHeld(server, expectingFile: pdf) { try self.postMail(server, raw) }
         XCTAssertEqual(r.status, 201, r.text)
         XCTAssertEqual(r.json?["message"]?["attachments"]?.arrayValue?.first?["size"]?.intValue, pdf.count)
+    }
+
+    /// One mail worker and the spinning parser: a hostile mail holds the
+    /// only worker for `budgetMillis`.
+    private func serverWithOneSpinningWorker(budgetMillis: Int, _ configure: (inout ServerConfig) -> Void) throws -> TestServer {
+        try TestServer {
+            $0.mailWorkerThreads = 1
+            $0.inboundMailBudgetMillis = budgetMillis
+            $0.inboundMailParsing = Self.spinningParser
+            configure(&$0)
+        }
     }
 
     /// The bounded queue: past its capacity a request is refused with 429
     /// and Retry-After (nothing queued without bound), and served again once
     /// the workers are free.
     func testMailWorkersFull_429WithRetryAfter_thenServedAgain() throws {
-        let server = try TestServer {
-            $0.mailWorkerThreads = 1
-            $0.mailQueueCapacity = 1
-            $0.inboundMailBudgetMillis = 3000
-            $0.inboundMailParsing = Self.spinningParser
-        }
+        let server = try serverWithOneSpinningWorker(budgetMillis: 3000) { $0.mailQueueCapacity = 1 }
         defer { server.stop() }
         let ticket = try server.seed()[0]
         let number = ticketNumber(ticket)
@@ -304,12 +293,7 @@ final class MailIntakeTests: XCTestCase {
     /// floods alone), the other tenant's mail is taken, and it runs in turn,
     /// not after the whole flood.
     func testMailWorkers_oneTenantFloods_refusedPastItsShare_otherTenantsMailStoredInTurn() throws {
-        let server = try TestServer {
-            $0.mailWorkerThreads = 1
-            $0.mailQueueCapacity = 15
-            $0.inboundMailBudgetMillis = 1000
-            $0.inboundMailParsing = Self.spinningParser
-        }
+        let server = try serverWithOneSpinningWorker(budgetMillis: 1000) { $0.mailQueueCapacity = 15 }
         defer { server.stop() }
         let (acme, globex, _) = try twoTenants(server)
         let refusals = Mutex(0)
@@ -332,6 +316,138 @@ final class MailIntakeTests: XCTestCase {
         let statuses = try flood.map { try $0.wait(timeout: 60).status }
         XCTAssertEqual(statuses.filter { $0 == 422 }.count, 8, "\(statuses)")
         XCTAssertEqual(statuses.filter { $0 == 429 }.count, 8, "\(statuses)")
+    }
+
+    /// Issue 14: the large-body slot was given back when the connection
+    /// closed, while the queued job still held the body: clients that sent
+    /// 25 MiB and hung up at once could queue any number of bodies past
+    /// `maxLargeBodies`. The slot now belongs to the request: it is given
+    /// back when the request is answered or its worker is done with it.
+    func testLargeBodySlot_heldByTheQueuedJob_afterItsClientHungUp() throws {
+        let server = try serverWithOneSpinningWorker(budgetMillis: 3000) { $0.maxLargeBodies = 2 }
+        defer { server.stop() }
+        let number = ticketNumber(try server.seed()[0])
+        let padding = String(repeating: "x", count: 1_200_000)
+        let large = { (spin: Bool) in self.mail(number: number, spin: spin, body: padding) }
+        // Two large hostile mails: one holds the only worker for 3 s, the
+        // other waits for it. Each client sends everything and hangs up.
+        for _ in 0..<2 {
+            let socket = try TestSocket.connect(port: server.port)
+            let body = large(true)
+            try socket.write(Array("POST /v1/tenants/acme/inbound-email HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(server.config.serviceToken)\r\nContent-Type: message/rfc822\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body, timeout: 10)
+            Thread.sleep(forTimeInterval: 0.3)
+            socket.reset()
+        }
+        Thread.sleep(forTimeInterval: 0.3)
+        let refused = try postMail(server, large(false))
+        XCTAssertEqual(refused.status, 429, "a third large body was taken while two jobs still held theirs")
+        XCTAssertEqual(refused.headers["retry-after"], "1")
+        // Once both jobs are done (about 6 s), the same mail is taken.
+        let deadline = Date().addingTimeInterval(30)
+        var accepted = try postMail(server, large(false))
+        while accepted.status == 429 && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.2)
+            accepted = try postMail(server, large(false))
+        }
+        XCTAssertEqual(accepted.status, 201, "\(accepted.json?["error"] ?? .null)")
+    }
+
+    /// A mail with a text part and `pdf` attached.
+    private func mailWithAttachment(subject: String, pdf: [UInt8]) -> [UInt8] {
+        crlf("""
+            From: Casey <customer@example.com>
+            Subject: \(subject)
+            Content-Type: multipart/mixed; boundary="b"
+
+            --b
+            Content-Type: text/plain
+
+            Report attached.
+            --b
+            Content-Type: application/pdf; name="r.pdf"
+            Content-Disposition: attachment; filename="r.pdf"
+            Content-Transfer-Encoding: base64
+
+            \(Data(pdf).base64EncodedString())
+            --b--
+
+            """)
+    }
+
+    /// Every file under `<data>/attachments`, temporaries included.
+    private func attachmentFiles(_ server: TestServer) -> [String] {
+        let root = server.directory + "/attachments"
+        let folders = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+        return folders.flatMap { folder in ((try? FileManager.default.contentsOfDirectory(atPath: root + "/" + folder)) ?? []).map { folder + "/" + $0 } }
+    }
+
+    /// Waits (generously) until `condition` holds; false if it never did.
+    private func eventually(_ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(10)
+        while !condition() && Date() < deadline { usleep(20_000) }
+        return condition()
+    }
+
+    /// Issue 14: a refused mail's attachment was written before the engine
+    /// refused the mail and was never deleted, so a stranger could fill
+    /// the disk with mail to no ticket. Its file is deleted now.
+    func testInboundAttachment_mailMatchesNoTicket_422_andNoFileLeft() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        _ = try server.seed()
+        let pdf = Array("%PDF-1.4\n% refused mail\n%%EOF\n".utf8)
+        let r = try postMail(server, mailWithAttachment(subject: "report [#987654]", pdf: pdf))
+        XCTAssertEqual(r.status, 422, r.text)
+        XCTAssertTrue(eventually { attachmentFiles(server).isEmpty }, "left on disk: \(attachmentFiles(server))")
+    }
+
+    /// The same for an upload to a ticket that does not exist.
+    func testUpload_toMissingTicket_404_andNoFileLeft() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        _ = try server.seed()
+        let r = try server.request("POST", "/v1/tickets/T-987654/attachments?filename=a.bin", body: Array(repeating: 7, count: 5000),
+                                   contentType: "application/octet-stream")
+        XCTAssertEqual(r.status, 404, r.text)
+        XCTAssertTrue(eventually { attachmentFiles(server).isEmpty }, "left on disk: \(attachmentFiles(server))")
+    }
+
+    /// Files are content-addressed: a refused mail that carries the bytes of
+    /// a stored attachment must not take that attachment's file with it.
+    func testInboundAttachment_refusedMailWithStoredBytes_fileKept() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let ticket = try server.seed()[0]
+        let pdf = Array("%PDF-1.4\n% shared bytes\n%%EOF\n".utf8)
+        let stored = try postMail(server, mailWithAttachment(subject: "report [#\(ticketNumber(ticket))]", pdf: pdf))
+        XCTAssertEqual(stored.status, 201, stored.text)
+        let id = try XCTUnwrap(stored.json?["message"]?["attachments"]?.arrayValue?.first?["id"]?.stringValue)
+        XCTAssertEqual(try postMail(server, mailWithAttachment(subject: "report [#987654]", pdf: pdf)).status, 422)
+        // A refusal whose file does go: once it is gone, the deletions the
+        // engine asked for have run (plus a margin for the other worker).
+        let other = Array("%PDF-1.4\n% other bytes\n%%EOF\n".utf8)
+        XCTAssertEqual(try postMail(server, mailWithAttachment(subject: "report [#987654]", pdf: other)).status, 422)
+        XCTAssertTrue(eventually { !attachmentFiles(server).contains { $0.hasSuffix(other.sha256Hex) } })
+        Thread.sleep(forTimeInterval: 0.5)
+        XCTAssertEqual(attachmentFiles(server), ["\(pdf.sha256Hex.prefix(2))/\(pdf.sha256Hex)"])
+        XCTAssertEqual(try server.request("GET", "/v1/attachments/\(id)").body, pdf)
+    }
+
+    /// A write that a crash interrupted leaves `<sha>.tmp-<hex>`; a file
+    /// worker removes those older than the age limit, and only those.
+    func testTemporaryAttachmentFiles_staleOnesSwept_freshOnesKept() throws {
+        let server = try TestServer {
+            $0.attachmentSweepIntervalMillis = 200
+            $0.attachmentTemporaryMaxAgeMillis = 60_000
+        }
+        defer { server.stop() }
+        let folder = server.directory + "/attachments/ab"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let stale = folder + "/ab12.tmp-0011aabbccdd", fresh = folder + "/ab34.tmp-0011aabbccdd"
+        for path in [stale, fresh] { XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data("half".utf8))) }
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-3600)], ofItemAtPath: stale)
+        XCTAssertTrue(eventually { !FileManager.default.fileExists(atPath: stale) }, "the stale temporary file was not swept")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: fresh))
     }
 }
 

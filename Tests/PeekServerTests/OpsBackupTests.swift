@@ -33,6 +33,10 @@ final class OpsBackupTests: TemporaryDirectoryTestCase {
         XCTAssertNil(load.failure)
         let before = load.acknowledged
 
+        // A write a crash cut short is not data: the backup leaves it out.
+        let temporary = "attachments/ab/ab12.tmp-0011aabbccdd"
+        try FileManager.default.createDirectory(atPath: source.directory + "/attachments/ab", withIntermediateDirectories: true)
+        XCTAssertTrue(FileManager.default.createFile(atPath: source.directory + "/" + temporary, contents: Data("half".utf8)))
         let archive = directory + "/peek.backup"
         let backup = try PeekdSubprocess.run(["backup", "--data", source.directory, "--to", archive])
         XCTAssertEqual(backup.status, 0, backup.stderr)
@@ -54,6 +58,7 @@ final class OpsBackupTests: TemporaryDirectoryTestCase {
         let restored = directory + "/restored"
         let restore = try PeekdSubprocess.run(["restore", "--from", archive, "--data", restored])
         XCTAssertEqual(restore.status, 0, restore.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: restored + "/" + temporary), "the backup carried a temporary attachment file")
         let copy = try TestServer(directory: restored, configure: Self.keepEverything)
         defer { copy.stop() }
         let viewer = try copy.technician("tech-1")

@@ -247,6 +247,15 @@ public final class TestSocket {
         guard Glibc.shutdown(fd, Int32(SHUT_WR)) == 0 else { throw TestSocketError.system(call: "shutdown", errno: errno) }
     }
 
+    /// Closes with a reset (SO_LINGER 0): the server sees the connection
+    /// fail at once, as when a client crashes or gives up mid-request.
+    public func reset() {
+        guard !isClosed else { return }
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        close()
+    }
+
     public func close() {
         guard !isClosed else { return }
         isClosed = true
