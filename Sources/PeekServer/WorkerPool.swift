@@ -110,6 +110,10 @@ final class WorkerPool: Sendable {
     /// Jobs waiting for a worker (for tests and metrics).
     var waitingJobs: Int { state.withLock { $0.waitingCount } }
 
+    /// No job waiting or running, and every share free (for tests: a job
+    /// has signalled its end before its worker counts it finished).
+    var isIdle: Bool { state.withLock { $0.workers == 0 && $0.lanes.isEmpty } }
+
     /// Runs jobs, a lane at a time in turn, until none is left, then ends;
     /// the count drops under the same lock that found the queue empty, so a
     /// job queued meanwhile always finds a worker.

@@ -61,6 +61,9 @@ final class WorkerPoolTests: XCTestCase {
         XCTAssertNotNil(quietAt)
         XCTAssertLessThanOrEqual(quietAt ?? .max, 1, "the other tenant's job waited behind the flood")
         // Everything finished: the flooding tenant has its whole share again.
+        let deadline = Date().addingTimeInterval(5)
+        while !pool.isIdle && Date() < deadline { usleep(1_000) }
+        XCTAssertTrue(pool.isIdle)
         for _ in 0..<16 { XCTAssertNil(pool.submit(tenant: "flood") { done.signal() }) }
         for _ in 0..<16 { XCTAssertEqual(done.wait(timeout: .now() + 5), .success) }
     }
