@@ -17,8 +17,16 @@ func fail(_ message: String) -> Never {
     exit(2)
 }
 
+/// One line on stdout. write(2), not FileHandle: Foundation's write traps
+/// when the reader has gone (`peekd --demo | head`, then SIGTERM), and a
+/// server must not die for its ready line; a line nobody reads is dropped.
 func say(_ line: String) {
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    let bytes = Array((line + "\n").utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes[offset...].withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+        if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { return }
+    }
 }
 
 /// A one-shot subcommand (backup, restore, migrate): its summary line on

@@ -62,6 +62,25 @@ final class CoreShutdownTests: XCTestCase {
         return data
     }
 
+    /// `peekd --demo | head -1`: once the reader is gone, peekd's next line
+    /// (the ready line, "peekd stopped") used to kill it (Foundation's
+    /// write traps on EPIPE), so SIGTERM ended in a crash, not a drain.
+    func testStdoutReaderGone_SIGTERM_stillDrainsAndExits0() throws {
+        let data = freshDataDirectory()
+        let (process, out) = try launch(["--demo", "--port", "0", "--data", data])
+        let first = out.fileHandleForReading.availableData
+        XCTAssertFalse(first.isEmpty, "peekd printed nothing")
+        try out.fileHandleForReading.close()
+        Thread.sleep(forTimeInterval: 2)
+        XCTAssertTrue(process.isRunning, "peekd died once its reader was gone")
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(20)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        XCTAssertFalse(process.isRunning)
+        XCTAssertEqual(process.terminationReason, .exit)
+        XCTAssertEqual(process.terminationStatus, 0)
+    }
+
     func testStart_withoutSecrets_refusesSayingWhatToSet() throws {
         let data = freshDataDirectory()
         let none = try runToExit(["--port", "0", "--data", data])
