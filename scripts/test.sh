@@ -21,6 +21,7 @@ FAILED_STAGES=()
 # Test counts over all stages, for the closing line.
 TESTS_PASSED=0
 TESTS_FAILED=0
+TESTS_SKIPPED=0
 # count PASSED FAILED: add a stage's own test counts.
 count() { TESTS_PASSED=$((TESTS_PASSED + $1)); TESTS_FAILED=$((TESTS_FAILED + $2)); }
 # count_closing_line LOG: add the counts of a stage's own "N passed, M
@@ -70,10 +71,14 @@ stage "swift test"
 swift test --disable-swift-testing 2>&1 | tee /tmp/peekd-swift-test.log
 status=${PIPESTATUS[0]}
 summary_line="$(grep -E "^\s*Executed [0-9]+ tests?" /tmp/peekd-swift-test.log | tail -1)"
-executed="$(sed -n 's/.*Executed \([0-9]*\) tests\{0,1\}, with \([0-9]*\) failures\{0,1\}[ .(].*/\1 \2/p' <<<"$summary_line")"
+# XCTest: "Executed N tests, with [S tests skipped and ]F failures (...)",
+# "test" and "failure" singular for one.
+executed="$(sed -E -n 's/.*Executed ([0-9]+) tests?, with (([0-9]+) tests? skipped and )?([0-9]+) failures?[ .(].*/\1 \4 \3/p' <<<"$summary_line")"
 if [[ -n "$executed" ]]; then
-  read -r n f <<<"$executed"
-  count $((n - f)) "$f"
+  read -r n f s <<<"$executed"
+  s=${s:-0}
+  count $((n - f - s)) "$f"
+  TESTS_SKIPPED=$((TESTS_SKIPPED + s))
   [[ "$status" -ne 0 && "$f" -eq 0 ]] && count 0 1
 else
   count 0 1
@@ -179,5 +184,5 @@ printf '\n=== summary\n'
 echo "stages passed: $PASSED of $((PASSED + FAILED))"
 for name in "${FAILED_STAGES[@]}"; do echo "failed stage: $name"; done
 # The plain closing line, over every test of every stage.
-echo "$TESTS_PASSED passed, $TESTS_FAILED failed"
+if [[ "$TESTS_SKIPPED" -gt 0 ]]; then echo "$TESTS_PASSED passed, $TESTS_FAILED failed, $TESTS_SKIPPED skipped"; else echo "$TESTS_PASSED passed, $TESTS_FAILED failed"; fi
 [[ "$FAILED" -eq 0 && "$TESTS_FAILED" -eq 0 ]]
