@@ -16,8 +16,13 @@
 #   --update-corpus    merge what the run found into Fuzz/corpus/TARGET
 #                      (libFuzzer -merge=1: only inputs adding coverage)
 #   --list             print the target names
+#   --cpu-seconds N    stop each target gracefully (SIGUSR1, final stats
+#                      printed) once it has used N CPU seconds, whatever the
+#                      wall time; SECONDS then only caps the wall time. For
+#                      campaigns on a shared machine, where wall time says
+#                      little about how much fuzzing was done.
 #
-# Environment: PEEK_FUZZ_BUILD (build folder, default .build-fuzz),
+# Environment: PEEK_FUZZ_NICE (default 10), PEEK_FUZZ_BUILD (build folder, default .build-fuzz),
 # PEEK_FUZZ_JOBS (parallel compiles, default 2), PEEK_FUZZ_SANITIZE (default
 # fuzzer,address), PEEK_FUZZ_FLAGS (extra libFuzzer flags, e.g. -jobs=2).
 #
@@ -32,16 +37,21 @@ BUILD="${PEEK_FUZZ_BUILD:-$ROOT/.build-fuzz}"
 JOBS="${PEEK_FUZZ_JOBS:-2}"
 SANITIZE="${PEEK_FUZZ_SANITIZE:-fuzzer,address}"
 EXTRA_FLAGS="${PEEK_FUZZ_FLAGS:-}"
+NICE="${PEEK_FUZZ_NICE:-10}"
+CPU_BUDGET=""
 
 BUILD_ONLY=0
 UPDATE_CORPUS=0
 ARGS=()
+EXPECT_CPU=0
 for arg in "$@"; do
+  if [[ $EXPECT_CPU -eq 1 ]]; then CPU_BUDGET="$arg"; EXPECT_CPU=0; continue; fi
   case "$arg" in
+    --cpu-seconds) EXPECT_CPU=1 ;;
     --build-only) BUILD_ONLY=1 ;;
     --update-corpus) UPDATE_CORPUS=1 ;;
     --list) for f in Fuzz/Targets/*.swift; do basename "$f" .swift; done; exit 0 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
     *) ARGS+=("$arg") ;;
   esac
 done
@@ -147,9 +157,25 @@ for t in "${TARGETS[@]}"; do
   # Leak checking is off: the Swift runtime's metadata caches are
   # allocated once and never freed, which LeakSanitizer reports at exit.
   TIMEFORMAT='%U %S'
-  { time nice -n 10 "$BUILD/bin/fuzz-$t" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
+  # The fuzzer runs in a subshell that waits for it, so that `time` counts
+  # its CPU; the subshell leaves the fuzzer's pid for the CPU watcher.
+  { time ( nice -n "$NICE" "$BUILD/bin/fuzz-$t" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
       -detect_leaks=0 -print_final_stats=1 -artifact_prefix="$scratch/artifacts/" \
-      $EXTRA_FLAGS "$scratch/corpus" >"$log" 2>&1 ; } 2>"$scratch/cpu"
+      $EXTRA_FLAGS "$scratch/corpus" >"$log" 2>&1 &
+      echo $! >"$scratch/pid"; wait $! ) ; } 2>"$scratch/cpu" &
+  runner=$!
+  if [[ -n "$CPU_BUDGET" ]]; then
+    # utime + stime (fields 14 and 15 of /proc/PID/stat, in clock ticks).
+    # libFuzzer treats SIGUSR1 as "stop gracefully": final stats, status 0.
+    ticks=$(getconf CLK_TCK)
+    while kill -0 "$runner" 2>/dev/null; do
+      sleep 5
+      pid=$(cat "$scratch/pid" 2>/dev/null) || continue
+      used=$(awk -v t="$ticks" '{ sub(/^.*\) /, ""); print int(($12 + $13) / t) }' "/proc/$pid/stat" 2>/dev/null) || continue
+      if [[ -n "$used" && "$used" -ge "$CPU_BUDGET" ]]; then kill -USR1 "$pid" 2>/dev/null; break; fi
+    done
+  fi
+  wait "$runner"
   status=$?
   read -r user sys <"$scratch/cpu"
   cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.1f", u + s }')
