@@ -30,21 +30,27 @@ let package = Package(
 
         // Shells: TLS as a byte transform, the epoll loops, SQLite and PostgreSQL.
         .target(name: "PeekTLS", dependencies: ["COpenSSL", "PeekCrypto"], swiftSettings: swift6),
-        .target(name: "PeekNet", dependencies: ["CSystem", "PeekTLS"], swiftSettings: swift6),
+        .target(name: "PeekNet", dependencies: ["CSystem", "PeekCore", "PeekTLS"], swiftSettings: swift6),
         .target(name: "PeekStore", dependencies: ["CSQLite", "PeekCore"], swiftSettings: swift6),
         // The PostgreSQL store (--database postgres://...): apart, so SQLite's users do not link libpq.
         .target(name: "PeekPostgres", dependencies: ["CPostgres", "PeekStore", "PeekCore"], swiftSettings: swift6),
 
+        // The engine: the single writer and every rule of tickets, presence,
+        // replies and sessions. It sees the store and the bus only through
+        // their protocols (TicketStore in PeekCore, DeltaBus here): no
+        // sockets, no SQLite, no TLS, so the compiler keeps those seams.
+        .target(name: "PeekEngine", dependencies: ["CSystem", "PeekCore", "PeekCrypto", "PeekMail"], swiftSettings: swift6),
+
         // Glue and the command line.
         .target(name: "PeekServer", dependencies: [
-            "PeekCore", "PeekHTTP", "PeekWebSocket", "PeekMail", "PeekTLS", "PeekNet", "PeekStore", "PeekPostgres",
+            "PeekCore", "PeekEngine", "PeekHTTP", "PeekWebSocket", "PeekMail", "PeekTLS", "PeekNet", "PeekStore", "PeekPostgres",
         ], swiftSettings: swift6),
-        .executableTarget(name: "peekd", dependencies: ["PeekServer", "PeekTLS", "PeekStore", "PeekPostgres"], swiftSettings: swift6),
+        .executableTarget(name: "peekd", dependencies: ["PeekServer", "PeekEngine", "PeekTLS", "PeekStore", "PeekPostgres"], swiftSettings: swift6),
         .executableTarget(name: "peek-bench", dependencies: ["PeekCore", "PeekWebSocket", "PeekTLS", "PeekNet", "CSystem"], swiftSettings: swift6),
 
         // Test clients and fixtures shared by the test targets (not in any product).
         .target(name: "PeekTestSupport", dependencies: [
-            "PeekCrypto", "PeekTLS", "PeekWebSocket", "PeekCore", "PeekServer", "CSystem",
+            "PeekCrypto", "PeekTLS", "PeekWebSocket", "PeekCore", "PeekEngine", "PeekServer", "CSystem",
         ], path: "Tests/PeekTestSupport", swiftSettings: swift6),
 
         .testTarget(name: "PeekCoreTests", dependencies: ["PeekCore", "PeekCalendar"], swiftSettings: swift6),
@@ -55,7 +61,7 @@ let package = Package(
         .testTarget(name: "PeekStoreTests", dependencies: ["PeekStore", "PeekPostgres", "PeekTestSupport"], swiftSettings: swift6),
         .testTarget(name: "PeekNetTests", dependencies: ["PeekNet"], swiftSettings: swift6),
         .testTarget(name: "PeekServerTests", dependencies: [
-            "PeekServer", "PeekTestSupport", "PeekMail", "PeekCrypto", "PeekPostgres",
+            "PeekServer", "PeekEngine", "PeekTestSupport", "PeekMail", "PeekCrypto", "PeekPostgres",
         ], swiftSettings: swift6),
     ]
 )

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CSystem
+import PeekCore
 import PeekTLS
 
 /// What sits on top of a connection: the HTTP parser, then after an upgrade

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CSystem
+import PeekCore
 import Synchronization
 
 /// What a loop can be asked to run from another thread.

@@ -1,4 +1,5 @@
 import CPostgres
+import PeekCore
 import Foundation
 import PeekStore
 

@@ -1,4 +1,5 @@
 import Foundation
+import PeekCore
 import PeekStore
 
 /// `peekd migrate`: copies a SQLite data directory's database into an empty

@@ -1,4 +1,5 @@
 import PeekStore
+import PeekCore
 
 extension StoreError {
     /// A PostgreSQL failure as a `StoreError`: the one place SQLSTATEs

@@ -1,3 +1,5 @@
+import PeekCore
+import PeekEngine
 import PeekNet
 import PeekWebSocket
 

@@ -1,3 +1,4 @@
+import PeekEngine
 import PeekCore
 import PeekHTTP
 import PeekNet
@@ -217,7 +218,7 @@ final class HTTPConnectionHandler: ConnectionHandler {
                           caller: APICaller, body: [UInt8]) {
         let server = hub.server
         let config = server.config
-        let request = APIRequest(route: route, params: params, method: h.method, path: h.path,
+        let request = APIRequest(route: route, params: params.byName, method: h.method, path: h.path,
                                  query: h.queryItems.map { ($0.name, $0.value) },
                                  contentType: h.header("content-type"), body: body, caller: caller)
         awaitingResponse = true
@@ -247,7 +248,7 @@ final class HTTPConnectionHandler: ConnectionHandler {
         case .uploadAttachment:
             if case .technician(let claims) = caller { share = claims.tenant } else { share = nil }
             pool = server.fileWorkers
-            prepare = { r in AttachmentFiles.prepareUpload(r, config: config, claims: server.engine.attachmentClaims, logger: server.engine.logger) }
+            prepare = { r in AttachmentFiles.prepareUpload(r, config: server.engine.config, claims: server.engine.attachmentClaims, logger: server.engine.logger) }
         default:
             server.engine.submit(.api(request, reply: reply))
             return

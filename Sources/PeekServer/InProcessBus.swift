@@ -1,14 +1,7 @@
+import PeekCore
+import PeekEngine
 import PeekNet
 import PeekWebSocket
-
-/// The fan-out seam. The engine hands every post-commit output here; the
-/// embedded default delivers to this process's loops. A multi-process
-/// deployment puts a shared bus (NATS, Redis, PostgreSQL LISTEN) behind the
-/// same call and delivers to other processes' loops too; nothing in the
-/// engine knows which.
-protocol DeltaBus: Sendable {
-    func deliver(_ outputs: [EngineOutput])
-}
 
 final class InProcessBus: DeltaBus {
     let loops: [EventLoop]

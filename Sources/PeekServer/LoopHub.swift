@@ -1,3 +1,4 @@
+import PeekEngine
 import PeekCore
 import PeekNet
 import PeekWebSocket

@@ -2,7 +2,7 @@ import Foundation
 import PeekCore
 import PeekCrypto
 import PeekMail
-import PeekNet
+import PeekEngine
 
 /// How inbound mail is parsed. `standard` is PeekMail's parser; tests put a
 /// stand-in here to make a parse as slow or as hostile as they need.
@@ -19,33 +19,6 @@ public struct InboundMailParsing: Sendable {
     public static let standard = InboundMailParsing { message, isOverBudget in
         try InboundMailParser(limits: .standard, isOverBudget: isOverBudget).parse(message)
     }
-}
-
-/// An inbound message as the engine receives it: parsed, size-checked, its
-/// attachment files already written and synced by a mail worker. The
-/// engine only threads it and stores the rows.
-struct InboundDelivery: Sendable {
-    /// The tenant of `POST /v1/tenants/{tenant}/inbound-email`; nil for the
-    /// global route, which must find the tenant among the recipients.
-    var tenant: String?
-    var from: MailAddress
-    /// Bare (no angle brackets), or nil when the mail has none usable.
-    var messageID: String?
-    var ticketNumber: Int?
-    var referencedMessageIDs: [String]
-    /// To, Cc, Delivered-To and X-Original-To addresses, lower case.
-    var recipients: [String]
-    var body: String
-    var files: [StoredFile]
-}
-
-/// A file a worker hashed, wrote and synced (file and directory) under its
-/// digest; the engine only inserts the row that names it.
-struct StoredFile: Sendable {
-    var sha256: String
-    var size: Int
-    var filename: String
-    var contentType: String
 }
 
 /// The work a mail worker does for `POST .../inbound-email`: everything

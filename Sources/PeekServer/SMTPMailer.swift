@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import PeekEngine
 import PeekCore
 import PeekMail
 import PeekNet

@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import Foundation
+import PeekCore
+import PeekEngine
 import PeekNet
 import PeekPostgres
 import PeekStore
@@ -66,7 +68,7 @@ public final class Server: @unchecked Sendable {
         // A wrong --smtp-ca must stop the start, not every later reply.
         let mailTLS = try TLSContext.makeClient(caFile: config.smtpCA, useSystemTrust: true)
         let mailer = SMTPMailer(tls: mailTLS, timeoutSeconds: Double(config.smtpTimeoutSeconds))
-        let engine = Engine(config: config, store: store, bus: bus, mailer: mailer, logger: logger)
+        let engine = Engine(config: config.engine, store: store, bus: bus, mailer: mailer, logger: logger)
         let shared = ServerShared(config: config, engine: engine, staticFiles: StaticFileCache(directory: config.clientDirectory),
                                   echoMode: echoMode, loopCount: threads)
         let group = try LoopGroup(count: threads) { loop in

@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import Foundation
+import PeekCore
+import PeekEngine
 import PeekStore
 import PeekTLS
 

@@ -1,3 +1,5 @@
+import PeekCore
+import PeekEngine
 import PeekNet
 import PeekStore
 import PeekTLS
@@ -159,4 +161,31 @@ public struct ServerConfig: Sendable {
 
     public var databasePath: String { dataDirectory + "/peek.sqlite" }
     public var attachmentsDirectory: String { dataDirectory + "/attachments" }
+}
+
+extension ServerConfig {
+    /// The engine's part of the configuration.
+    var engine: EngineConfig {
+        var e = EngineConfig()
+        e.jwtSecret = jwtSecret
+        e.serviceToken = serviceToken
+        e.heartbeatSeconds = heartbeatSeconds
+        e.consentTimeoutSeconds = consentTimeoutSeconds
+        e.slaTickSeconds = slaTickSeconds
+        e.retainDeltas = retainDeltas
+        e.smtpTimeoutSeconds = smtpTimeoutSeconds
+        e.demo = demo
+        e.maxConnectionsPerTenant = maxConnectionsPerTenant
+        e.shellOutputBytesPerSecond = shellOutputBytesPerSecond
+        e.shellIdleSeconds = shellIdleSeconds
+        e.maxSubscriptionsPerConnection = maxSubscriptionsPerConnection
+        e.maxAttachmentBytes = maxAttachmentBytes
+        e.maxReplyAttachmentBytes = maxReplyAttachmentBytes
+        e.maxRepliesInFlightPerTechnician = maxRepliesInFlightPerTechnician
+        e.maxRepliesInFlight = maxRepliesInFlight
+        e.maxEngineBacklog = maxEngineBacklog
+        e.wallClock = wallClock
+        e.attachmentsDirectory = attachmentsDirectory
+        return e
+    }
 }

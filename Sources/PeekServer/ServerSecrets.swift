@@ -1,4 +1,6 @@
 import Foundation
+import PeekCore
+import PeekEngine
 import PeekCrypto
 import PeekTLS
 

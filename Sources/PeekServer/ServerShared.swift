@@ -1,4 +1,6 @@
 import Foundation
+import PeekCore
+import PeekEngine
 import PeekHTTP
 import PeekNet
 import Synchronization

@@ -1,3 +1,4 @@
+import PeekEngine
 import PeekCore
 import PeekNet
 import PeekWebSocket
@@ -154,14 +155,6 @@ class WebSocketSession: ConnectionHandler {
     }
 }
 
-/// Who a signed-in connection is, and until when (the token's `exp`, Unix
-/// seconds). The engine hands it over with `welcome`; `refresh` moves `expiresAt`.
-struct SignIn: Sendable {
-    var tenant: String
-    var technician: String
-    var expiresAt: Int64
-}
-
 /// `/v1/ws`: a technician's browser or tool.
 final class TechnicianSession: WebSocketSession {
     enum Phase { case awaitingHello, authenticating, signedIn }
@@ -249,7 +242,7 @@ final class TechnicianSession: WebSocketSession {
             if case .hello = f {
                 // Only the first hello means anything; the loop answers the
                 // rest itself rather than queue them for the engine.
-                sendText(Wire.errorFrame(id: nil, Self.helloAgainError))
+                sendText(Wire.errorFrame(id: nil, Engine.helloAgainError))
                 return
             }
             if case .refresh(let id, let token) = f {
@@ -279,7 +272,6 @@ final class TechnicianSession: WebSocketSession {
         }
     }
 
-    static let helloAgainError = PeekError(.invalid, "Already signed in; send hello only once per connection.")
 
     /// `id` is the refused frame's, when it had one: an error answering a
     /// frame with an id carries it, before `hello` too (CONTRACT).

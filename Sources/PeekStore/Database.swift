@@ -1,4 +1,5 @@
 import CSQLite
+import PeekCore
 
 extension StoreError {
     /// A SQLite result code (primary or extended) as a `StoreError`: the one

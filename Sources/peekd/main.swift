@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import PeekCore
+import PeekEngine
 import PeekPostgres
 import PeekServer
 import PeekStore

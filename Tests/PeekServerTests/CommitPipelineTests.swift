@@ -1,7 +1,9 @@
 import Foundation
 import Synchronization
 import XCTest
+import PeekCore
 import PeekStore
+@testable import PeekEngine
 @testable import PeekServer
 
 /// The durability stage without sockets: outputs leave only after a sync,

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import PeekCore
+@testable import PeekEngine
 @testable import PeekServer
 import PeekTestSupport
 

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import Synchronization
 import PeekCore
+@testable import PeekEngine
 @testable import PeekServer
 import PeekTestSupport
 

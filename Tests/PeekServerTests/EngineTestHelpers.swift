@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
+import PeekCore
 import PeekStore
+@testable import PeekEngine
 @testable import PeekServer
 import PeekTestSupport
 

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import XCTest
 import PeekCore
+@testable import PeekEngine
 @testable import PeekServer
 import PeekTestSupport
 

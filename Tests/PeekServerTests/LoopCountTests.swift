@@ -1,4 +1,5 @@
 import XCTest
+@testable import PeekEngine
 @testable import PeekServer
 
 /// The default number of event loops leaves the engine a core.

@@ -4,6 +4,7 @@ import Synchronization
 import PeekCore
 import PeekCrypto
 import PeekMail
+@testable import PeekEngine
 @testable import PeekServer
 import PeekTestSupport
 

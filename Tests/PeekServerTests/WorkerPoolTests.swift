@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import Synchronization
+@testable import PeekEngine
 @testable import PeekServer
 
 /// The bounded pool behind the mail and file workers and SMTP: at most

@@ -1,14 +1,13 @@
 import PeekCore
-import PeekStore
 
 /// The `--demo` seed: one tenant with three technicians, an asset with an
 /// RMM agent (`agent-demo-1`, whose certificate the development CA issues),
 /// and five tickets, one of them with a contact who has no email address.
 /// No email account is configured, so a reply shows the honest failure.
-enum DemoData {
-    static let tenant = "demo"
+package enum DemoData {
+    package static let tenant = "demo"
 
-    static func seed(_ engine: Engine) {
+    package static func seed(_ engine: Engine) {
         engine.runBatch {
             let store = engine.store
             // Best effort (demo only): if the read fails, creating the tenant

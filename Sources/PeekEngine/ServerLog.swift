@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import Dispatch
-import PeekNet
 import PeekCore
 import Synchronization
 

@@ -1,7 +1,5 @@
 import PeekCore
-import PeekStore
 import PeekCrypto
-import PeekNet
 
 /// RMM agents (mutual TLS) and the consent-gated remote sessions they answer.
 extension Engine {

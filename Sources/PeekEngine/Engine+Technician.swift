@@ -1,9 +1,10 @@
 import PeekCore
-import PeekNet
-import PeekStore
 
 /// Technician connections: sign-in, subscriptions, presence.
 extension Engine {
+    /// The answer to a second `hello` on one connection (the loop answers these itself).
+    package static let helloAgainError = PeekError(.invalid, "Already signed in; send hello only once per connection.")
+
     func handleHello(_ peer: Peer, token: String) {
         let claims: TechnicianClaims
         do {
@@ -57,7 +58,7 @@ extension Engine {
         guard let tech = sessions[peer]?.technician else { return }   // hello is enforced by the loop
         switch frame {
         case .hello:
-            sendError(peer, id: nil, TechnicianSession.helloAgainError)   // the loop answers these itself
+            sendError(peer, id: nil, Self.helloAgainError)   // the loop answers these itself
         case .refresh:
             break   // answered by the loop, which owns the sign-in's expiry
         case .subscribe(let id, let ticketID, let since):

@@ -2,8 +2,6 @@
 import Glibc
 #endif
 import Foundation
-import PeekNet
-import PeekStore
 import PeekCore
 
 /// The durability stage after the engine's COMMIT: one thread that makes
@@ -24,16 +22,16 @@ import PeekCore
 /// and retrying fsync does not bring them back (PostgreSQL's fsync lesson).
 /// The process stops without acknowledging them; on restart SQLite recovers
 /// the WAL up to its last intact frame, and clients resend.
-final class CommitPipeline: Sendable {
+package final class CommitPipeline: Sendable {
     private let worker: SerialWorker<[EngineOutput]>
 
     /// Committed batches that may wait for the sync at once. A disk that
     /// stalls would otherwise let the engine commit on and pile up outputs
     /// (and WAL) without limit; at this bound the engine waits for the disk,
     /// and new work waits in its inbox, as it would without the pipeline.
-    static let maxBatchesAwaitingSync = 64
+    package static let maxBatchesAwaitingSync = 64
 
-    init(durability: any Durability, bus: any DeltaBus, metrics: EngineMetrics = EngineMetrics(),
+    package init(durability: any Durability, bus: any DeltaBus, metrics: EngineMetrics = EngineMetrics(),
          logger: ServerLog = ServerLog(format: .text)) {
         // Every batch waiting when the thread wakes is covered by one sync.
         worker = SerialWorker(name: "peekd-sync", capacity: Self.maxBatchesAwaitingSync, whenFull: .wait) { taken in
@@ -52,16 +50,16 @@ final class CommitPipeline: Sendable {
         }
     }
 
-    func start() { worker.start() }
+    package func start() { worker.start() }
 
     /// Called by the engine after a COMMIT (or a rollback: error answers
     /// keep their place in the order). Blocks only at
     /// `maxBatchesAwaitingSync` (before `start`, batches just queue).
-    func enqueue(_ outputs: [EngineOutput]) {
+    package func enqueue(_ outputs: [EngineOutput]) {
         guard !outputs.isEmpty else { return }
         worker.submit(outputs)
     }
 
     /// Delivers what is queued, then ends the thread.
-    func stop() { worker.stop() }
+    package func stop() { worker.stop() }
 }

@@ -1,7 +1,5 @@
 import PeekCore
-import PeekNet
 import PeekCrypto
-import PeekStore
 
 /// Remote actions beyond the recorded session: the words their system
 /// events use. Kept apart from Engine+Agents so the kinds grow here.

@@ -9,30 +9,30 @@ import Synchronization
 /// Attachments on disk, content-addressed by SHA-256: the same file
 /// uploaded twice is stored once, and a name can never escape the folder
 /// because it is a hex digest, never the uploader's file name.
-enum AttachmentFiles {
-    static let allowedPrefixes = ["image/", "text/"]
-    static let allowedTypes: Set<String> = [
+package enum AttachmentFiles {
+    package static let allowedPrefixes = ["image/", "text/"]
+    package static let allowedTypes: Set<String> = [
         "application/pdf", "application/zip", "application/json", "application/xml", "application/octet-stream",
         "application/msword", "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
         "application/vnd.ms-excel", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         "message/rfc822",
     ]
 
-    static func isAllowed(contentType: String) -> Bool {
+    package static func isAllowed(contentType: String) -> Bool {
         // Types a browser would run or render as a page (HTML, scripts, SVG
         // with its scripts) are refused: attachments are downloads, not pages.
         guard !contentType.isEmpty, !contentType.contains("html"), !contentType.contains("javascript"), !contentType.contains("svg") else { return false }
         return allowedTypes.contains(contentType) || allowedPrefixes.contains { contentType.hasPrefix($0) }
     }
 
-    static func path(sha256: String, in directory: String) -> String {
+    package static func path(sha256: String, in directory: String) -> String {
         directory + "/" + sha256.prefix(2) + "/" + sha256
     }
 
     /// A file worker's part of an upload: checks the body, then hashes,
     /// writes and syncs the file. The engine then checks the ticket and
     /// inserts the row (`Engine.uploadAttachment`).
-    static func prepareUpload(_ r: APIRequest, config: ServerConfig, claims: AttachmentClaims, logger: ServerLog) -> Result<APIRequest, APIResponse> {
+    package static func prepareUpload(_ r: APIRequest, config: EngineConfig, claims: AttachmentClaims, logger: ServerLog) -> Result<APIRequest, APIResponse> {
         guard !r.body.isEmpty else { return .failure(.error(PeekError(.invalid, "The upload is empty; send the file's bytes as the body."))) }
         guard r.body.count <= config.maxAttachmentBytes else {
             return .failure(.error(PeekError(.tooLarge, "Attachments may be at most \(config.maxAttachmentBytes / (1024 * 1024)) MiB.")))
@@ -55,7 +55,7 @@ enum AttachmentFiles {
     /// The digest stays claimed (`AttachmentClaims`) until the engine has
     /// answered the request that carries the file. The failure is the
     /// answer to give (500, nothing stored).
-    static func store(_ bytes: [UInt8], filename: String, contentType: String, in directory: String,
+    package static func store(_ bytes: [UInt8], filename: String, contentType: String, in directory: String,
                       claims: AttachmentClaims, logger: ServerLog) -> Result<StoredFile, PeekError> {
         let digest = Crypto.hex(Crypto.sha256(bytes))
         claims.claim(digest)
@@ -69,10 +69,10 @@ enum AttachmentFiles {
         return .success(StoredFile(sha256: digest, size: bytes.count, filename: sanitize(filename: filename), contentType: contentType))
     }
 
-    struct WriteError: Error, CustomStringConvertible {
+    package struct WriteError: Error, CustomStringConvertible {
         var call: String
         var errno: Int32
-        var description: String { "\(call): \(String(cString: strerror(errno)))" }
+        package var description: String { "\(call): \(String(cString: strerror(errno)))" }
     }
 
     /// Writes the file under its digest, durably: the bytes go to a
@@ -82,7 +82,7 @@ enum AttachmentFiles {
     /// that a crash could take away. A file already there is kept (same
     /// digest, same bytes), but its folder is synced again: a writer of the
     /// same digest may have renamed it an instant ago and not synced yet.
-    static func write(_ bytes: [UInt8], sha256: String, in directory: String) throws {
+    package static func write(_ bytes: [UInt8], sha256: String, in directory: String) throws {
         let folder = directory + "/" + sha256.prefix(2)
         let target = folder + "/" + sha256
         if access(target, F_OK) == 0 {
@@ -131,19 +131,19 @@ enum AttachmentFiles {
     }
 
     /// The file's bytes; called on a worker, never on the engine or a loop.
-    static func read(sha256: String, in directory: String) -> [UInt8]? {
+    package static func read(sha256: String, in directory: String) -> [UInt8]? {
         guard sha256.allSatisfy(\.isHexDigit) else { return nil }
         return FileManager.default.contents(atPath: path(sha256: sha256, in: directory)).map { [UInt8]($0) }
     }
 
     /// The refusal for an attachment id that is not one of the ticket's.
-    static func notUploaded(_ id: String, to ticket: String) -> PeekError {
+    package static func notUploaded(_ id: String, to ticket: String) -> PeekError {
         PeekError(.invalid, "Attachment \(id) was not uploaded to \(ticket); upload it first.")
     }
 
     /// A display name safe for headers and downloads: no path, no control
     /// characters, at most 120 characters.
-    static func sanitize(filename: String) -> String {
+    package static func sanitize(filename: String) -> String {
         let base = filename.split(whereSeparator: { $0 == "/" || $0 == "\\" }).last.map(String.init) ?? ""
         let clean = String(base.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F && $0 != "\"" }.prefix(120))
         return clean.isEmpty || clean.hasPrefix(".") ? "attachment" + clean : clean
@@ -161,19 +161,19 @@ enum AttachmentFiles {
 /// file; a file worker then unlinks it unless a new writer claimed the
 /// digest meanwhile (which lifts the doom: that writer may have found
 /// the file there and will not write it again).
-final class AttachmentClaims: Sendable {
+package final class AttachmentClaims: Sendable {
     private struct Entry { var claims = 0; var doomed = false }
     private let entries = Mutex<[String: Entry]>([:])
 
     /// Called by a writer before it checks for and writes the file.
-    func claim(_ sha256: String) {
+    package func claim(_ sha256: String) {
         entries.withLock { $0[sha256, default: Entry()].claims += 1; $0[sha256]!.doomed = false }
     }
 
     /// Gives a claim back. `unreferenced`: the request stored nothing and
     /// no row names the digest (the engine's store lookup). True when the
     /// file is now doomed and a file worker must call `unlinkIfDoomed`.
-    func release(_ sha256: String, unreferenced: Bool) -> Bool {
+    package func release(_ sha256: String, unreferenced: Bool) -> Bool {
         entries.withLock { entries in
             guard var entry = entries[sha256] else { return false }
             entry.claims -= 1
@@ -189,7 +189,7 @@ final class AttachmentClaims: Sendable {
     /// under the same lock a writer claims with, so no writer can find the
     /// file there and then lose it. `unlinkFile` false: the doom is only
     /// forgotten (no worker could take the job; the file stays).
-    func unlinkIfDoomed(_ sha256: String, in directory: String, unlinkFile: Bool = true) {
+    package func unlinkIfDoomed(_ sha256: String, in directory: String, unlinkFile: Bool = true) {
         entries.withLock { entries in
             guard entries[sha256]?.doomed == true else { return }
             entries[sha256] = nil
@@ -201,7 +201,7 @@ final class AttachmentClaims: Sendable {
 extension AttachmentFiles {
     /// Removes temporary files (`<sha>.tmp-<hex>`) older than `maxAgeMillis`:
     /// what a crash in the middle of `write` left. Runs on a file worker.
-    static func sweepTemporaryFiles(in directory: String, maxAgeMillis: Int64, nowMillis: Int64, logger: ServerLog) {
+    package static func sweepTemporaryFiles(in directory: String, maxAgeMillis: Int64, nowMillis: Int64, logger: ServerLog) {
         let fm = FileManager.default
         guard let folders = try? fm.contentsOfDirectory(atPath: directory) else { return }
         var removed = 0
@@ -219,5 +219,5 @@ extension AttachmentFiles {
     }
 
     /// A name `write` gives a file before its rename.
-    static func isTemporary(_ name: String) -> Bool { name.contains(".tmp-") }
+    package static func isTemporary(_ name: String) -> Bool { name.contains(".tmp-") }
 }

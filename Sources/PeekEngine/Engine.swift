@@ -3,8 +3,6 @@ import Glibc
 #endif
 import Foundation
 import PeekCore
-import PeekNet
-import PeekStore
 import Synchronization
 
 /// The single owner of durable ticket state. One thread runs it: it is the
@@ -27,14 +25,14 @@ import Synchronization
 /// `@unchecked Sendable`: all state except `inbox`/`doorbell` is touched only
 /// by the engine thread; other threads call `submit` only.
 public final class Engine: @unchecked Sendable {
-    let config: ServerConfig
+    package let config: EngineConfig
     let store: any TicketStore
     let bus: any DeltaBus
     let mailer: Mailer
-    let logger: ServerLog
-    let metrics = EngineMetrics()
+    package let logger: ServerLog
+    package let metrics = EngineMetrics()
     /// Attachment files written for requests the engine has not answered yet.
-    let attachmentClaims = AttachmentClaims()
+    package let attachmentClaims = AttachmentClaims()
     /// Commands answered `result` in the batch being run; counted as
     /// acknowledged only if it commits.
     var commandsThisBatch = 0
@@ -101,7 +99,7 @@ public final class Engine: @unchecked Sendable {
     /// The durability stage, when the store's commit is not durable by itself.
     let pipeline: CommitPipeline?
 
-    init(config: ServerConfig, store: any TicketStore, bus: any DeltaBus, mailer: Mailer, logger: ServerLog) {
+    package init(config: EngineConfig, store: any TicketStore, bus: any DeltaBus, mailer: Mailer, logger: ServerLog) {
         self.config = config
         self.logger = logger
         self.store = store
@@ -114,7 +112,7 @@ public final class Engine: @unchecked Sendable {
 
     /// Hands a job to the engine thread. Safe from any thread. `tenant`:
     /// whose share of the backlog the job counts against while it waits.
-    func submit(_ job: EngineJob, tenant: String? = nil) {
+    package func submit(_ job: EngineJob, tenant: String? = nil) {
         backlog.add(1, ordering: .relaxed)
         let wasEmpty = inbox.withLock { inbox in
             let empty = inbox.jobs.isEmpty
@@ -125,7 +123,7 @@ public final class Engine: @unchecked Sendable {
         if wasEmpty { doorbell.ring() }
     }
 
-    func start() {
+    package func start() {
         pipeline?.start()
         let thread = Thread { [self] in run() }
         thread.name = "peekd-engine"
@@ -136,19 +134,19 @@ public final class Engine: @unchecked Sendable {
     /// answer new commands, subscribes and agent chat with `rate_limited`
     /// rather than queue them (what keeps a session going, sign-in,
     /// unsubscribe, disconnects, consent, is always queued).
-    var isOverloaded: Bool { queuedJobs >= config.maxEngineBacklog }
+    package var isOverloaded: Bool { queuedJobs >= config.maxEngineBacklog }
 
     /// The answer to work refused while `isOverloaded` (a frame or an API call).
-    static let busyError = PeekError(.rateLimited, "The server is busy and did not take this; nothing changed. Send it again in a moment.")
+    package static let busyError = PeekError(.rateLimited, "The server is busy and did not take this; nothing changed. Send it again in a moment.")
     /// The answer to a tenant's work refused because the tenant holds its share.
-    static let tenantBusyError = PeekError(.rateLimited, "The server is busy with your organisation's requests and did not take this; nothing changed. Send it again in a moment.")
+    package static let tenantBusyError = PeekError(.rateLimited, "The server is busy with your organisation's requests and did not take this; nothing changed. Send it again in a moment.")
 
     /// Why a new command or subscribe from `tenant` may not be queued now,
     /// or nil if it may. Fair shares: a tenant may hold at most
     /// `FairShare.limit` of the jobs waiting (the global `maxEngineBacklog`
     /// bounds the sum), so one tenant's flood is refused while another
     /// tenant's traffic is still taken.
-    func refusal(tenant: String?) -> PeekError? {
+    package func refusal(tenant: String?) -> PeekError? {
         let backlog = config.maxEngineBacklog
         let queued = queuedJobs
         if queued >= backlog { return Self.busyError }
@@ -164,13 +162,13 @@ public final class Engine: @unchecked Sendable {
     }
 
     /// Jobs submitted and not yet taken (for the overload check and tests).
-    var queuedJobs: Int { backlog.load(ordering: .relaxed) }
+    package var queuedJobs: Int { backlog.load(ordering: .relaxed) }
 
     /// Stops after the current batch. Replies whose email is on its way are
     /// waited for (up to the SMTP timeout), so a sent email is never left
     /// unrecorded by a shutdown.
     /// Waits on `stopCondition`, which the engine thread signals, not by polling.
-    func stop() {
+    package func stop() {
         let deadline = Date().addingTimeInterval(Double(config.smtpTimeoutSeconds + 5))
         stopCondition.lock()
         while repliesInFlight.load(ordering: .relaxed) > 0 && stopCondition.wait(until: deadline) {}
@@ -410,8 +408,17 @@ public final class Engine: @unchecked Sendable {
     }
 }
 
+/// The fan-out seam. The engine hands every post-commit output here; the
+/// embedded default delivers to this process's loops. A multi-process
+/// deployment puts a shared bus (NATS, Redis, PostgreSQL LISTEN) behind the
+/// same call and delivers to other processes' loops too; nothing in the
+/// engine knows which.
+package protocol DeltaBus: Sendable {
+    func deliver(_ outputs: [EngineOutput])
+}
+
 /// What the engine releases after a commit, in order.
-enum EngineOutput {
+package enum EngineOutput {
     case publish(ticket: String, frame: [UInt8], durable: Bool, loops: LoopMask)
     case send(Peer, [UInt8])
     /// A command's answer: sent, or replaced by an `internal` error if the commit failed.
@@ -426,7 +433,7 @@ enum EngineOutput {
     case http(@Sendable (APIResponse) -> Void, APIResponse)
     case agentSend(Peer, [UInt8])
 
-    func failedCommit() -> EngineOutput? {
+    package func failedCommit() -> EngineOutput? {
         switch self {
         case .publish, .agentSend: return nil
         case .subscribe(let peer, let id, let ticket, _):

@@ -2,22 +2,21 @@ import Dispatch
 import PeekCore
 import PeekCrypto
 import PeekMail
-import PeekStore
 
 /// What the engine hands a mail worker, and what it needs back to finish
 /// the reply once the mail server has answered.
-struct MailJob: Sendable {
+package struct MailJob: Sendable {
     /// The reply command (its idempotency key, and the key of the replies
     /// in flight that wait for this one).
-    var command: CommandKey
-    var technician: Technician
-    var ticketID: String
-    var body: String
-    var attachments: [AttachmentRef]
-    var mailMessageID: String
-    var recipient: String
-    var account: EmailAccount
-    var draft: MailDraft
+    package var command: CommandKey
+    package var technician: Technician
+    package var ticketID: String
+    package var body: String
+    package var attachments: [AttachmentRef]
+    package var mailMessageID: String
+    package var recipient: String
+    package var account: EmailAccount
+    package var draft: MailDraft
 }
 
 /// A reply's email in parts, as the engine hands it over. The worker reads
@@ -26,8 +25,8 @@ struct MailJob: Sendable {
 /// spends its time encoding, and a queued reply holds no encoded copy.
 /// Everything random or clock-derived (Message-ID, boundary, date) is
 /// already chosen, so the bytes are the same wherever they are built.
-struct MailDraft: Sendable {
-    struct File: Sendable {
+package struct MailDraft: Sendable {
+    package struct File: Sendable {
         var id: String
         var sha256: String
         var filename: String
@@ -35,13 +34,13 @@ struct MailDraft: Sendable {
     }
 
     /// The whole message except the attachments' bytes.
-    var builder: MIMEMessageBuilder
-    var files: [File]
-    var attachmentsDirectory: String
-    var ticketID: String
+    package var builder: MIMEMessageBuilder
+    package var files: [File]
+    package var attachmentsDirectory: String
+    package var ticketID: String
 
     /// The message, or why it cannot be one (answered `invalid`, never sent).
-    func build() -> Result<[UInt8], PeekError> {
+    package func build() -> Result<[UInt8], PeekError> {
         var builder = self.builder
         for file in files {
             guard let bytes = AttachmentFiles.read(sha256: file.sha256, in: attachmentsDirectory) else {
@@ -57,7 +56,7 @@ struct MailDraft: Sendable {
     }
 }
 
-enum MailOutcome: Sendable {
+package enum MailOutcome: Sendable {
     case sent(reply: String)
     case failed(message: String, reply: String)
     /// The message could not be built; no mail server was contacted.
@@ -65,7 +64,7 @@ enum MailOutcome: Sendable {
 }
 
 /// The seam to outbound mail: the real one speaks SMTP on a worker thread.
-protocol Mailer: Sendable {
+package protocol Mailer: Sendable {
     func send(_ job: MailJob, completion: @escaping @Sendable (MailOutcome) -> Void)
 }
 
@@ -74,7 +73,7 @@ protocol Mailer: Sendable {
 /// (never on a loop, never holding the transaction), and only an accepted
 /// message is stored and fanned out.
 extension Engine {
-    func beginReply(_ peer: Peer, _ tech: Technician, _ c: CommandRequest, key: CommandKey, ticket: Ticket, at: Int64) {
+    package func beginReply(_ peer: Peer, _ tech: Technician, _ c: CommandRequest, key: CommandKey, ticket: Ticket, at: Int64) {
         guard case .reply(let body, let force, let attachmentIDs) = c.args else { return }
         do {
             try checkStale(c, tech: tech, ticket: ticket, force: force)
@@ -171,7 +170,7 @@ extension Engine {
     /// database locked or full) is tried again a second later; until then
     /// the reply stays in flight, so a resend of its id waits for that
     /// answer and the customer is never emailed twice.
-    func finishReply(_ job: MailJob, _ outcome: MailOutcome) {
+    package func finishReply(_ job: MailJob, _ outcome: MailOutcome) {
         guard runBatch(ifUncommitted: .discard, { recordReply(job, outcome) }) else {
             log(.error, "reply_record_retry", "recording the outcome of reply \(job.command.id) on \(job.ticketID) failed; trying again in a second",
                 tenant: job.technician.tenant, ticket: job.ticketID)

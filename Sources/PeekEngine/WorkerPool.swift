@@ -12,11 +12,11 @@ import Synchronization
 /// pool holds no thread. The queue is bounded: `submit` refuses a job when
 /// `queueCapacity` jobs are already waiting, and the caller answers that
 /// refusal (429 `rate_limited`) instead of queueing without limit.
-final class WorkerPool: Sendable {
-    typealias Job = @Sendable () -> Void
+package final class WorkerPool: Sendable {
+    package typealias Job = @Sendable () -> Void
 
     /// Why `submit` did not take a job.
-    enum Refusal: Error, Equatable {
+    package enum Refusal: Error, Equatable {
         /// `queueCapacity` jobs are already waiting.
         case full
         /// The job's tenant already holds its fair share of the pool.
@@ -60,12 +60,12 @@ final class WorkerPool: Sendable {
         var workers = 0
     }
 
-    let name: String
-    let maxThreads: Int
-    let queueCapacity: Int
+    package let name: String
+    package let maxThreads: Int
+    package let queueCapacity: Int
     private let state = Mutex(State())
 
-    init(name: String, maxThreads: Int, queueCapacity: Int) {
+    package init(name: String, maxThreads: Int, queueCapacity: Int) {
         precondition(maxThreads > 0 && queueCapacity >= 0)
         self.name = name
         self.maxThreads = maxThreads
@@ -76,7 +76,7 @@ final class WorkerPool: Sendable {
     /// thread. `tenant`: whose fair share of the pool's places (threads plus
     /// queue) the job counts against while it waits or runs (`FairShare`);
     /// nil for work that is nobody's in particular, bounded only by the queue.
-    func submit(tenant: String?, _ job: @escaping Job) -> Refusal? {
+    package func submit(tenant: String?, _ job: @escaping Job) -> Refusal? {
         let lane = tenant ?? ""
         let (refusal, startWorker) = state.withLock { s -> (Refusal?, Bool) in
             // A job that a free worker takes at once never counts as waiting.
@@ -105,14 +105,14 @@ final class WorkerPool: Sendable {
     }
 
     /// `submit(tenant: nil, job)`, true when queued.
-    func submit(_ job: @escaping Job) -> Bool { submit(tenant: nil, job) == nil }
+    package func submit(_ job: @escaping Job) -> Bool { submit(tenant: nil, job) == nil }
 
     /// Jobs waiting for a worker (for tests and metrics).
-    var waitingJobs: Int { state.withLock { $0.waitingCount } }
+    package var waitingJobs: Int { state.withLock { $0.waitingCount } }
 
     /// No job waiting or running, and every share free (for tests: a job
     /// has signalled its end before its worker counts it finished).
-    var isIdle: Bool { state.withLock { $0.workers == 0 && $0.lanes.isEmpty } }
+    package var isIdle: Bool { state.withLock { $0.workers == 0 && $0.lanes.isEmpty } }
 
     /// Runs jobs, a lane at a time in turn, until none is left, then ends;
     /// the count drops under the same lock that found the queue empty, so a
@@ -155,10 +155,10 @@ final class WorkerPool: Sendable {
 /// thus holds at most half; with two, a third each. Never below `minimum`
 /// (or the whole capacity, if smaller), so each of many busy tenants still
 /// gets a few places; the capacity itself bounds the sum.
-enum FairShare {
-    static let minimum = 8
+package enum FairShare {
+    package static let minimum = 8
 
-    static func limit(capacity: Int, tenants: Int) -> Int {
+    package static func limit(capacity: Int, tenants: Int) -> Int {
         max(capacity / (tenants + 1), min(capacity, minimum))
     }
 }

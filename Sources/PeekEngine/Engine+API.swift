@@ -1,7 +1,6 @@
 import PeekCore
 import PeekCrypto
 import PeekMail
-import PeekStore
 
 /// The back-end API (service token), the browser's small HTTP needs
 /// (technician token) and the demo sign-in (`--demo` only).

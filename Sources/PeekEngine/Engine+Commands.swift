@@ -1,5 +1,4 @@
 import PeekCore
-import PeekStore
 
 /// Ticket lifecycle commands. Each either changes everything it says (the
 /// field, the system event, the log rows, the new seq) or nothing: inside

@@ -1,6 +1,4 @@
 import PeekCore
-import PeekNet
-import PeekStore
 
 /// SLA clocks and the engine's timers.
 extension Engine {
