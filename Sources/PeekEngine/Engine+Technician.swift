@@ -43,6 +43,9 @@ extension Engine {
         w.key("user"); w.beginObject(); w.field("id", tech.id); w.field("name", tech.name); w.field("tenant", tech.tenant); w.endObject()
         w.field("heartbeat", config.heartbeatSeconds)
         w.field("exp", Int(claims.expiresAt))
+        // What the composer checks before an upload starts (protocol.md §8.4).
+        w.key("limits"); w.beginObject(); w.field("attachment_bytes", config.maxAttachmentBytes)
+        w.field("reply_attachment_bytes", config.maxReplyAttachmentBytes); w.endObject()
         w.endObject()
         outputs.append(.welcome(peer, frame: w.bytes, signIn: SignIn(tenant: tech.tenant, technician: tech.id, expiresAt: claims.expiresAt)))
     }
