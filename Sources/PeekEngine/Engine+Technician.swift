@@ -298,7 +298,7 @@ extension Engine {
         w.key("summary"); Wire.summary(try store.summary(ticket: t.id), into: &w)
         w.key("time")
         let time = try store.timeState(ticket: t.id, recentEntries: Self.recentTimeEntries)
-        Wire.timeState(time, contract: t.contract, into: &w)
+        try writeTime(t, time, into: &w)
         w.key("related"); w.beginArray()
         for r in try store.related(to: t, limit: 10) {
             w.beginObject(); w.field("id", r.id); w.field("number", r.number); w.field("subject", r.subject)
