@@ -393,6 +393,7 @@ function openTicket(ticketId, opener) {
     ticketId,
     me: state.user || {},
     getTechnicians: () => state.technicians,
+    getToken: () => state.token,
     drafts: draftsOf(state.user),
     toast,
     summary: row,

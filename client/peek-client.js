@@ -180,6 +180,7 @@ export class PeekClient {
     if (typeof options.onStatus === 'function') this._listeners.status.add(options.onStatus);
 
     this.user = null;
+    this.limits = null;
     this.heartbeat = null;
     this.state = 'idle';
     this._ws = null;
@@ -677,6 +678,8 @@ export class PeekClient {
     this._attempt = 0;
     this._triedFreshToken = false;
     this.user = frame.user ?? null;
+    // Upload limits the composer checks before a byte is sent (protocol.md §3.3).
+    this.limits = frame.limits && typeof frame.limits === 'object' ? frame.limits : null;
     this.heartbeat = Number.isFinite(frame.heartbeat) ? frame.heartbeat : null;
     this._budget = livenessBudget(this._heartbeatOverride ?? this.heartbeat ?? 30);
     this._scheduleRefresh(frame.exp);

@@ -2,7 +2,10 @@
 // TicketView's model. One PeekPanel per open Peek; close() tears down the
 // subscription and every timer and listener it made.
 
+import { acceptDroppedFiles, attachmentList, AttachmentLinks, AttachmentTray, DEFAULT_LIMITS, formatBytes } from './composer-attachments.js';
 import { DraftStore } from './drafts.js';
+import { deliveryTag, Outbox, refreshDeliveryTags, SendLog, sendLogView } from './send-state.js';
+import { renderTimeCard } from './time-card.js';
 import { avatar, formatTimestamp, h, icon, priorityTag, PRIORITY_LABELS, relativeTime, replaceChildren, STATUS_LABELS, statusPill } from './dom.js';
 import {
   formatClock,
@@ -41,6 +44,12 @@ export class PeekPanel {
     this.onTicketChange = options.onTicketChange || (() => {});
     this.onOpenTicket = options.onOpenTicket || (() => {});
     this.queueRow = options.summary || null;
+    // The sign-in token for the page's own HTTP calls (uploads, signed
+    // links, the send log): sent as a header, never in a URL.
+    this.getToken = options.getToken || (() => null);
+    this.links = new AttachmentLinks({ ticketId: this.ticketId, getToken: this.getToken });
+    this.sendLog = new SendLog({ ticketId: this.ticketId, getToken: this.getToken, onChange: () => this.onSendLog() });
+    this.replyCount = -1;
 
     this.view = null;
     this.closed = false;
@@ -288,16 +297,34 @@ export class PeekPanel {
     els.error = h('div', { class: 'composer-error', 'data-testid': 'composer-error', role: 'alert', hidden: true });
     els.sendState = h('span', { class: 'composer-state', 'data-testid': 'composer-state', 'aria-live': 'polite' });
     els.send = h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'send-button' }, icon('send'), h('span', { class: 'send-label' }, 'Send reply'));
+    this.tray = new AttachmentTray({
+      ticketId: this.ticketId,
+      getToken: this.getToken,
+      limits: () => this.client.limits || DEFAULT_LIMITS,
+      onChange: () => this.renderSendState(),
+    });
+    this.outbox = new Outbox({
+      onRetry: () => this.send(false, true),
+      onDiscard: () => this.outbox.hide(),
+      openLog: () => this.openSendLog(),
+    });
+    els.sendLog = h('div', { class: 'send-log-wrap', hidden: true });
     els.composer = h(
       'form',
       { class: 'composer', 'data-testid': 'composer', onsubmit: (e) => { e.preventDefault(); this.send(false); } },
       h('div', { class: 'composer-modes', role: 'group', 'aria-label': 'Composer mode' }, els.modeReply, els.modeNote),
       els.replyReason,
       els.input,
+      this.tray.element,
       els.stale,
       els.error,
-      h('div', { class: 'composer-footer' }, h('span', { class: 'composer-hint' }, h('kbd', null, 'Ctrl'), '+', h('kbd', null, 'Enter'), ' to send'), els.sendState, els.send),
+      this.outbox.element,
+      els.sendLog,
+      h('div', { class: 'composer-footer' }, this.tray.button, h('span', { class: 'composer-hint' }, h('kbd', null, 'Ctrl'), '+', h('kbd', null, 'Enter'), ' to send'), els.sendState, els.send),
     );
+    this.disposers.push(acceptDroppedFiles(els.composer, els.input, this.tray));
+    // Uploads still running when the Peek closes are abandoned with it.
+    this.disposers.push(() => this.tray.clear());
   }
 
   // -------------------------------------------------------------------------
@@ -490,7 +517,7 @@ export class PeekPanel {
     if (body.trim() !== '') this.drafts.rememberMode(this.ticketId, this.mode);
   }
 
-  async send(force) {
+  async send(force, retry = false) {
     if (!this.view || !this.model || this.sending) return;
     const els = this.els;
     const body = els.input.value.trim();
@@ -499,19 +526,38 @@ export class PeekPanel {
       els.input.focus();
       return;
     }
+    if (this.tray.uploading) {
+      this.showError('Wait for the attachments to finish uploading, or remove them.');
+      return;
+    }
+    if (this.tray.failed) {
+      this.showError('An attachment did not upload; remove it (and attach it again) before sending.');
+      return;
+    }
     const mode = this.mode;
     if (mode === 'reply' && !this.hasContactEmail()) return;
+    const attachments = this.tray.ids();
+    const replyLimit = (this.client.limits || DEFAULT_LIMITS).reply_attachment_bytes;
+    if (mode === 'reply' && this.tray.bytes() > replyLimit) {
+      this.showError(`The attachments total ${formatBytes(this.tray.bytes())} and one email may carry at most ${formatBytes(replyLimit)}; send some of them in a second reply.`);
+      return;
+    }
     this.sending = true;
     this.hideFeedback();
     this.renderSendState();
+    const to = this.model.ticket?.contact?.email;
+    if (mode === 'reply') this.outbox.show(retry ? 'retrying' : 'sending', { to, body });
     const args = { body };
     if (force) args.force = true;
+    if (attachments.length) args.attachments = attachments;
     try {
       await this.view.command(mode, args, { seen: this.view.seq });
       // Only now, with the server's `result`, is the message real: its
       // draft goes, even if the Peek was closed meanwhile.
       this.drafts.clear(this.ticketId, mode);
       if (this.closed) return;
+      if (mode === 'reply') this.outbox.hide();
+      if (attachments.length) this.tray.clear();
       if (this.mode === mode && els.input.value.trim() === body) els.input.value = '';
       else if (this.mode === mode) this.saveDraft();
       this.announceComposing(null);
@@ -519,6 +565,14 @@ export class PeekPanel {
       this.lastMissed = [];
     } catch (err) {
       if (this.closed || err.code === 'closed') return;
+      // A reply that reached a mail server and failed stays in the outbox
+      // with the server's answer; anything refused before that is an error.
+      if (mode === 'reply' && err.code === 'dispatch_failed') {
+        this.outbox.show('failed', { to, body, reason: err.message || 'Sending failed' });
+        this.sendLog.refresh();
+        return;
+      }
+      if (mode === 'reply') this.outbox.hide();
       if (err.code === 'stale') this.showStale(err.missed || [], err.frame?.missed_total);
       else this.showError(err.message || 'Sending failed');
     } finally {
@@ -527,9 +581,31 @@ export class PeekPanel {
     }
   }
 
+  openSendLog() {
+    this.sendLogOpen = true;
+    this.renderSendLog();
+    this.sendLog.refresh();
+  }
+
+  renderSendLog() {
+    const wrap = this.els.sendLog;
+    wrap.hidden = !this.sendLogOpen;
+    replaceChildren(wrap, this.sendLogOpen ? sendLogView(this.sendLog, () => {
+      this.sendLogOpen = false;
+      this.renderSendLog();
+    }) : null);
+  }
+
+  /** The send log arrived: replies say where and when they were emailed. */
+  onSendLog() {
+    if (this.closed || !this.model) return;
+    refreshDeliveryTags(this.els.thread, this.model.messages, this.sendLog);
+    if (this.sendLogOpen) this.renderSendLog();
+  }
+
   renderSendState() {
     const els = this.els;
-    els.send.disabled = this.sending || !this.model;
+    els.send.disabled = this.sending || !this.model || Boolean(this.tray?.uploading);
     els.input.readOnly = this.sending;
     els.composer.setAttribute('aria-busy', String(this.sending));
     if (this.sending) els.sendState.textContent = this.view && this.view.status !== 'live' ? 'Waiting for connection…' : 'Sending…';
@@ -636,6 +712,11 @@ export class PeekPanel {
     }
     this.renderHeader();
     this.renderThread(reason === 'snapshot');
+    const replies = this.model.messages.filter((m) => m.channel === 'technician').length;
+    if (replies !== this.replyCount) {
+      this.replyCount = replies;
+      if (replies > 0) this.sendLog.refresh();
+    }
     this.renderPresence();
     this.renderComposerAvailability();
     this.renderCards();
@@ -758,7 +839,7 @@ export class PeekPanel {
     };
     const time = h('time', { class: 'msg-time', datetime: m.at || '', title: m.at || '' }, formatTimestamp(m.at));
     if (channel === 'system') {
-      return h('div', { ...base, role: 'note' }, h('span', { class: 'msg-system-text' }, m.body), time);
+      return h('div', { ...base, role: 'note' }, h('span', { class: 'msg-system-text' }, m.body), time, attachmentList(m.attachments, this.links, (message) => this.toast(message, 'danger')));
     }
     const author = m.author?.name || 'Unknown';
     let tag = null;
@@ -768,13 +849,11 @@ export class PeekPanel {
           ? h('span', { class: 'via-badge via-agent', 'data-testid': 'via-agent', title: 'Sent through the RMM agent over mutual TLS' }, icon('lock'), 'via agent (mTLS)')
           : h('span', { class: 'via-badge' }, icon('mail'), via === 'email' ? 'via email' : `via ${via || 'web'}`);
     } else if (channel === 'technician') {
-      tag = h('span', { class: 'via-badge' }, icon('mail'), 'Reply · emailed');
+      tag = deliveryTag(m, this.sendLog);
     } else if (channel === 'internal_note') {
       tag = h('span', { class: 'via-badge via-note' }, icon('lock'), 'Internal note · staff only');
     }
-    const attachments = (m.attachments || []).length
-      ? h('ul', { class: 'msg-attachments' }, m.attachments.map((a) => h('li', null, icon('note'), a.name || a.filename || 'attachment')))
-      : null;
+    const attachments = attachmentList(m.attachments, this.links, (message) => this.toast(message, 'danger'));
     return h(
       'article',
       base,
@@ -852,7 +931,7 @@ export class PeekPanel {
       posture: [m.asset?.posture, m.asset],
       remote: [m.session, m.asset, this.sessionBusy, this.sessionError],
       summary: [m.summary, m.messages.length],
-      time: [m.time, m.contract, this.timerBusy],
+      time: [m.time, m.contract, this.timerBusy, this.timeUi],
       related: [m.related],
     };
     for (const [key, deps] of Object.entries(inputs)) {
@@ -1076,66 +1155,21 @@ export class PeekPanel {
     });
   }
 
-  renderTimeCard({ body, aside }) {
-    const m = this.model;
-    const time = m.time || { active: null, entries: [], total: 0 };
-    const active = time.active;
-    const entries = Array.isArray(time.entries) ? time.entries : [];
-    replaceChildren(aside, h('span', { class: 'muted', 'data-testid': 'time-total' }, `Total ${formatDuration(time.total || 0)}`));
-    const elapsed = h('span', { class: 'timer-clock', 'data-testid': 'timer-elapsed' }, '0:00:00');
-    const timerRow = active
-      ? h(
-          'div',
-          { class: 'timer is-running' },
-          h('span', { class: 'status-dot pulse' }),
-          h('div', { class: 'timer-text' }, elapsed, h('span', { class: 'muted' }, `${active.technician?.name || 'Someone'} · since ${formatTimestamp(active.started_at)}`)),
-          h('button', { type: 'button', class: 'btn btn-secondary btn-sm', 'data-testid': 'timer-stop', disabled: this.timerBusy, onclick: () => this.timerCommand('timer_stop') }, icon('stop'), 'Stop'),
-        )
-      : h(
-          'div',
-          { class: 'timer' },
-          h('div', { class: 'timer-text' }, h('span', { class: 'muted' }, 'No timer running')),
-          h('button', { type: 'button', class: 'btn btn-secondary btn-sm', 'data-testid': 'timer-start', disabled: this.timerBusy, onclick: () => this.timerCommand('timer_start') }, icon('play'), 'Start timer'),
-        );
-    const contract = m.contract ?? time.contract ?? null;
-    replaceChildren(
-      body,
-      timerRow,
-      entries.length
-        ? h(
-            'ul',
-            { class: 'entries', 'data-testid': 'time-entries' },
-            entries.slice(-5).reverse().map((e) =>
-              h('li', null, avatar(e.technician, 'xs'), h('span', { class: 'entry-note' }, e.note || e.technician?.name || 'Time'), h('span', { class: 'entry-dur' }, formatDuration(e.seconds))),
-            ),
-          )
-        : h('p', { class: 'empty-note' }, 'No time logged yet.'),
-      h(
-        'div',
-        { class: 'card-foot contract' },
-        icon('note'),
-        typeof contract === 'string'
-          ? h('span', { 'data-testid': 'contract' }, contract)
-          : contract
-            ? h('span', { 'data-testid': 'contract' }, contract.name || 'Contract', contract.remaining != null ? ` · ${formatDuration(contract.remaining)} remaining` : '')
-            : h('span', { class: 'muted' }, 'No contract on file'),
-      ),
-    );
-    if (active) {
-      this.live('time', (now) => {
-        elapsed.textContent = formatClock(timerElapsedSeconds(active, now, m.clockOffsetMs));
-      });
-    }
+  renderTimeCard(card) {
+    renderTimeCard(this, card);
   }
 
-  async timerCommand(op) {
-    if (!this.view || this.timerBusy) return;
+  /** A time command (timer_start, timer_stop with a note, time_add); the card changes when its delta arrives. */
+  async timerCommand(op, args = {}) {
+    if (!this.view || this.timerBusy) return false;
     this.timerBusy = true;
     this.renderCards();
     try {
-      await this.view.command(op, {});
+      await this.view.command(op, args);
+      return true;
     } catch (err) {
       if (err.code !== 'closed') this.toast(err.message || 'The timer request failed', 'danger');
+      return false;
     } finally {
       this.timerBusy = false;
       if (!this.closed) this.renderCards();

@@ -138,12 +138,16 @@ public struct CommandRequest: Equatable, Sendable {
         case takeOwnership, endSession, timerStart
         case startSession(kind: SessionKind)
         case timerStop(note: String?)
+        /// A manual time entry: `seconds` worked, ending now.
+        case timeAdd(seconds: Int, note: String?)
         case sessionHandover(session: String, technician: String)
     }
 
     /// Longest body accepted for a reply or note; the frame bound
     /// (`--max-message`) applies first.
     public static let maxBodyBytes = 64 * 1024
+    /// The longest manual time entry: one day.
+    public static let maxManualEntrySeconds = 24 * 3600
 
     static func decode(_ v: JSONValue) -> Result<CommandRequest, DecodeMessage> {
         guard let id = v["id"]?.stringValue, Identifier.isValid(id) else {
@@ -228,6 +232,16 @@ public struct CommandRequest: Equatable, Sendable {
                 note = s
             }
             parsed = .timerStop(note: note)
+        case .timeAdd:
+            guard let seconds = args["seconds"]?.intValue, (60...maxManualEntrySeconds).contains(seconds) else {
+                return .failure(DecodeMessage("time_add needs \"args.seconds\": whole seconds from 60 (a minute) to \(maxManualEntrySeconds) (24 hours)."))
+            }
+            var note: String?
+            if let n = args["note"], !n.isNull {
+                guard let s = n.stringValue, s.utf8.count <= 4096 else { return .failure(DecodeMessage("\"args.note\" must be a string of at most 4096 bytes.")) }
+                note = s
+            }
+            parsed = .timeAdd(seconds: seconds, note: note)
         case .sessionHandover:
             guard let s = args["session"]?.stringValue, Identifier.isValid(s),
                   let t = args["technician"]?.stringValue, Identifier.isValid(t) else {

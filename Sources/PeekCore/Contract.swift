@@ -123,6 +123,7 @@ public enum CommandOp: String, Sendable, CaseIterable {
     case endSession = "end_session"
     case timerStart = "timer_start"
     case timerStop = "timer_stop"
+    case timeAdd = "time_add"
     case sessionHandover = "session_handover"
 }
 

@@ -123,6 +123,10 @@ public protocol TicketStore: AnyObject {
     func startTimer(ticket: String, technician: PersonRef, at: Int64) throws(StoreError)
     func stopTimer(ticket: String) throws(StoreError) -> (technician: PersonRef, startedAt: Int64)?
     func addTimeEntry(ticket: String, _ e: TimeEntry) throws(StoreError)
+    /// Seconds logged since `since` (unix ms, by entry start) on every
+    /// ticket of `tenant` with this `client` and `contract`: the hours a
+    /// contract has used.
+    func contractSeconds(tenant: String, client: String, contract: String, since: Int64) throws(StoreError) -> Int
     func insertAttachment(_ a: AttachmentRef, ticket: String, sha256: String, at: Int64) throws(StoreError)
     func attachment(_ id: String) throws(StoreError) -> (ref: AttachmentRef, ticket: String, sha256: String)?
     /// Whether any attachment row names the file with this digest: a file

@@ -115,7 +115,9 @@ public enum Wire {
     /// `time`: {active, entries (the most recent), entry_count, total} plus
     /// the ticket's contract/billing context, so the Time + contract card
     /// has one source.
-    public static func timeState(_ t: TimeState, contract: String?, into w: inout JSONWriter) {
+    /// `contractUsed`: seconds logged against the contract this month
+    /// (`contract_used`, null without a contract), from `periodStart`.
+    public static func timeState(_ t: TimeState, contract: String?, contractUsed: Int? = nil, periodStart: Int64? = nil, into w: inout JSONWriter) {
         w.beginObject()
         w.key("active")
         if let active = t.active {
@@ -132,6 +134,8 @@ public enum Wire {
         w.field("entry_count", t.entryCount)
         w.field("total", t.total)
         w.field("contract", contract)
+        w.field("contract_used", contract == nil ? nil : contractUsed)
+        w.key("contract_period_start"); time(contract == nil ? nil : periodStart, into: &w)
         w.endObject()
     }
 

@@ -28,7 +28,7 @@ package enum DemoData {
                 }
                 let tickets: [[String: JSONValue]] = [
                     ["subject": "Laptop fan is loud and the machine is slow", "contact": .object(["name": "Maya Chen", "email": "maya.chen@contoso.example"]),
-                     "client": "Contoso Ltd", "priority": "high", "asset": "asset-1", "status": "open", "contract": "Managed Services Gold — 12 h/month, 4.5 h used",
+                     "client": "Contoso Ltd", "priority": "high", "asset": "asset-1", "status": "open", "contract": "Managed Services Gold — 12 h/month",
                      "body": "Hi, since this morning my laptop fan is running constantly and everything is slow. Can you take a look?"],
                     ["subject": "VPN drops every few minutes", "contact": .object(["name": "Maya Chen", "email": "maya.chen@contoso.example"]),
                      "client": "Contoso Ltd", "priority": "normal", "status": "in_progress",

@@ -85,6 +85,16 @@ extension Engine {
                                attachmentFile: a.sha256)
         case .uploadAttachment:
             return try uploadAttachment(r, tech: r.caller == .service ? nil : try technician(r))
+        case .ticketSends where r.caller != .service:
+            // A technician reads the send log of their own tenant's tickets:
+            // the Peek's "Send log" behind a reply that failed.
+            let tech = try technician(r)
+            guard let id = r.params["id"], let t = try store.ticket(id), t.tenant == tech.tenant else {
+                throw PeekError(.notFound, "No ticket \(r.params["id"] ?? "").")
+            }
+            return try backend(r)
+        case .attachmentLink, .signedDownload:
+            return try attachmentLink(r, tech: r.route == .attachmentLink && r.caller != .service ? try technician(r) : nil)
         default:
             return try backend(r)
         }

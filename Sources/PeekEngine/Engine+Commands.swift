@@ -194,6 +194,10 @@ extension Engine {
             let seconds = Int(max(0, at - active.startedAt) / 1000)
             try store.addTimeEntry(ticket: t.id, TimeEntry(technician: me, startedAt: active.startedAt, seconds: seconds, note: note))
             return try appendDelta(&t, kind: .timeUpdated, data: timeData(t), at: at)
+        case .timeAdd(let seconds, let note):
+            // Work done away from the timer, ending now.
+            try store.addTimeEntry(ticket: t.id, TimeEntry(technician: me, startedAt: at - Int64(seconds) * 1000, seconds: seconds, note: note))
+            return try appendDelta(&t, kind: .timeUpdated, data: timeData(t), at: at)
         case .startSession(let kind):
             return try startSession(&t, kind: kind, by: tech, at: at)
         case .endSession:
@@ -205,7 +209,7 @@ extension Engine {
 
     func timeData(_ t: Ticket) throws(StoreError) -> [UInt8] {
         var w = JSONWriter()
-        Wire.timeState(try store.timeState(ticket: t.id, recentEntries: Self.recentTimeEntries), contract: t.contract, into: &w)
+        try writeTime(t, store.timeState(ticket: t.id, recentEntries: Self.recentTimeEntries), into: &w)
         return w.bytes
     }
 

@@ -43,6 +43,9 @@ extension Engine {
         w.key("user"); w.beginObject(); w.field("id", tech.id); w.field("name", tech.name); w.field("tenant", tech.tenant); w.endObject()
         w.field("heartbeat", config.heartbeatSeconds)
         w.field("exp", Int(claims.expiresAt))
+        // What the composer checks before an upload starts (protocol.md §8.4).
+        w.key("limits"); w.beginObject(); w.field("attachment_bytes", config.maxAttachmentBytes)
+        w.field("reply_attachment_bytes", config.maxReplyAttachmentBytes); w.endObject()
         w.endObject()
         outputs.append(.welcome(peer, frame: w.bytes, signIn: SignIn(tenant: tech.tenant, technician: tech.id, expiresAt: claims.expiresAt)))
     }
@@ -295,7 +298,7 @@ extension Engine {
         w.key("summary"); Wire.summary(try store.summary(ticket: t.id), into: &w)
         w.key("time")
         let time = try store.timeState(ticket: t.id, recentEntries: Self.recentTimeEntries)
-        Wire.timeState(time, contract: t.contract, into: &w)
+        try writeTime(t, time, into: &w)
         w.key("related"); w.beginArray()
         for r in try store.related(to: t, limit: 10) {
             w.beginObject(); w.field("id", r.id); w.field("number", r.number); w.field("subject", r.subject)

@@ -18,6 +18,7 @@ package struct EngineConfig: Sendable {
     package var shellIdleSeconds = 15 * 60
     package var maxSubscriptionsPerConnection = 100
     package var maxAttachmentBytes = 10 * 1024 * 1024
+    package var attachmentLinkSeconds = 300
     package var maxReplyAttachmentBytes = 25 * 1024 * 1024
     package var maxRepliesInFlightPerTechnician = 4
     package var maxRepliesInFlight = 256

@@ -171,6 +171,7 @@ package enum APIRoute: Sendable {
     case createTenant, createTechnician, createAsset, createTicket
     case putEmailAccount, getEmailAccount, putSLAPolicy
     case getTicket, patchTicket, ticketSends, postSummary, uploadAttachment, getAttachment
+    case attachmentLink, signedDownload
     case inboundEmail, tenantInboundEmail
     case myTickets, myTechnicians
     case demoTechnicians, demoSignIn
@@ -181,8 +182,9 @@ package enum APIRoute: Sendable {
     package var access: Access {
         switch self {
         case .demoTechnicians, .demoSignIn: .anyone   // the engine answers 404 without --demo
+        case .signedDownload: .anyone                 // the link's signature is the credential
         case .myTickets, .myTechnicians: .technician
-        case .uploadAttachment, .getAttachment: .technicianOrService
+        case .uploadAttachment, .getAttachment, .attachmentLink, .ticketSends: .technicianOrService
         default: .service
         }
     }

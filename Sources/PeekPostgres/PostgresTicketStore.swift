@@ -465,6 +465,13 @@ public final class PostgresTicketStore: TicketStore {
                                 .text(ticket)).map(StoreRows.activeTimer)
     }
 
+    public func contractSeconds(tenant: String, client: String, contract: String, since: Int64) throws(StoreError) -> Int {
+        Int(try connection.queryOne("""
+            SELECT coalesce(sum(e.seconds), 0)::BIGINT FROM time_entries e JOIN tickets t ON t.id = e.ticket
+            WHERE t.tenant = $1 AND t.client = $2 AND t.contract = $3 AND e.started_at >= $4
+            """, .text(tenant), .text(client), .text(contract), .int(since))?[0].int ?? 0)
+    }
+
     public func addTimeEntry(ticket: String, _ e: TimeEntry) throws(StoreError) {
         try connection.run("""
             INSERT INTO time_entries(ticket, technician_id, technician_name, started_at, seconds, note) VALUES ($1, $2, $3, $4, $5, $6)

@@ -22,6 +22,8 @@ extension APIRoute {
         r.add("POST", "/v1/tickets/{id}/summary", .postSummary)
         r.add("POST", "/v1/tickets/{id}/attachments", .uploadAttachment)
         r.add("GET", "/v1/attachments/{id}", .getAttachment)
+        r.add("POST", "/v1/tickets/{id}/attachments/{attachment}/link", .attachmentLink)
+        r.add("GET", "/v1/files/{attachment}", .signedDownload)
         r.add("POST", "/v1/inbound-email", .inboundEmail)
         r.add("POST", "/v1/tenants/{tenant}/inbound-email", .tenantInboundEmail)
         r.add("GET", "/v1/me/tickets", .myTickets)

@@ -91,6 +91,10 @@ public struct ServerConfig: Sendable {
     /// (viewer entries, presence fan-out). Over it, `rate_limited`.
     public var maxSubscriptionsPerConnection = 100
     public var maxAttachmentBytes = 10 * 1024 * 1024
+    /// How long a signed attachment link (`POST .../attachments/{id}/link`)
+    /// stays valid: long enough to follow it or load a preview, short
+    /// enough that a copied link is soon worthless. Seconds.
+    public var attachmentLinkSeconds = 300
     /// The attachments of one reply together. The message carries them all,
     /// base64 and all, and is built in memory by a mail worker: 25 MiB is
     /// what common mail providers accept (and what we accept inbound), so a
@@ -180,6 +184,7 @@ extension ServerConfig {
         e.shellIdleSeconds = shellIdleSeconds
         e.maxSubscriptionsPerConnection = maxSubscriptionsPerConnection
         e.maxAttachmentBytes = maxAttachmentBytes
+        e.attachmentLinkSeconds = attachmentLinkSeconds
         e.maxReplyAttachmentBytes = maxReplyAttachmentBytes
         e.maxRepliesInFlightPerTechnician = maxRepliesInFlightPerTechnician
         e.maxRepliesInFlight = maxRepliesInFlight

@@ -441,6 +441,13 @@ public final class SQLiteTicketStore: TicketStore {
                          entryCount: Int(sums?[0].int ?? 0), total: Int(sums?[1].int ?? 0))
     }
 
+    public func contractSeconds(tenant: String, client: String, contract: String, since: Int64) throws(StoreError) -> Int {
+        Int(try db.queryOne("""
+            SELECT coalesce(sum(e.seconds), 0) FROM time_entries e JOIN tickets t ON t.id = e.ticket
+            WHERE t.tenant = ? AND t.client = ? AND t.contract = ? AND e.started_at >= ?
+            """, .text(tenant), .text(client), .text(contract), .int(since))?[0].int ?? 0)
+    }
+
     public func activeTimer(ticket: String) throws(StoreError) -> (technician: PersonRef, startedAt: Int64)? {
         try db.queryOne("SELECT technician_id, technician_name, started_at FROM active_timers WHERE ticket = ?", .text(ticket)).map(StoreRows.activeTimer)
     }

@@ -223,6 +223,9 @@ final class FailingStore: TicketStore, @unchecked Sendable {
     func stopTimer(ticket: String) throws(StoreError) -> (technician: PersonRef, startedAt: Int64)? {
         try check("stopTimer(ticket:)"); return try base.stopTimer(ticket: ticket)
     }
+    func contractSeconds(tenant: String, client: String, contract: String, since: Int64) throws(StoreError) -> Int {
+        try check("contractSeconds(tenant:client:contract:since:)"); return try base.contractSeconds(tenant: tenant, client: client, contract: contract, since: since)
+    }
     func addTimeEntry(ticket: String, _ e: TimeEntry) throws(StoreError) {
         try check("addTimeEntry(ticket:_:)"); try base.addTimeEntry(ticket: ticket, e)
     }

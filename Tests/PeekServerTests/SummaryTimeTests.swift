@@ -108,7 +108,8 @@ final class SummaryTimeTests: XCTestCase {
         let tech = try server.technician()
         try tech.send(["type": "subscribe", "id": "s", "ticket": .string(ticket)])
         let time = try XCTUnwrap(tech.next(type: "snapshot")["state"]?["time"]?.objectValue)
-        XCTAssertEqual(Set(time.keys), ["active", "entries", "entry_count", "total", "contract"])
+        XCTAssertEqual(Set(time.keys), ["active", "entries", "entry_count", "total", "contract", "contract_used", "contract_period_start"])
+        XCTAssertEqual(time["contract_used"], .int(0))
         XCTAssertEqual(time["active"], .null)
         XCTAssertEqual(time["entries"], .array([]))
         XCTAssertEqual(time["entry_count"], .int(0))
@@ -141,12 +142,66 @@ final class SummaryTimeTests: XCTestCase {
         XCTAssertEqual(after["contract"]?.stringValue, "Gold 24x7, 10 h/month")
     }
 
+    /// Contract hours are computed from logged time: entries on every
+    /// ticket of the same client and contract this month count; another
+    /// client's, another contract's and no-contract tickets' do not.
+    func testTime_manualEntriesMoveContractHoursAcrossTheContractsTickets() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        try server.seed(tenant: "acme", technicians: 1, tickets: 0)
+        let gold = ["contract": JSONValue.string("Gold, 10 h/month")]
+        let first = try AgentFixture.createTicket(server, asset: nil, extra: gold)
+        let second = try AgentFixture.createTicket(server, asset: nil, extra: gold)
+        let otherClient = try AgentFixture.createTicket(server, asset: nil, extra: gold.merging(["client": "Globex"]) { $1 })
+        let otherContract = try AgentFixture.createTicket(server, asset: nil, extra: ["contract": "Silver, 4 h/month"])
+        let tech = try server.technician()
+        try tech.send(["type": "subscribe", "id": "s", "ticket": .string(first)])
+        let snapshot = try XCTUnwrap(tech.next(type: "snapshot")["state"]?["time"])
+        XCTAssertEqual(snapshot["contract_used"], .int(0))
+        let periodStart = try XCTUnwrap(snapshot["contract_period_start"]?.stringValue.flatMap(Timestamp.parse))
+        var utc = Calendar(identifier: .gregorian)
+        utc.timeZone = TimeZone(identifier: "UTC")!
+        let parts = utc.dateComponents([.year, .month, .day, .hour, .minute], from: Date(timeIntervalSince1970: Double(periodStart) / 1000))
+        XCTAssertEqual([parts.day, parts.hour, parts.minute], [1, 0, 0], "the first of the month, UTC")
+        XCTAssertLessThan(periodStart, Int64(Date().timeIntervalSince1970 * 1000))
+
+        XCTAssertEqual(try tech.commandAnswer("m1", first, "time_add", ["seconds": 1800, "note": "Phone call with Casey"])["type"]?.stringValue, "result")
+        let added = try tech.nextDelta("time.updated", ticket: first)
+        XCTAssertEqual(added["data"]?["total"], .int(1800))
+        XCTAssertEqual(added["data"]?["contract_used"], .int(1800))
+        XCTAssertEqual(added["data"]?["active"], .null, "a manual entry starts no timer")
+        let entry = try XCTUnwrap(added["data"]?["entries"]?.arrayValue?.last)
+        XCTAssertEqual(entry["note"]?.stringValue, "Phone call with Casey")
+        XCTAssertEqual(entry["seconds"], .int(1800))
+        XCTAssertEqual(entry["technician"]?["id"]?.stringValue, "tech-1")
+        let started = try XCTUnwrap(entry["started_at"]?.stringValue.flatMap(Timestamp.parse))
+        XCTAssertLessThan(abs(started + 1_800_000 - Int64(Date().timeIntervalSince1970 * 1000)), 10_000, "the entry ends now")
+
+        for (i, ticket) in [second, otherClient, otherContract].enumerated() {
+            XCTAssertEqual(try tech.commandAnswer("m\(i + 2)", ticket, "time_add", ["seconds": 600])["type"]?.stringValue, "result")
+        }
+        // The second ticket of the same contract counts; the other two do not.
+        XCTAssertEqual(try server.api("GET", "/v1/tickets/\(first)").json?["state"]?["time"]?["contract_used"], .int(2400))
+        XCTAssertEqual(try server.api("GET", "/v1/tickets/\(second)").json?["state"]?["time"]?["contract_used"], .int(2400))
+        XCTAssertEqual(try server.api("GET", "/v1/tickets/\(otherClient)").json?["state"]?["time"]?["contract_used"], .int(600))
+        XCTAssertEqual(try server.api("GET", "/v1/tickets/\(otherContract)").json?["state"]?["time"]?["contract_used"], .int(600))
+
+        for (args, what) in [(JSONValue.object([:]), "no seconds"), (["seconds": 59], "under a minute"), (["seconds": 86401], "over a day"),
+                             (["seconds": "600"], "a string"), (["seconds": 600, "note": 5], "a bad note")] {
+            let answer = try tech.commandAnswer("bad-\(what.replacingOccurrences(of: " ", with: "-"))", first, "time_add", args)
+            XCTAssertEqual(answer["code"]?.stringValue, "invalid", what)
+        }
+        XCTAssertEqual(try server.api("GET", "/v1/tickets/\(first)").json?["state"]?["time"]?["entry_count"], .int(1), "refusals logged nothing")
+    }
+
     func testTime_ticketWithoutContract_contractNull() throws {
         let server = try TestServer()
         defer { server.stop() }
         let ticket = try server.seed(tenant: "acme", technicians: 1, tickets: 1)[0]
         let time = try XCTUnwrap(server.api("GET", "/v1/tickets/\(ticket)").json?["state"]?["time"])
         XCTAssertEqual(time["contract"], .null, "present and null, never missing")
+        XCTAssertEqual(time["contract_used"], .null)
+        XCTAssertEqual(time["contract_period_start"], .null)
         XCTAssertEqual(time["total"], .int(0))
     }
 }

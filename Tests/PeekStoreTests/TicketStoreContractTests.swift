@@ -233,6 +233,32 @@ class TicketStoreContractTests: XCTestCase {
         XCTAssertEqual(try reopened.nextTicketNumber(), 1002)
     }
 
+    /// Contract hours: entries started since the period's start, on the
+    /// tenant's tickets of one client under one contract.
+    func testContractSeconds_sumsTheClientsContractSince() throws {
+        let store = try seeded()
+        try store.begin()
+        try store.createTenant(Tenant(id: "globex", name: "Globex"), at: 1_000)
+        var gold = ticket(1002); gold.contract = "Gold"
+        var gold2 = ticket(1003); gold2.contract = "Gold"
+        var silver = ticket(1004); silver.contract = "Silver"
+        var otherClient = ticket(1005); otherClient.contract = "Gold"; otherClient.client = "Other Co"
+        var otherTenant = ticket(1006, tenant: "globex"); otherTenant.contract = "Gold"
+        for t in [gold, gold2, silver, otherClient, otherTenant] { try store.insertTicket(t) }
+        let me = PersonRef(id: "tech-1", name: "Tech 1")
+        for (t, startedAt, seconds) in [(gold, 5_000, 60), (gold2, 6_000, 120), (gold, 4_999, 1_000), (silver, 5_000, 7),
+                                        (otherClient, 5_000, 11), (otherTenant, 5_000, 13), (ticket(1001), 5_000, 17)] as [(Ticket, Int64, Int)] {
+            try store.addTimeEntry(ticket: t.id, TimeEntry(technician: me, startedAt: startedAt, seconds: seconds, note: nil))
+        }
+        try store.commit()
+        XCTAssertEqual(try store.contractSeconds(tenant: "acme", client: "Client Co", contract: "Gold", since: 5_000), 180)
+        XCTAssertEqual(try store.contractSeconds(tenant: "acme", client: "Client Co", contract: "Gold", since: 0), 1_180)
+        XCTAssertEqual(try store.contractSeconds(tenant: "acme", client: "Client Co", contract: "Silver", since: 0), 7)
+        XCTAssertEqual(try store.contractSeconds(tenant: "acme", client: "Other Co", contract: "Gold", since: 0), 11)
+        XCTAssertEqual(try store.contractSeconds(tenant: "globex", client: "Client Co", contract: "Gold", since: 0), 13)
+        XCTAssertEqual(try store.contractSeconds(tenant: "acme", client: "Client Co", contract: "None", since: 0), 0)
+    }
+
     func testMessages_recentAreOldestFirstAndAfterFilters() throws {
         let store = try seeded()
         let t = try XCTUnwrap(try store.ticket("T-1001"))

@@ -958,6 +958,12 @@ TESTS = [
     test_older_messages_load_on_scroll_and_live_note_stays_once,
 ]
 
+# Attachments, a reply's sending state, Time + contract (issue 18): last,
+# since the send-state test configures the demo tenant's email account.
+from browser_composer_tests import COMPOSER_TESTS  # noqa: E402
+
+TESTS += COMPOSER_TESTS
+
 
 class Context:
     pass
