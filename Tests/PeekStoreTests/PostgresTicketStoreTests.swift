@@ -198,6 +198,23 @@ final class PostgresTicketStoreTests: TicketStoreContractTests {
         XCTAssertEqual(try store.commandAnswer(CommandKey(tenant: "acme", technician: "tech-1", id: "e"), notBefore: 0), [])
     }
 
+    /// PostgreSQL text cannot hold U+0000, and libpq reads a text parameter
+    /// only up to its first NUL: sent as it was, this body was saved as
+    /// "before" with no error. Now it is refused before it reaches the
+    /// server, so the batch is not doomed either and the rest commits.
+    func testTextWithNUL_isRefusedWholeNotCutAndTheBatchGoesOn() throws {
+        let store = try seededPostgres()
+        let t = try XCTUnwrap(try store.ticket("T-1001"))
+        try store.begin()
+        XCTAssertThrowsError(try store.insertMessage(message(t, seq: 1, body: "before\u{0}after"), mailMessageID: nil, delta: nil)) { error in
+            XCTAssertTrue("\(error)".contains("U+0000"), "\(error)")
+        }
+        XCTAssertFalse(store.transactionLost)
+        try store.insertMessage(message(t, seq: 2, body: "kept"), mailMessageID: nil, delta: nil)
+        try store.commit()
+        XCTAssertEqual(try store.messages(ticket: "T-1001", after: 0).map(\.body), ["kept"])
+    }
+
     /// The server closed the store's connection (a restart, a failover, an
     /// administrator): the next transaction reconnects instead of every
     /// batch failing from then on. Nothing was open, so nothing is lost.
