@@ -92,5 +92,10 @@ enum PostgresSchema {
         ALTER TABLE sessions ADD COLUMN kind TEXT NOT NULL DEFAULT 'recording';
         ALTER TABLE sessions ADD COLUMN started_at BIGINT;
         """,
+        // 3: SQLite's 9. Whether any row still names a file is looked up
+        // by digest.
+        """
+        CREATE INDEX attachments_sha256 ON attachments(sha256);
+        """,
     ]
 }

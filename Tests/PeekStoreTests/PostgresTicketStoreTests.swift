@@ -65,6 +65,16 @@ final class PostgresTicketStoreTests: TicketStoreContractTests {
         XCTAssertEqual(try store.connection.queryOne("SELECT COUNT(*) FROM peek_schema")?.first?.int, 1)
     }
 
+    /// Whether any row still names a file is answered from an index, not a
+    /// scan of every attachment (seq scans disabled, so the plan says which).
+    func testAttachmentReferenceCheck_usesTheSha256Index() throws {
+        let store = try seededPostgres()
+        try store.connection.execute("SET enable_seqscan = off")
+        let plan = try store.connection.query("EXPLAIN SELECT 1 FROM attachments WHERE sha256 = $1 LIMIT 1", .text("ab"))
+            .compactMap { $0.first?.text }.joined(separator: " ")
+        XCTAssertTrue(plan.contains("attachments_sha256"), plan)
+    }
+
     // MARK: Transactions
 
     /// After an error outside a savepoint PostgreSQL dooms the transaction:
