@@ -154,11 +154,22 @@ public final class PostgresTicketStore: TicketStore {
 
     // MARK: Tickets
 
-    /// One more than the highest number. Two nodes may compute the same
-    /// one; the `number` key then refuses the second insert (a constraint
-    /// violation), never a duplicate ticket.
+    /// The next number from the `ticket_numbers` row, updated (and so
+    /// locked) in the writing transaction: another node creating a ticket
+    /// at the same moment waits for this commit and takes the number after,
+    /// where MAX + 1 gave both the same number and failed the second insert
+    /// on the key. Never below MAX + 1: rows copied in by `peekd migrate`
+    /// (or written around the counter) are counted too. A rolled-back
+    /// transaction gives its number back, as on SQLite.
     public func nextTicketNumber() throws(StoreError) -> Int {
-        Int(try connection.queryOne("SELECT COALESCE(MAX(number), 1000) + 1 FROM tickets")?.first?.int ?? 1001)
+        let row = try connection.queryOne("""
+            UPDATE ticket_numbers SET last = GREATEST(last, (SELECT COALESCE(MAX(number), 1000) FROM tickets)) + 1
+            WHERE id = 1 RETURNING last
+            """)
+        guard let number = row?.first?.int else {
+            throw StoreError(sqlState: "P0002", message: "the ticket_numbers row is missing")
+        }
+        return Int(number)
     }
 
     public func insertTicket(_ t: Ticket) throws(StoreError) {

@@ -193,6 +193,42 @@ final class PostgresTicketStoreTests: TicketStoreContractTests {
         XCTAssertEqual(try first.deltas(ticket: "T-1001", after: 0, limit: 10).map(\.seq), [1, 2])
     }
 
+    /// Two nodes create a ticket at the same moment: the second waits for
+    /// the first one's commit and takes the next number. With MAX + 1 both
+    /// read the same highest number and the second insert failed on the key.
+    func testNextTicketNumber_twoNodesAtOnce_secondWaitsAndTakesTheNext() throws {
+        let first = try seededPostgres()
+        let second = try PostgresTicketStore(url: url)
+        try first.begin()
+        let a = try first.nextTicketNumber()
+        XCTAssertEqual(a, 1002)
+        try first.insertTicket(ticket(a))
+        let outcome = Mutex<Result<Int, StoreError>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) let other = second
+        nonisolated(unsafe) let test = self
+        Thread {
+            let result: Result<Int, StoreError>
+            do throws(StoreError) {
+                try other.begin()
+                let b = try other.nextTicketNumber()
+                try other.insertTicket(test.ticket(b))
+                try other.commit()
+                result = .success(b)
+            } catch {
+                other.rollback()
+                result = .failure(error)
+            }
+            outcome.withLock { $0 = result }
+            done.signal()
+        }.start()
+        XCTAssertEqual(done.wait(timeout: .now() + 1), .timedOut, "the second node waits for the first one's number")
+        try first.commit()
+        XCTAssertEqual(done.wait(timeout: .now() + 30), .success)
+        XCTAssertEqual(try XCTUnwrap(outcome.withLock { $0 }).get(), 1003)
+        XCTAssertEqual(try first.tickets(tenant: "acme", limit: 10).map(\.number), [1001, 1002, 1003])
+    }
+
     /// Text and bytes through parameters: quotes, backslashes and non-ASCII
     /// arrive as written (no SQL is built from values), and bytea carries
     /// every byte value.
