@@ -9,7 +9,7 @@ import PeekStore
 /// with their length); results come back in text format and are decoded by
 /// column type into `SQLValue`, the same values the SQLite store reads.
 public final class PostgresConnection {
-    private let handle: OpaquePointer
+    let handle: OpaquePointer
 
     /// `url`: a libpq connection string, `postgres://user@host:port/db`.
     public init(url: String) throws(StoreError) {

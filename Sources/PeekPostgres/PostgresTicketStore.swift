@@ -7,12 +7,13 @@ import PeekStore
 /// server's default) returns once the WAL is flushed, so `durability` is
 /// nil: a commit that returned is durable, and the engine acknowledges then.
 ///
-/// Written so several nodes can share one database later: no cache outlives
-/// a transaction (another node may have written since), the schema migrates
-/// under an advisory lock, and `ticket(_:)` locks the ticket's row inside a
-/// writing transaction, so the seq the engine assigns from it (`seq + 1`)
-/// cannot be assigned twice. Cross-node fan-out, presence and timers are
-/// not built yet: one node per database for now (README, "PostgreSQL").
+/// Several nodes share one database: no cache outlives a transaction
+/// (another node may have written since), the schema migrates under an
+/// advisory lock, `ticket(_:)` locks the ticket's row inside a writing
+/// transaction, so the seq the engine assigns from it (`seq + 1`) cannot be
+/// assigned twice, and ticket numbers come from a counter row. Deltas reach
+/// the other nodes through `PostgresBus` (PeekServer); presence and timers
+/// are per node for now (README, "PostgreSQL").
 public final class PostgresTicketStore: TicketStore {
     public let connection: PostgresConnection
     public var durability: (any Durability)? { nil }

@@ -18,6 +18,8 @@ public final class Server: @unchecked Sendable {
     public private(set) var tlsPort: UInt16?
     public private(set) var agentPort: UInt16?
     private var loops: LoopGroup?
+    /// The cross-node bus, on PostgreSQL only.
+    private var clusterBus: PostgresBus?
     /// What the TLS listeners make new sessions from; replaced by `reloadTLS`.
     private var tlsSlot: TLSContextSlot?
     private var agentSlot: TLSContextSlot?
@@ -99,7 +101,17 @@ public final class Server: @unchecked Sendable {
                 }
             }
         }
-        bus.target = InProcessBus(loops: group.loops)
+        let inProcess = InProcessBus(loops: group.loops)
+        if let url = config.databaseURL, !echoMode {
+            // Several nodes may share the database: their deltas reach this
+            // node's viewers, and this node's reach theirs.
+            let cluster = try PostgresBus(url: url, inner: inProcess, loopCount: threads, logger: logger)
+            cluster.start()
+            clusterBus = cluster
+            bus.target = cluster
+        } else {
+            bus.target = inProcess
+        }
         if config.demo && !echoMode { DemoData.seed(engine) }
         engine.start()
         self.engine = engine
@@ -192,6 +204,8 @@ public final class Server: @unchecked Sendable {
         loops = nil
         engine?.stop()
         engine = nil
+        clusterBus?.stop()
+        clusterBus = nil
         logger.flush()
     }
 }
@@ -200,6 +214,6 @@ public final class Server: @unchecked Sendable {
 /// the engine); set once before the engine starts.
 final class BusProxy: DeltaBus, @unchecked Sendable {
     // @unchecked: `target` is written once before the engine thread starts.
-    var target: InProcessBus?
+    var target: (any DeltaBus)?
     func deliver(_ outputs: [EngineOutput]) { target?.deliver(outputs) }
 }

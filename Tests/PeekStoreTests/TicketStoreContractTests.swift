@@ -97,7 +97,7 @@ class TicketStoreContractTests: XCTestCase {
         let t = try XCTUnwrap(try store.ticket("T-1001"))
         try store.begin()
         try store.insertMessage(message(t, seq: 1, body: "before"), mailMessageID: nil, delta: nil)
-        let failed = store.bestEffort { () throws(StoreError) in try store.createTenant(Tenant(id: "acme", name: "again"), at: 1) }
+        let failed: Void? = store.bestEffort { () throws(StoreError) in try store.createTenant(Tenant(id: "acme", name: "again"), at: 1) }
         XCTAssertNil(failed)
         XCTAssertEqual(store.bestEffort { () throws(StoreError) in try store.tenant("acme")?.name }, "Acme")
         try store.insertMessage(message(t, seq: 2, body: "after"), mailMessageID: nil, delta: nil)
