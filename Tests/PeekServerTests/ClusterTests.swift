@@ -105,6 +105,69 @@ final class ClusterTests: XCTestCase {
         XCTAssertEqual(alone.first?["data"]?["body"]?.stringValue, "silent 2")
     }
 
+    /// Three real peekd processes on one PostgreSQL; one is killed with
+    /// SIGKILL. The other two keep serving, deltas posted on them reach each
+    /// other's viewers, and the killed node's viewer resumes with `since` on
+    /// another node: every seq after the one it had, once, in order, and
+    /// nothing acknowledged is lost.
+    func testKill9_oneNodeOfThree_othersKeepServing_itsViewerResumesElsewhereWithoutGapOrDuplicate() throws {
+        let url = try databaseURL()
+        let base = NSTemporaryDirectory() + "peek-cluster-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let secret = String(repeating: "k", count: 32), service = "cluster-service"
+        let nodes = try (0..<3).map { i in
+            try PeekdSubprocess(["--port", "0", "--data", base + "/node\(i)", "--threads", "1", "--database", url,
+                                 "--jwt-secret", secret, "--service-token", service])
+        }
+        defer { for n in nodes { n.stop() } }
+        let ports = try nodes.map { try $0.readyPort("plain") }
+        func api(_ path: String, _ json: String) throws -> TestServer.Response {
+            let r = try TestServer.request(port: ports[0], "POST", path, body: Array(json.utf8), bearer: service)
+            XCTAssertEqual(r.status, 201, "\(path): \(r.text)")
+            return r
+        }
+        _ = try api("/v1/tenants", #"{"id":"acme","name":"Acme"}"#)
+        for i in 1...3 { _ = try api("/v1/tenants/acme/technicians", #"{"id":"tech-\#(i)","name":"Tech \#(i)","email":"t\#(i)@acme.example"}"#) }
+        let ticket = try XCTUnwrap(try api("/v1/tenants/acme/tickets",
+            #"{"subject":"Printer","client":"Client Co","priority":"normal","contact":{"name":"Casey","email":"c@example.com"}}"#).json?["id"]?.stringValue)
+        func technician(_ user: String, on port: UInt16) throws -> TestWebSocketClient {
+            let client = try TestWebSocketClient(port: port)
+            let token = JWT.sign(TechnicianClaims(subject: user, tenant: "acme", name: user, expiresAt: Int64(Date().timeIntervalSince1970) + 3600),
+                                 secret: Array(secret.utf8))
+            try client.send(["type": "hello", "token": .string(token)])
+            try client.next(type: "welcome", timeout: 20)
+            return client
+        }
+        let viewers = try (0..<3).map { try technician("tech-\($0 + 1)", on: ports[$0]) }
+        defer { for v in viewers { v.close() } }
+        var start = 0
+        for v in viewers { start = try XCTUnwrap(try v.subscribe(ticket)["seq"]?.intValue) }
+        let first = try XCTUnwrap(try viewers[0].run("k-1", ticket, "note", ["body": "before the kill"])["seq"]?.intValue)
+        for v in viewers { _ = try exactly(v, ticket, after: start, through: first) }
+
+        kill(nodes[1].process.processIdentifier, SIGKILL)
+        nodes[1].process.waitUntilExit()
+        XCTAssertThrowsError(try viewers[1].next(timeout: 10), "the killed node's socket ends")
+
+        var last = first
+        for (i, author) in [viewers[0], viewers[2], viewers[0]].enumerated() {
+            let posted = try author.run("k-\(i + 2)", ticket, "note", ["body": .string("after the kill \(i)")])
+            XCTAssertEqual(posted["type"]?.stringValue, "result", "\(posted)")
+            last = try XCTUnwrap(posted["seq"]?.intValue)
+        }
+        XCTAssertEqual(last, first + 3)
+        for v in [viewers[0], viewers[2]] { _ = try exactly(v, ticket, after: first, through: last) }
+
+        let moved = try technician("tech-2", on: ports[2])
+        defer { moved.close() }
+        let (missed, end) = try moved.resume(ticket, since: first)
+        XCTAssertEqual(missed.compactMap { $0["seq"]?.intValue }, Array((first + 1)...last))
+        XCTAssertEqual(end["type"]?.stringValue, "subscribed", "\(end)")
+        XCTAssertEqual(end["seq"]?.intValue, last)
+        let db = try PostgresConnection(url: url)
+        XCTAssertEqual(try db.queryOne("SELECT COUNT(*) FROM messages WHERE ticket = $1 AND author_id LIKE 'tech-%'", .text(ticket))?.first?.int, 4)
+    }
+
     /// The notification payloads: every delta of the batches queued, in
     /// order, under PostgreSQL's 8000-byte limit; a frame too large for a
     /// payload of its own travels as `ticket seq` only (read from the log).
