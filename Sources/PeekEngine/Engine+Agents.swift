@@ -205,7 +205,11 @@ extension Engine {
 
     func sessionAndTicket(_ id: String) throws(StoreError) -> (RemoteSession, Ticket?)? {
         guard let s = try store.session(id) else { return nil }
-        return (s, try store.ticket(s.ticket))
+        let ticket = try store.ticket(s.ticket)
+        // Read again now that the ticket row is locked: another node that
+        // changed the session meanwhile (an answer, an expiry) has committed,
+        // and this node must act on that, not on the first read.
+        return (try store.session(id) ?? s, ticket)
     }
 
     func expireSession(_ id: String) {

@@ -20,6 +20,7 @@ public final class Server: @unchecked Sendable {
     private var loops: LoopGroup?
     /// The cross-node bus, on PostgreSQL only.
     private var clusterBus: PostgresBus?
+    private var clusterRescan: ClusterTimerRescan?
     /// What the TLS listeners make new sessions from; replaced by `reloadTLS`.
     private var tlsSlot: TLSContextSlot?
     private var agentSlot: TLSContextSlot?
@@ -108,6 +109,7 @@ public final class Server: @unchecked Sendable {
             let cluster = try PostgresBus(url: url, inner: inProcess, loopCount: threads, logger: logger)
             cluster.start()
             clusterBus = cluster
+            clusterRescan = ClusterTimerRescan(engine: engine, seconds: config.clusterRescanSeconds)
             bus.target = cluster
         } else {
             bus.target = inProcess
@@ -200,6 +202,8 @@ public final class Server: @unchecked Sendable {
     /// Graceful stop: no new connections, every WebSocket closed with 1001,
     /// output flushed, then the engine finishes its last batch.
     public func stop(drainSeconds: Double = 5) {
+        clusterRescan?.stop()
+        clusterRescan = nil
         loops?.shutdown(drainSeconds: drainSeconds)
         loops = nil
         engine?.stop()

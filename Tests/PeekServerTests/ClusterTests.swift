@@ -168,6 +168,41 @@ final class ClusterTests: XCTestCase {
         XCTAssertEqual(try db.queryOne("SELECT COUNT(*) FROM messages WHERE ticket = $1 AND author_id LIKE 'tech-%'", .text(ticket))?.first?.int, 4)
     }
 
+    /// SLA deadlines on three nodes: a ticket created on A is armed on B and
+    /// C by their rescan, all three fire, and each target is breached once
+    /// (the ticket row lock and the flag). A second ticket's node is
+    /// stopped before its deadlines: another node records them, once.
+    func testSLADeadlines_firedOnceClusterWide_alsoWhenTheNodeThatArmedThemIsGone() throws {
+        let url = try databaseURL()
+        let nodes = try (0..<3).map { _ in try TestServer { $0.databaseURL = url; $0.clusterRescanSeconds = 1 } }
+        defer { for n in nodes { n.stop() } }
+        try nodes[0].seed(tenant: "acme", technicians: 2, tickets: 0)
+        let policy = try nodes[0].api("PUT", "/v1/tenants/acme/sla-policy", ["normal": ["response": 3, "resolution": 4]])
+        XCTAssertEqual(policy.status, 200, policy.text)
+
+        func breaches(of ticket: String, on viewer: TestWebSocketClient) throws {
+            try viewer.send(["type": "subscribe", "id": "s", "ticket": .string(ticket), "since": 0])
+            let log = try viewer.read(until: { Match.delta("sla.breached", ticket)($0) && $0["data"]?["target"]?.stringValue == "resolution" },
+                                      timeout: 20) + viewer.drain(for: 2.5)
+            let durable = log.filter { $0["type"]?.stringValue == "delta" && $0["ticket"]?.stringValue == ticket && $0["seq"] != nil }
+            XCTAssertEqual(durable.compactMap { $0["seq"]?.intValue }, Array(1...max(1, durable.count)), "every seq once, in order")
+            XCTAssertEqual(durable.filter(Match.delta("sla.breached")).compactMap { $0["data"]?["target"]?.stringValue },
+                           ["response", "resolution"], "each target breached once")
+            XCTAssertEqual(durable.filter(Match.systemMessage(ticket)).count, 2, "one system event per breach")
+        }
+
+        let shared = try AgentFixture.createTicket(nodes[0], asset: nil)
+        let onC = try nodes[2].technician("tech-1")
+        defer { onC.close() }
+        try breaches(of: shared, on: onC)
+
+        let orphan = try AgentFixture.createTicket(nodes[0], asset: nil)
+        nodes[0].stop()
+        let onB = try nodes[1].technician("tech-2")
+        defer { onB.close() }
+        try breaches(of: orphan, on: onB)
+    }
+
     /// The notification payloads: every delta of the batches queued, in
     /// order, under PostgreSQL's 8000-byte limit; a frame too large for a
     /// payload of its own travels as `ticket seq` only (read from the log).
