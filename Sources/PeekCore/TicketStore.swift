@@ -148,6 +148,24 @@ public struct CommandKey: Hashable, Sendable {
 }
 
 extension TicketStore {
+    /// Runs a statement whose failure the caller can live with (a telemetry
+    /// save, a read of the delta log with a fallback) in a savepoint of its
+    /// own, and answers nil when it fails. Without the savepoint, one
+    /// failing statement dooms a PostgreSQL transaction, and with it every
+    /// command of the batch that had nothing to do with it; `try?` alone
+    /// only hides that until COMMIT. Call it inside a transaction.
+    public func bestEffort<T>(_ body: () throws(StoreError) -> T) -> T? {
+        do { try savepoint() } catch { return nil }
+        do {
+            let value = try body()
+            try releaseSavepoint()
+            return value
+        } catch {
+            rollbackToSavepoint()
+            return nil
+        }
+    }
+
     public func insertMessage(_ m: Message, mailMessageID: String?, delta: [UInt8]?) throws(StoreError) {
         try insertMessage(m, mailMessageID: mailMessageID, delta: delta, command: nil)
     }

@@ -45,7 +45,8 @@ extension Engine {
         return files.map(\.sha256).filter { sha256 in
             // A failing lookup keeps the file: a stray file costs disk, a
             // missing one loses a customer's attachment.
-            let unreferenced = !stored && (try? store.isAttachmentFileReferenced(sha256: sha256)) == false
+            let unreferenced = !stored
+                && store.bestEffort({ () throws(StoreError) in try store.isAttachmentFileReferenced(sha256: sha256) }) == false
             return attachmentClaims.release(sha256, unreferenced: unreferenced)
         }
     }

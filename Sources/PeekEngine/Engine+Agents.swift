@@ -60,7 +60,8 @@ extension Engine {
     private func publishToLinkedViewers(_ asset: Asset, kind: DeltaKind, data: [UInt8]) {
         // Best effort: an ephemeral push, like one shed to a slow consumer;
         // a snapshot (any resubscribe) reads the agent and telemetry afresh.
-        for ticketID in (try? store.ticketsLinked(tenant: asset.tenant, asset: asset.id)) ?? [] where viewers[ticketID] != nil {
+        let linked = store.bestEffort { () throws(StoreError) in try store.ticketsLinked(tenant: asset.tenant, asset: asset.id) }
+        for ticketID in linked ?? [] where viewers[ticketID] != nil {
             publishEphemeral(ticket: ticketID, kind: kind, data: data)
         }
     }
@@ -204,7 +205,11 @@ extension Engine {
 
     func sessionAndTicket(_ id: String) throws(StoreError) -> (RemoteSession, Ticket?)? {
         guard let s = try store.session(id) else { return nil }
-        return (s, try store.ticket(s.ticket))
+        let ticket = try store.ticket(s.ticket)
+        // Read again now that the ticket row is locked: another node that
+        // changed the session meanwhile (an answer, an expiry) has committed,
+        // and this node must act on that, not on the first read.
+        return (try store.session(id) ?? s, ticket)
     }
 
     func expireSession(_ id: String) {
@@ -260,7 +265,7 @@ extension Engine {
         // still has the last reading.
         // Best effort: the live value is pushed from memory either way; only
         // a snapshot right after a restart would show an older reading.
-        try? store.saveTelemetry(tenant: asset.tenant, asset: asset.id, value)
+        _ = store.bestEffort { () throws(StoreError) in try store.saveTelemetry(tenant: asset.tenant, asset: asset.id, value) }
         var w = JSONWriter()
         Wire.telemetry(asset: PersonRef(id: asset.id, name: asset.name), value, into: &w)
         publishToLinkedViewers(asset, kind: .assetTelemetry, data: w.bytes)

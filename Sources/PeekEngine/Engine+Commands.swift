@@ -120,7 +120,9 @@ extension Engine {
         // with a fresh id is how a client moves on, so they are remembered too.
         // Best effort: if remembering fails, a repeat is refused afresh,
         // which is the same answer unless the ticket moved on meanwhile.
-        if error.code != .internal { try? store.saveCommandAnswer(CommandKey(c, from: tech), at: at, answer: frame) }
+        if error.code != .internal {
+            _ = store.bestEffort { () throws(StoreError) in try store.saveCommandAnswer(CommandKey(c, from: tech), at: at, answer: frame) }
+        }
         outputs.append(.send(peer, frame))
     }
 

@@ -63,7 +63,7 @@ extension Engine {
         for ticketID in viewers.keys {
             // Best effort: a tick is a display refresh; the next one comes
             // within `slaTickSeconds`, and breaches are recorded by timers.
-            guard let t = try? store.ticket(ticketID) else { continue }
+            guard let t = store.bestEffort({ () throws(StoreError) in try store.ticket(ticketID) }) ?? nil else { continue }
             var w = JSONWriter()
             Wire.sla(t, nowMillis: at, into: &w)
             publishEphemeral(ticket: ticketID, kind: .slaTick, data: w.bytes)
@@ -75,7 +75,7 @@ extension Engine {
         lastPruneMillis = at
         // Best effort: answers past the window are never read (every read
         // passes `notBefore`); a failed prune only keeps rows a minute longer.
-        try? store.pruneCommandAnswers(before: at - Self.idempotencyWindowMillis)
+        _ = store.bestEffort { () throws(StoreError) in try store.pruneCommandAnswers(before: at - Self.idempotencyWindowMillis) }
     }
 
     /// When a clock of `seconds` started at `from` falls due: wall-clock

@@ -183,8 +183,10 @@ extension Engine {
                 served = true
             // Best effort: a failed read of the log falls back to a snapshot,
             // which is a whole answer too.
-            } else if let oldest = try? store.oldestDeltaSeq(ticket: ticketID), oldest <= since + 1,
-                      let rows = try? store.deltas(ticket: ticketID, after: since, limit: config.retainDeltas + 64),
+            } else if let oldest = store.bestEffort({ () throws(StoreError) in try store.oldestDeltaSeq(ticket: ticketID) }) ?? nil,
+                      oldest <= since + 1,
+                      let rows = store.bestEffort({ () throws(StoreError) in
+                          try store.deltas(ticket: ticketID, after: since, limit: config.retainDeltas + 64) }),
                       rows.count == ticket.seq - since {
                 for row in rows {
                     frames.append(Wire.deltaFrame(ticket: ticketID, seq: row.seq, at: row.at,

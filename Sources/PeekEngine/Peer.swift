@@ -15,6 +15,7 @@ public struct Peer: Hashable, Sendable, CustomStringConvertible {
 /// A set of loops, as bits: which loops have viewers of a ticket.
 package struct LoopMask: Equatable, Sendable {
     package var bits: UInt64 = 0
+    package init(bits: UInt64 = 0) { self.bits = bits }
     package mutating func insert(_ loop: Int) { bits |= 1 << UInt64(loop & 63) }
     package func contains(_ loop: Int) -> Bool { bits & (1 << UInt64(loop & 63)) != 0 }
 }

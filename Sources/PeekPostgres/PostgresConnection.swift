@@ -9,7 +9,7 @@ import PeekStore
 /// with their length); results come back in text format and are decoded by
 /// column type into `SQLValue`, the same values the SQLite store reads.
 public final class PostgresConnection {
-    private let handle: OpaquePointer
+    let handle: OpaquePointer
 
     /// `url`: a libpq connection string, `postgres://user@host:port/db`.
     public init(url: String) throws(StoreError) {
@@ -137,6 +137,9 @@ public final class PostgresConnection {
         static let numeric: Oid = 1700
     }
 
+    /// PostgreSQL's own SQLSTATE for the same refusal (character_not_in_repertoire).
+    static let nulInText = StoreError(sqlState: "22021", message: "text with U+0000 (NUL) cannot be stored in PostgreSQL; refused rather than cut at the NUL")
+
     private func withResult<T>(_ sql: String, _ values: [SQLValue], _ body: (OpaquePointer) -> T) throws(StoreError) -> T {
         var types: [Oid] = []
         var lengths: [Int32] = []
@@ -151,7 +154,12 @@ public final class PostgresConnection {
             case .null: types.append(0); bytes = nil
             case .int(let v): types.append(TypeOID.int8); bytes = Array(String(v).utf8)
             case .double(let v): types.append(TypeOID.float8); bytes = Array("\(v)".utf8)
-            case .text(let v): types.append(TypeOID.text); bytes = Array(v.utf8)
+            case .text(let v):
+                // PostgreSQL text cannot hold U+0000, and libpq reads a text
+                // parameter up to its first NUL: sent, "a\0b" would be saved
+                // as "a" without a word. Refused whole instead.
+                guard !v.utf8.contains(0) else { throw Self.nulInText }
+                types.append(TypeOID.text); bytes = Array(v.utf8)
             case .blob(let v): types.append(TypeOID.bytea); bytes = v; binary = true
             }
             formats.append(binary ? 1 : 0)

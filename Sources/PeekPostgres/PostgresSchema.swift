@@ -92,5 +92,23 @@ enum PostgresSchema {
         ALTER TABLE sessions ADD COLUMN kind TEXT NOT NULL DEFAULT 'recording';
         ALTER TABLE sessions ADD COLUMN started_at BIGINT;
         """,
+        // 3: SQLite's 9. Whether any row still names a file is looked up
+        // by digest.
+        """
+        CREATE INDEX attachments_sha256 ON attachments(sha256);
+        """,
+        // 4: PostgreSQL only. The last ticket number handed out, one row
+        // (numbers are global: inbound mail carries only [#<number>]).
+        // Taking a number updates the row, so a second node's transaction
+        // waits for the first one's commit and takes the next number,
+        // instead of computing the same MAX + 1 and failing on the key.
+        """
+        CREATE TABLE ticket_numbers (id INTEGER PRIMARY KEY CHECK (id = 1), last BIGINT NOT NULL);
+        INSERT INTO ticket_numbers(id, last) SELECT 1, COALESCE(MAX(number), 1000) FROM tickets;
+        """,
     ]
+
+    /// Tables only the PostgreSQL store has (cluster bookkeeping): `peekd
+    /// migrate` neither expects them in SQLite nor copies into them.
+    static let postgresOnlyTables: Set<String> = ["peek_schema", "ticket_numbers"]
 }

@@ -7,12 +7,13 @@ import PeekStore
 /// server's default) returns once the WAL is flushed, so `durability` is
 /// nil: a commit that returned is durable, and the engine acknowledges then.
 ///
-/// Written so several nodes can share one database later: no cache outlives
-/// a transaction (another node may have written since), the schema migrates
-/// under an advisory lock, and `ticket(_:)` locks the ticket's row inside a
-/// writing transaction, so the seq the engine assigns from it (`seq + 1`)
-/// cannot be assigned twice. Cross-node fan-out, presence and timers are
-/// not built yet: one node per database for now (README, "PostgreSQL").
+/// Several nodes share one database: no cache outlives a transaction
+/// (another node may have written since), the schema migrates under an
+/// advisory lock, `ticket(_:)` locks the ticket's row inside a writing
+/// transaction, so the seq the engine assigns from it (`seq + 1`) cannot be
+/// assigned twice, and ticket numbers come from a counter row. Deltas reach
+/// the other nodes through `PostgresBus` (PeekServer); presence and timers
+/// are per node for now (README, "PostgreSQL").
 public final class PostgresTicketStore: TicketStore {
     public let connection: PostgresConnection
     public var durability: (any Durability)? { nil }
@@ -154,11 +155,22 @@ public final class PostgresTicketStore: TicketStore {
 
     // MARK: Tickets
 
-    /// One more than the highest number. Two nodes may compute the same
-    /// one; the `number` key then refuses the second insert (a constraint
-    /// violation), never a duplicate ticket.
+    /// The next number from the `ticket_numbers` row, updated (and so
+    /// locked) in the writing transaction: another node creating a ticket
+    /// at the same moment waits for this commit and takes the number after,
+    /// where MAX + 1 gave both the same number and failed the second insert
+    /// on the key. Never below MAX + 1: rows copied in by `peekd migrate`
+    /// (or written around the counter) are counted too. A rolled-back
+    /// transaction gives its number back, as on SQLite.
     public func nextTicketNumber() throws(StoreError) -> Int {
-        Int(try connection.queryOne("SELECT COALESCE(MAX(number), 1000) + 1 FROM tickets")?.first?.int ?? 1001)
+        let row = try connection.queryOne("""
+            UPDATE ticket_numbers SET last = GREATEST(last, (SELECT COALESCE(MAX(number), 1000) FROM tickets)) + 1
+            WHERE id = 1 RETURNING last
+            """)
+        guard let number = row?.first?.int else {
+            throw StoreError(sqlState: "P0002", message: "the ticket_numbers row is missing")
+        }
+        return Int(number)
     }
 
     public func insertTicket(_ t: Ticket) throws(StoreError) {

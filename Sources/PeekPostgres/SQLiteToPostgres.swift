@@ -98,8 +98,8 @@ public enum SQLiteToPostgres {
             .compactMap { $0.first?.text })
         let postgresTables = Set(try target.query("""
             SELECT table_name FROM information_schema.tables
-            WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name <> 'peek_schema'
-            """).compactMap { $0.first?.text })
+            WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
+            """).compactMap { $0.first?.text }).subtracting(PostgresSchema.postgresOnlyTables)
         var problems: [String] = []
         for table in sqliteTables.subtracting(postgresTables).sorted() { problems.append("table \(table) is in SQLite only") }
         for table in postgresTables.subtracting(sqliteTables).sorted() { problems.append("table \(table) is in PostgreSQL only") }

@@ -18,6 +18,9 @@ public final class Server: @unchecked Sendable {
     public private(set) var tlsPort: UInt16?
     public private(set) var agentPort: UInt16?
     private var loops: LoopGroup?
+    /// The cross-node bus, on PostgreSQL only.
+    private var clusterBus: PostgresBus?
+    private var clusterRescan: ClusterTimerRescan?
     /// What the TLS listeners make new sessions from; replaced by `reloadTLS`.
     private var tlsSlot: TLSContextSlot?
     private var agentSlot: TLSContextSlot?
@@ -99,7 +102,18 @@ public final class Server: @unchecked Sendable {
                 }
             }
         }
-        bus.target = InProcessBus(loops: group.loops)
+        let inProcess = InProcessBus(loops: group.loops)
+        if let url = config.databaseURL, !echoMode {
+            // Several nodes may share the database: their deltas reach this
+            // node's viewers, and this node's reach theirs.
+            let cluster = try PostgresBus(url: url, inner: inProcess, loopCount: threads, logger: logger)
+            cluster.start()
+            clusterBus = cluster
+            clusterRescan = ClusterTimerRescan(engine: engine, seconds: config.clusterRescanSeconds)
+            bus.target = cluster
+        } else {
+            bus.target = inProcess
+        }
         if config.demo && !echoMode { DemoData.seed(engine) }
         engine.start()
         self.engine = engine
@@ -188,10 +202,14 @@ public final class Server: @unchecked Sendable {
     /// Graceful stop: no new connections, every WebSocket closed with 1001,
     /// output flushed, then the engine finishes its last batch.
     public func stop(drainSeconds: Double = 5) {
+        clusterRescan?.stop()
+        clusterRescan = nil
         loops?.shutdown(drainSeconds: drainSeconds)
         loops = nil
         engine?.stop()
         engine = nil
+        clusterBus?.stop()
+        clusterBus = nil
         logger.flush()
     }
 }
@@ -200,6 +218,6 @@ public final class Server: @unchecked Sendable {
 /// the engine); set once before the engine starts.
 final class BusProxy: DeltaBus, @unchecked Sendable {
     // @unchecked: `target` is written once before the engine thread starts.
-    var target: InProcessBus?
+    var target: (any DeltaBus)?
     func deliver(_ outputs: [EngineOutput]) { target?.deliver(outputs) }
 }

@@ -44,6 +44,10 @@ public struct ServerConfig: Sendable {
     public var maxMessageBytes = 1 << 20
     public var consentTimeoutSeconds = 120
     public var slaTickSeconds = 15
+    /// On PostgreSQL: seconds between re-reads of the pending SLA and
+    /// consent deadlines, so a deadline armed by a node that died fires on
+    /// another (`ClusterTimerRescan`).
+    public var clusterRescanSeconds = 5
     /// Durable deltas kept per ticket for resume; older `since` get a snapshot.
     public var retainDeltas = 1000
     public var smtpCA: String?

@@ -147,5 +147,11 @@ enum Schema {
         ALTER TABLE sessions ADD COLUMN kind TEXT NOT NULL DEFAULT 'recording';
         ALTER TABLE sessions ADD COLUMN started_at INTEGER;
         """,
+        // 9: whether any row still names a file (the refused-upload and
+        // refused-mail check) is looked up by digest; without an index it
+        // read every attachment row.
+        """
+        CREATE INDEX attachments_sha256 ON attachments(sha256);
+        """,
     ]
 }

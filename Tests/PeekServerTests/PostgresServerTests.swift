@@ -6,8 +6,7 @@ import PeekTestSupport
 
 /// peekd with `--database postgres://...` (config.databaseURL) against a
 /// real PostgreSQL 15: the whole path from a technician's note to the
-/// database and back after a restart. One node: cross-node fan-out is not
-/// built yet.
+/// database and back after a restart. Several nodes: ClusterTests.
 final class PostgresServerTests: XCTestCase {
     func testPeekd_onPostgres_noteCommitsSurvivesRestartAndResumeMissesNothing() throws {
         let postgres: TestPostgres

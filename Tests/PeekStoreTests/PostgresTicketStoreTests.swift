@@ -65,6 +65,16 @@ final class PostgresTicketStoreTests: TicketStoreContractTests {
         XCTAssertEqual(try store.connection.queryOne("SELECT COUNT(*) FROM peek_schema")?.first?.int, 1)
     }
 
+    /// Whether any row still names a file is answered from an index, not a
+    /// scan of every attachment (seq scans disabled, so the plan says which).
+    func testAttachmentReferenceCheck_usesTheSha256Index() throws {
+        let store = try seededPostgres()
+        try store.connection.execute("SET enable_seqscan = off")
+        let plan = try store.connection.query("EXPLAIN SELECT 1 FROM attachments WHERE sha256 = $1 LIMIT 1", .text("ab"))
+            .compactMap { $0.first?.text }.joined(separator: " ")
+        XCTAssertTrue(plan.contains("attachments_sha256"), plan)
+    }
+
     // MARK: Transactions
 
     /// After an error outside a savepoint PostgreSQL dooms the transaction:
@@ -183,6 +193,42 @@ final class PostgresTicketStoreTests: TicketStoreContractTests {
         XCTAssertEqual(try first.deltas(ticket: "T-1001", after: 0, limit: 10).map(\.seq), [1, 2])
     }
 
+    /// Two nodes create a ticket at the same moment: the second waits for
+    /// the first one's commit and takes the next number. With MAX + 1 both
+    /// read the same highest number and the second insert failed on the key.
+    func testNextTicketNumber_twoNodesAtOnce_secondWaitsAndTakesTheNext() throws {
+        let first = try seededPostgres()
+        let second = try PostgresTicketStore(url: url)
+        try first.begin()
+        let a = try first.nextTicketNumber()
+        XCTAssertEqual(a, 1002)
+        try first.insertTicket(ticket(a))
+        let outcome = Mutex<Result<Int, StoreError>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) let other = second
+        nonisolated(unsafe) let test = self
+        Thread {
+            let result: Result<Int, StoreError>
+            do throws(StoreError) {
+                try other.begin()
+                let b = try other.nextTicketNumber()
+                try other.insertTicket(test.ticket(b))
+                try other.commit()
+                result = .success(b)
+            } catch {
+                other.rollback()
+                result = .failure(error)
+            }
+            outcome.withLock { $0 = result }
+            done.signal()
+        }.start()
+        XCTAssertEqual(done.wait(timeout: .now() + 1), .timedOut, "the second node waits for the first one's number")
+        try first.commit()
+        XCTAssertEqual(done.wait(timeout: .now() + 30), .success)
+        XCTAssertEqual(try XCTUnwrap(outcome.withLock { $0 }).get(), 1003)
+        XCTAssertEqual(try first.tickets(tenant: "acme", limit: 10).map(\.number), [1001, 1002, 1003])
+    }
+
     /// Text and bytes through parameters: quotes, backslashes and non-ASCII
     /// arrive as written (no SQL is built from values), and bytea carries
     /// every byte value.
@@ -196,6 +242,23 @@ final class PostgresTicketStoreTests: TicketStoreContractTests {
         XCTAssertEqual(try store.commandAnswer(CommandKey(tenant: "acme", technician: "tech-1", id: "b"), notBefore: 0), bytes)
         try store.saveCommandAnswer(CommandKey(tenant: "acme", technician: "tech-1", id: "e"), at: 1, answer: [])
         XCTAssertEqual(try store.commandAnswer(CommandKey(tenant: "acme", technician: "tech-1", id: "e"), notBefore: 0), [])
+    }
+
+    /// PostgreSQL text cannot hold U+0000, and libpq reads a text parameter
+    /// only up to its first NUL: sent as it was, this body was saved as
+    /// "before" with no error. Now it is refused before it reaches the
+    /// server, so the batch is not doomed either and the rest commits.
+    func testTextWithNUL_isRefusedWholeNotCutAndTheBatchGoesOn() throws {
+        let store = try seededPostgres()
+        let t = try XCTUnwrap(try store.ticket("T-1001"))
+        try store.begin()
+        XCTAssertThrowsError(try store.insertMessage(message(t, seq: 1, body: "before\u{0}after"), mailMessageID: nil, delta: nil)) { error in
+            XCTAssertTrue("\(error)".contains("U+0000"), "\(error)")
+        }
+        XCTAssertFalse(store.transactionLost)
+        try store.insertMessage(message(t, seq: 2, body: "kept"), mailMessageID: nil, delta: nil)
+        try store.commit()
+        XCTAssertEqual(try store.messages(ticket: "T-1001", after: 0).map(\.body), ["kept"])
     }
 
     /// The server closed the store's connection (a restart, a failover, an

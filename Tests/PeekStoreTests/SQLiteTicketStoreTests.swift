@@ -146,6 +146,15 @@ final class SQLiteTicketStoreTests: TicketStoreContractTests {
         XCTAssertFalse(plan.contains("TEMP B-TREE"), plan)
     }
 
+    /// Whether any row still names a file is answered from an index, not a
+    /// scan of every attachment row.
+    func testAttachmentReferenceCheck_usesTheSha256Index() throws {
+        let store = try XCTUnwrap(try openStore() as? SQLiteTicketStore)
+        let plan = try store.db.query("EXPLAIN QUERY PLAN SELECT 1 FROM attachments WHERE sha256 = 'ab' LIMIT 1")
+            .compactMap { $0.last?.text }.joined(separator: " ")
+        XCTAssertTrue(plan.contains("attachments_sha256"), plan)
+    }
+
     func testMigration5_keepsMessagesAndTheirLoggedDeltasWrittenUnderSchema4() throws {
         // A file as schema 4 left it: messages clustered by (ticket, seq), deltas in their rows.
         do {

@@ -88,6 +88,24 @@ class TicketStoreContractTests: XCTestCase {
         XCTAssertEqual(try store.commandAnswer(CommandKey(tenant: "acme", technician: "tech-1", id: "c3"), notBefore: 0), Array("r3".utf8))
     }
 
+    /// A statement whose failure the engine tolerates (a telemetry save, a
+    /// read of the log with a fallback) runs in `bestEffort`: its failure
+    /// leaves the batch whole. With `try?` alone, PostgreSQL dooms the
+    /// transaction at the failure and the COMMIT saves none of the batch.
+    func testBestEffort_failingStatement_answersNilAndTheBatchCommits() throws {
+        let store = try seeded()
+        let t = try XCTUnwrap(try store.ticket("T-1001"))
+        try store.begin()
+        try store.insertMessage(message(t, seq: 1, body: "before"), mailMessageID: nil, delta: nil)
+        let failed: Void? = store.bestEffort { () throws(StoreError) in try store.createTenant(Tenant(id: "acme", name: "again"), at: 1) }
+        XCTAssertNil(failed)
+        XCTAssertEqual(store.bestEffort { () throws(StoreError) in try store.tenant("acme")?.name }, "Acme")
+        try store.insertMessage(message(t, seq: 2, body: "after"), mailMessageID: nil, delta: nil)
+        XCTAssertFalse(store.transactionLost)
+        try store.commit()
+        XCTAssertEqual(try store.messages(ticket: "T-1001", after: 0).map(\.body), ["before", "after"])
+    }
+
     func testRollback_wholeBatch_leavesNothing() throws {
         let store = try seeded()
         try store.begin()

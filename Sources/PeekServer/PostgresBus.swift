@@ -1,0 +1,359 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Synchronization
+import PeekCore
+import PeekEngine
+import PeekNet
+import PeekPostgres
+import PeekStore
+
+/// Cross-node fan-out on PostgreSQL (`--database postgres://...`): a
+/// decorator around this process's `InProcessBus`. Several peekd nodes on
+/// one database each run one; the engine does not know it is there.
+///
+/// Sending. After a batch commits, the engine hands its outputs here; the
+/// durable deltas among them go to this node's loops at once and, on a
+/// thread of their own (`peekd-notify`), to the other nodes as NOTIFY on
+/// the `peek_deltas` channel: one notification per batch (several batches
+/// that queued meanwhile share one), each line `ticket seq frame`, the
+/// frame left out when it would pass PostgreSQL's 8000-byte payload limit.
+/// The NOTIFY runs on its own connection, in a transaction of its own,
+/// outside the writing transaction: the writer never holds the database-wide
+/// lock PostgreSQL takes at the commit of a transaction that notifies
+/// (which keeps the queue in commit order), so that lock is taken once per
+/// batch by a transaction that holds no row lock.
+///
+/// Receiving. A thread (`peekd-follow`) LISTENs on a third connection and
+/// keeps, per ticket, the last seq this node's loops were handed (its
+/// cursor). A delta at cursor + 1 with its frame goes to the loops; one
+/// further ahead (a notification lost, late, or without its frame) is read
+/// from the delta log, every seq between, in order; one at or below the
+/// cursor was delivered already and is dropped. So each viewer sees every
+/// seq once, in order, whatever the notifications do. Every second the
+/// cursors are compared with the tickets' committed seqs, so a lost
+/// notification is made up within a second even when no later delta
+/// follows it; after the connection breaks, at once on reconnecting.
+///
+/// Subscribing. A snapshot (or a resume) is read at some seq S while this
+/// node's loops are at the cursor C for that ticket. If C < S, the loops'
+/// viewers are first brought to S from the log; if C > S, the subscriber's
+/// frames get S+1...C from the log after its snapshot. Either way the new
+/// viewer and the old ones continue from the same point. All of this runs
+/// under one lock, and the loops are handed their jobs under it, so the
+/// order the loops see is the order the cursors describe.
+final class PostgresBus: DeltaBus, @unchecked Sendable {
+    // @unchecked: the cursors and the follower connection are touched only
+    // under `lock`; the notifier's connection only by its worker thread.
+    static let channel = "peek_deltas"
+
+    let inner: InProcessBus
+    /// Tells this node's notifications from the others' (each node also
+    /// hears its own).
+    let nodeID: String
+    private let everyLoop: LoopMask
+    private let logger: ServerLog
+    private let resyncMillis: Int64
+
+    private let lock = NSLock()
+    // Guarded by `lock`.
+    private var cursors: [String: Int] = [:]
+    private let follower: PostgresTicketStore
+    private var followerBroken = false
+    private var nextResyncMillis: Int64 = 0
+
+    private let notifier: SerialWorker<[PendingDelta]>
+    private let stopping = Atomic<Bool>(false)
+    private let followerDone = DispatchSemaphore(value: 0)
+    private let started = Atomic<Bool>(false)
+
+    /// What the bus counts, for tests and measurements.
+    final class Counters: Sendable {
+        /// NOTIFYs sent (one per batch, or per batches queued together).
+        let notificationsSent = Atomic<Int>(0)
+        /// Deltas read from the log to fill a gap.
+        let deltasReadFromLog = Atomic<Int>(0)
+        /// Deltas handed on straight from a notification.
+        let deltasFromNotifications = Atomic<Int>(0)
+    }
+    let counters = Counters()
+
+    struct PendingDelta: Sendable {
+        var ticket: String
+        var seq: Int
+        var frame: [UInt8]
+    }
+
+    init(url: String, inner: InProcessBus, loopCount: Int, logger: ServerLog,
+         resyncMillis: Int64 = 1000) throws(StoreError) {
+        self.inner = inner
+        self.logger = logger
+        self.resyncMillis = resyncMillis
+        nodeID = String(UInt64.random(in: 1...UInt64.max), radix: 36)
+        var mask = LoopMask()
+        for i in 0..<loopCount { mask.insert(i) }
+        everyLoop = mask
+        follower = try PostgresTicketStore(url: url)
+        try follower.connection.execute("LISTEN \(Self.channel)")
+        let notifyConnection = try PostgresConnection(url: url)
+        let node = nodeID
+        let counters = counters
+        nonisolated(unsafe) let connection = notifyConnection
+        notifier = SerialWorker(name: "peekd-notify", capacity: 4096, whenFull: .wait) { taken in
+            for payload in Self.payloads(node: node, taken.joined()) {
+                Self.send(payload, on: connection, logger: logger)
+                counters.notificationsSent.add(1, ordering: .relaxed)
+            }
+        }
+    }
+
+    func start() {
+        guard !started.exchange(true, ordering: .relaxed) else { return }
+        notifier.start()
+        let thread = Thread { [self] in follow() }
+        thread.name = "peekd-follow"
+        thread.start()
+    }
+
+    func stop() {
+        guard started.load(ordering: .relaxed), !stopping.exchange(true, ordering: .relaxed) else { return }
+        followerDone.wait()
+        notifier.stop()
+    }
+
+    // MARK: This node's batches
+
+    func deliver(_ outputs: [EngineOutput]) {
+        guard !outputs.isEmpty else { return }
+        var sent: [PendingDelta] = []
+        lock.lock()
+        var out: [EngineOutput] = []
+        out.reserveCapacity(outputs.count)
+        for output in outputs {
+            switch output {
+            case .publish(let ticket, let frame, true, _):
+                guard let seq = Self.seq(in: frame) else { out.append(output); continue }
+                if let cursor = cursors[ticket] {
+                    // Already handed on from the log (a later seq of another
+                    // node's came first and the gap was read).
+                    if seq <= cursor { continue }
+                    if seq > cursor + 1 { catchUp(ticket, after: cursor, through: seq - 1, into: &out) }
+                }
+                cursors[ticket] = seq
+                out.append(output)
+                sent.append(PendingDelta(ticket: ticket, seq: seq, frame: frame))
+            case .subscribe(let peer, let id, let ticket, var frames):
+                guard let last = frames.last, let seq = Self.seq(in: last) else { out.append(output); continue }
+                if let cursor = cursors[ticket] {
+                    if cursor < seq {
+                        catchUp(ticket, after: cursor, through: seq, into: &out)
+                    } else if cursor > seq {
+                        for (_, frame) in logFrames(ticket, after: seq, through: cursor) { frames.append(frame) }
+                    }
+                } else {
+                    cursors[ticket] = seq
+                }
+                out.append(.subscribe(peer, id: id, ticket: ticket, frames: frames))
+            default:
+                out.append(output)
+            }
+        }
+        // Notifications that arrived while a read ran on the follower.
+        receive(follower.connection.notifications(), into: &out)
+        inner.deliver(out)
+        lock.unlock()
+        if !sent.isEmpty { notifier.submit(sent) }
+    }
+
+    // MARK: Other nodes' batches
+
+    private func follow() {
+        while !stopping.load(ordering: .relaxed) {
+            var fd = pollfd(fd: lock.withLock { follower.connection.socket }, events: Int16(POLLIN), revents: 0)
+            if fd.fd >= 0 { _ = poll(&fd, 1, 200) } else { usleep(200_000) }
+            lock.lock()
+            var out: [EngineOutput] = []
+            pump(into: &out)
+            inner.deliver(out)
+            lock.unlock()
+        }
+        followerDone.signal()
+    }
+
+    /// Under `lock`.
+    private func pump(into out: inout [EngineOutput]) {
+        let connection = follower.connection
+        if followerBroken || connection.isBroken {
+            do throws(StoreError) {
+                try connection.reconnect()
+                try connection.execute("LISTEN \(Self.channel)")
+                followerBroken = false
+                logger.log(.info, "cluster_follow_reconnected", "listening for other nodes' deltas again; catching up from the log")
+            } catch {
+                followerBroken = true
+                return
+            }
+            // Whatever was notified while the connection was down is lost:
+            // compare every cursor with the database now.
+            nextResyncMillis = 0
+        }
+        if !connection.consumeInput() {
+            followerBroken = true
+            return
+        }
+        receive(connection.notifications(), into: &out)
+        let now = monotonicMillis()
+        if now >= nextResyncMillis {
+            nextResyncMillis = now + resyncMillis
+            resync(into: &out)
+        }
+    }
+
+    /// Under `lock`.
+    private func receive(_ notifications: [PostgresConnection.Notification], into out: inout [EngineOutput]) {
+        for n in notifications where n.channel == Self.channel {
+            var lines = n.payload.split(separator: "\n", omittingEmptySubsequences: true)[...]
+            guard let node = lines.popFirst(), node != nodeID else { continue }
+            for line in lines {
+                let parts = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+                guard parts.count >= 2, let seq = Int(parts[1]) else { continue }
+                let ticket = String(parts[0])
+                let frame = parts.count == 3 && !parts[2].isEmpty ? Array(parts[2].utf8) : nil
+                guard let cursor = cursors[ticket] else {
+                    // Nobody here has subscribed to it: remember where the
+                    // ticket is, so a subscribe that read an older snapshot
+                    // is brought up to it.
+                    cursors[ticket] = seq
+                    continue
+                }
+                if seq <= cursor { continue }
+                if seq == cursor + 1, let frame {
+                    cursors[ticket] = seq
+                    out.append(.publish(ticket: ticket, frame: frame, durable: true, loops: everyLoop))
+                    counters.deltasFromNotifications.add(1, ordering: .relaxed)
+                } else {
+                    catchUp(ticket, after: cursor, through: seq, into: &out)
+                }
+            }
+        }
+    }
+
+    /// Compares every cursor with its ticket's committed seq and reads what
+    /// a lost notification left out. Under `lock`.
+    private func resync(into out: inout [EngineOutput]) {
+        guard !cursors.isEmpty else { return }
+        let ids = cursors.keys.map { "\"\($0)\"" }.joined(separator: ",")
+        let rows: [[SQLValue]]
+        do throws(StoreError) {
+            rows = try follower.connection.query("SELECT id, seq FROM tickets WHERE id = ANY($1::text[])", .text("{\(ids)}"))
+        } catch {
+            if follower.connection.isBroken { followerBroken = true }
+            return
+        }
+        for row in rows {
+            guard let ticket = row[0].text, let seq = row[1].int.map(Int.init), let cursor = cursors[ticket], seq > cursor else { continue }
+            catchUp(ticket, after: cursor, through: seq, into: &out)
+        }
+    }
+
+    /// Hands the loops the deltas after `cursor` through `seq` from the log
+    /// and moves the cursor past what was read. Under `lock`.
+    private func catchUp(_ ticket: String, after cursor: Int, through seq: Int, into out: inout [EngineOutput]) {
+        for (s, frame) in logFrames(ticket, after: cursor, through: seq) {
+            out.append(.publish(ticket: ticket, frame: frame, durable: true, loops: everyLoop))
+            cursors[ticket] = s
+        }
+    }
+
+    /// The logged deltas after `after` through `through`, as frames. A
+    /// failed read answers none (the cursor stays; the next resync tries
+    /// again). Under `lock`.
+    private func logFrames(_ ticket: String, after: Int, through: Int) -> [(Int, [UInt8])] {
+        guard through > after else { return [] }
+        let rows: [(seq: Int, at: Int64, kind: String, data: [UInt8])]
+        do throws(StoreError) {
+            rows = try follower.deltas(ticket: ticket, after: after, limit: through - after)
+        } catch {
+            if follower.connection.isBroken { followerBroken = true }
+            logger.log(.error, "cluster_log_read_failed", "another node's deltas could not be read from the log; trying again",
+                       ticket: ticket, error: "\(error)")
+            return []
+        }
+        if let first = rows.first?.seq, first != after + 1 {
+            // Pruned past it (a node more than --retain deltas behind).
+            logger.log(.warn, "cluster_log_gap", "deltas \(after + 1)...\(first - 1) are no longer in the log", ticket: ticket)
+        }
+        counters.deltasReadFromLog.add(rows.count, ordering: .relaxed)
+        return rows.map { row in
+            (row.seq, Wire.deltaFrame(ticket: ticket, seq: row.seq, at: row.at, kind: DeltaKind(rawValue: row.kind) ?? .messageCreated,
+                                      data: row.data))
+        }
+    }
+
+    // MARK: Notifications
+
+    /// The lines of every batch queued, in as few payloads under the limit
+    /// as they fit: `node` first, then `ticket seq frame` per delta, or
+    /// `ticket seq` when the frame would not fit in a payload of its own.
+    static func payloads(node: String, _ deltas: some Sequence<PendingDelta>) -> [String] {
+        let header = node + "\n"
+        let limit = PostgresConnection.maxNotifyPayloadBytes
+        var payloads: [String] = []
+        var current = header
+        for d in deltas {
+            var line = "\(d.ticket) \(d.seq) " + String(decoding: d.frame, as: UTF8.self) + "\n"
+            if header.utf8.count + line.utf8.count > limit { line = "\(d.ticket) \(d.seq)\n" }
+            if current.utf8.count + line.utf8.count > limit {
+                payloads.append(current)
+                current = header
+            }
+            current += line
+        }
+        if current.utf8.count > header.utf8.count { payloads.append(current) }
+        return payloads
+    }
+
+    /// One NOTIFY; after a broken connection, one reconnect and retry. A
+    /// notification that still fails is left to the receivers' resync.
+    private static func send(_ payload: String, on connection: PostgresConnection, logger: ServerLog) {
+        for attempt in 0..<2 {
+            do throws(StoreError) {
+                if connection.isBroken { try connection.reconnect() }
+                try connection.notify(channel: channel, payload: payload)
+                return
+            } catch {
+                if attempt == 1 || !connection.isBroken {
+                    logger.log(.error, "cluster_notify_failed", "other nodes were not notified; they catch up from the log within a second",
+                               error: "\(error)")
+                    return
+                }
+            }
+        }
+    }
+
+    /// The top-level `seq` of a frame peekd encoded (`delta`, `snapshot`,
+    /// `subscribed`): the first `"seq":` in it, which comes before any
+    /// nested object in each of them; a `"seq":` inside a string value is
+    /// escaped (`\"seq\":`) and never matches.
+    static func seq(in frame: [UInt8]) -> Int? {
+        let key = Array("\"seq\":".utf8)
+        guard frame.count > key.count else { return nil }
+        var i = 0
+        while i + key.count < frame.count {
+            if frame[i] == key[0] && Array(frame[i..<i + key.count]) == key {
+                var j = i + key.count
+                var value = 0
+                var digits = 0
+                while j < frame.count, frame[j] >= 0x30, frame[j] <= 0x39, digits < 18 {
+                    value = value * 10 + Int(frame[j] - 0x30)
+                    j += 1
+                    digits += 1
+                }
+                return digits > 0 ? value : nil
+            }
+            i += 1
+        }
+        return nil
+    }
+}
