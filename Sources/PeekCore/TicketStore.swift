@@ -114,6 +114,9 @@ public protocol TicketStore: AnyObject {
     func latestSession(ticket: String) throws(StoreError) -> RemoteSession?
     func session(_ id: String) throws(StoreError) -> RemoteSession?
     func pendingSessions() throws(StoreError) -> [RemoteSession]
+    /// Sessions whose status is `active`, oldest first: at start, the shells
+    /// among them were cut off by the previous process.
+    func activeSessions() throws(StoreError) -> [RemoteSession]
     func putSummary(ticket: String, _ s: Summary) throws(StoreError)
     func summary(ticket: String) throws(StoreError) -> Summary?
     /// The running timer, the most recent `recentEntries` entries, and the

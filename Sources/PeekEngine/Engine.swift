@@ -195,6 +195,7 @@ public final class Engine: @unchecked Sendable {
 
     private func run() {
         recoverTimers()
+        endShellsCutByRestart()
         nextSLATickMillis = monotonicMillis() + Int64(config.slaTickSeconds) * 1000
         while !stopped.load(ordering: .relaxed) {
             var wait = nextSLATickMillis - monotonicMillis()

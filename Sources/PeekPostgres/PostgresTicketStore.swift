@@ -430,6 +430,11 @@ public final class PostgresTicketStore: TicketStore {
             .map(StoreRows.session)
     }
 
+    public func activeSessions() throws(StoreError) -> [RemoteSession] {
+        try connection.query("SELECT \(StoreRows.sessionColumns) WHERE status = 'active' ORDER BY created_at")
+            .map(StoreRows.session)
+    }
+
     public func putSummary(ticket: String, _ s: Summary) throws(StoreError) {
         try connection.run("""
             INSERT INTO summaries(ticket, text, model, at, covers) VALUES ($1, $2, $3, $4, $5)

@@ -424,6 +424,10 @@ public final class SQLiteTicketStore: TicketStore {
         try db.query("SELECT \(StoreRows.sessionColumns) WHERE status = 'awaiting_consent' ORDER BY expires_at").map(StoreRows.session)
     }
 
+    public func activeSessions() throws(StoreError) -> [RemoteSession] {
+        try db.query("SELECT \(StoreRows.sessionColumns) WHERE status = 'active' ORDER BY created_at").map(StoreRows.session)
+    }
+
     public func putSummary(ticket: String, _ s: Summary) throws(StoreError) {
         try db.run("INSERT OR REPLACE INTO summaries(ticket, text, model, at, covers) VALUES (?, ?, ?, ?, ?)",
                    .text(ticket), .text(s.text), .text(s.model), .int(s.at), SQLValue(s.covers.map(Int64.init)))

@@ -205,6 +205,9 @@ final class FailingStore: TicketStore, @unchecked Sendable {
     func pendingSessions() throws(StoreError) -> [RemoteSession] {
         try check("pendingSessions()"); return try base.pendingSessions()
     }
+    func activeSessions() throws(StoreError) -> [RemoteSession] {
+        try check("activeSessions()"); return try base.activeSessions()
+    }
     func putSummary(ticket: String, _ s: Summary) throws(StoreError) {
         try check("putSummary(ticket:_:)"); try base.putSummary(ticket: ticket, s)
     }
