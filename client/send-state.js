@@ -156,13 +156,17 @@ export function sendLogView(log, onClose) {
             h(
               'li',
               { class: `send-attempt is-${a.outcome}`, 'data-testid': 'send-attempt', 'data-outcome': a.outcome },
-              h('div', null, h('strong', null, a.outcome === 'sent' ? 'Sent' : 'Failed'), ` to ${a.to || '—'} · ${formatTimestamp(a.at)} · ${a.technician?.name || ''}`),
+              h('div', null, h('strong', null, OUTCOME_LABEL[a.outcome] || 'Failed'), ` to ${a.to || '—'} · ${formatTimestamp(a.at)} · ${a.technician?.name || ''}`),
               h('code', { class: 'send-reply', 'data-testid': 'send-reply' }, a.reply || ''),
             ),
           ),
         ),
   );
 }
+
+// protocol.md §8.2: `sending` while the mail server is talked to, `unknown`
+// when the server stopped before its answer was recorded (check before resending).
+const OUTCOME_LABEL = { sent: 'Sent', failed: 'Failed', sending: 'Being sent', unknown: 'Outcome unknown' };
 
 function truncate(text, n) {
   const s = String(text ?? '');

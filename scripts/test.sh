@@ -153,6 +153,14 @@ counts="$(sed -n 's/^autobahn: \([0-9]*\) ok, \([0-9]*\) failed.*/\1 \2/p' /tmp/
 if [[ -n "$counts" ]]; then read -r n f <<<"$counts"; count "$n" "$f"; else count 0 1; fi
 record "autobahn" "$status"
 
+# The mock server the client is developed against, checked against
+# protocol.md over real sockets (standard library only, a few seconds).
+stage "mock (client/test/mock_peekd_test.py)"
+python3 client/test/mock_peekd_test.py 2>&1 | tee /tmp/peekd-mock.log
+status=${PIPESTATUS[0]}
+count_closing_line /tmp/peekd-mock.log
+record "mock" "$status"
+
 # The browser Peek in a real headless Chromium (Debian's chromium and
 # chromedriver, driven by Selenium), against a real `peekd --demo`.
 browser_deps() {

@@ -100,6 +100,14 @@ public protocol TicketStore: AnyObject {
     func tenants(outboundAddresses addresses: [String]) throws(StoreError) -> [String]
     func recordSend(ticket: String, at: Int64, technician: String, recipient: String?, outcome: String, reply: String) throws(StoreError)
     func sends(ticket: String) throws(StoreError) -> [(at: Int64, technician: String, recipient: String?, outcome: String, reply: String)]
+    /// Settles the send recorded as outcome `sending` with `reply` equal to
+    /// `note` (a reply's "about to send" row): its time, outcome and the
+    /// mail server's answer; with `outcome` nil the row is removed (no mail
+    /// server was contacted, so it was no attempt).
+    func finishSend(ticket: String, sending note: String, at: Int64, outcome: String?, reply: String) throws(StoreError)
+    /// Every send still `sending`, oldest first: at start, the replies whose
+    /// SMTP conversation the previous process never saw the end of.
+    func unsettledSends() throws(StoreError) -> [(ticket: String, technician: String, recipient: String?, note: String)]
 
     // SLA.
     func putSLAPolicy(tenant: String, priority: Priority, _ target: SLATarget) throws(StoreError)
@@ -114,6 +122,9 @@ public protocol TicketStore: AnyObject {
     func latestSession(ticket: String) throws(StoreError) -> RemoteSession?
     func session(_ id: String) throws(StoreError) -> RemoteSession?
     func pendingSessions() throws(StoreError) -> [RemoteSession]
+    /// Sessions whose status is `active`, oldest first: at start, the shells
+    /// among them were cut off by the previous process.
+    func activeSessions() throws(StoreError) -> [RemoteSession]
     func putSummary(ticket: String, _ s: Summary) throws(StoreError)
     func summary(ticket: String) throws(StoreError) -> Summary?
     /// The running timer, the most recent `recentEntries` entries, and the

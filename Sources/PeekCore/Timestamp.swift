@@ -4,7 +4,17 @@ import PeekCalendar
 /// formatted from Unix milliseconds without Foundation (the calendar is
 /// `CivilDate`'s).
 public enum Timestamp {
+    /// RFC 3339 has four-digit years: 0000-01-01T00:00:00.000Z ...
+    public static let minMillis: Int64 = CivilDate(year: 0, month: 1, day: 1).daysSince1970 * 86_400_000
+    /// ... to 9999-12-31T23:59:59.999Z.
+    public static let maxMillis: Int64 = CivilDate(year: 10_000, month: 1, day: 1).daysSince1970 * 86_400_000 - 1
+
+    /// Formats `millis`. An instant outside the years 0000-9999 has no RFC
+    /// 3339 form: it is written as the nearest one that has (`minMillis` or
+    /// `maxMillis`), never trapped on (a negative year once made a negative
+    /// digit, and a huge one overflowed the calendar arithmetic).
     public static func format(millis: Int64) -> String {
+        let millis = min(max(millis, minMillis), maxMillis)
         let (days, msOfDay) = CivilDate.floorDivide(millis, 86_400_000)
         let date = CivilDate(daysSince1970: days)
         let y = date.year, m = date.month, d = date.day
@@ -25,7 +35,9 @@ public enum Timestamp {
     }
 
     /// Parses the RFC 3339 forms clients send (`Z` or a numeric offset,
-    /// optional fraction); nil for anything else.
+    /// optional fraction); nil for anything else, and for a time whose
+    /// offset takes it outside the years 0000-9999 in UTC
+    /// ("0000-01-01T00:30:00+01:00" would be in year -1).
     public static func parse(_ text: String) -> Int64? {
         let b = Array(text.utf8)
         func num(_ from: Int, _ count: Int) -> Int64? {
@@ -57,6 +69,8 @@ public enum Timestamp {
             i += 6
         } else { return nil }
         guard i == b.count else { return nil }
-        return CivilDate(year: y, month: mo, day: d).daysSince1970 * 86_400_000 + h * 3_600_000 + mi * 60_000 + s * 1000 + ms - offset
+        let millis = CivilDate(year: y, month: mo, day: d).daysSince1970 * 86_400_000 + h * 3_600_000 + mi * 60_000 + s * 1000 + ms - offset
+        guard (minMillis...maxMillis).contains(millis) else { return nil }
+        return millis
     }
 }

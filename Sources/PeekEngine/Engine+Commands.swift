@@ -11,6 +11,21 @@ extension Engine {
         // gets the first answer again and changes nothing. A note's first
         // answer is kept as its message's seq, every other answer as bytes.
         let key = CommandKey(c, from: tech)
+        if let waiting = inFlightReplies[key] {
+            // The same reply is being sent right now; answer every repeat
+            // when it is done. Asked before the stored answers: a reply in
+            // flight has one there already, the "outcome unknown" kept in
+            // case the process dies before the mail server answers (§8.2).
+            // A client that keeps resending would grow the list for as long
+            // as the mail server takes, so past a few it is told to wait
+            // (rate_limited: not remembered, nothing changed).
+            guard waiting.count < Self.maxReplyRepeatsWaiting else {
+                sendError(peer, id: c.id, PeekError(.rateLimited, "This reply is still being sent and \(waiting.count) requests already wait for its answer; wait for that answer instead of sending it again."))
+                return
+            }
+            inFlightReplies[key]?.append((peer, c.id))
+            return
+        }
         let first: [UInt8]?
         do {
             first = try firstAnswer(key, notBefore: at - Self.idempotencyWindowMillis)
@@ -26,18 +41,6 @@ extension Engine {
             // saved earlier in this very batch, and if its commit fails the
             // repeat must not claim a change that never reached the disk.
             outputs.append(.result(peer, id: c.id, frame: answer))
-            return
-        }
-        if let waiting = inFlightReplies[key] {
-            // The same reply is being sent right now; answer every repeat
-            // when it is done. A client that keeps resending would grow the
-            // list for as long as the mail server takes, so past a few it is
-            // told to wait (rate_limited: not remembered, nothing changed).
-            guard waiting.count < Self.maxReplyRepeatsWaiting else {
-                sendError(peer, id: c.id, PeekError(.rateLimited, "This reply is still being sent and \(waiting.count) requests already wait for its answer; wait for that answer instead of sending it again."))
-                return
-            }
-            inFlightReplies[key]?.append((peer, c.id))
             return
         }
         var ticket: Ticket

@@ -17,6 +17,12 @@ package struct MailJob: Sendable {
     package var recipient: String
     package var account: EmailAccount
     package var draft: MailDraft
+    /// Failed attempts to record the outcome (`finishReply`).
+    package var recordFailures = 0
+
+    /// The reply's row in the send log while its SMTP conversation runs
+    /// (outcome `sending`), unique by its Message-ID.
+    package var sendingNote: String { "Being sent as Message-ID <\(mailMessageID)>." }
 }
 
 /// A reply's email in parts, as the engine hands it over. The worker reads
@@ -153,30 +159,52 @@ extension Engine {
             bodyText: body, messageID: messageID, inReplyTo: thread.last, references: MailThreading.replyReferences(thread),
             date: at / 1000, boundary: "peek-" + Crypto.hex(Crypto.randomBytes(12)))
         let draft = MailDraft(builder: builder, files: files, attachmentsDirectory: config.attachmentsDirectory, ticketID: ticket.id)
+        let job = MailJob(command: key, technician: tech, ticketID: ticket.id, body: body,
+                          attachments: attachments, mailMessageID: messageID, recipient: to, account: account, draft: draft)
+        // Durable before the mail server hears of it: the send log's
+        // `sending` row and, as the command's answer, "outcome unknown". If
+        // the process dies during the conversation (or its outcome cannot be
+        // recorded), a restart finds the row and a resend of the id gets
+        // that answer: the technician decides, nobody is emailed twice
+        // silently. The real outcome replaces both.
+        do {
+            try store.recordSend(ticket: ticket.id, at: at, technician: tech.id, recipient: to, outcome: "sending", reply: job.sendingNote)
+            try store.saveCommandAnswer(key, at: at, answer: Self.unknownOutcome(id: c.id))
+        } catch {
+            log(.error, "reply_not_started", "reply \(c.id) could not be recorded before sending; nothing was sent",
+                tenant: tech.tenant, ticket: ticket.id, error: "\(error)")
+            sendError(peer, id: c.id, PeekError(.internal, "The reply could not be saved before sending, so it was not sent. Try again."))
+            batchFailed = true
+            return
+        }
         inFlightReplies[key] = [(peer, c.id)]
         repliesPerTechnician[sender] = mine + 1
         repliesPerTenant[tech.tenant] = ours + 1
         repliesInFlight.add(1, ordering: .relaxed)
-        let job = MailJob(command: key, technician: tech, ticketID: ticket.id, body: body,
-                          attachments: attachments, mailMessageID: messageID, recipient: to, account: account, draft: draft)
-        mailer.send(job) { [weak self] outcome in self?.submit(.mailFinished(job, outcome)) }
+        let mailer = self.mailer
+        outputs.append(.afterDurable({ [weak self] in
+            mailer.send(job) { [weak self] outcome in self?.submit(.mailFinished(job, outcome)) }
+        }, ifLost: { [weak self] in
+            self?.submit(.run { engine in engine.abandonReply(job) })
+        }))
     }
 
-    /// The mail server has answered. The outcome is recorded in a
-    /// transaction of its own, never in a batch with other jobs: an email
-    /// that went out must not be rolled back with a note that failed beside
-    /// it, nor answered "nothing changed". Its requests are answered only
-    /// once that record is committed. A record that cannot be committed (the
-    /// database locked or full) is tried again a second later; until then
-    /// the reply stays in flight, so a resend of its id waits for that
-    /// answer and the customer is never emailed twice.
-    package func finishReply(_ job: MailJob, _ outcome: MailOutcome) {
-        guard runBatch(ifUncommitted: .discard, { recordReply(job, outcome) }) else {
-            log(.error, "reply_record_retry", "recording the outcome of reply \(job.command.id) on \(job.ticketID) failed; trying again in a second",
-                tenant: job.technician.tenant, ticket: job.ticketID)
-            DispatchQueue.global().asyncAfter(deadline: .now() + 1) { [weak self] in self?.submit(.mailFinished(job, outcome)) }
-            return
+    /// The answer a reply's id keeps while its outcome is unknown (§8.2).
+    static func unknownOutcome(id: String) -> [UInt8] {
+        Wire.errorFrame(id: id, PeekError(.dispatchFailed, "Whether this reply reached the mail server is unknown: the server stopped, or could not record the outcome, while it was being sent. Check the ticket's send log (outcome \"unknown\") or ask the customer before sending it again with a new id."))
+    }
+
+    /// The batch that was to record the reply before sending did not
+    /// commit: nothing was sent, and its requests are told so.
+    func abandonReply(_ job: MailJob) {
+        for w in inFlightReplies[job.command] ?? [] {
+            sendError(w.peer, id: w.id, PeekError(.internal, "The reply could not be saved before sending, so it was not sent. Try again."))
         }
+        releaseReplySlot(job)
+    }
+
+    /// The reply is no longer in flight: its slots are free again.
+    private func releaseReplySlot(_ job: MailJob) {
         inFlightReplies.removeValue(forKey: job.command)
         let left = repliesPerTechnician[job.command.sender, default: 1] - 1
         repliesPerTechnician[job.command.sender] = left > 0 ? left : nil
@@ -184,6 +212,76 @@ extension Engine {
         repliesPerTenant[job.command.tenant] = tenantLeft > 0 ? tenantLeft : nil
         repliesInFlight.subtract(1, ordering: .relaxed)
         signalStop()
+    }
+
+    /// The mail server has answered. The outcome is recorded in a
+    /// transaction of its own, never in a batch with other jobs: an email
+    /// that went out must not be rolled back with a note that failed beside
+    /// it, nor answered "nothing changed". Its requests are answered only
+    /// once that record is committed. A record that cannot be committed (the
+    /// database locked or full) is tried again a second later, up to
+    /// `replyRecordAttempts` in all, and not again once the server is
+    /// stopping; until then the reply stays in flight, so a resend of its
+    /// id waits for that answer and the customer is never emailed twice.
+    /// Past that the requests are told what is known, and the reply's slot
+    /// is freed: its durable "about to send" row and "outcome unknown"
+    /// answer (`beginReply`) stand, so a resend still does not email again,
+    /// and the next start marks the row `unknown`.
+    package func finishReply(_ job: MailJob, _ outcome: MailOutcome) {
+        guard runBatch(ifUncommitted: .discard, { recordReply(job, outcome) }) else {
+            var counted = job
+            counted.recordFailures += 1
+            let again = counted
+            if again.recordFailures < config.replyRecordAttempts && !stopping.load(ordering: .relaxed) {
+                log(.error, "reply_record_retry", "recording the outcome of reply \(job.command.id) on \(job.ticketID) failed; trying again in a second",
+                    tenant: job.technician.tenant, ticket: job.ticketID)
+                DispatchQueue.global().asyncAfter(deadline: .now() + 1) { [weak self] in self?.submit(.mailFinished(again, outcome)) }
+                return
+            }
+            log(.error, "reply_record_abandoned", "recording the outcome of reply \(job.command.id) on \(job.ticketID) failed \(again.recordFailures) times; its send log row stays 'sending' and its outcome unknown",
+                tenant: job.technician.tenant, ticket: job.ticketID)
+            let error: PeekError
+            switch outcome {
+            case .sent: error = PeekError(.internal, "The email was sent but could not be recorded; check the send log before sending again.")
+            case .failed(let message, _): error = PeekError(.dispatchFailed, message)
+            case .refused(let refusal): error = refusal
+            }
+            // Outside any batch: a transaction of its own that writes
+            // nothing, so the answers leave in order with everything else.
+            runBatch {
+                for w in inFlightReplies[job.command] ?? [] { outputs.append(.send(w.peer, Wire.errorFrame(id: w.id, error))) }
+            }
+            releaseReplySlot(job)
+            return
+        }
+        releaseReplySlot(job)
+    }
+
+    /// At start: replies whose SMTP conversation the previous process never
+    /// saw the end of (it was killed, or gave up recording the outcome).
+    /// Whether the customer got them is unknown, so nothing is resent: the
+    /// send log says `unknown`, and the ticket gets a system event telling
+    /// every viewer to check before sending again (a resend of the same id
+    /// gets the "outcome unknown" answer kept since `beginReply`). A store
+    /// failure leaves them for the next start, logged.
+    func settleRepliesCutByRestart() {
+        let at = now
+        runBatch(ifUncommitted: .discard) {
+            do {
+                for s in try store.unsettledSends() {
+                    try store.finishSend(ticket: s.ticket, sending: s.note, at: at, outcome: "unknown",
+                                         reply: "The server stopped before the mail server's answer was recorded, so whether it accepted the message is unknown. \(s.note)")
+                    guard var t = try store.ticket(s.ticket) else { continue }
+                    let name = try store.technician(tenant: t.tenant, id: s.technician)?.name ?? s.technician
+                    try appendSystemMessage(&t, "A reply by \(name) to \(s.recipient ?? "the contact") may not have been emailed: the server stopped while sending it. Check the send log, or with the customer, before sending it again.", at: at)
+                    try store.updateTicket(t)
+                    log(.warn, "reply_outcome_unknown", "a reply was being sent when the server stopped; marked unknown", tenant: t.tenant, ticket: t.id)
+                }
+            } catch {
+                log(.error, "reply_settle_failed", "the replies a restart cut off could not be marked unknown; trying at the next start", error: "\(error)")
+                batchFailed = true
+            }
+        }
     }
 
     /// The send log entry, the stored reply (if sent) and the answer, for
@@ -195,15 +293,15 @@ extension Engine {
             // not be built reached no mail server and is not an attempt.
             switch outcome {
             case .sent(let reply):
-                try store.recordSend(ticket: job.ticketID, at: at, technician: job.technician.id, recipient: job.recipient, outcome: "sent", reply: reply)
+                try store.finishSend(ticket: job.ticketID, sending: job.sendingNote, at: at, outcome: "sent", reply: reply)
                 metrics.add(metrics.mailSent)
                 log(.info, "reply_sent", "reply \(job.command.id) was accepted by the mail server", tenant: job.technician.tenant, ticket: job.ticketID)
             case .failed(let message, let reply):
-                try store.recordSend(ticket: job.ticketID, at: at, technician: job.technician.id, recipient: job.recipient, outcome: "failed", reply: reply)
+                try store.finishSend(ticket: job.ticketID, sending: job.sendingNote, at: at, outcome: "failed", reply: reply)
                 metrics.add(metrics.mailFailed)
                 log(.warn, "reply_failed", "reply \(job.command.id) was not sent", tenant: job.technician.tenant, ticket: job.ticketID, error: message)
             case .refused:
-                break
+                try store.finishSend(ticket: job.ticketID, sending: job.sendingNote, at: at, outcome: nil, reply: "")
             }
             let answer: [UInt8]
             switch outcome {

@@ -172,6 +172,39 @@ extension Engine {
         "The agent on \(relay.assetName) disconnected; the remote shell session ended."
     }
 
+    static let restartEndText = "The remote shell session ended because the server restarted; its output was not kept."
+
+    /// At start: a shell the previous process left `active` (it was killed,
+    /// or its stop could not end it) has no relay any more, so nothing can
+    /// reach it; it ends now, with its `session.status` delta and a system
+    /// event, rather than blocking the ticket's sessions until someone sends
+    /// `end_session`. Its transcript was in that process's memory only.
+    /// Recordings and desktop sessions run on the agent, not through peekd,
+    /// and stay as they are, as do consent requests (their expiry timers
+    /// are re-armed by `recoverTimers`). A store failure leaves them for the
+    /// next start, logged.
+    func endShellsCutByRestart() {
+        let at = now
+        runBatch(ifUncommitted: .discard) {
+            do {
+                for s in try store.activeSessions() where s.kind == SessionKind.shell.rawValue {
+                    guard var t = try store.ticket(s.ticket) else { continue }
+                    var ended = s
+                    ended.status = .ended
+                    try store.updateSession(id: s.id, status: .ended, startedAt: nil)
+                    try appendDelta(&t, kind: .sessionStatus, data: sessionData(ended), at: at)
+                    try appendSystemMessage(&t, Self.restartEndText, at: at)
+                    try store.updateTicket(t)
+                    log(.info, "shell_ended_by_restart", "shell session \(s.id) was cut off by the restart; ended", tenant: t.tenant, ticket: t.id)
+                }
+            } catch {
+                log(.error, "shell_restart_end_failed", "the shells a restart cut off could not be ended; they stay active until end_session or the next start",
+                    error: "\(error)")
+                batchFailed = true
+            }
+        }
+    }
+
     /// The agent holding these shells went away: they cannot go on.
     func endShells(ofAgent agent: String) {
         for relay in shells.values where relay.agent == agent {

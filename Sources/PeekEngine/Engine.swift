@@ -50,6 +50,10 @@ public final class Engine: @unchecked Sendable {
     }
     let doorbell = Doorbell()
     let stopped = Atomic<Bool>(false)
+    /// Set when `stop` begins: a reply whose record fails is then not tried
+    /// again (its "about to send" row is durable), so the stop waits only
+    /// for mail servers still answering.
+    let stopping = Atomic<Bool>(false)
     private let finished = Atomic<Bool>(false)
 
     // Engine-thread state.
@@ -169,6 +173,7 @@ public final class Engine: @unchecked Sendable {
     /// unrecorded by a shutdown.
     /// Waits on `stopCondition`, which the engine thread signals, not by polling.
     package func stop() {
+        stopping.store(true, ordering: .relaxed)
         let deadline = Date().addingTimeInterval(Double(config.smtpTimeoutSeconds + 5))
         stopCondition.lock()
         while repliesInFlight.load(ordering: .relaxed) > 0 && stopCondition.wait(until: deadline) {}
@@ -195,6 +200,8 @@ public final class Engine: @unchecked Sendable {
 
     private func run() {
         recoverTimers()
+        endShellsCutByRestart()
+        settleRepliesCutByRestart()
         nextSLATickMillis = monotonicMillis() + Int64(config.slaTickSeconds) * 1000
         while !stopped.load(ordering: .relaxed) {
             var wait = nextSLATickMillis - monotonicMillis()
@@ -432,9 +439,14 @@ package enum EngineOutput {
     case welcome(Peer, frame: [UInt8], signIn: SignIn)
     case http(@Sendable (APIResponse) -> Void, APIResponse)
     case agentSend(Peer, [UInt8])
+    /// Work that may start only once the batch is durable (a reply's email,
+    /// after its "about to send" row), run by the bus after the batch's
+    /// other outputs; if the batch does not commit, `ifLost` runs instead.
+    case afterDurable(@Sendable () -> Void, ifLost: @Sendable () -> Void)
 
     package func failedCommit() -> EngineOutput? {
         switch self {
+        case .afterDurable(_, let lost): return .afterDurable(lost, ifLost: {})
         case .publish, .agentSend: return nil
         case .subscribe(let peer, let id, let ticket, _):
             // The snapshot was read inside the failed transaction: say so.

@@ -22,6 +22,7 @@ package struct EngineConfig: Sendable {
     package var maxReplyAttachmentBytes = 25 * 1024 * 1024
     package var maxRepliesInFlightPerTechnician = 4
     package var maxRepliesInFlight = 256
+    package var replyRecordAttempts = 10
     package var maxEngineBacklog = 10_000
     package var wallClock: @Sendable () -> Int64 = { wallClockMillis() }
     package var attachmentsDirectory = "./peek-data/attachments"

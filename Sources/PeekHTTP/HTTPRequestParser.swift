@@ -124,6 +124,17 @@ public struct HTTPRequestParser: Sendable {
         bodyLimit = maxBodyBytes
     }
 
+    /// The refusal the next `next()` will throw for the current request's
+    /// declared Content-Length, under the limit in force now (call it after
+    /// `.head` and any `overrideBodyLimit`). A server answering
+    /// `Expect: 100-continue` asks this first: `100 Continue` would invite
+    /// the client to send a body that is then refused unread (RFC 9110
+    /// §10.1.1 lets the server answer the final status instead).
+    public var declaredBodyRefusal: HTTPParseError? {
+        guard case .bodyStart(.contentLength(let length)) = state, length > bodyLimit else { return nil }
+        return .bodyTooLarge(limit: bodyLimit)
+    }
+
     /// Hands over everything not yet parsed and resets the parser. For a
     /// protocol switch: after `.end` of an upgrade request the server accepts,
     /// these bytes (frames the client sent early) belong to the new protocol.

@@ -379,6 +379,21 @@ public final class PostgresTicketStore: TicketStore {
             .map(StoreRows.send)
     }
 
+    public func finishSend(ticket: String, sending note: String, at: Int64, outcome: String?, reply: String) throws(StoreError) {
+        if let outcome {
+            try connection.run("UPDATE sends SET at = $1, outcome = $2, reply = $3 WHERE ticket = $4 AND outcome = 'sending' AND reply = $5",
+                               .int(at), .text(outcome), .text(reply), .text(ticket), .text(note))
+        } else {
+            try connection.run("DELETE FROM sends WHERE ticket = $1 AND outcome = 'sending' AND reply = $2", .text(ticket), .text(note))
+        }
+    }
+
+    public func unsettledSends() throws(StoreError) -> [(ticket: String, technician: String, recipient: String?, note: String)] {
+        try connection.query("SELECT ticket, technician, recipient, reply FROM sends WHERE outcome = 'sending' ORDER BY ord").map { row in
+            (row[0].text ?? "", row[1].text ?? "", row[2].text, row[3].text ?? "")
+        }
+    }
+
     // MARK: SLA
 
     public func putSLAPolicy(tenant: String, priority: Priority, _ target: SLATarget) throws(StoreError) {
@@ -439,6 +454,11 @@ public final class PostgresTicketStore: TicketStore {
 
     public func pendingSessions() throws(StoreError) -> [RemoteSession] {
         try connection.query("SELECT \(StoreRows.sessionColumns) WHERE status = 'awaiting_consent' ORDER BY expires_at")
+            .map(StoreRows.session)
+    }
+
+    public func activeSessions() throws(StoreError) -> [RemoteSession] {
+        try connection.query("SELECT \(StoreRows.sessionColumns) WHERE status = 'active' ORDER BY created_at")
             .map(StoreRows.session)
     }
 

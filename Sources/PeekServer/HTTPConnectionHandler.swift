@@ -101,7 +101,7 @@ final class HTTPConnectionHandler: ConnectionHandler {
                     upgrade(connection, h)
                     return
                 }
-                if var refusal = admit(connection, h) {
+                if var refusal = admit(connection, h) ?? declaredBodyRefusal() {
                     // Answered from the head: the body is never read. If one
                     // follows, the connection closes after the answer, since
                     // its bytes would be taken for the next request.
@@ -157,6 +157,8 @@ final class HTTPConnectionHandler: ConnectionHandler {
             }
             if let limit = route.maxBodyBytes(config) {
                 parser.overrideBodyLimit(limit)
+                // Over the limit: refused before it could take a slot.
+                if let refusal = declaredBodyRefusal() { return refusal }
                 // A chunked body may grow to the limit: it counts as large.
                 if h.isChunked || (h.contentLength ?? 0) > Self.defaultMaxBodyBytes {
                     guard hub.server.takeLargeBodySlot() else {
@@ -174,6 +176,14 @@ final class HTTPConnectionHandler: ConnectionHandler {
         case .invalidPath:
             return .error(400, code: "invalid", message: "The path has a malformed escape.")
         }
+    }
+
+    /// 413 from the head when the declared Content-Length passes the body
+    /// limit now in force (the route's, once `admit` raised it): answered
+    /// before `100 Continue` would ask for the body, and the body is never
+    /// read (the connection closes after the answer).
+    private func declaredBodyRefusal() -> HTTPResponse? {
+        parser.declaredBodyRefusal.map { HTTPResponse(parseError: $0) }
     }
 
     private func releaseLargeBody() {

@@ -17,6 +17,7 @@ final class InProcessBus: DeltaBus {
         // API answers go out after the deltas are posted to the loops, so
         // the back end never hears "done" before the viewers are handed it.
         var replies: [(@Sendable (APIResponse) -> Void, APIResponse)] = []
+        var afterDurable: [@Sendable () -> Void] = []
         for output in outputs {
             switch output {
             case .publish(let ticket, let payload, let durable, let mask):
@@ -42,6 +43,8 @@ final class InProcessBus: DeltaBus {
                 perLoop[peer.loop].append(.close(peer.id, code: code, reason: reason))
             case .http(let reply, let response):
                 replies.append((reply, response))
+            case .afterDurable(let work, _):
+                afterDurable.append(work)
             }
         }
         for (i, actions) in perLoop.enumerated() where !actions.isEmpty {
@@ -51,6 +54,7 @@ final class InProcessBus: DeltaBus {
             }
         }
         for (reply, response) in replies { reply(response) }
+        for work in afterDurable { work() }
     }
 }
 

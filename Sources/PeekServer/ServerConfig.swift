@@ -118,6 +118,12 @@ public struct ServerConfig: Sendable {
     /// 256 keeps the queue to a few MiB and its wait to about 16 rounds of
     /// the 16 conversations; more get `rate_limited`.
     public var maxRepliesInFlight = 256
+    /// Attempts, a second apart, to record a reply's outcome before its
+    /// requests are told what is known and its slot is freed (the "about to
+    /// send" row keeps it from being emailed twice). A database locked or
+    /// full for 10 s is not a blip; holding the slot longer would let a
+    /// failing disk fill every reply slot.
+    public var replyRecordAttempts = 10
     /// Jobs waiting for the engine thread past which the loops refuse new
     /// commands, subscribes and agent chat with `rate_limited` instead of
     /// queueing them. Offered work beyond what the engine commits would
@@ -192,6 +198,7 @@ extension ServerConfig {
         e.maxReplyAttachmentBytes = maxReplyAttachmentBytes
         e.maxRepliesInFlightPerTechnician = maxRepliesInFlightPerTechnician
         e.maxRepliesInFlight = maxRepliesInFlight
+        e.replyRecordAttempts = replyRecordAttempts
         e.maxEngineBacklog = maxEngineBacklog
         e.wallClock = wallClock
         e.attachmentsDirectory = attachmentsDirectory

@@ -371,6 +371,21 @@ public final class SQLiteTicketStore: TicketStore {
         try db.query("SELECT at, technician, recipient, outcome, reply FROM sends WHERE ticket = ? ORDER BY rowid", .text(ticket)).map(StoreRows.send)
     }
 
+    public func finishSend(ticket: String, sending note: String, at: Int64, outcome: String?, reply: String) throws(StoreError) {
+        if let outcome {
+            try db.run("UPDATE sends SET at = ?, outcome = ?, reply = ? WHERE ticket = ? AND outcome = 'sending' AND reply = ?",
+                       .int(at), .text(outcome), .text(reply), .text(ticket), .text(note))
+        } else {
+            try db.run("DELETE FROM sends WHERE ticket = ? AND outcome = 'sending' AND reply = ?", .text(ticket), .text(note))
+        }
+    }
+
+    public func unsettledSends() throws(StoreError) -> [(ticket: String, technician: String, recipient: String?, note: String)] {
+        try db.query("SELECT ticket, technician, recipient, reply FROM sends WHERE outcome = 'sending' ORDER BY rowid").map { row in
+            (row[0].text ?? "", row[1].text ?? "", row[2].text, row[3].text ?? "")
+        }
+    }
+
     // MARK: SLA
 
     public func putSLAPolicy(tenant: String, priority: Priority, _ target: SLATarget) throws(StoreError) {
@@ -422,6 +437,10 @@ public final class SQLiteTicketStore: TicketStore {
 
     public func pendingSessions() throws(StoreError) -> [RemoteSession] {
         try db.query("SELECT \(StoreRows.sessionColumns) WHERE status = 'awaiting_consent' ORDER BY expires_at").map(StoreRows.session)
+    }
+
+    public func activeSessions() throws(StoreError) -> [RemoteSession] {
+        try db.query("SELECT \(StoreRows.sessionColumns) WHERE status = 'active' ORDER BY created_at").map(StoreRows.session)
     }
 
     public func putSummary(ticket: String, _ s: Summary) throws(StoreError) {

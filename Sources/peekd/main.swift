@@ -253,7 +253,9 @@ if mode == "serve" || mode == "token" {
 switch mode {
 case "token":
     guard let tenant = args.string("tenant"), let user = args.string("user") else { fail("token needs --tenant and --user") }
-    let ttl = args.int("ttl", min: 1) ?? 12 * 3600
+    // A sign-in is for a working day; a year is the most `--ttl` takes (an
+    // absurd value once overflowed the expiry instead of being refused).
+    let ttl = args.int("ttl", min: 1, max: 365 * 24 * 3600) ?? 12 * 3600
     let claims = TechnicianClaims(subject: user, tenant: tenant, name: args.string("name") ?? user,
                                   role: args.string("role") ?? "technician", expiresAt: Int64(Date().timeIntervalSince1970) + Int64(ttl))
     say(JWT.sign(claims, secret: Array(config.jwtSecret.utf8)))

@@ -60,6 +60,36 @@ final class TimestampTests: XCTestCase {
         XCTAssertEqual(Timestamp.format(millis: 951_782_400_000), "2000-02-29T00:00:00.000Z")
     }
 
+    /// 0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z in Unix milliseconds.
+    private let year0Millis: Int64 = -62_167_219_200_000
+    private let year9999EndMillis: Int64 = 253_402_300_799_999
+
+    /// A negative year once made a negative digit (a trap in `UInt8(_:)`)
+    /// and a huge instant overflowed the calendar: both are written as the
+    /// nearest instant RFC 3339 can carry.
+    func testTimestamp_outsideYears0000To9999_formatsClampedWithoutTrap() {
+        XCTAssertEqual(Timestamp.format(millis: year0Millis), "0000-01-01T00:00:00.000Z")
+        XCTAssertEqual(Timestamp.format(millis: year9999EndMillis), "9999-12-31T23:59:59.999Z")
+        XCTAssertEqual(Timestamp.format(millis: year0Millis - 1), "0000-01-01T00:00:00.000Z")
+        XCTAssertEqual(Timestamp.format(millis: Int64.min), "0000-01-01T00:00:00.000Z")
+        XCTAssertEqual(Timestamp.format(millis: year9999EndMillis + 1), "9999-12-31T23:59:59.999Z")
+        XCTAssertEqual(Timestamp.format(millis: Int64.max), "9999-12-31T23:59:59.999Z")
+        XCTAssertEqual(Timestamp.parse(Timestamp.format(millis: year0Millis)), year0Millis)
+        XCTAssertEqual(Timestamp.parse(Timestamp.format(millis: year9999EndMillis)), year9999EndMillis)
+        XCTAssertEqual(Timestamp.minMillis, year0Millis)
+        XCTAssertEqual(Timestamp.maxMillis, year9999EndMillis)
+    }
+
+    /// An offset that moves the instant out of the years 0000-9999 (year
+    /// -1 or 10000 in UTC) is refused, not returned as a time `format`
+    /// cannot write.
+    func testTimestamp_parse_offsetOutOfTheYearRange_nil() {
+        XCTAssertNil(Timestamp.parse("0000-01-01T00:30:00+01:00"))
+        XCTAssertNil(Timestamp.parse("9999-12-31T23:30:00-01:00"))
+        XCTAssertEqual(Timestamp.parse("0000-01-01T01:00:00+01:00"), year0Millis)
+        XCTAssertEqual(Timestamp.parse("9999-12-31T22:59:59.999-01:00"), year9999EndMillis)
+    }
+
     func testTimestamp_parse_acceptsOffsetsAndFractions() {
         XCTAssertEqual(Timestamp.parse("2026-11-29T07:30:00.123Z"), 1_795_937_400_123)
         XCTAssertEqual(Timestamp.parse("2026-11-29T08:30:00+01:00"), 1_795_937_400_000)

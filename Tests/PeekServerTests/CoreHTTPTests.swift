@@ -243,6 +243,44 @@ final class CoreHTTPTests: XCTestCase {
         assertErrorBody(r, code: "unauthorized")
     }
 
+    /// A Content-Length over the route's limit is refused from the head:
+    /// 413 with its JSON body as the first answer, never `100 Continue`
+    /// (which asks the client to send the body the 413 then refuses), and
+    /// no large-body slot is taken for it.
+    func testExpectContinue_contentLengthOverTheRouteLimit_413Instead() throws {
+        server.stop()
+        server = try TestServer { $0.maxLargeBodies = 1 }
+        let ticket = try server.seed()[0]
+        let auth = "Authorization: Bearer \(server.config.serviceToken)\r\n"
+        let heads = [
+            // Upload route: 10 MiB limit.
+            "POST /v1/tickets/\(ticket)/attachments?filename=big.bin HTTP/1.1\r\nHost: x\r\n\(auth)Content-Type: application/octet-stream\r\n"
+                + "Content-Length: \((10 << 20) + 1)\r\nExpect: 100-continue\r\n\r\n",
+            // Inbound mail: 25 MiB.
+            "POST /v1/inbound-email HTTP/1.1\r\nHost: x\r\n\(auth)Content-Type: message/rfc822\r\nContent-Length: \((25 << 20) + 1)\r\nExpect: 100-continue\r\n\r\n",
+            // A JSON call: 1 MiB.
+            "POST /v1/tenants HTTP/1.1\r\nHost: x\r\n\(auth)Content-Type: application/json\r\nContent-Length: \(2 << 20)\r\nExpect: 100-continue\r\n\r\n",
+            // Not an API route: the default limit.
+            "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: \(2 << 20)\r\nExpect: 100-continue\r\n\r\n",
+        ]
+        for head in heads {
+            let r = try assertRefusedFromHead(head, status: 413, code: "body_too_large")
+            XCTAssertTrue(r.text.contains("exceeds"), r.text)
+        }
+        // The refused upload held no slot: a large upload within the limit
+        // still gets its 100 Continue and is stored.
+        let size = 2 << 20
+        let socket = try TestSocket.connect(port: server.port)
+        defer { socket.close() }
+        try socket.write(Array(("POST /v1/tickets/\(ticket)/attachments?filename=ok.bin HTTP/1.1\r\nHost: x\r\n\(auth)"
+            + "Content-Type: application/octet-stream\r\nContent-Length: \(size)\r\nExpect: 100-continue\r\n\r\n").utf8))
+        let interim = try socket.readUntil({ String(decoding: $0, as: UTF8.self).contains("\r\n\r\n") })
+        XCTAssertEqual(String(decoding: interim, as: UTF8.self), "HTTP/1.1 100 Continue\r\n\r\n")
+        try socket.write([UInt8](repeating: 7, count: size))
+        let stored = try coreReadResponse(socket)
+        XCTAssertEqual(stored.status, 201, stored.text)
+    }
+
     func testUpload_pastTheLargeBodyBound_429FromTheHead_thenAcceptedOnceOneFinished() throws {
         server.stop()
         server = try TestServer { $0.maxLargeBodies = 1 }

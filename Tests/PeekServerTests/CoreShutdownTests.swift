@@ -103,6 +103,23 @@ final class CoreShutdownTests: XCTestCase {
         XCTAssertTrue(short.output.contains("The --jwt-secret is 31 bytes: set --jwt-secret (or PEEK_JWT_SECRET) to a random string of at least 32 bytes."), short.output)
     }
 
+    /// `peekd token --ttl` is bounded (365 days): an absurd value once
+    /// overflowed the expiry (a trap, no sentence); now it is refused with
+    /// one, and the bound itself still signs.
+    func testToken_ttlPastOneYear_refusedWithASentence() throws {
+        let base = ["token", "--jwt-secret", Self.secret, "--tenant", "acme", "--user", "ana"]
+        for absurd in ["9223372036854775807", "31536001"] {
+            let r = try runToExit(base + ["--ttl", absurd])
+            XCTAssertEqual(r.status, 2, "--ttl \(absurd): \(r.output)")
+            XCTAssertTrue(r.output.contains("--ttl must be a whole number from 1 to 31536000"), r.output)
+        }
+        let year = try runToExit(base + ["--ttl", "31536000"])
+        XCTAssertEqual(year.status, 0, year.output)
+        let claims = try JWT.verify(year.output.trimmingCharacters(in: .whitespacesAndNewlines), secret: Array(Self.secret.utf8),
+                                    nowSeconds: Int64(Date().timeIntervalSince1970))
+        XCTAssertGreaterThan(claims.expiresAt, Int64(Date().timeIntervalSince1970) + 31_535_000)
+    }
+
     /// `--demo` twice on one data directory: the same generated secrets
     /// (kept 0600), printed each time, and `peekd token` signs with them.
     func testDemo_twiceOnOneDataDirectory_reusesTheGeneratedSecrets() throws {

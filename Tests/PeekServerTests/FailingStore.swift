@@ -178,6 +178,12 @@ final class FailingStore: TicketStore, @unchecked Sendable {
     func sends(ticket: String) throws(StoreError) -> [(at: Int64, technician: String, recipient: String?, outcome: String, reply: String)] {
         try check("sends(ticket:)"); return try base.sends(ticket: ticket)
     }
+    func finishSend(ticket: String, sending note: String, at: Int64, outcome: String?, reply: String) throws(StoreError) {
+        try check("finishSend(ticket:sending:at:outcome:reply:)"); try base.finishSend(ticket: ticket, sending: note, at: at, outcome: outcome, reply: reply)
+    }
+    func unsettledSends() throws(StoreError) -> [(ticket: String, technician: String, recipient: String?, note: String)] {
+        try check("unsettledSends()"); return try base.unsettledSends()
+    }
     func putSLAPolicy(tenant: String, priority: Priority, _ target: SLATarget) throws(StoreError) {
         try check("putSLAPolicy(tenant:priority:_:)"); try base.putSLAPolicy(tenant: tenant, priority: priority, target)
     }
@@ -204,6 +210,9 @@ final class FailingStore: TicketStore, @unchecked Sendable {
     }
     func pendingSessions() throws(StoreError) -> [RemoteSession] {
         try check("pendingSessions()"); return try base.pendingSessions()
+    }
+    func activeSessions() throws(StoreError) -> [RemoteSession] {
+        try check("activeSessions()"); return try base.activeSessions()
     }
     func putSummary(ticket: String, _ s: Summary) throws(StoreError) {
         try check("putSummary(ticket:_:)"); try base.putSummary(ticket: ticket, s)

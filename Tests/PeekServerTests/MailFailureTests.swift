@@ -293,4 +293,91 @@ final class MailFailureTests: XCTestCase {
         XCTAssertEqual(smtp.envelopes.count, 2, "tech-1's reply was emailed twice")
         XCTAssertEqual(try h.server.sendAttempts(h.ticket).map { $0["outcome"]?.stringValue }, ["sent", "sent"])
     }
+
+    // MARK: Killed mid-send, and a record that never succeeds
+
+    private static let failReplyTrigger = """
+        CREATE TRIGGER fail_reply BEFORE INSERT ON messages WHEN NEW.via = 'email'
+        BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END;
+        """
+
+    /// The mail server accepted the reply, its record fails, and the server
+    /// stops (as a kill would, nothing of the outcome recorded). Before, the
+    /// stop waited out the SMTP timeout for the retry, and after the restart
+    /// a resend of the same id emailed the customer again. Now the stop does
+    /// not wait for the retry, the restarted server marks the attempt
+    /// `unknown` with a system event, and the resend gets "outcome unknown"
+    /// without a second email.
+    func testReplySent_serverStopsWhileItsRecordFails_resendAfterRestartIsNotEmailedAgain() throws {
+        let h = try MailHarness(smtpTimeoutSeconds: 8)
+        defer { h.stop() }
+        let smtp = try XCTUnwrap(h.smtp)
+        let db = try Database(path: h.server.directory + "/peek.sqlite")
+        try db.execute(Self.failReplyTrigger)
+        let body = "Please restart the printer."
+        try h.sendReply(id: "r1", body: body)
+        _ = try smtp.waitForEnvelopes(1)
+        // Stopped now, the outcome reaches the engine before or during the
+        // stop (which waits for replies in flight); either way its record fails.
+        let stopStarted = Date()
+        h.server.stop()
+        XCTAssertLessThan(Date().timeIntervalSince(stopStarted), 6, "the stop waited for a record that kept failing")
+        try db.execute("DROP TRIGGER fail_reply")
+
+        let ca = h.pki.caFile
+        let restarted = try TestServer(directory: h.server.directory) { c in
+            c.smtpCA = ca
+            c.smtpTimeoutSeconds = 8
+        }
+        defer { restarted.stop() }
+        let a = try restarted.technician("tech-1")
+        defer { a.close() }
+        try h.sendReply(a, id: "r1", body: body)
+        let answer = try h.answer(a, id: "r1")
+        XCTAssertEqual(answer["code"]?.stringValue, "dispatch_failed", "\(answer)")
+        XCTAssertTrue(answer["message"]?.stringValue?.contains("is unknown") ?? false, "\(answer)")
+        try h.barrier(a, "barrier-1")
+        XCTAssertEqual(smtp.envelopes.count, 1, "the customer was emailed twice")
+        let attempts = try restarted.sendAttempts(h.ticket)
+        XCTAssertEqual(attempts.map { $0["outcome"]?.stringValue }, ["unknown"], "\(attempts)")
+        XCTAssertTrue(attempts.first?["reply"]?.stringValue?.contains("Message-ID <") ?? false, "\(attempts)")
+        let stored = try restarted.storedTicket(h.ticket)
+        XCTAssertFalse(stored.messages.contains { $0["body"]?.stringValue == body }, "stored as sent")
+        XCTAssertEqual(stored.messages.last?["body"]?.stringValue,
+                       "A reply by Tech 1 to customer@example.com may not have been emailed: the server stopped while sending it. Check the send log, or with the customer, before sending it again.")
+    }
+
+    /// A record that fails for good no longer holds the reply in flight for
+    /// ever: after `replyRecordAttempts` the request is told the email went
+    /// out unrecorded, the slot is free for the next reply, and a resend of
+    /// the id gets "outcome unknown", not a second email.
+    func testReplySent_recordFailsForGood_answeredAfterBoundedRetries_slotFreed_notEmailedAgain() throws {
+        let h = try MailHarness(configure: { c in
+            c.replyRecordAttempts = 2
+            c.maxRepliesInFlightPerTechnician = 1
+        })
+        defer { h.stop() }
+        let smtp = try XCTUnwrap(h.smtp)
+        let db = try Database(path: h.server.directory + "/peek.sqlite")
+        try db.execute(Self.failReplyTrigger)
+        try h.sendReply(id: "r1", body: "Please restart the printer.")
+        _ = try smtp.waitForEnvelopes(1)
+        let first = try h.answer(id: "r1", timeout: 20)
+        XCTAssertEqual(first["code"]?.stringValue, "internal", "\(first)")
+        XCTAssertEqual(first["message"]?.stringValue, "The email was sent but could not be recorded; check the send log before sending again.")
+        try db.execute("DROP TRIGGER fail_reply")
+
+        // The one slot of this technician is free again.
+        try h.sendReply(id: "r2", body: "And check the toner.")
+        XCTAssertEqual(try h.answer(id: "r2")["type"]?.stringValue, "result")
+        // r1 again: what is durable says unknown; not emailed again.
+        try h.sendReply(id: "r1", body: "Please restart the printer.")
+        let again = try h.answer(id: "r1")
+        XCTAssertEqual(again["code"]?.stringValue, "dispatch_failed", "\(again)")
+        XCTAssertTrue(again["message"]?.stringValue?.contains("is unknown") ?? false, "\(again)")
+        try h.barrier(h.a, "barrier-1")
+        XCTAssertEqual(smtp.envelopes.count, 2, "r1 was emailed twice")
+        XCTAssertEqual(try h.server.sendAttempts(h.ticket).map { $0["outcome"]?.stringValue }, ["sending", "sent"],
+                       "r1's attempt stays 'sending' until the next start marks it unknown")
+    }
 }

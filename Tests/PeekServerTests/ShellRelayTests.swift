@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import PeekCore
 import PeekServer
+import PeekStore
 import PeekTestSupport
 
 /// The shell relay (protocol.md §6.1) with the real mutual-TLS test agent:
@@ -123,6 +124,45 @@ final class ShellRelayTests: XCTestCase {
         XCTAssertEqual(try ana.next(where: Match.systemMessage(f.linkedTicket))["data"]?["body"]?.stringValue,
                        "The agent on \(AgentFixture.assetName) disconnected; the remote shell session ended.")
         XCTAssertEqual(try f.ticketState(f.linkedTicket)["state"]?["session"]?["status"]?.stringValue, "ended")
+    }
+
+    /// A shell cut off by a crash: the killed process ended nothing, so its
+    /// row is still `active` (made so here after a clean stop, whose agent
+    /// disconnect had ended it). The restarted server ends it with a system
+    /// event, pushed as `session.status` to a viewer resuming with `since`;
+    /// before, it stayed `active` until someone sent `end_session`.
+    func testShell_leftActiveByAKilledServer_endedOnStart() throws {
+        let f = try AgentFixture(consentTimeout: 10)
+        defer { f.stop() }
+        let (ana, _) = try f.viewer(f.linkedTicket)
+        let agent = try f.agent()
+        let session = try activeShell(f, ana, agent)
+        ana.close()
+        agent.close()
+        f.server.stop()
+        // What SIGKILL leaves: the session still active, nothing after it.
+        let seqBefore: Int = try {
+            let store = try SQLiteTicketStore(path: f.server.directory + "/peek.sqlite")
+            try store.updateSession(id: session, status: .active, startedAt: nil)
+            XCTAssertEqual(try store.session(session)?.status, .active)
+            return try XCTUnwrap(store.ticket(f.linkedTicket)?.seq)
+        }()
+
+        try f.restart(after: 0)
+        let (resumer, _) = try f.viewer(as: "tech-2")
+        try resumer.send(["type": "subscribe", "id": "r", "ticket": .string(f.linkedTicket), "since": .int(seqBefore)])
+        let log = try resumer.read(until: Match.systemMessage(f.linkedTicket))
+        let ended = try XCTUnwrap(log.first(where: Match.delta("session.status", f.linkedTicket)), "no session.status: \(log)")
+        XCTAssertEqual(ended["data"]?["status"]?.stringValue, "ended")
+        XCTAssertEqual(ended["data"]?["session"]?.stringValue, session)
+        XCTAssertEqual(log.last?["data"]?["body"]?.stringValue,
+                       "The remote shell session ended because the server restarted; its output was not kept.")
+        let state = try f.ticketState(f.linkedTicket)
+        XCTAssertEqual(state["state"]?["session"]?["status"]?.stringValue, "ended")
+        XCTAssertEqual(state["seq"]?.intValue, seqBefore + 2, "one session.status and one system event")
+        // A new shell may start at once: the cut one no longer blocks it.
+        let again = try f.agent()
+        XCTAssertNotEqual(try activeShell(f, resumer, again), session)
     }
 
     func testShell_idle_endsWithSystemEvent() throws {

@@ -390,6 +390,17 @@ class TicketStoreContractTests: XCTestCase {
         try store.recordSend(ticket: linked.id, at: 1, technician: "tech-1", recipient: "c@x", outcome: "sent", reply: "250 ok")
         try store.recordSend(ticket: linked.id, at: 2, technician: "tech-1", recipient: nil, outcome: "failed", reply: "550 no")
         XCTAssertEqual(try store.sends(ticket: linked.id).map(\.reply), ["250 ok", "550 no"], "in order")
+        // A reply's "about to send" rows, settled in place, removed, or left for the next start.
+        for note in ["Being sent as <a@x>.", "Being sent as <b@x>.", "Being sent as <c@x>."] {
+            try store.recordSend(ticket: linked.id, at: 3, technician: "tech-1", recipient: "c@x", outcome: "sending", reply: note)
+        }
+        XCTAssertEqual(try store.unsettledSends().map(\.note), ["Being sent as <a@x>.", "Being sent as <b@x>.", "Being sent as <c@x>."])
+        try store.finishSend(ticket: linked.id, sending: "Being sent as <a@x>.", at: 4, outcome: "sent", reply: "250 queued")
+        try store.finishSend(ticket: linked.id, sending: "Being sent as <b@x>.", at: 4, outcome: nil, reply: "")
+        XCTAssertEqual(try store.unsettledSends().map(\.note), ["Being sent as <c@x>."])
+        XCTAssertEqual(try store.sends(ticket: linked.id).map(\.outcome), ["sent", "failed", "sent", "sending"])
+        XCTAssertEqual(try store.sends(ticket: linked.id)[2].reply, "250 queued")
+        XCTAssertEqual(try store.sends(ticket: linked.id)[2].at, 4)
 
         try store.putSLAPolicy(tenant: "acme", priority: .high, SLATarget(response: 60, resolution: 600))
         try store.putSLAPolicy(tenant: "acme", priority: .high, SLATarget(response: 30, resolution: 300))
@@ -409,8 +420,11 @@ class TicketStoreContractTests: XCTestCase {
         try store.insertSession(second)
         XCTAssertEqual(try store.latestSession(ticket: linked.id)?.id, "S-2", "same created_at: the later insert")
         XCTAssertEqual(try store.pendingSessions().map(\.id), ["S-2", "S-1"], "by expiry")
+        XCTAssertEqual(try store.activeSessions().map(\.id), [])
         try store.updateSession(id: "S-2", status: .active, startedAt: 85)
+        XCTAssertEqual(try store.activeSessions().map(\.id), ["S-2"])
         try store.updateSession(id: "S-2", status: .ended, startedAt: nil)
+        XCTAssertEqual(try store.activeSessions().map(\.id), [])
         XCTAssertEqual(try store.session("S-2")?.status, .ended)
         XCTAssertEqual(try store.session("S-2")?.startedAt, 85, "kept once the session ends")
         XCTAssertEqual(try store.session("S-2")?.kind, RemoteSession.recording)

@@ -11,10 +11,22 @@ line as `peekd --demo` so browser_test.py can run against it:
 
 It prints `peekd ready plain=... tls=... agent=... url=http://.../`.
 There is no TLS and no agent listener (their ports print as 0). Of the
-back-end API it has `POST /v1/inbound-email` and `POST /v1/tickets/{id}/summary`
-(service token from --service-token or PEEK_SERVICE_TOKEN). Extra flags:
-`--simulate` streams fake telemetry and answers consent requests as a
-connected agent would; `--email-ok` pretends an email account is configured.
+back-end API it has `POST /v1/inbound-email`, `POST /v1/tickets/{id}/summary`
+and `PATCH /v1/tickets/{id}` (service token from --service-token or
+PEEK_SERVICE_TOKEN). Extra flags: `--simulate` streams fake telemetry and
+answers consent requests as a connected agent would; `--email-ok` pretends an
+email account is configured. The simulated agent's `agent.status` follows the
+mock-only `POST /v1/mock/agent-status` {"asset", "online"} (service token).
+mock_peekd_test.py checks these against protocol.md.
+
+Known gaps against protocol.md (not needed by the page so far): no `refresh`
+frame and no `exp` in `welcome`; `start_session` ignores `kind`, and
+`session.status` lacks `kind`, `created_at` and `id`; no shell relay
+(`session_input`, `session_handover`, `session.output`); `time.updated` lacks
+`entry_count` and `contract`; `sla.tick` lacks `targets`; a `stale` error's
+`missed` is not capped at 50 and has no `missed_total`; no tenant, asset,
+technician, email-account, SLA-policy, ticket GET, sends, attachment or
+per-tenant inbound routes; no rate limits or output bounds.
 
 It is a development aid, not the product: nothing is persisted.
 """
@@ -386,6 +398,57 @@ class Hub:
             return self.durable(t, "time.updated", t.time)
         raise CommandError("invalid", f"Unknown op {op!r}")
 
+    def set_agent_online(self, asset_id, online):
+        # As peekd (protocol.md §5): the viewers of every ticket linked to
+        # the asset get the ephemeral agent.status; nothing if unchanged.
+        a = self.assets[asset_id]
+        if a["online"] == online:
+            return
+        a["online"] = online
+        for t in self.tickets.values():
+            if t.asset == asset_id:
+                self.ephemeral(t, "agent.status", {"asset": {"id": a["id"], "name": a["name"]}, "online": online})
+
+    def patch_ticket(self, t, body):
+        # As peekd (protocol.md §9.2): subject and/or contact; only the fields
+        # sent change; one ticket.updated with the changed ones and the
+        # unchanged version; a refused body changes nothing.
+        if not isinstance(body, dict) or ("subject" not in body and "contact" not in body):
+            raise CommandError("invalid", 'Send "subject" and/or "contact" {"name", "email"}: the fields this call changes.')
+        subject, contact = t.subject, dict(t.contact)
+        if "subject" in body:
+            s = body["subject"]
+            if not isinstance(s, str) or not s or len(s.encode()) > 500:
+                raise CommandError("invalid", '"subject" must be a non-empty string of at most 500 bytes.')
+            subject = s
+        if "contact" in body:
+            c = body["contact"]
+            if not isinstance(c, dict):
+                raise CommandError("invalid", '"contact" must be an object with "name" and/or "email".')
+            if "name" in c:
+                if not isinstance(c["name"], str) or not c["name"] or len(c["name"].encode()) > 200:
+                    raise CommandError("invalid", '"contact.name" must be a non-empty string of at most 200 bytes.')
+                contact["name"] = c["name"]
+            if "email" in c:
+                e = c["email"]
+                if e is not None and (not isinstance(e, str) or "@" not in e or len(e.encode()) > 320):
+                    raise CommandError("invalid", '"contact.email" must be an address with @ of at most 320 bytes, or null.')
+                contact["email"] = e
+        changed = []
+        data = {}
+        if subject != t.subject:
+            t.subject = subject
+            changed.append("subject")
+            data["subject"] = subject
+        if contact != t.contact:
+            t.contact = contact
+            changed.append("contact")
+            data["contact"] = {"name": contact["name"], "email": contact.get("email")}
+        if changed:
+            data["version"] = t.version
+            self.durable(t, "ticket.updated", data)
+        return {"ticket": t.id, "seq": t.seq, "changed": changed}
+
     def simulated_consent(self, t, sid):
         if t.session and t.session.get("id") == sid and t.session["status"] == "awaiting_consent":
             t.session = {**t.session, "status": "active", "started_at": now_iso()}
@@ -629,7 +692,8 @@ class Server:
 
     def json_response(self, writer, status, body):
         data = json.dumps(body).encode()
-        reason = {200: "OK", 201: "Created", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"}.get(status, "OK")
+        reason = {200: "OK", 201: "Created", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+                  422: "Unprocessable Content"}.get(status, "OK")
         writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n"
                      f"Cache-Control: no-store\r\nConnection: close\r\n\r\n".encode() + data)
 
@@ -715,6 +779,35 @@ class Server:
                 self.json_response(writer, 401, {"error": {"code": "unauthorized", "message": "Bad service token"}})
             else:
                 self.inbound_email(writer, body)
+        elif re.fullmatch(r"/v1/tickets/[^/]+", path) and method == "PATCH":
+            t = hub.tickets.get(path.split("/")[3])
+            try:
+                data = json.loads(body or b"{}")
+            except Exception:
+                data = None
+            if headers.get("authorization", "") != f"Bearer {self.args.service_token}":
+                self.json_response(writer, 401, {"error": {"code": "unauthorized", "message": "Bad service token"}})
+            elif t is None:
+                self.json_response(writer, 404, {"error": {"code": "not_found", "message": "No such ticket"}})
+            else:
+                try:
+                    self.json_response(writer, 200, hub.patch_ticket(t, data))
+                except CommandError as e:
+                    self.json_response(writer, 400, {"error": {"code": e.code, "message": e.message}})
+        elif path == "/v1/mock/agent-status" and method == "POST":
+            # Mock only (peekd learns this from the agent's connection):
+            # {"asset", "online"} turns the simulated agent on or off.
+            try:
+                data = json.loads(body or b"{}")
+            except Exception:
+                data = None
+            if headers.get("authorization", "") != f"Bearer {self.args.service_token}":
+                self.json_response(writer, 401, {"error": {"code": "unauthorized", "message": "Bad service token"}})
+            elif not isinstance(data, dict) or data.get("asset") not in hub.assets or not isinstance(data.get("online"), bool):
+                self.json_response(writer, 400, {"error": {"code": "invalid", "message": 'Send {"asset": "asset-1", "online": true|false}'}})
+            else:
+                hub.set_agent_online(data["asset"], data["online"])
+                self.json_response(writer, 200, {"asset": data["asset"], "online": data["online"]})
         elif re.fullmatch(r"/v1/tickets/[^/]+/summary", path) and method == "POST":
             t = hub.tickets.get(path.split("/")[3])
             try:
