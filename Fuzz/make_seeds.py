@@ -105,6 +105,19 @@ for name, text in requests.items():
     write("http_request", name, b"\x00\x00" + text.encode())
     write("http_request", name + "-small-split", b"\x01\x03\x05\x10\x02" + text.encode())
 
+# http_response: mode byte (+1 small limits, +2 the peer closes after the last byte), then splits
+responses = {
+    "length": 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 37\r\n\r\n{"text": "Summary.", "model": "nexie"}',
+    "ndjson-chunked": 'HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n1a\r\n{"model":"m","text":"Hi "}\n\r\n11\r\n{"text":"there"}\n\r\n0\r\n\r\n',
+    "until-close": 'HTTP/1.1 200 OK\r\n\r\n{"text":"a"}\n{"error":"stop"}\n',
+    "continue": "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Busy\r\nContent-Length: 4\r\n\r\nbusy",
+    "no-content": "HTTP/1.1 204 No Content\r\n\r\n",
+    "trailers": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=1\r\nabc\r\n0\r\nX-T: 1\r\n\r\n",
+}
+for name, text in responses.items():
+    write("http_response", name, b"\x02\x00" + text.encode())
+    write("http_response", name + "-small-split", b"\x03\x03\x05\x10\x02" + text.encode())
+
 # http_fields: first byte picks the parser (see the target)
 fields = {
     "query": b"\x00" + b"a=1&b=%20x+y&c&=&d=%zz",

@@ -210,6 +210,8 @@ export class PeekClient {
     this._requests = new Map();
     /** history id -> {resolve, reject} */
     this._history = new Map();
+    /** assist id -> {onChunk, resolve, reject} */
+    this._assists = new Map();
     this._onOnline = () => this._reconnectNow('browser online');
     if (typeof globalThis.addEventListener === 'function') {
       globalThis.addEventListener('online', this._onOnline);
@@ -290,6 +292,23 @@ export class PeekClient {
     if (Number.isInteger(limit)) frame.limit = limit;
     return new Promise((resolve, reject) => {
       this._history.set(frame.id, { resolve, reject });
+      this._send(frame);
+    });
+  }
+
+  /**
+   * Asks the tenant's assistant (protocol.md §11.1) to draft or refine
+   * `draft` for `mode`. `onChunk(text)` gets each piece as it arrives;
+   * resolves with the `assist_done` frame ({text, model}), rejects with a
+   * PeekError (`no_assistant`, `assist_failed`, `offline`...). Not resent
+   * after a reconnect: the technician asks again.
+   */
+  assist(ticketId, mode, draft, onChunk = () => {}) {
+    if (this._closed) return Promise.reject(new PeekError('closed', 'The client was closed'));
+    if (!this._isReady()) return Promise.reject(new PeekError('offline', 'Not connected; ask Nexie again once the connection is back.'));
+    const frame = { type: 'assist', id: makeId('assist'), ticket: ticketId, mode, draft: draft ?? '' };
+    return new Promise((resolve, reject) => {
+      this._assists.set(frame.id, { onChunk, resolve, reject });
       this._send(frame);
     });
   }
@@ -448,6 +467,8 @@ export class PeekClient {
     this._requests.clear();
     for (const { reject } of this._history.values()) reject(new PeekError('offline', 'The connection was lost before older messages arrived.'));
     this._history.clear();
+    for (const { reject } of this._assists.values()) reject(new PeekError('offline', 'The connection was lost before Nexie finished; ask again.'));
+    this._assists.clear();
     for (const view of this._views.values()) {
       view.resyncing = false;
       view._setStatus('offline');
@@ -660,6 +681,17 @@ export class PeekClient {
         return this._onSubscribed(frame);
       case 'history':
         return this._onHistory(frame);
+      case 'assist_chunk': {
+        const waiter = this._assists.get(frame.id);
+        if (waiter && typeof frame.text === 'string') safeCall(waiter.onChunk, frame.text);
+        return undefined;
+      }
+      case 'assist_done': {
+        const waiter = this._assists.get(frame.id);
+        if (!waiter) return undefined;
+        this._assists.delete(frame.id);
+        return waiter.resolve(frame);
+      }
       case 'delta':
         return this._onDelta(frame);
       case 'result':
@@ -767,6 +799,12 @@ export class PeekClient {
       // The old token stays in force; try again before it runs out.
       this._refreshId = null;
       this._retryRefresh();
+      return;
+    }
+    const assistWaiter = id !== null ? this._assists.get(id) : undefined;
+    if (assistWaiter) {
+      this._assists.delete(id);
+      assistWaiter.reject(new PeekError(frame.code, frame.message, { id, frame }));
       return;
     }
     const historyWaiter = id !== null ? this._history.get(id) : undefined;

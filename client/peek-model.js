@@ -21,6 +21,8 @@ export const EPHEMERAL_KINDS = Object.freeze([
   'asset.telemetry',
   'presence.updated',
   'agent.status',
+  'asset.posture',
+  'summary.pending',
 ]);
 
 /** Message kinds that count as conversation (not system events). */
@@ -59,6 +61,7 @@ export function modelFromSnapshot(snapshot, nowMs = 0) {
     asset: state.asset ? { ...state.asset } : null,
     session: normalizeSession(state.session),
     summary: state.summary ?? null,
+    summaryPending: false,
     time: state.time ?? null,
     related: Array.isArray(state.related) ? state.related : [],
     viewers: Array.isArray(state.viewers) ? state.viewers : [],
@@ -205,6 +208,7 @@ function applyDurable(model, kind, data, seq, nowMs) {
     }
     case 'summary.updated': {
       model.summary = { ...data };
+      model.summaryPending = false;
       return;
     }
     case 'time.updated': {
@@ -256,6 +260,16 @@ function applyEphemeral(model, kind, data, nowMs) {
     }
     case 'presence.updated':
       model.viewers = Array.isArray(data.viewers) ? data.viewers : [];
+      return;
+    case 'asset.posture': {
+      // The back end or the agent changed the asset's posture: the pills follow.
+      const ref = assetRef(data.asset);
+      if (!model.asset || (ref && model.asset.id != null && model.asset.id !== ref.id)) return;
+      model.asset = { ...model.asset, posture: data.posture && typeof data.posture === 'object' ? data.posture : null };
+      return;
+    }
+    case 'summary.pending':
+      model.summaryPending = data.pending === true;
       return;
     case 'agent.status': {
       // The linked asset's agent connected or went away: the badge follows.

@@ -2,6 +2,7 @@
 // TicketView's model. One PeekPanel per open Peek; close() tears down the
 // subscription and every timer and listener it made.
 
+import { AssistControl } from './assist.js';
 import { acceptDroppedFiles, attachmentList, AttachmentLinks, AttachmentTray, DEFAULT_LIMITS, formatBytes } from './composer-attachments.js';
 import { DraftStore } from './drafts.js';
 import { deliveryTag, Outbox, refreshDeliveryTags, SendLog, sendLogView } from './send-state.js';
@@ -122,6 +123,7 @@ export class PeekPanel {
   close() {
     if (this.closed) return;
     this.closed = true;
+    this.assist?.close();
     this.saveDraft();
     if (this.composingSent !== null && this.view) this.view.composing(null);
     this.composingSent = null;
@@ -309,18 +311,26 @@ export class PeekPanel {
       openLog: () => this.openSendLog(),
     });
     els.sendLog = h('div', { class: 'send-log-wrap', hidden: true });
+    this.assist = new AssistControl({
+      input: els.input,
+      mode: () => this.mode,
+      ask: (mode, draft, onChunk) => this.client.assist(this.ticketId, mode, draft, onChunk),
+      changed: () => this.onInput(),
+    });
     els.composer = h(
       'form',
       { class: 'composer', 'data-testid': 'composer', onsubmit: (e) => { e.preventDefault(); this.send(false); } },
       h('div', { class: 'composer-modes', role: 'group', 'aria-label': 'Composer mode' }, els.modeReply, els.modeNote),
       els.replyReason,
       els.input,
+      this.assist.bar,
+      this.assist.error,
       this.tray.element,
       els.stale,
       els.error,
       this.outbox.element,
       els.sendLog,
-      h('div', { class: 'composer-footer' }, this.tray.button, h('span', { class: 'composer-hint' }, h('kbd', null, 'Ctrl'), '+', h('kbd', null, 'Enter'), ' to send'), els.sendState, els.send),
+      h('div', { class: 'composer-footer' }, this.tray.button, this.assist.button, h('span', { class: 'composer-hint' }, h('kbd', null, 'Ctrl'), '+', h('kbd', null, 'Enter'), ' to send'), els.sendState, els.send),
     );
     this.disposers.push(acceptDroppedFiles(els.composer, els.input, this.tray));
     // Uploads still running when the Peek closes are abandoned with it.
@@ -462,6 +472,7 @@ export class PeekPanel {
     const changed = this.mode !== mode;
     const els = this.els;
     if (changed) {
+      this.assist?.abandon();
       // Each mode has its own draft: the text stays with the mode it was
       // written in. Text typed before the first snapshot is kept unless a
       // stored draft of that mode exists.
@@ -511,14 +522,15 @@ export class PeekPanel {
   }
 
   saveDraft() {
-    if (!this.els || this.mode === null) return;
+    if (!this.els || this.mode === null || this.assist?.state === 'streaming') return;
     const body = this.els.input.value;
     this.drafts.save(this.ticketId, this.mode, body);
     if (body.trim() !== '') this.drafts.rememberMode(this.ticketId, this.mode);
   }
 
   async send(force, retry = false) {
-    if (!this.view || !this.model || this.sending) return;
+    if (!this.view || !this.model || this.sending || this.assist?.state === 'streaming') return;
+    this.assist?.reset();
     const els = this.els;
     const body = els.input.value.trim();
     if (body === '') {
@@ -930,7 +942,7 @@ export class PeekPanel {
       asset: [m.asset, m.ticket?.asset],
       posture: [m.asset?.posture, m.asset],
       remote: [m.session, m.asset, this.sessionBusy, this.sessionError],
-      summary: [m.summary, m.messages.length],
+      summary: [m.summary, m.messages.length, m.summaryPending],
       time: [m.time, m.contract, this.timerBusy, this.timeUi],
       related: [m.related],
     };
@@ -1019,6 +1031,7 @@ export class PeekPanel {
       body,
       h('div', { class: 'asset-id' }, h('span', { class: 'asset-name', 'data-testid': 'asset-name' }, asset.name || asset.id), asset.agent ? h('code', { class: 'asset-agent', title: 'Agent certificate CN' }, asset.agent) : null),
       h('div', { class: 'tiles' }, tile('cpu', 'CPU'), tile('ram', 'RAM'), tile('disk', 'Disk')),
+      compliancePills(asset.posture, 'asset-compliance'),
       h('div', { class: 'card-foot' }, telemetry ? age : h('span', { class: 'muted' }, online === false ? 'No live telemetry while the agent is offline' : 'Waiting for telemetry from the agent')),
     );
     if (telemetry) {
@@ -1046,13 +1059,7 @@ export class PeekPanel {
     replaceChildren(
       body,
       posture.summary ? h('p', { class: 'posture-summary' }, posture.summary) : null,
-      checks.length
-        ? h(
-            'ul',
-            { class: 'pills', 'data-testid': 'posture-checks' },
-            checks.map((c) => h('li', { class: `pill pill-${c.tone}`, title: c.detail || c.name }, c.name, c.detail ? h('span', { class: 'pill-detail' }, `· ${c.detail}`) : null)),
-          )
-        : null,
+      compliancePills(posture, 'posture-checks'),
       scanned ? h('div', { class: 'card-foot muted' }, `Scanned ${relativeTime(scanned)}`) : null,
     );
   }
@@ -1130,14 +1137,17 @@ export class PeekPanel {
   renderSummaryCard({ body, aside }) {
     const m = this.model;
     const summary = m.summary;
+    // The tenant's summariser was asked (summary.pending) and has not answered yet.
+    const writing = m.summaryPending ? h('span', { class: 'badge badge-muted summary-pending', 'data-testid': 'summary-pending' }, icon('sparkles'), 'Nexie is writing…') : null;
     if (!summary || !summary.text) {
-      replaceChildren(aside);
+      replaceChildren(aside, writing);
       replaceChildren(body, h('p', { class: 'empty-note' }, 'No summary yet. Nexie writes one as the conversation grows.'));
       return;
     }
     const fresh = newMessagesSinceSummary(summary, m.messages);
     replaceChildren(
       aside,
+      writing ??
       h(
         'span',
         { class: `badge ${fresh ? 'badge-due-soon' : 'badge-ok'}`, 'data-testid': 'summary-new', 'data-count': fresh ?? 0 },
@@ -1223,6 +1233,18 @@ function toneOf(value) {
  * object of facts ({antivirus: "healthy", firewall: "on", pending_patches: 3});
  * both become pills with a tone.
  */
+/** The posture's checks as pills (the asset card and the RMM-Sentinel card), or null. */
+function compliancePills(posture, testid) {
+  if (!posture || typeof posture !== 'object') return null;
+  const checks = postureChecks(posture);
+  if (!checks.length) return null;
+  return h(
+    'ul',
+    { class: 'pills', 'data-testid': testid },
+    checks.map((c) => h('li', { class: `pill pill-${c.tone}`, 'data-check': c.name, 'data-tone': c.tone, title: c.detail || c.name }, c.name, c.detail ? h('span', { class: 'pill-detail' }, `· ${c.detail}`) : null)),
+  );
+}
+
 function postureChecks(posture) {
   if (Array.isArray(posture.checks)) {
     return posture.checks.map((c) => ({

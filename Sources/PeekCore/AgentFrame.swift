@@ -6,6 +6,8 @@ public enum AgentFrame: Equatable, Sendable {
     case consent(session: String, accept: Bool)
     case sessionOutput(session: String, data: String)
     case sessionJoin(session: String, url: String, expiresAt: Int64)
+    /// The asset's security posture as the agent sees it (an object, or null).
+    case posture(JSONValue)
 
     /// Longest remote desktop join link; the vendor's links are far shorter.
     public static let maxJoinURLBytes = 2048
@@ -56,8 +58,13 @@ public enum AgentFrame: Equatable, Sendable {
                 return .failure(PeekError(.invalid, "\"url\" must be an https:// link of at most \(maxJoinURLBytes) bytes without spaces or control characters."))
             }
             return .success(.sessionJoin(session: s, url: url, expiresAt: expires))
+        case "posture":
+            guard let p = v["posture"], p.isNull || { if case .object = p { true } else { false } }() else {
+                return .failure(PeekError(.invalid, "\"posture\" needs \"posture\": an object, or null to clear it."))
+            }
+            return .success(.posture(p))
         case let t?:
-            return .failure(PeekError(.invalid, "Unknown frame type \"\(t)\"; agents send chat, telemetry, consent, session_output or session_join."))
+            return .failure(PeekError(.invalid, "Unknown frame type \"\(t)\"; agents send chat, telemetry, consent, session_output, session_join or posture."))
         case nil:
             return .failure(PeekError(.invalid, "A frame needs a string \"type\"."))
         }

@@ -14,6 +14,11 @@ public enum ClientFrame: Equatable, Sendable {
     case sessionInput(id: String?, ticket: String, session: String, data: String)
     /// Older messages of a ticket: up to `limit` with seq < `before`.
     case history(id: String, ticket: String, before: Int, limit: Int)
+    /// Ask the tenant's assistant to draft or refine `draft` (protocol.md §3.13).
+    case assist(id: String, ticket: String, mode: ComposingMode, draft: String)
+
+    /// Largest `assist` `draft`, the size of a message body.
+    public static let maxAssistDraftBytes = 64 * 1024
 
     /// Messages a `history` answers when it names no `limit`, and the most it may name.
     public static let historyDefaultLimit = 50
@@ -28,6 +33,7 @@ public enum ClientFrame: Equatable, Sendable {
         case .refresh(let id, _): id
         case .sessionInput(let id, _, _, _): id
         case .history(let id, _, _, _): id
+        case .assist(let id, _, _, _): id
         case .hello, .unsubscribe, .composing: nil
         }
     }
@@ -107,13 +113,26 @@ public enum ClientFrame: Equatable, Sendable {
                 limit = n
             }
             return .success(.history(id: id, ticket: ticket, before: before, limit: limit))
+        case "assist":
+            guard let id else { return refuse("\"assist\" needs a string \"id\"; " + Identifier.refusal("it")) }
+            guard let ticket = value["ticket"]?.stringValue else { return refuse("\"assist\" needs a string \"ticket\".") }
+            guard let m = value["mode"]?.stringValue, let mode = ComposingMode(rawValue: m) else {
+                return refuse("\"assist\" needs \"mode\": \"reply\" or \"note\".")
+            }
+            var draft = ""
+            if let d = value["draft"], !d.isNull {
+                guard let s = d.stringValue else { return refuse("\"draft\" must be a string.") }
+                guard s.utf8.count <= maxAssistDraftBytes else { return refuse("\"draft\" is over \(maxAssistDraftBytes / 1024) KiB.") }
+                draft = s
+            }
+            return .success(.assist(id: id, ticket: ticket, mode: mode, draft: draft))
         case "command":
             switch CommandRequest.decode(value) {
             case .success(let c): return .success(.command(c))
             case .failure(let message): return refuse(message.text)
             }
         default:
-            return refuse("Unknown frame type \"\(type)\"; expected hello, refresh, subscribe, unsubscribe, history, command, composing or session_input.")
+            return refuse("Unknown frame type \"\(type)\"; expected hello, refresh, subscribe, unsubscribe, history, command, composing, session_input or assist.")
         }
     }
 }

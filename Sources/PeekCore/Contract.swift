@@ -11,6 +11,8 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case dispatchFailed = "dispatch_failed"
     case rateLimited = "rate_limited"
     case tooLarge = "too_large"
+    case noAssistant = "no_assistant"
+    case assistFailed = "assist_failed"
 
     /// The HTTP status the back-end API answers this code with.
     public var httpStatus: Int {
@@ -22,7 +24,8 @@ public enum ErrorCode: String, Sendable, CaseIterable {
         case .conflict, .stale: 409
         case .rateLimited: 429
         case .tooLarge: 413
-        case .agentOffline, .dispatchFailed, .noEmailAccount, .noContactEmail: 422
+        case .agentOffline, .dispatchFailed, .noEmailAccount, .noContactEmail, .noAssistant: 422
+        case .assistFailed: 502
         case .internal: 500
         }
     }
@@ -57,10 +60,12 @@ public enum DeltaKind: String, Sendable {
     case presenceUpdated = "presence.updated"
     case agentStatus = "agent.status"
     case sessionOutput = "session.output"
+    case assetPosture = "asset.posture"
+    case summaryPending = "summary.pending"
 
     public var isDurable: Bool {
         switch self {
-        case .slaTick, .assetTelemetry, .presenceUpdated, .agentStatus, .sessionOutput: false
+        case .slaTick, .assetTelemetry, .presenceUpdated, .agentStatus, .sessionOutput, .assetPosture, .summaryPending: false
         default: true
         }
     }

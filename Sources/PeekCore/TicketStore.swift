@@ -42,6 +42,8 @@ public protocol TicketStore: AnyObject {
     func createAsset(_ a: Asset) throws(StoreError)
     func asset(tenant: String, id: String) throws(StoreError) -> Asset?
     func asset(agent: String) throws(StoreError) -> Asset?
+    /// Replaces the asset's posture object (stored JSON), or clears it.
+    func putAssetPosture(tenant: String, id: String, posture: [UInt8]?) throws(StoreError)
     func saveTelemetry(tenant: String, asset: String, _ t: Telemetry) throws(StoreError)
     func telemetry(tenant: String, asset: String) throws(StoreError) -> Telemetry?
 
@@ -95,6 +97,10 @@ public protocol TicketStore: AnyObject {
     // Mail.
     func putEmailAccount(tenant: String, _ a: EmailAccount) throws(StoreError)
     func emailAccount(tenant: String) throws(StoreError) -> EmailAccount?
+    /// The URL of an HTTP endpoint peekd calls for the tenant (`kind`:
+    /// "assistant" or "summariser"); nil removes it.
+    func putTenantEndpoint(tenant: String, kind: String, url: String?) throws(StoreError)
+    func tenantEndpoint(tenant: String, kind: String) throws(StoreError) -> String?
     /// The tenants whose outbound `from` is one of `addresses` (compared
     /// without case), sorted: the global inbound route's candidates.
     func tenants(outboundAddresses addresses: [String]) throws(StoreError) -> [String]

@@ -186,6 +186,8 @@ extension Engine {
             var w = JSONWriter()
             Wire.ticket(t, into: &w)
             return .json(201, w.bytes)
+        case .putAssistant, .putSummariser, .putAsset:
+            return try routeNexie(r, tenant: try requireTenant(r), body: try body(r))
         case .putEmailAccount:
             let tenant = try requireTenant(r)
             let v = try body(r)

@@ -57,7 +57,7 @@ extension Engine {
 
     /// An ephemeral delta to the viewers of every ticket linked to `asset`
     /// (live tiles, the agent badge); tickets nobody views cost nothing.
-    private func publishToLinkedViewers(_ asset: Asset, kind: DeltaKind, data: [UInt8]) {
+    func publishToLinkedViewers(_ asset: Asset, kind: DeltaKind, data: [UInt8]) {
         // Best effort: an ephemeral push, like one shed to a slow consumer;
         // a snapshot (any resubscribe) reads the agent and telemetry afresh.
         let linked = store.bestEffort { () throws(StoreError) in try store.ticketsLinked(tenant: asset.tenant, asset: asset.id) }
@@ -125,6 +125,8 @@ extension Engine {
             relayOutput(peer, agent, session: session, data: data)
         case .sessionJoin(let session, let url, let expiresAt):
             forwardJoin(peer, agent, session: session, url: url, expiresAt: expiresAt)
+        case .posture(let value):
+            agentPosture(peer, value)
         }
     }
 

@@ -40,6 +40,7 @@ extension Engine {
                 case .slaDeadline(let id): checkBreaches(id, at: at)
                 case .telemetryFlush(let asset): flushTelemetry(asset)
                 case .shellCheck(let id): checkShell(id)
+                case .summaryDue(let id): summaryTimerFired(id)
                 }
             }
             if tick {

@@ -76,6 +76,8 @@ extension Engine {
             relayInput(peer, tech, id: id, ticket: ticketID, session: session, data: data)
         case .history(let id, let ticketID, let before, let limit):
             history(peer, tech, id: id, ticketID: ticketID, before: before, limit: limit)
+        case .assist(let id, let ticketID, let mode, let draft):
+            assist(peer, tech, id: id, ticketID: ticketID, mode: mode, draft: draft)
         }
     }
 

@@ -65,6 +65,11 @@ public final class Engine: @unchecked Sendable {
     var timers = TimerHeap()
     var telemetry: [TenantScopedID: TelemetryState] = [:]   // by asset
     var shells: [String: ShellRelay] = [:]   // active shell sessions by id (Engine+RemoteActions)
+    /// Who calls the tenants' assistants and summarisers over HTTP
+    /// (Engine+Assist; PeekServer's AssistantRelay), and when each ticket's
+    /// summariser call falls due (debounced).
+    let assistant: (any AssistantCaller)?
+    var summaryDue: [String: Int64] = [:]
     /// Writes ended shells' transcripts, off the engine thread (Engine+RemoteActions).
     let transcriptWriter = WorkerPool(name: "peekd-transcripts", maxThreads: 1, queueCapacity: .max)
     var inFlightReplies: [CommandKey: [(peer: Peer, id: String)]] = [:]
@@ -103,12 +108,14 @@ public final class Engine: @unchecked Sendable {
     /// The durability stage, when the store's commit is not durable by itself.
     let pipeline: CommitPipeline?
 
-    package init(config: EngineConfig, store: any TicketStore, bus: any DeltaBus, mailer: Mailer, logger: ServerLog) {
+    package init(config: EngineConfig, store: any TicketStore, bus: any DeltaBus, mailer: Mailer, logger: ServerLog,
+                 assistant: (any AssistantCaller)? = nil) {
         self.config = config
         self.logger = logger
         self.store = store
         self.bus = bus
         self.mailer = mailer
+        self.assistant = assistant
         pipeline = store.durability.map { [metrics, logger] in CommitPipeline(durability: $0, bus: bus, metrics: metrics, logger: logger) }
     }
 
@@ -386,6 +393,7 @@ public final class Engine: @unchecked Sendable {
         ticket.seq += 1
         let data = Wire.messageBytes(m)
         try store.insertMessage(m, mailMessageID: mailMessageID, delta: data, command: command)
+        if m.channel == .customer { noteCustomerMessage(ticket: ticket.id) }
         return try publishLogged(&ticket, kind: .messageCreated, data: data, at: m.at)
     }
 
@@ -563,9 +571,10 @@ struct AgentState {
 /// An id that is unique only within its tenant (a technician, an asset).
 /// A struct key, not a joined string: "a/b" + "c" and "a" + "b/c" would
 /// join alike, and tenant ids come from the back end unrestricted.
-struct TenantScopedID: Hashable, Sendable {
-    let tenant: String
-    let id: String
+package struct TenantScopedID: Hashable, Sendable {
+    package let tenant: String
+    package let id: String
+    package init(tenant: String, id: String) { self.tenant = tenant; self.id = id }
 }
 
 struct TelemetryState {

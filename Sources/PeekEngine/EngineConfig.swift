@@ -12,6 +12,8 @@ package struct EngineConfig: Sendable {
     package var slaTickSeconds = 15
     package var retainDeltas = 1000
     package var smtpTimeoutSeconds = 30
+    /// Quiet time after a customer message before the summariser is called.
+    package var summaryDebounceMillis: Int64 = 10_000
     package var demo = false
     package var maxConnectionsPerTenant = 9_950
     package var shellOutputBytesPerSecond = 64 * 1024

@@ -175,6 +175,7 @@ package enum APIRoute: Sendable {
     case inboundEmail, tenantInboundEmail
     case myTickets, myTechnicians
     case demoTechnicians, demoSignIn
+    case putAssistant, putSummariser, putAsset
 
     package enum Access: Sendable { case anyone, service, technician, technicianOrService }
 

@@ -16,6 +16,7 @@ struct TimerHeap {
         case consentExpiry(session: String)
         case telemetryFlush(asset: TenantScopedID)
         case shellCheck(session: String)
+        case summaryDue(ticket: String)
     }
 
     struct Entry { var due: Int64; var kind: Kind }

@@ -106,6 +106,12 @@ enum PostgresSchema {
         CREATE TABLE ticket_numbers (id INTEGER PRIMARY KEY CHECK (id = 1), last BIGINT NOT NULL);
         INSERT INTO ticket_numbers(id, last) SELECT 1, COALESCE(MAX(number), 1000) FROM tickets;
         """,
+        // 5: SQLite's 10, the HTTP endpoints peekd calls for a tenant.
+        """
+        CREATE TABLE tenant_endpoints (
+            tenant TEXT NOT NULL REFERENCES tenants(id), kind TEXT NOT NULL, url TEXT NOT NULL,
+            PRIMARY KEY (tenant, kind));
+        """,
     ]
 
     /// Tables only the PostgreSQL store has (cluster bookkeeping): `peekd

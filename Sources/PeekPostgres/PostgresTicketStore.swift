@@ -136,6 +136,10 @@ public final class PostgresTicketStore: TicketStore {
                                 .text(tenant), .text(id)).map(StoreRows.asset)
     }
 
+    public func putAssetPosture(tenant: String, id: String, posture: [UInt8]?) throws(StoreError) {
+        try connection.run("UPDATE assets SET posture = $1 WHERE tenant = $2 AND id = $3", posture.map { .blob($0) } ?? .null, .text(tenant), .text(id))
+    }
+
     public func asset(agent: String) throws(StoreError) -> Asset? {
         try connection.queryOne("SELECT tenant, id, name, agent, posture FROM assets WHERE agent = $1 AND revoked = 0",
                                 .text(agent)).map(StoreRows.asset)
@@ -355,6 +359,21 @@ public final class PostgresTicketStore: TicketStore {
                 username = EXCLUDED.username, password = EXCLUDED.password, from_address = EXCLUDED.from_address
             """, [.text(tenant), .text(a.host), SQLValue(a.port), .text(a.security.rawValue), SQLValue(a.username),
                   SQLValue(a.password), .text(a.from)])
+    }
+
+    public func putTenantEndpoint(tenant: String, kind: String, url: String?) throws(StoreError) {
+        if let url {
+            try connection.run("""
+                INSERT INTO tenant_endpoints(tenant, kind, url) VALUES ($1, $2, $3)
+                ON CONFLICT (tenant, kind) DO UPDATE SET url = EXCLUDED.url
+                """, .text(tenant), .text(kind), .text(url))
+        } else {
+            try connection.run("DELETE FROM tenant_endpoints WHERE tenant = $1 AND kind = $2", .text(tenant), .text(kind))
+        }
+    }
+
+    public func tenantEndpoint(tenant: String, kind: String) throws(StoreError) -> String? {
+        try connection.queryOne("SELECT url FROM tenant_endpoints WHERE tenant = $1 AND kind = $2", .text(tenant), .text(kind))?.first?.text
     }
 
     public func emailAccount(tenant: String) throws(StoreError) -> EmailAccount? {

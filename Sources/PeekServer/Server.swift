@@ -71,7 +71,8 @@ public final class Server: @unchecked Sendable {
         // A wrong --smtp-ca must stop the start, not every later reply.
         let mailTLS = try TLSContext.makeClient(caFile: config.smtpCA, useSystemTrust: true)
         let mailer = SMTPMailer(tls: mailTLS, timeoutSeconds: Double(config.smtpTimeoutSeconds))
-        let engine = Engine(config: config.engine, store: store, bus: bus, mailer: mailer, logger: logger)
+        let assistant = AssistantRelay(timeoutSeconds: Double(config.assistTimeoutSeconds), smtpCA: config.smtpCA)
+        let engine = Engine(config: config.engine, store: store, bus: bus, mailer: mailer, logger: logger, assistant: assistant)
         let shared = ServerShared(config: config, engine: engine, staticFiles: StaticFileCache(directory: config.clientDirectory),
                                   echoMode: echoMode, loopCount: threads)
         let group = try LoopGroup(count: threads) { loop in

@@ -53,6 +53,12 @@ public struct ServerConfig: Sendable {
     public var smtpCA: String?
     /// Seconds each SMTP step may take before the send fails.
     public var smtpTimeoutSeconds = 30
+    /// Seconds a call to a tenant's assistant or summariser may take in all
+    /// (connect, send, and the whole streamed answer) before it fails.
+    public var assistTimeoutSeconds = 30
+    /// Quiet time after a customer message before the tenant's summariser
+    /// is called (each new customer message of the ticket starts it again).
+    public var summaryDebounceMillis: Int64 = 10_000
     public var demo = false
     /// How stderr lines look: `text` for people, `json` for log collectors.
     public var logFormat: ServerLog.Format = .text
@@ -188,6 +194,7 @@ extension ServerConfig {
         e.slaTickSeconds = slaTickSeconds
         e.retainDeltas = retainDeltas
         e.smtpTimeoutSeconds = smtpTimeoutSeconds
+        e.summaryDebounceMillis = summaryDebounceMillis
         e.demo = demo
         e.maxConnectionsPerTenant = maxConnectionsPerTenant
         e.shellOutputBytesPerSecond = shellOutputBytesPerSecond

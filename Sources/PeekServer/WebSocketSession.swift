@@ -256,7 +256,7 @@ final class TechnicianSession: WebSocketSession {
             let tenant = signIn?.tenant
             if let refusal = engine.refusal(tenant: tenant) {
                 switch f {
-                case .command, .subscribe, .sessionInput, .history:
+                case .command, .subscribe, .sessionInput, .history, .assist:
                     hub.refusedBusy += 1
                     sendText(Wire.errorFrame(id: f.id, refusal))
                     return

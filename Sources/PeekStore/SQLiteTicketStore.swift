@@ -135,6 +135,10 @@ public final class SQLiteTicketStore: TicketStore {
         try db.queryOne("SELECT tenant, id, name, agent, posture FROM assets WHERE agent = ? AND revoked = 0", .text(agent)).map(StoreRows.asset)
     }
 
+    public func putAssetPosture(tenant: String, id: String, posture: [UInt8]?) throws(StoreError) {
+        try db.run("UPDATE assets SET posture = ? WHERE tenant = ? AND id = ?", posture.map { .blob($0) } ?? .null, .text(tenant), .text(id))
+    }
+
     public func saveTelemetry(tenant: String, asset: String, _ t: Telemetry) throws(StoreError) {
         try db.run("UPDATE assets SET cpu = ?, ram = ?, disk = ?, telemetry_at = ? WHERE tenant = ? AND id = ?",
                    .double(t.cpu), .double(t.ram), .double(t.disk), .int(t.at), .text(tenant), .text(asset))
@@ -356,6 +360,18 @@ public final class SQLiteTicketStore: TicketStore {
             }
         }
         return tenants.sorted()
+    }
+
+    public func putTenantEndpoint(tenant: String, kind: String, url: String?) throws(StoreError) {
+        if let url {
+            try db.run("INSERT OR REPLACE INTO tenant_endpoints(tenant, kind, url) VALUES (?, ?, ?)", .text(tenant), .text(kind), .text(url))
+        } else {
+            try db.run("DELETE FROM tenant_endpoints WHERE tenant = ? AND kind = ?", .text(tenant), .text(kind))
+        }
+    }
+
+    public func tenantEndpoint(tenant: String, kind: String) throws(StoreError) -> String? {
+        try db.queryOne("SELECT url FROM tenant_endpoints WHERE tenant = ? AND kind = ?", .text(tenant), .text(kind))?.first?.text
     }
 
     public func emailAccount(tenant: String) throws(StoreError) -> EmailAccount? {

@@ -153,5 +153,12 @@ enum Schema {
         """
         CREATE INDEX attachments_sha256 ON attachments(sha256);
         """,
+        // 10: the HTTP endpoints peekd calls for a tenant (its assistant and
+        // its summariser), one URL per kind.
+        """
+        CREATE TABLE tenant_endpoints (
+            tenant TEXT NOT NULL REFERENCES tenants(id), kind TEXT NOT NULL, url TEXT NOT NULL,
+            PRIMARY KEY (tenant, kind)) WITHOUT ROWID;
+        """,
     ]
 }

@@ -72,6 +72,8 @@ flags (each also PEEK_<FLAG>, e.g. PEEK_JWT_SECRET; repeatable flags take a comm
   --retain N             durable deltas kept per ticket for resume (1000)
   --smtp-ca FILE         extra CA trusted for outbound mail servers
   --smtp-timeout S       seconds each SMTP step may take (30)
+  --assist-timeout S     seconds a call to a tenant's assistant or summariser may take in all (30)
+  --summary-debounce S   quiet seconds after a customer message before the summariser is called (10)
   --threads N            event-loop threads (one per core but one)
   --max-connections N    connections per process (19900)
   --max-tenant-connections N   technician connections per tenant (half of --max-connections: 9950)
@@ -156,7 +158,7 @@ if args.switches.contains("help") { say(usage); exit(0) }
 
 let known: Set<String> = ["host", "port", "tls-port", "tls-cert", "tls-key", "agent-port", "agent-ca", "agent-cert", "agent-key",
                           "agent-crl", "data", "database", "jwt-secret", "service-token", "allowed-origin", "heartbeat", "hello-timeout",
-                          "max-message", "consent-timeout", "sla-tick", "retain", "smtp-ca", "smtp-timeout", "threads",
+                          "max-message", "consent-timeout", "sla-tick", "retain", "smtp-ca", "smtp-timeout", "assist-timeout", "summary-debounce", "threads",
                           "max-connections", "max-tenant-connections", "max-agent-connections", "frames-per-second", "agent-frames-per-second", "max-subscriptions",
                           "max-replies", "max-replies-per-technician", "max-reply-attachments", "max-engine-backlog", "tls-record-layer", "client", "log-format", "to", "from",
                           "tenant", "user", "name", "role", "ttl"]
@@ -197,6 +199,8 @@ config.slaTickSeconds = args.int("sla-tick", min: 1, max: 3600) ?? config.slaTic
 config.retainDeltas = args.int("retain", min: 1, max: 1_000_000) ?? config.retainDeltas
 config.smtpCA = args.string("smtp-ca")
 config.smtpTimeoutSeconds = args.int("smtp-timeout", min: 1, max: 600) ?? config.smtpTimeoutSeconds
+config.assistTimeoutSeconds = args.int("assist-timeout", min: 1, max: 600) ?? config.assistTimeoutSeconds
+config.summaryDebounceMillis = Int64(args.int("summary-debounce", min: 0, max: 3600) ?? Int(config.summaryDebounceMillis / 1000)) * 1000
 config.threads = args.int("threads", min: 1, max: 64) ?? 0
 config.maxConnections = args.int("max-connections", min: 1) ?? config.maxConnections
 // Half the process, wherever --max-connections puts it: no one tenant takes every connection.

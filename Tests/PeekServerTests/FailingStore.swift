@@ -169,6 +169,15 @@ final class FailingStore: TicketStore, @unchecked Sendable {
     func emailAccount(tenant: String) throws(StoreError) -> EmailAccount? {
         try check("emailAccount(tenant:)"); return try base.emailAccount(tenant: tenant)
     }
+    func putTenantEndpoint(tenant: String, kind: String, url: String?) throws(StoreError) {
+        try check("putTenantEndpoint(tenant:kind:url:)"); try base.putTenantEndpoint(tenant: tenant, kind: kind, url: url)
+    }
+    func tenantEndpoint(tenant: String, kind: String) throws(StoreError) -> String? {
+        try check("tenantEndpoint(tenant:kind:)"); return try base.tenantEndpoint(tenant: tenant, kind: kind)
+    }
+    func putAssetPosture(tenant: String, id: String, posture: [UInt8]?) throws(StoreError) {
+        try check("putAssetPosture(tenant:id:posture:)"); try base.putAssetPosture(tenant: tenant, id: id, posture: posture)
+    }
     func tenants(outboundAddresses addresses: [String]) throws(StoreError) -> [String] {
         try check("tenants(outboundAddresses:)"); return try base.tenants(outboundAddresses: addresses)
     }

@@ -933,6 +933,146 @@ def test_older_messages_load_on_scroll_and_live_note_stays_once(ctx):
     assert len(ids) == len(set(ids)), "no message shown twice"
 
 
+class TestAssistant:
+    """A tenant's assistant for the browser tests (protocol.md §11.2): a real
+    HTTP server on loopback that streams its NDJSON answer chunk by chunk,
+    each piece after the test releases it, so the page is seen mid-stream."""
+
+    def __init__(self, pieces):
+        import http.server
+        import json
+        self.pieces = pieces
+        self.gate = threading.Semaphore(0)
+        self.requests = []
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                owner.requests.append(json.loads(self.rfile.read(length) or b"{}"))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-ndjson")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                for piece in owner.pieces:
+                    if not owner.gate.acquire(timeout=30):
+                        return
+                    line = (json.dumps(piece) + "\n").encode()
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/assist"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def release(self, n=1):
+        for _ in range(n):
+            self.gate.release()
+
+    def stop(self):
+        self.release(len(self.pieces))
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def set_assistant(ctx, url):
+    import json
+    status, answer = ctx.server.service("PUT", "/v1/tenants/demo/assistant", json.dumps({"url": url}).encode())
+    assert status == 200, f"PUT assistant refused: {status} {answer}"
+
+
+def composer_value(browser):
+    return browser.js("return document.querySelector('[data-testid=composer-input]').value")
+
+
+def test_assist_without_an_assistant_says_so(ctx):
+    a = ctx.a
+    set_assistant(ctx, None)
+    a.goto("T-1002")
+    a.click(tid("assist-button"))
+    a.wait(lambda: a.text(tid("assist-error")) == "No assistant is configured", 5, "the no-assistant explanation")
+    assert a.attr(tid("assist-bar"), "hidden") is not None, "no suggestion bar without an assistant"
+
+
+def test_assist_streams_into_the_composer_and_is_discarded(ctx):
+    a = ctx.a
+    pieces = [{"model": "nexie-test", "text": "Hi Maria, "}, {"text": "the VPN client is updated; "}, {"text": "please reconnect."}]
+    assistant = TestAssistant(pieces)
+    try:
+        set_assistant(ctx, assistant.url)
+        a.goto("T-1002")
+        a.click(tid("mode-note"))
+        own = f"my own draft {uuid.uuid4().hex[:6]}"
+        box = a.find(tid("composer-input"))
+        box.clear()
+        box.send_keys(own)
+        a.click(tid("assist-button"))
+        a.wait(lambda: a.attr(tid("assist-bar"), "data-state") == "streaming", 5, "Nexie writing")
+        a.wait(lambda: len(assistant.requests) == 1, 5, "the assistant's request")
+        request = assistant.requests[0]
+        assert request["draft"] == own and request["mode"] == "note", request
+        assert request["ticket"]["id"] == "T-1002" and request["thread"], request
+        # Each piece shows in the message box as it is written, before the next.
+        shown = ""
+        for piece in pieces:
+            assistant.release()
+            shown += piece["text"]
+            a.wait(lambda: composer_value(a) == shown, 5, f"the composer showing {shown!r}")
+            if piece is not pieces[-1]:
+                assert a.attr(tid("assist-bar"), "data-state") == "streaming", "still streaming"
+        a.wait(lambda: a.attr(tid("assist-bar"), "data-state") == "review", 5, "the finished suggestion")
+        assert "nexie-test" in a.text(tid("assist-status")), a.text(tid("assist-status"))
+        a.shot("assist-suggestion")
+        a.click(tid("assist-discard"))
+        a.wait(lambda: composer_value(a) == own, 5, "the technician's own draft back")
+        assert a.attr(tid("assist-bar"), "hidden") is not None, "the bar is gone"
+        assert not a.js("return document.querySelector('[data-testid=composer-input]').readOnly"), "editable again"
+        # Kept, the suggestion is the draft to edit and send.
+        a.click(tid("assist-button"))
+        a.wait(lambda: len(assistant.requests) == 2, 5, "the second request")
+        assistant.release(len(pieces))
+        a.wait(lambda: a.attr(tid("assist-bar"), "data-state") == "review", 5, "the second suggestion")
+        a.click(tid("assist-keep"))
+        assert composer_value(a) == "".join(p["text"] for p in pieces)
+        a.find(tid("composer-input")).send_keys(" Thanks!")
+        a.wait(lambda: composer_value(a).endswith("please reconnect. Thanks!"), 3, "the kept text edited")
+        a.find(tid("composer-input")).clear()
+    finally:
+        assistant.stop()
+        set_assistant(ctx, None)
+
+
+def test_posture_pills_update_live(ctx):
+    import json
+    a = ctx.a
+    a.goto("T-1001")  # linked to the demo asset
+    original = a.js("return JSON.stringify(window.__peek.panel.model.asset.posture)")
+    pill = '[data-testid="asset-compliance"] [data-check="Firewall"]'
+    try:
+        posture = {"antivirus": "healthy", "firewall": "off", "disk_encryption": "on", "pending_patches": 7}
+        status, answer = ctx.server.service("PUT", "/v1/tenants/demo/assets/asset-1", json.dumps({"posture": posture}).encode())
+        assert status == 200, f"PUT asset refused: {status} {answer}"
+        a.wait(lambda: a.attr(pill, "data-tone") == "breached", 5, "the firewall pill turning red")
+        assert "7" in a.text('[data-testid="asset-compliance"] [data-check="Pending patches"]')
+        a.wait(lambda: a.attr('[data-testid="posture-checks"] [data-check="Firewall"]', "data-tone") == "breached", 5, "the RMM-Sentinel card too")
+        a.shot("posture-pills-live")
+        posture["firewall"] = "on"
+        ctx.server.service("PUT", "/v1/tenants/demo/assets/asset-1", json.dumps({"posture": posture}).encode())
+        a.wait(lambda: a.attr(pill, "data-tone") == "ok", 5, "the firewall pill back to green")
+    finally:
+        body = '{"posture": %s}' % (original if original and original != "null" else "null")
+        ctx.server.service("PUT", "/v1/tenants/demo/assets/asset-1", body.encode())
+
+
 TESTS = [
     test_model_unit_page,
     test_notes_cross_session_within_1s,
@@ -956,6 +1096,9 @@ TESTS = [
     test_summary_updates_out_of_band,
     test_contact_and_subject_changed_by_the_back_end_show_live,
     test_older_messages_load_on_scroll_and_live_note_stays_once,
+    test_assist_without_an_assistant_says_so,
+    test_assist_streams_into_the_composer_and_is_discarded,
+    test_posture_pills_update_live,
 ]
 
 # Attachments, a reply's sending state, Time + contract (issue 18): last,
