@@ -14,6 +14,10 @@ public enum ClientFrame: Equatable, Sendable {
     case sessionInput(id: String?, ticket: String, session: String, data: String)
     /// Older messages of a ticket: up to `limit` with seq < `before`.
     case history(id: String, ticket: String, before: Int, limit: Int)
+    /// The live queue (protocol.md §3.13): one view per connection; a new
+    /// one replaces it.
+    case subscribeQueue(id: String?, QueueQuery)
+    case unsubscribeQueue
 
     /// Messages a `history` answers when it names no `limit`, and the most it may name.
     public static let historyDefaultLimit = 50
@@ -28,7 +32,8 @@ public enum ClientFrame: Equatable, Sendable {
         case .refresh(let id, _): id
         case .sessionInput(let id, _, _, _): id
         case .history(let id, _, _, _): id
-        case .hello, .unsubscribe, .composing: nil
+        case .subscribeQueue(let id, _): id
+        case .hello, .unsubscribe, .composing, .unsubscribeQueue: nil
         }
     }
 
@@ -107,13 +112,20 @@ public enum ClientFrame: Equatable, Sendable {
                 limit = n
             }
             return .success(.history(id: id, ticket: ticket, before: before, limit: limit))
+        case "subscribe_queue":
+            switch QueueQuery.decode(value) {
+            case .success(let q): return .success(.subscribeQueue(id: id, q))
+            case .failure(let message): return refuse(message.text)
+            }
+        case "unsubscribe_queue":
+            return .success(.unsubscribeQueue)
         case "command":
             switch CommandRequest.decode(value) {
             case .success(let c): return .success(.command(c))
             case .failure(let message): return refuse(message.text)
             }
         default:
-            return refuse("Unknown frame type \"\(type)\"; expected hello, refresh, subscribe, unsubscribe, history, command, composing or session_input.")
+            return refuse("Unknown frame type \"\(type)\"; expected hello, refresh, subscribe, unsubscribe, subscribe_queue, unsubscribe_queue, history, command, composing or session_input.")
         }
     }
 }

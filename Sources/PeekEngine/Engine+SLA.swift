@@ -40,6 +40,8 @@ extension Engine {
                 case .slaDeadline(let id): checkBreaches(id, at: at)
                 case .telemetryFlush(let asset): flushTelemetry(asset)
                 case .shellCheck(let id): checkShell(id)
+                case .queueSLA(let id): queueSLATimer(id, at: at)
+                case .queueDay(let tenant): queueDayTimer(tenant, at: at)
                 }
             }
             if tick {

@@ -76,6 +76,10 @@ extension Engine {
             relayInput(peer, tech, id: id, ticket: ticketID, session: session, data: data)
         case .history(let id, let ticketID, let before, let limit):
             history(peer, tech, id: id, ticketID: ticketID, before: before, limit: limit)
+        case .subscribeQueue(let id, let query):
+            subscribeQueue(peer, tech, id: id, query)
+        case .unsubscribeQueue:
+            unsubscribeQueue(peer)
         }
     }
 
@@ -236,6 +240,7 @@ extension Engine {
 
     func handleDisconnect(_ peer: Peer) {
         guard let state = sessions.removeValue(forKey: peer) else { return }
+        dropQueueView(peer)
         if let tech = state.technician {
             tenantConnections[tech.tenant, default: 1] -= 1
             for ticketID in state.tickets { leave(peer, techID: tech.id, ticketID: ticketID) }
@@ -243,6 +248,7 @@ extension Engine {
     }
 
     func publishPresence(_ ticketID: String, onlyTo peer: Peer? = nil) {
+        if peer == nil { queuePresenceChanged(ticketID) }
         let list = viewers[ticketID]?.list ?? []
         var w = JSONWriter()
         w.beginObject(); w.key("viewers"); Wire.viewers(list, into: &w); w.endObject()
