@@ -45,14 +45,17 @@ extension Engine {
             outputs.append(.unsubscribe(peer, ticket: previous.key))
         }
         let key = QueueTopic.key(tenant: tech.tenant, query: query, technician: tech.id)
-        tq.topics[key, default: QueueTopic(query: query, technician: tech.id)].connections.add(peer.loop, 1)
+        let at = now
+        let (rows, total) = tq.index.window(query, technician: tech.id)
+        var topic = tq.topics[key] ?? QueueTopic(query: query, technician: tech.id)
+        topic.connections.add(peer.loop, 1)
+        topic.total = total
+        tq.topics[key] = topic
         tq.tilesConnections.add(peer.loop, 1)
         tq.viewers += 1
         queue.views[peer] = QueueViewer(tenant: tech.tenant, technician: tech.id, key: key)
         queue.subscribedThisBatch.append(peer)
 
-        let at = now
-        let (rows, total) = tq.index.window(query, technician: tech.id)
         var w = JSONWriter(capacity: 512 + rows.count * 600)
         w.beginObject()
         w.field("type", "queue")
@@ -288,29 +291,42 @@ extension Engine {
 
     // MARK: Output
 
-    /// One change to every topic whose view it is in, entered or left:
-    /// the row (or its removal) is encoded once, whatever the topics.
+    /// One change to every topic whose view it is in, entered or left.
+    /// The row (or its removal) is encoded once, whatever the topics; each
+    /// topic's frame is that and its own `total`, kept by the same
+    /// before/after test rather than by counting.
     private func publishQueueChange(_ change: QueueIndex.Change, in tq: TenantQueue, at: Int64) {
         var row: [UInt8]?
         var removed: [UInt8]?
-        for (key, topic) in tq.topics {
+        for key in tq.topics.keys {
+            guard var topic = tq.topics[key] else { continue }
             let before = change.old.map { topic.query.matches($0, technician: topic.technician) } ?? false
             let after = change.new.map { topic.query.matches($0, technician: topic.technician) } ?? false
+            guard before || after else { continue }
+            topic.total += (after ? 1 : 0) - (before ? 1 : 0)
+            tq.topics[key] = topic
+            var data: [UInt8]
             if after, let e = change.new {
                 if row == nil {
                     var w = JSONWriter(capacity: 700)
-                    w.beginObject(); w.key("row"); queueRow(e, at: at, into: &w); w.endObject()
-                    row = Self.queueDelta(kind: "queue.row", at: at, data: w.bytes)
+                    queueRow(e, at: at, into: &w)
+                    row = w.bytes
                 }
-                outputs.append(.publish(ticket: key, frame: row!, durable: true, loops: topic.connections.mask))
-            } else if before, let e = change.old {
+                data = Array(#"{"row":"#.utf8)
+                data.append(contentsOf: row!)
+            } else {
                 if removed == nil {
                     var w = JSONWriter()
-                    w.beginObject(); w.field("id", e.ticket.id); w.field("removed", true); w.endObject()
-                    removed = Self.queueDelta(kind: "queue.row", at: at, data: w.bytes)
+                    w.beginObject(); w.field("id", change.old!.ticket.id); w.field("removed", true); w.endObject()
+                    removed = w.bytes.dropLast()   // the object stays open for `total`
                 }
-                outputs.append(.publish(ticket: key, frame: removed!, durable: true, loops: topic.connections.mask))
+                data = removed!
             }
+            data.append(contentsOf: #","total":"#.utf8)
+            data.append(contentsOf: String(topic.total).utf8)
+            data.append(UInt8(ascii: "}"))
+            outputs.append(.publish(ticket: key, frame: Self.queueDelta(kind: "queue.row", at: at, data: data), durable: true,
+                                    loops: topic.connections.mask))
         }
     }
 
@@ -425,6 +441,8 @@ struct QueueTopic {
     var query: QueueQuery
     var technician: String
     var connections = LoopCounts()
+    /// Rows in the view, kept by each change's before/after test.
+    var total = 0
 
     init(query: QueueQuery, technician: String) {
         self.query = QueueQuery(view: query.view, search: query.search)

@@ -119,11 +119,13 @@ final class QueueLiveTests: XCTestCase {
         XCTAssertEqual(try other.run("a1", ids[0], "assign", ["technician": "tech-1"])["type"]?.stringValue, "result")
         let entered = try nextRow(me, ids[0])
         XCTAssertEqual(entered["row"]?["assignee"]?["id"]?.stringValue, "tech-1")
+        XCTAssertEqual(entered["total"]?.intValue, 1, "each view's own total")
         // A change to a ticket outside the view sends nothing.
         XCTAssertEqual(try other.run("a2", ids[1], "set_priority", ["priority": "high"])["type"]?.stringValue, "result")
         XCTAssertEqual(try other.run("a3", ids[0], "take_ownership")["type"]?.stringValue, "result")
         let left = try nextRow(me, ids[0]) { $0["removed"]?.boolValue == true }
         XCTAssertEqual(left["id"]?.stringValue, ids[0])
+        XCTAssertEqual(left["total"]?.intValue, 0)
         let rest = me.drain(for: 0.5).filter { $0["kind"]?.stringValue == "queue.row" }
         XCTAssert(rest.allSatisfy { ($0["data"]?["row"]?["id"] ?? $0["data"]?["id"])?.stringValue != ids[1] }, "\(rest)")
 
