@@ -277,4 +277,36 @@ final class QueueLiveTests: XCTestCase {
         let leaked = outsider.drain(for: 0.5).filter { $0["type"]?.stringValue == "delta" }
         XCTAssertEqual(leaked.count, 0, "globex saw acme's queue: \(leaked)")
     }
+
+    /// A batch that does not commit took its rows with it: the queue's
+    /// viewers are told to subscribe again, and the fresh window shows what
+    /// is on disk, not what the failed batch would have made.
+    func testQueue_commitFails_viewersToldToSubscribeAgain_windowShowsWhatIsOnDisk() throws {
+        let box = Unshared<FailingStore?>(nil)
+        let server = try TestServer { c in
+            c.wrapStore = { store in
+                let failing = FailingStore(store)
+                box.value = failing
+                return failing
+            }
+        }
+        defer { server.stop() }
+        let store = try XCTUnwrap(box.value)
+        let ticket = try server.seed()[0]
+        let watcher = try server.technician("tech-1")
+        try subscribeQueue(watcher)
+        let other = try server.technician("tech-2")
+        store.arm("commit()")
+        let answer = try other.run("s1", ticket, "set_status", ["status": "in_progress"])
+        XCTAssertEqual(answer["code"]?.stringValue, "internal", "\(answer)")
+        let told = try watcher.next { $0["type"]?.stringValue == "error" && $0["id"] == nil }
+        XCTAssertEqual(told["code"]?.stringValue, "internal")
+        XCTAssert(told["message"]?.stringValue?.contains("subscribe to it again") == true, "\(told)")
+        let stray = watcher.drain(for: 0.3).filter { $0["kind"]?.stringValue == "queue.row" }
+        XCTAssertEqual(stray.count, 0, "no row of the failed batch: \(stray)")
+        let again = try subscribeQueue(watcher, id: "q2")
+        XCTAssertEqual(again["rows"]?.arrayValue?.first?["status"]?.stringValue, "new", "what is on disk")
+        XCTAssertEqual(try other.run("s2", ticket, "set_status", ["status": "open"])["type"]?.stringValue, "result")
+        try nextRow(watcher, ticket) { $0["row"]?["status"]?.stringValue == "open" }
+    }
 }
