@@ -280,12 +280,29 @@ public struct QueueIndex: Sendable {
     /// Sorted, windowed rows of one view, and how many the view holds.
     /// The view is a window: `offset` rows are skipped and at most `limit`
     /// returned; the sort is total (ties by number), so pages do not overlap.
+    ///
+    /// Only the first `offset + limit` are ordered: a subscribe to the first
+    /// page of a 10,000-ticket view keeps the best 50 as it scans (a binary
+    /// search each, an insertion only when one beats the 50th), rather than
+    /// sort all 10,000 on the engine thread for every viewer that arrives.
     public func window(_ q: QueueQuery, technician: String) -> (rows: [Entry], total: Int) {
-        var matching = entries.values.filter { q.matches($0, technician: technician) }
-        let total = matching.count
-        matching.sort { q.sort.orders($0, before: $1) }
-        guard q.offset < matching.count else { return ([], total) }
-        return (Array(matching[q.offset..<min(matching.count, q.offset + q.limit)]), total)
+        let keep = q.offset + q.limit
+        var best: [Entry] = []
+        best.reserveCapacity(min(keep, entries.count) + 1)
+        var total = 0
+        for e in entries.values where q.matches(e, technician: technician) {
+            total += 1
+            if best.count == keep, let last = best.last, !q.sort.orders(e, before: last) { continue }
+            var lo = 0, hi = best.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if q.sort.orders(best[mid], before: e) { lo = mid + 1 } else { hi = mid }
+            }
+            best.insert(e, at: lo)
+            if best.count > keep { best.removeLast() }
+        }
+        guard q.offset < best.count else { return ([], total) }
+        return (Array(best[q.offset...]), total)
     }
 }
 

@@ -141,6 +141,26 @@ final class QueueIndexTests: XCTestCase {
         XCTAssertEqual(index.window(QueueQuery(offset: 10), technician: "ana").rows, [])
     }
 
+    /// The window keeps only the first offset + limit as it scans: every
+    /// page of a large view must equal the same slice of a full sort.
+    func testWindow_pagesEqualSlicesOfAFullSort() {
+        var index = QueueIndex(targets: policy, utcOffsetMinutes: 0, now: t0)
+        var rng = SplitMix(seed: 42)
+        let priorities: [Priority] = [.low, .normal, .high, .urgent]
+        for n in 1...500 {
+            let t = ticket(n, priority: priorities[Int(rng.next() % 4)], created: t0 - Int64(rng.next() % 3_600_000))
+            index.upsert(entry(t, updated: t0 + Int64(rng.next() % 1000)), now: t0)
+        }
+        for sort in QueueQuery.Sort.allCases {
+            let all = index.entries.values.sorted { sort.orders($0, before: $1) }.map(\.ticket.id)
+            for (offset, limit) in [(0, 50), (50, 50), (480, 50), (0, 200), (499, 1), (500, 5)] {
+                let page = index.window(QueueQuery(sort: sort, offset: offset, limit: limit), technician: "ana")
+                XCTAssertEqual(page.total, 500)
+                XCTAssertEqual(page.rows.map(\.ticket.id), Array(all.dropFirst(offset).prefix(limit)), "\(sort) \(offset) \(limit)")
+            }
+        }
+    }
+
     func testLastMessage_previewIsOneBoundedLine() {
         let body = "  Hello\n\n  there \t" + String(repeating: "x", count: 300)
         let m = Message(id: "M-1-1", ticket: "T-1", seq: 1, channel: .customer, author: PersonRef(id: "c", name: "C"),
@@ -167,5 +187,18 @@ final class QueueIndexTests: XCTestCase {
             XCTAssertEqual(r.error.code, .invalid)
             XCTAssertEqual(r.id, "q2", "the refusal carries the id")
         }
+    }
+}
+
+/// A small deterministic generator (SplitMix64) for the window test.
+private struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
