@@ -4,10 +4,11 @@
 // Peek at load). window.__peek exposes the client and the app for tests.
 
 import { ApiError, demoSignIn, demoTechnicians, myTechnicians, myTickets, socketUrl, tokenClaims } from './api.js';
-import { avatar, h, icon, priorityTag, replaceChildren, statusPill } from './dom.js';
+import { avatar, h, icon, replaceChildren } from './dom.js';
 import { browserStorage, DraftStore } from './drafts.js';
 import { PeekClient } from './peek-client.js';
 import { PeekPanel } from './peek-view.js';
+import { QueueView } from './queue-view.js';
 
 const THEMES = ['dark', 'tinted', 'parchment'];
 const TOKEN_KEY = 'peek.token';
@@ -20,7 +21,7 @@ const state = {
   token: null,
   user: null,
   client: null,
-  tickets: [],
+  queue: null,
   technicians: [],
   panel: null,
   drafts: null,
@@ -39,6 +40,9 @@ window.__peek = {
   },
   get user() {
     return state.user;
+  },
+  get queue() {
+    return state.queue;
   },
   openTicket: (id) => openTicket(id),
   closePeek: () => state.panel?.close(),
@@ -224,6 +228,8 @@ async function signInAs(tech, button) {
 function signOut(message) {
   state.token = null;
   state.panel?.close();
+  state.queue?.close();
+  state.queue = null;
   state.client?.close();
   state.client = null;
   state.user = null;
@@ -282,11 +288,20 @@ function startSession(token, user) {
   client.connect().catch(() => {
     /* unauthorized is handled by onStatus */
   });
-  loadQueue().then(() => {
-    const wanted = params.get('ticket');
-    if (wanted && !state.panel) openTicket(wanted);
-    window.__peek.ready = true;
-    document.documentElement.dataset.ready = '1';
+  state.queue?.close();
+  state.queue = new QueueView({
+    client,
+    me: user || {},
+    els: { tiles: $('queue-tiles'), toolbar: $('queue-toolbar'), body: $('queue-body'), count: $('queue-count'), pager: $('queue-pager') },
+    onOpen: (id, opener) => openTicket(id, opener),
+    activeTicket: () => state.panel?.ticketId ?? null,
+    fallback: () => myTickets(state.token).catch(() => []),
+    onReady: () => {
+      const wanted = params.get('ticket');
+      if (wanted && !state.panel) openTicket(wanted);
+      window.__peek.ready = true;
+      document.documentElement.dataset.ready = '1';
+    },
   });
   myTechnicians(token)
     .then((list) => {
@@ -301,74 +316,6 @@ function renderUser() {
   const area = $('user-chip');
   const user = state.user;
   replaceChildren(area, user ? [avatar(user, 'sm'), h('span', { class: 'user-name', 'data-testid': 'user-name', 'data-id': user.id }, user.name || user.id)] : null);
-}
-
-async function loadQueue() {
-  const body = $('queue-body');
-  try {
-    state.tickets = await myTickets(state.token);
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 401) {
-      signOut('Your sign-in has expired. Sign in again.');
-      return;
-    }
-    replaceChildren(body, h('tr', null, h('td', { colspan: '6', class: 'queue-empty' }, `Could not load the queue: ${err.message}`)));
-    return;
-  }
-  renderQueue();
-}
-
-function renderQueue() {
-  const body = $('queue-body');
-  $('queue-count').textContent = `${state.tickets.length} ticket${state.tickets.length === 1 ? '' : 's'}`;
-  if (state.tickets.length === 0) {
-    replaceChildren(body, h('tr', null, h('td', { colspan: '6', class: 'queue-empty' }, 'No tickets. Enjoy the quiet.')));
-    return;
-  }
-  // Rebuilding the rows must not lose the keyboard focus (the Peek returns
-  // focus to its row when it closes, just before the queue is reloaded).
-  const focused = document.activeElement?.closest?.('[data-testid="queue-row"]')?.dataset.ticket;
-  replaceChildren(body, state.tickets.map((t) => queueRow(t)));
-  if (focused) document.querySelector(`[data-testid="open-${CSS.escape(focused)}"]`)?.focus({ preventScroll: true });
-}
-
-function queueRow(t) {
-  const open = (e) => {
-    if (e.target.closest('a')) return;
-    openTicket(t.id, e.currentTarget.querySelector('.row-link'));
-  };
-  return h(
-    'tr',
-    {
-      class: `queue-row${state.panel?.ticketId === t.id ? ' is-active' : ''}`,
-      'data-testid': 'queue-row',
-      'data-ticket': t.id,
-      onclick: open,
-    },
-    h('td', { class: 'col-number' }, h('span', { class: 'ticket-number' }, `#${t.number}`)),
-    h(
-      'td',
-      { class: 'col-subject' },
-      h('button', { type: 'button', class: 'row-link', 'data-testid': `open-${t.id}` }, t.subject),
-      h('span', { class: 'row-sub' }, t.contact?.name || '', t.contact && !t.contact.email ? h('span', { class: 'badge badge-muted' }, 'no email') : null),
-    ),
-    h('td', { class: 'col-client' }, t.client || ''),
-    h('td', { class: 'col-status' }, statusPill(t.status)),
-    h('td', { class: 'col-priority' }, priorityTag(t.priority)),
-    h('td', { class: 'col-assignee' }, t.assignee ? h('span', { class: 'option-person' }, avatar(t.assignee, 'xs'), t.assignee.name) : h('span', { class: 'muted' }, 'Unassigned')),
-  );
-}
-
-/** Keeps the queue row of the open Peek in step with its live model. */
-function patchQueueRow(ticket) {
-  if (!ticket) return;
-  const row = state.tickets.find((t) => t.id === ticket.id);
-  if (!row) return;
-  const next = { ...row, status: ticket.status, priority: ticket.priority, assignee: ticket.assignee ?? null, subject: ticket.subject ?? row.subject };
-  if (next.status === row.status && next.priority === row.priority && next.assignee?.id === row.assignee?.id) return;
-  Object.assign(row, next);
-  const old = document.querySelector(`[data-testid="queue-row"][data-ticket="${CSS.escape(ticket.id)}"]`);
-  if (old) old.replaceWith(queueRow(row));
 }
 
 // ---------------------------------------------------------------------------
@@ -387,7 +334,7 @@ function openTicket(ticketId, opener) {
     if (state.panel.ticketId === ticketId) return;
     state.panel.close();
   }
-  const row = state.tickets.find((t) => t.id === ticketId) || null;
+  const row = state.queue?.row(ticketId) || null;
   const panel = new PeekPanel({
     client: state.client,
     ticketId,
@@ -397,25 +344,25 @@ function openTicket(ticketId, opener) {
     drafts: draftsOf(state.user),
     toast,
     summary: row,
-    onTicketChange: patchQueueRow,
+    // The queue row is live (queue-view.js): it follows the ticket by itself.
+    onTicketChange: () => state.queue?.markSeen(ticketId),
     onOpenTicket: (id) => openTicket(id),
     onClose: () => {
       if (state.panel === panel) state.panel = null;
       markActiveRow(null);
       updateUrl(null);
-      if (state.token) loadQueue();
+      state.queue?.focusRow(ticketId);
     },
   });
   state.panel = panel;
+  state.queue?.markSeen(ticketId);
   markActiveRow(ticketId);
   updateUrl(ticketId);
   panel.open(opener || document.querySelector(`[data-testid="open-${CSS.escape(ticketId)}"]`));
 }
 
 function markActiveRow(ticketId) {
-  for (const row of document.querySelectorAll('[data-testid="queue-row"]')) {
-    row.classList.toggle('is-active', row.dataset.ticket === ticketId);
-  }
+  state.queue?.setActive(ticketId);
 }
 
 function updateUrl(ticketId) {
@@ -437,7 +384,7 @@ function boot() {
     draftsOf(state.user).clearAll();
     signOut();
   });
-  $('refresh-queue').addEventListener('click', () => loadQueue());
+  $('refresh-queue').addEventListener('click', () => state.queue?.refresh());
   // Chrome keeps a page we navigate away from alive in its back/forward
   // cache, socket included, so the server would go on showing this tab as a
   // viewer (and composing). Close the socket when the page is hidden; a

@@ -176,7 +176,7 @@ export class PeekClient {
       setInterval: globalThis.setInterval.bind(globalThis),
       clearInterval: globalThis.clearInterval.bind(globalThis),
     };
-    this._listeners = { status: new Set(), error: new Set(), welcome: new Set() };
+    this._listeners = { status: new Set(), error: new Set(), welcome: new Set(), frame: new Set() };
     if (typeof options.onStatus === 'function') this._listeners.status.add(options.onStatus);
 
     this.user = null;
@@ -218,7 +218,11 @@ export class PeekClient {
     }
   }
 
-  /** on('status' | 'error' | 'welcome', fn) -> function that removes it. */
+  /**
+   * on('status' | 'error' | 'welcome' | 'frame', fn) -> function that removes it.
+   * 'frame' gets every frame the server sends, parsed, before the client acts
+   * on it (the live queue, queue-view.js, reads its frames there).
+   */
   on(event, fn) {
     const set = this._listeners[event];
     if (!set) throw new TypeError(`unknown event ${event}`);
@@ -625,6 +629,11 @@ export class PeekClient {
     this._sendSubscribe(view, view.model.seq, { probe: true });
   }
 
+  /** Sends a frame as is if the connection is open; false if it is not. */
+  sendFrame(frame) {
+    return this._isReady() && this._send(frame);
+  }
+
   // -------------------------------------------------------------------------
   // Frames
 
@@ -669,6 +678,7 @@ export class PeekClient {
       return;
     }
     if (!frame || typeof frame.type !== 'string') return;
+    for (const fn of this._listeners.frame) safeCall(fn, frame);
     switch (frame.type) {
       case 'welcome':
         return this._onWelcome(frame);

@@ -14,11 +14,15 @@ public enum ClientFrame: Equatable, Sendable {
     case sessionInput(id: String?, ticket: String, session: String, data: String)
     /// Older messages of a ticket: up to `limit` with seq < `before`.
     case history(id: String, ticket: String, before: Int, limit: Int)
-    /// Ask the tenant's assistant to draft or refine `draft` (protocol.md §3.13).
+    /// Ask the tenant's assistant to draft or refine `draft` (protocol.md §11.1).
     case assist(id: String, ticket: String, mode: ComposingMode, draft: String)
 
     /// Largest `assist` `draft`, the size of a message body.
     public static let maxAssistDraftBytes = 64 * 1024
+    /// The live queue (protocol.md §3.13): one view per connection; a new
+    /// one replaces it.
+    case subscribeQueue(id: String?, QueueQuery)
+    case unsubscribeQueue
 
     /// Messages a `history` answers when it names no `limit`, and the most it may name.
     public static let historyDefaultLimit = 50
@@ -34,7 +38,8 @@ public enum ClientFrame: Equatable, Sendable {
         case .sessionInput(let id, _, _, _): id
         case .history(let id, _, _, _): id
         case .assist(let id, _, _, _): id
-        case .hello, .unsubscribe, .composing: nil
+        case .subscribeQueue(let id, _): id
+        case .hello, .unsubscribe, .composing, .unsubscribeQueue: nil
         }
     }
 
@@ -126,13 +131,20 @@ public enum ClientFrame: Equatable, Sendable {
                 draft = s
             }
             return .success(.assist(id: id, ticket: ticket, mode: mode, draft: draft))
+        case "subscribe_queue":
+            switch QueueQuery.decode(value) {
+            case .success(let q): return .success(.subscribeQueue(id: id, q))
+            case .failure(let message): return refuse(message.text)
+            }
+        case "unsubscribe_queue":
+            return .success(.unsubscribeQueue)
         case "command":
             switch CommandRequest.decode(value) {
             case .success(let c): return .success(.command(c))
             case .failure(let message): return refuse(message.text)
             }
         default:
-            return refuse("Unknown frame type \"\(type)\"; expected hello, refresh, subscribe, unsubscribe, history, command, composing, session_input or assist.")
+            return refuse("Unknown frame type \"\(type)\"; expected hello, refresh, subscribe, unsubscribe, subscribe_queue, unsubscribe_queue, history, command, composing, session_input or assist.")
         }
     }
 }

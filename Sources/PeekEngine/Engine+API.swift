@@ -239,6 +239,7 @@ extension Engine {
                 }
             }
             if hoursGiven { try store.putBusinessHours(tenant: tenant.id, hours) }
+            queuePolicyChanged(tenant: tenant.id)
             for (p, target) in targets {
                 let old = try store.slaPolicy(tenant: tenant.id, priority: p)
                 try store.putSLAPolicy(tenant: tenant.id, priority: p, target)
@@ -326,6 +327,7 @@ extension Engine {
             try retarget(&t, from: old, to: new)
             guard t.sla != before else { continue }
             try store.updateTicket(t)
+            queueTouched(t.id, tenant: tenant)
             if let next = SLAClock.nextDeadline(t) { timers.schedule(.slaDeadline(ticket: t.id), at: next.dueAt) }
         }
     }
@@ -438,6 +440,7 @@ extension Engine {
                        asset: assetRef, firstResponseAt: nil, createdAt: at, version: 1, seq: 0, sla: sla,
                        contract: try string(v, "contract", max: 500, optional: true))
         try store.insertTicket(t)
+        queueTouched(t.id, tenant: tenant)
         if let body = try string(v, "body", max: CommandRequest.maxBodyBytes, optional: true) {
             let m = Message(id: "M-\(number)-1", ticket: t.id, seq: 1, channel: .customer,
                             author: PersonRef(id: "contact", name: contactName), body: body, via: .email, at: at)

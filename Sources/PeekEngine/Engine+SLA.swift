@@ -41,6 +41,8 @@ extension Engine {
                 case .telemetryFlush(let asset): flushTelemetry(asset)
                 case .shellCheck(let id): checkShell(id)
                 case .summaryDue(let id): summaryTimerFired(id)
+                case .queueSLA(let id): queueSLATimer(id, at: at)
+                case .queueDay(let tenant): queueDayTimer(tenant, at: at)
                 }
             }
             if tick {

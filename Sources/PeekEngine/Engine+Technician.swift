@@ -78,6 +78,10 @@ extension Engine {
             history(peer, tech, id: id, ticketID: ticketID, before: before, limit: limit)
         case .assist(let id, let ticketID, let mode, let draft):
             assist(peer, tech, id: id, ticketID: ticketID, mode: mode, draft: draft)
+        case .subscribeQueue(let id, let query):
+            subscribeQueue(peer, tech, id: id, query)
+        case .unsubscribeQueue:
+            unsubscribeQueue(peer)
         }
     }
 
@@ -238,6 +242,7 @@ extension Engine {
 
     func handleDisconnect(_ peer: Peer) {
         guard let state = sessions.removeValue(forKey: peer) else { return }
+        dropQueueView(peer)
         if let tech = state.technician {
             tenantConnections[tech.tenant, default: 1] -= 1
             for ticketID in state.tickets { leave(peer, techID: tech.id, ticketID: ticketID) }
@@ -245,6 +250,7 @@ extension Engine {
     }
 
     func publishPresence(_ ticketID: String, onlyTo peer: Peer? = nil) {
+        if peer == nil { queuePresenceChanged(ticketID) }
         let list = viewers[ticketID]?.list ?? []
         var w = JSONWriter()
         w.beginObject(); w.key("viewers"); Wire.viewers(list, into: &w); w.endObject()

@@ -90,6 +90,8 @@ public final class Engine: @unchecked Sendable {
     var subscribedThisBatch: [(peer: Peer, technician: String, ticket: String)] = []
     /// Agent frames a command produced, released only if it succeeds.
     var pendingAgentMessages: [(Peer, [UInt8])] = []
+    /// The live queues (Engine+Queue).
+    let queue = QueueHub()
 
     /// Replies whose first answer is repeated for this long (CONTRACT: 10 minutes).
     static let idempotencyWindowMillis: Int64 = 10 * 60 * 1000
@@ -296,6 +298,7 @@ public final class Engine: @unchecked Sendable {
             store.beginReadOnly()
         }
         body()
+        queueFlush()
         var committed = false
         if refused {
             // Logged above; nothing of it was written.
@@ -328,6 +331,7 @@ public final class Engine: @unchecked Sendable {
                 leave(s.peer, techID: s.technician, ticketID: s.ticket)
             }
         }
+        queueAfterBatch(committed: committed)
         batchFailed = false
         if let pipeline {
             // Released by the pipeline once the WAL is synced; the array is
@@ -381,6 +385,7 @@ public final class Engine: @unchecked Sendable {
     func appendDelta(_ ticket: inout Ticket, kind: DeltaKind, data: [UInt8], at: Int64) throws(StoreError) -> Int {
         ticket.seq += 1
         try store.appendDelta(ticket: ticket.id, seq: ticket.seq, at: at, kind: kind, data: data)
+        queueTouched(ticket.id, tenant: ticket.tenant)
         return try publishLogged(&ticket, kind: kind, data: data, at: at)
     }
 
@@ -394,6 +399,7 @@ public final class Engine: @unchecked Sendable {
         let data = Wire.messageBytes(m)
         try store.insertMessage(m, mailMessageID: mailMessageID, delta: data, command: command)
         if m.channel == .customer { noteCustomerMessage(ticket: ticket.id) }
+        queueTouched(ticket.id, tenant: ticket.tenant, message: m)
         return try publishLogged(&ticket, kind: .messageCreated, data: data, at: m.at)
     }
 

@@ -17,6 +17,10 @@ struct TimerHeap {
         case telemetryFlush(asset: TenantScopedID)
         case shellCheck(session: String)
         case summaryDue(ticket: String)
+        /// A ticket's SLA reaching a quarter left or its due time (Engine+Queue).
+        case queueSLA(ticket: String)
+        /// A tenant's local midnight: "resolved today" starts over.
+        case queueDay(tenant: String)
     }
 
     struct Entry { var due: Int64; var kind: Kind }

@@ -256,7 +256,7 @@ final class TechnicianSession: WebSocketSession {
             let tenant = signIn?.tenant
             if let refusal = engine.refusal(tenant: tenant) {
                 switch f {
-                case .command, .subscribe, .sessionInput, .history, .assist:
+                case .command, .subscribe, .sessionInput, .history, .assist, .subscribeQueue:
                     hub.refusedBusy += 1
                     sendText(Wire.errorFrame(id: f.id, refusal))
                     return
@@ -264,7 +264,7 @@ final class TechnicianSession: WebSocketSession {
                     // Presence, not conversation: the next keystroke says it again.
                     hub.ephemeralShed += 1
                     return
-                case .unsubscribe, .hello, .refresh:
+                case .unsubscribe, .hello, .refresh, .unsubscribeQueue:
                     break  // an unsubscribe keeps the engine's view of the session right (a hello was answered above)
                 }
             }

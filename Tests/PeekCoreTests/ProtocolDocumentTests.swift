@@ -33,7 +33,7 @@ final class ProtocolDocumentTests: XCTestCase {
     }
 
     func testProtocolDocument_clientFrameExamples_areAccepted() throws {
-        let clientTypes: Set<String> = ["hello", "subscribe", "unsubscribe", "command", "composing"]
+        let clientTypes: Set<String> = ["hello", "subscribe", "unsubscribe", "command", "composing", "subscribe_queue", "unsubscribe_queue"]
         var checked = 0
         for block in try jsonBlocks() {
             guard let v = try? JSONParser.parse(block), let type = v["type"]?.stringValue, clientTypes.contains(type) else { continue }

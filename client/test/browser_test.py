@@ -15,6 +15,7 @@ Needs: pip package `selenium`, /usr/bin/chromium, /usr/bin/chromedriver.
 """
 
 import argparse
+import json
 import os
 import queue
 import re
@@ -1071,6 +1072,164 @@ def test_posture_pills_update_live(ctx):
     finally:
         body = '{"posture": %s}' % (original if original and original != "null" else "null")
         ctx.server.service("PUT", "/v1/tenants/demo/assets/asset-1", body.encode())
+# ---------------------------------------------------------------------------
+# The live queue (protocol.md §3.13, client/queue-view.js)
+
+
+def queue_row(ticket):
+    return f'{tid("queue-row")}[data-ticket="{ticket}"]'
+
+
+def create_ticket(ctx, subject, priority="normal"):
+    body = json.dumps({"subject": subject, "client": "Queue Test Co", "priority": priority,
+                       "contact": {"name": "Quinn Queue", "email": "quinn@example.com"}, "body": f"{subject}: please help"}).encode()
+    status, answer = ctx.server.service("POST", "/v1/tenants/demo/tickets", body)
+    assert status == 201, f"ticket create failed: {status} {answer}"
+    return json.loads(answer)["id"]
+
+
+# Stamps (Date.now) the moment a queue row first shows `attr` = `value`.
+WATCH_ROW = """
+    const [css, attr, value] = arguments;
+    window.__rowAt = null;
+    const check = () => {
+        const row = document.querySelector(css);
+        if (window.__rowAt === null && row && row.getAttribute(attr) === value) { window.__rowAt = Date.now(); observer.disconnect(); }
+    };
+    const observer = new MutationObserver(check);
+    observer.observe(document.body, {childList: true, subtree: true, attributes: true});
+    check();
+"""
+
+
+def test_queue_rows_and_tiles_follow_another_session_live(ctx):
+    a, b = ctx.a, ctx.b
+    a.goto()
+    b.goto()
+    a.js("window.__noReload = 'still here'")
+    open_before = int(a.attr(tid("tile-open"), "data-count"))
+    resolved_before = int(a.attr(tid("tile-resolved_today"), "data-count"))
+
+    # The back end creates a ticket: it appears in both queues, the open tile counts it.
+    ticket = create_ticket(ctx, f"Queue live {uuid.uuid4().hex[:6]}")
+    for browser in (a, b):
+        browser.wait(lambda: browser.exists(queue_row(ticket)), 3, f"{ticket} in {browser.name}'s queue")
+    a.wait(lambda: a.attr(tid("tile-open"), "data-count") == str(open_before + 1), 3, "the open tile to count it")
+    assert a.attr(queue_row(ticket), "data-unread") == "1", "a new customer message shows unread"
+
+    # Ben changes its status in his Peek; Ana's row follows within a second.
+    b.open_from_queue(ticket)
+    a.js(WATCH_ROW, queue_row(ticket), "data-status", "in_progress")
+    b.js("window.__sentAt = null; document.addEventListener('click', (e) => {"
+         " if (e.target.closest('[data-testid=status-option-in_progress]')) window.__sentAt = Date.now(); }, {capture: true});")
+    b.click(tid("status-control"))
+    b.click(tid("status-option-in_progress"))
+    a.wait(lambda: a.js("return window.__rowAt") is not None, 3, "Ana's row to show in_progress", poll=0.02)
+    latency = a.js("return window.__rowAt") - b.js("return window.__sentAt")
+    print(f"    Ana's queue row changed {latency} ms after Ben's click")
+    assert latency <= 1000, f"the row took {latency} ms"
+    # Ben's Peek is open on it: Ana's row shows him viewing.
+    a.wait(lambda: "tech-ben" in (a.attr(f'{queue_row(ticket)} {tid("row-viewers")}', "data-ids") or ""), 3,
+           "Ben in the row's avatar stack")
+
+    # Resolved: it leaves Ana's open view and the tiles move, still without a reload.
+    b.click(tid("status-control"))
+    b.click(tid("status-option-resolved"))
+    a.wait(lambda: not a.exists(queue_row(ticket)), 3, "the resolved ticket to leave the open view")
+    a.wait(lambda: a.attr(tid("tile-resolved_today"), "data-count") == str(resolved_before + 1), 3, "resolved today +1")
+    assert a.attr(tid("tile-open"), "data-count") == str(open_before), "open back to what it was"
+    assert a.js("return window.__noReload") == "still here", "no reload happened"
+    a.click(tid("tile-resolved_today"))
+    a.wait(lambda: a.exists(queue_row(ticket)), 3, "the resolved-today tile filters to it")
+    a.shot("queue-resolved-today")
+    a.click(tid("tile-open"))
+    b.click(tid("peek-close"))
+
+
+def test_queue_writing_mark_and_viewers(ctx):
+    a, b = ctx.a, ctx.b
+    a.goto()
+    b.goto("T-1002")
+    a.wait(lambda: "tech-ben" in (a.attr(f'{queue_row("T-1002")} {tid("row-viewers")}', "data-ids") or ""), 3, "Ben viewing")
+    b.set_mode("note")
+    b.type_draft("looking into it")
+    a.wait(lambda: a.exists(f'{queue_row("T-1002")} {tid("row-writing")}'), 5, "Ben is writing… on the row")
+    assert "Ben" in a.text(f'{queue_row("T-1002")} {tid("row-writing")}')
+    a.shot("queue-writing")
+    b.type_draft("")
+    b.click(tid("peek-close"))
+    a.wait(lambda: not a.exists(f'{queue_row("T-1002")} {tid("row-writing")}'), 5, "the mark to go")
+
+
+def test_queue_keyboard_arrows_and_enter_open_the_peek(ctx):
+    a = ctx.a
+    a.goto()
+    rows = a.js("return [...document.querySelectorAll('[data-testid=queue-row]')].map(r => r.dataset.ticket)")
+    assert len(rows) >= 2, f"rows: {rows}"
+    a.js("document.querySelector('[data-testid=queue-row]').focus()")
+    ActionChains(a.driver).send_keys(Keys.ARROW_DOWN).perform()
+    focused = a.js("return document.activeElement.dataset.ticket")
+    assert focused == rows[1], f"ArrowDown moves to the second row (got {focused!r})"
+    ActionChains(a.driver).send_keys(Keys.ARROW_UP).send_keys(Keys.ARROW_DOWN).perform()
+    ActionChains(a.driver).send_keys(Keys.ENTER).perform()
+    a.wait_peek_live(rows[1])
+    # The queue stays live under the open Peek: a new ticket appears behind it.
+    ticket = create_ticket(ctx, f"Behind the Peek {uuid.uuid4().hex[:6]}")
+    a.wait(lambda: a.exists(queue_row(ticket)), 3, "a row to appear under the open Peek")
+    a.find(tid("composer-input")).send_keys(Keys.ESCAPE)
+    a.wait(lambda: not a.peek_open(), 3, "the Peek to close")
+    focused = a.js("return document.activeElement && document.activeElement.closest('[data-testid=queue-row]')?.dataset.ticket")
+    assert focused == rows[1], f"focus back on the row (got {focused!r})"
+
+
+def test_queue_breach_tile_counts_up(ctx):
+    a = ctx.a
+    a.goto()
+    original = {"response": 8 * 3600, "resolution": 5 * 86400}
+    short = json.dumps({"low": {"response": 4, "resolution": 5 * 86400}}).encode()
+    status, answer = ctx.server.service("PUT", "/v1/tenants/demo/sla-policy", short)
+    assert status == 200, answer
+    try:
+        time.sleep(0.3)
+        breached = int(a.attr(tid("tile-breached"), "data-count"))
+        breaching = int(a.attr(tid("tile-breaching"), "data-count"))
+        ticket = create_ticket(ctx, f"Breach soon {uuid.uuid4().hex[:6]}", priority="low")
+        a.wait(lambda: a.exists(queue_row(ticket)), 3, "the low ticket in the queue")
+        a.wait(lambda: a.attr(queue_row(ticket), "data-sla") == "breaching", 5, "breaching after 3 s")
+        assert int(a.attr(tid("tile-breaching"), "data-count")) == breaching + 1, "the breaching tile counts it"
+        a.wait(lambda: a.attr(tid("tile-breached"), "data-count") == str(breached + 1), 5, "the breached tile to count up")
+        a.wait(lambda: a.attr(queue_row(ticket), "data-sla") == "breached", 3, "the row breached")
+        assert a.attr(f'{queue_row(ticket)} {tid("row-sla")}', "data-state") == "breached"
+        a.shot("queue-breached")
+    finally:
+        ctx.server.service("PUT", "/v1/tenants/demo/sla-policy", json.dumps({"low": original}).encode())
+
+
+def test_queue_narrow_680(ctx):
+    a = ctx.a
+    a.driver.set_window_size(680, 1000)
+    try:
+        inner = a.js("return window.innerWidth")
+        if inner != 680:
+            a.driver.set_window_size(680 + (680 - inner), 1000)
+        a.goto()
+        layout = a.js("""
+            const tiles = [...document.querySelectorAll('.queue-tile')].map(t => t.getBoundingClientRect());
+            const row = document.querySelector('[data-testid=queue-row]').getBoundingClientRect();
+            return {inner: innerWidth, tilesRight: Math.max(...tiles.map(t => t.right)), rowRight: row.right,
+                    pageOverflow: document.documentElement.scrollWidth - innerWidth, tiles: tiles.length};
+        """)
+        print(f"    queue at {layout['inner']}px: {layout}")
+        assert layout["tiles"] == 4
+        assert layout["pageOverflow"] <= 1, "no horizontal scrolling"
+        assert layout["tilesRight"] <= layout["inner"] and layout["rowRight"] <= layout["inner"], "inside the viewport"
+        a.shot("queue-narrow-680")
+        first = a.js("return document.querySelector('[data-testid=queue-row]').dataset.ticket")
+        a.click(f'{queue_row(first)} .row-link')
+        a.wait_peek_live(first)
+        a.click(tid("peek-close"))
+    finally:
+        a.driver.set_window_size(1360, 1000)
 
 
 TESTS = [
@@ -1099,6 +1258,11 @@ TESTS = [
     test_assist_without_an_assistant_says_so,
     test_assist_streams_into_the_composer_and_is_discarded,
     test_posture_pills_update_live,
+    test_queue_rows_and_tiles_follow_another_session_live,
+    test_queue_writing_mark_and_viewers,
+    test_queue_keyboard_arrows_and_enter_open_the_peek,
+    test_queue_narrow_680,
+    test_queue_breach_tile_counts_up,
 ]
 
 # Attachments, a reply's sending state, Time + contract (issue 18): last,

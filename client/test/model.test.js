@@ -21,6 +21,7 @@ import {
 } from '../peek-model.js';
 import { PeekClient, PeekError } from '../peek-client.js';
 import { DraftStore } from '../drafts.js';
+import { compareRows, dueKey, slaCell } from '../queue-view.js';
 
 const tests = [];
 function test(name, fn) {
@@ -798,6 +799,36 @@ test('client: with a fixed token nothing is refreshed', async () => {
 });
 
 // ------------------------------------------------------------------ runner
+
+// -- the live queue's pure helpers (queue-view.js) -----------------------------
+
+function queueRow(number, fields = {}) {
+  return { id: `T-${number}`, number, priority: 'normal', updated_at: '2026-11-29T07:00:00.000Z', sla: { response: null, resolution: null }, ...fields };
+}
+
+test('queue: rows sort like the server (SLA due, priority, updated; ties by number)', () => {
+  const early = queueRow(3, { sla: { response: { due_at: '2026-11-29T08:00:00.000Z', paused: false }, resolution: null } });
+  const paused = queueRow(1, { sla: { response: null, resolution: { due_at: '2026-11-29T07:30:00.000Z', paused: true, remaining: 60 } } });
+  const urgent = queueRow(4, { priority: 'urgent', updated_at: '2026-11-29T07:10:00.000Z' });
+  const plain = queueRow(2);
+  eq(dueKey(paused), Infinity, 'a paused clock is not running');
+  const by = (sort) => [plain, urgent, paused, early].sort((a, b) => compareRows(sort, a, b)).map((r) => r.number);
+  eq(JSON.stringify(by('sla')), JSON.stringify([3, 1, 2, 4]));
+  eq(JSON.stringify(by('priority')), JSON.stringify([4, 3, 1, 2]));
+  eq(JSON.stringify(by('updated')), JSON.stringify([4, 3, 2, 1]));
+});
+
+test('queue: the SLA cell counts down from due_at and reads breached past it', () => {
+  const now = Date.parse('2026-11-29T07:00:00.000Z');
+  const row = queueRow(1, { sla_state: 'breaching', sla: { response: { due_at: '2026-11-29T07:05:00.000Z', paused: false, breached: false }, resolution: null } });
+  const soon = slaCell(row, now);
+  eq(soon.state, 'breaching');
+  eq(soon.text, '5m 00s left (response)');
+  const late = slaCell(row, now + 6 * 60 * 1000);
+  eq(late.state, 'breached');
+  eq(late.text, '1m 00s over (response)');
+  eq(slaCell(queueRow(2), now).state, 'none');
+});
 
 async function run() {
   const log = document.getElementById('log');
