@@ -5,7 +5,7 @@ import PeekMail
 /// The back-end API (service token), the browser's small HTTP needs
 /// (technician token) and the demo sign-in (`--demo` only).
 extension Engine {
-    func handleAPI(_ r: APIRequest, reply: @escaping @Sendable (APIResponse) -> Void) {
+    func handleAPI(_ r: APIRequest, reply: APIReplyID) {
         var response: APIResponse
         let mark = outputs.count
         do {

@@ -9,7 +9,7 @@ package enum EngineJob: Sendable {
     case hello(Peer, token: String)
     case frame(Peer, ClientFrame)
     case disconnected(Peer)
-    case api(APIRequest, reply: @Sendable (APIResponse) -> Void)
+    case api(APIRequest, reply: APIReplyID)
     case agentConnected(Peer, commonName: String)
     case agentFrame(Peer, AgentFrame)
     case agentDisconnected(Peer)

@@ -260,16 +260,17 @@ final class HTTPConnectionHandler: ConnectionHandler {
             pool = server.fileWorkers
             prepare = { r in AttachmentFiles.prepareUpload(r, config: server.engine.config, claims: server.engine.attachmentClaims, logger: server.engine.logger) }
         default:
-            server.engine.submit(.api(request, reply: reply))
+            server.engine.submit(.api(request, reply: server.replies.register(reply)))
             return
         }
         let engine = server.engine
+        let replies = server.replies
         let refusal = pool.submit(tenant: share) {
             let prepared = prepare(request)
             // The prepared job carries no body: the bound is over.
             slot?.release()
             switch prepared {
-            case .success(let prepared): engine.submit(.api(prepared, reply: reply))
+            case .success(let prepared): engine.submit(.api(prepared, reply: replies.register(reply)))
             case .failure(let refusal): reply(refusal)
             }
         }
