@@ -40,7 +40,7 @@ extension Engine {
         switch r.prepared {
         case .upload(let file): files = [file]
         case .inbound(let mail): files = mail.files
-        case nil: return []
+        case .json, nil: return []
         }
         return files.map(\.sha256).filter { sha256 in
             // A failing lookup keeps the file: a stray file costs disk, a
@@ -113,8 +113,9 @@ extension Engine {
         return tech
     }
 
+    /// The request's JSON object, as the loop parsed it.
     private func body(_ r: APIRequest) throws -> JSONValue {
-        guard let v = try? JSONParser.parse(r.body), case .object = v else {
+        guard case .json(let parsed)? = r.prepared, let v = parsed, case .object = v else {
             throw PeekError(.invalid, "The body must be a JSON object.")
         }
         return v

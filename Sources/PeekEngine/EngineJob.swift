@@ -64,6 +64,9 @@ package struct APIRequest: Sendable {
 }
 
 package enum PreparedBody: Sendable {
+    /// A JSON body, parsed on the loop (`APIRoute.takesJSONBody`); nil
+    /// when it was not JSON. The engine parses no request bytes.
+    case json(JSONValue?)
     case upload(StoredFile)
     case inbound(InboundDelivery)
 }
@@ -177,6 +180,16 @@ package enum APIRoute: Sendable {
     case demoTechnicians, demoSignIn
 
     package enum Access: Sendable { case anyone, service, technician, technicianOrService }
+
+    /// Whether the route's body is a JSON object: parsed where it arrives
+    /// (the loop), so the engine thread reads a `JSONValue`, never bytes.
+    package var takesJSONBody: Bool {
+        switch self {
+        case .createTenant, .createTechnician, .createAsset, .createTicket, .putEmailAccount, .putSLAPolicy,
+             .patchTicket, .postSummary, .demoSignIn: true
+        default: false
+        }
+    }
 
     /// Who may call the route; checked on the loop from the head.
     package var access: Access {
