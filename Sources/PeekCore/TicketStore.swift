@@ -1,5 +1,3 @@
-import PeekCore
-
 /// The storage seam. Everything above it (the engine, the API) speaks in
 /// domain values, transactions and `StoreError.Kind`; only the stores know
 /// SQL and their database's error codes. A

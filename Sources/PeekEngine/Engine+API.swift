@@ -5,7 +5,7 @@ import PeekMail
 /// The back-end API (service token), the browser's small HTTP needs
 /// (technician token) and the demo sign-in (`--demo` only).
 extension Engine {
-    func handleAPI(_ r: APIRequest, reply: @escaping @Sendable (APIResponse) -> Void) {
+    func handleAPI(_ r: APIRequest, reply: APIReplyID) {
         var response: APIResponse
         let mark = outputs.count
         do {
@@ -40,7 +40,7 @@ extension Engine {
         switch r.prepared {
         case .upload(let file): files = [file]
         case .inbound(let mail): files = mail.files
-        case nil: return []
+        case .json, nil: return []
         }
         return files.map(\.sha256).filter { sha256 in
             // A failing lookup keeps the file: a stray file costs disk, a
@@ -113,8 +113,9 @@ extension Engine {
         return tech
     }
 
+    /// The request's JSON object, as the loop parsed it.
     private func body(_ r: APIRequest) throws -> JSONValue {
-        guard let v = try? JSONParser.parse(r.body), case .object = v else {
+        guard case .json(let parsed)? = r.prepared, let v = parsed, case .object = v else {
             throw PeekError(.invalid, "The body must be a JSON object.")
         }
         return v

@@ -257,10 +257,10 @@ extension Engine {
         if let peer {
             send(peer, Wire.deltaFrame(ticket: ticketID, seq: nil, at: now, kind: .presenceUpdated, data: w.bytes))
         } else {
-            // Sent even to an empty room's loops? No viewers means nobody to tell.
-            guard let v = viewers[ticketID] else { return }
-            let frame = Wire.deltaFrame(ticket: ticketID, seq: nil, at: now, kind: .presenceUpdated, data: w.bytes)
-            outputs.append(.publish(ticket: ticketID, frame: frame, durable: false, loops: v.loops))
+            // No viewers means nobody to tell.
+            guard viewers[ticketID] != nil else { return }
+            let delta = Wire.deltaFrame(ticket: ticketID, seq: nil, at: now, kind: .presenceUpdated, data: w.bytes)
+            outputs.append(.publish(ticket: ticketID, seq: nil, delta: delta))
         }
     }
 

@@ -404,9 +404,11 @@ public final class Engine: @unchecked Sendable {
     }
 
     /// Queues a logged delta for the ticket's viewers and prunes the log.
+    /// Every durable delta goes to the bus, viewed or not: which loop or
+    /// node holds a viewer is the bus's to know, not the engine's.
     private func publishLogged(_ ticket: inout Ticket, kind: DeltaKind, data: [UInt8], at: Int64) throws(StoreError) -> Int {
-        let frame = Wire.deltaFrame(ticket: ticket.id, seq: ticket.seq, at: at, kind: kind, data: data)
-        outputs.append(.publish(ticket: ticket.id, frame: frame, durable: true, loops: viewers[ticket.id]?.loops ?? LoopMask()))
+        let delta = Wire.deltaFrame(ticket: ticket.id, seq: ticket.seq, at: at, kind: kind, data: data)
+        outputs.append(.publish(ticket: ticket.id, seq: ticket.seq, delta: delta))
         if ticket.seq % 64 == 0, ticket.seq > config.retainDeltas {
             try store.pruneDeltas(ticket: ticket.id, keepingAfter: ticket.seq - config.retainDeltas)
         }
@@ -416,8 +418,7 @@ public final class Engine: @unchecked Sendable {
     /// Queues an ephemeral delta (no seq, not stored) for the ticket's viewers.
     func publishEphemeral(ticket: String, kind: DeltaKind, data: [UInt8]) {
         guard let v = viewers[ticket], !v.isEmpty else { return }
-        let frame = Wire.deltaFrame(ticket: ticket, seq: nil, at: now, kind: kind, data: data)
-        outputs.append(.publish(ticket: ticket, frame: frame, durable: false, loops: v.loops))
+        outputs.append(.publish(ticket: ticket, seq: nil, delta: Wire.deltaFrame(ticket: ticket, seq: nil, at: now, kind: kind, data: data)))
     }
 
     /// Adds a system-event message (status changes, assignments, SLA, sessions).
@@ -439,8 +440,15 @@ package protocol DeltaBus: Sendable {
 }
 
 /// What the engine releases after a commit, in order.
+///
+/// Plain values only: connections and API callers are named by opaque ids
+/// (`Peer`, `APIReplyID`), so a bus may carry the outputs to another node.
 package enum EngineOutput {
-    case publish(ticket: String, frame: [UInt8], durable: Bool, loops: LoopMask)
+    /// A delta for everyone viewing `ticket`, wherever they are connected:
+    /// `seq` for a logged one, nil for an ephemeral one (which a slow
+    /// viewer may be spared). `delta` is the encoded `delta` message; the
+    /// WebSocket frame around it is built by whoever sends it.
+    case publish(ticket: String, seq: Int?, delta: [UInt8])
     case send(Peer, [UInt8])
     /// A command's answer: sent, or replaced by an `internal` error if the commit failed.
     case result(Peer, id: String, frame: [UInt8])
@@ -451,7 +459,8 @@ package enum EngineOutput {
     case unsubscribe(Peer, ticket: String)
     case close(Peer, code: UInt16, reason: String)
     case welcome(Peer, frame: [UInt8], signIn: SignIn)
-    case http(@Sendable (APIResponse) -> Void, APIResponse)
+    /// The answer to an API request.
+    case http(APIReplyID, APIResponse)
     case agentSend(Peer, [UInt8])
     /// Work that may start only once the batch is durable (a reply's email,
     /// after its "about to send" row), run by the bus after the batch's
@@ -480,7 +489,8 @@ struct TechnicianState {
     var tickets: Set<String> = []
 }
 
-/// Who views a ticket, for presence and for routing its deltas to loops.
+/// Who views a ticket, for presence. (Routing its deltas to the
+/// connections is the bus's: the loops keep their own subscriptions.)
 ///
 /// Presence is derived per technician (one entry however many tabs), so a
 /// change to one technician's connections can change only that
@@ -498,22 +508,7 @@ struct TicketViewers {
     private(set) var byTechnician: [String: Entry] = [:]
     private(set) var order: [String] = []
 
-    /// Connections per loop, kept as viewers come and go, so each delta
-    /// finds its loops in O(loops) rather than O(viewers).
-    private(set) var connectionsPerLoop: [Int] = []
-
     var isEmpty: Bool { byTechnician.isEmpty }
-
-    var loops: LoopMask {
-        var mask = LoopMask()
-        for (loop, count) in connectionsPerLoop.enumerated() where count > 0 { mask.insert(loop) }
-        return mask
-    }
-
-    private mutating func countConnection(_ peer: Peer, _ delta: Int) {
-        if peer.loop >= connectionsPerLoop.count { connectionsPerLoop += Array(repeating: 0, count: peer.loop - connectionsPerLoop.count + 1) }
-        connectionsPerLoop[peer.loop] += delta
-    }
 
     /// Adds a connection: whether the technician was not viewing before,
     /// and whether this connection was not. (Entries are taken out of the
@@ -526,7 +521,6 @@ struct TicketViewers {
         if newViewer { order.append(id) }
         guard entry.peers[peer] == nil else { return (newViewer, false) }
         entry.peers[peer] = .some(nil)
-        countConnection(peer, 1)
         return (newViewer, true)
     }
 
@@ -539,7 +533,6 @@ struct TicketViewers {
             byTechnician[id] = entry
             return false
         }
-        countConnection(peer, -1)
         if entry.peers.isEmpty {
             order.removeAll { $0 == id }
             return true

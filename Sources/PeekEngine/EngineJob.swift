@@ -9,7 +9,7 @@ package enum EngineJob: Sendable {
     case hello(Peer, token: String)
     case frame(Peer, ClientFrame)
     case disconnected(Peer)
-    case api(APIRequest, reply: @Sendable (APIResponse) -> Void)
+    case api(APIRequest, reply: APIReplyID)
     case agentConnected(Peer, commonName: String)
     case agentFrame(Peer, AgentFrame)
     case agentDisconnected(Peer)
@@ -64,6 +64,9 @@ package struct APIRequest: Sendable {
 }
 
 package enum PreparedBody: Sendable {
+    /// A JSON body, parsed on the loop (`APIRoute.takesJSONBody`); nil
+    /// when it was not JSON. The engine parses no request bytes.
+    case json(JSONValue?)
     case upload(StoredFile)
     case inbound(InboundDelivery)
 }
@@ -178,6 +181,16 @@ package enum APIRoute: Sendable {
     case putAssistant, putSummariser, putAsset
 
     package enum Access: Sendable { case anyone, service, technician, technicianOrService }
+
+    /// Whether the route's body is a JSON object: parsed where it arrives
+    /// (the loop), so the engine thread reads a `JSONValue`, never bytes.
+    package var takesJSONBody: Bool {
+        switch self {
+        case .createTenant, .createTechnician, .createAsset, .createTicket, .putEmailAccount, .putSLAPolicy,
+             .patchTicket, .postSummary, .demoSignIn: true
+        default: false
+        }
+    }
 
     /// Who may call the route; checked on the loop from the head.
     package var access: Access {

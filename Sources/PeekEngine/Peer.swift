@@ -1,21 +1,20 @@
-
-/// Where a connection lives: its loop and its id on that loop. The engine
-/// addresses connections only through this, never through the objects,
-/// because those belong to the loop's thread.
+/// A connection as the engine knows it: an id chosen by whoever holds the
+/// connection (a loop of this process, or another node through its bus).
+/// The engine hashes it, compares it and hands it back in its outputs; it
+/// never looks inside. Which loop or node holds the connection is the
+/// bus's business (`InProcessBus` packs the loop into the id), so nothing
+/// in the engine changes when connections live elsewhere.
 public struct Peer: Hashable, Sendable, CustomStringConvertible {
-    public let loop: Int
-    public let id: UInt64
-    public var description: String { "\(loop)/\(id)" }
-    public init(loop: Int, id: UInt64) {
-        self.loop = loop
-        self.id = id
-    }
+    public let raw: UInt64
+    public init(raw: UInt64) { self.raw = raw }
+    public var description: String { String(raw) }
 }
 
-/// A set of loops, as bits: which loops have viewers of a ticket.
-package struct LoopMask: Equatable, Sendable {
-    package var bits: UInt64 = 0
-    package init(bits: UInt64 = 0) { self.bits = bits }
-    package mutating func insert(_ loop: Int) { bits |= 1 << UInt64(loop & 63) }
-    package func contains(_ loop: Int) -> Bool { bits & (1 << UInt64(loop & 63)) != 0 }
+/// An API request waiting for the engine's answer, named by whoever holds
+/// the way back to its caller (the server keeps the HTTP connection's
+/// callback under this id). Like `Peer`, opaque to the engine: an output
+/// carries the id, never a closure.
+package struct APIReplyID: Hashable, Sendable {
+    package let raw: UInt64
+    package init(raw: UInt64) { self.raw = raw }
 }

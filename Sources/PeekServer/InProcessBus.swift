@@ -3,10 +3,20 @@ import PeekEngine
 import PeekNet
 import PeekWebSocket
 
+/// The bus of one process: the engine's outputs to this process's loops.
+/// It alone knows which loop holds a connection (`Peer` packs the loop
+/// into its id) and it asks no one which loops view a ticket: each loop
+/// keeps its own viewers (`LoopHub.subscriptions`), so a delta goes to
+/// every loop in the batch's one job per loop, and a loop with no viewer
+/// of the ticket drops it after one dictionary lookup.
 final class InProcessBus: DeltaBus {
     let loops: [EventLoop]
+    let replies: PendingReplies
 
-    init(loops: [EventLoop]) { self.loops = loops }
+    init(loops: [EventLoop], replies: PendingReplies) {
+        self.loops = loops
+        self.replies = replies
+    }
 
     /// Groups outputs by loop, keeping their order, and posts one job per
     /// loop per batch: order within a loop is the engine's order, which is
@@ -16,33 +26,28 @@ final class InProcessBus: DeltaBus {
         var perLoop = [[LoopAction]](repeating: [], count: loops.count)
         // API answers go out after the deltas are posted to the loops, so
         // the back end never hears "done" before the viewers are handed it.
-        var replies: [(@Sendable (APIResponse) -> Void, APIResponse)] = []
+        var answers: [(APIReplyID, APIResponse)] = []
         var afterDurable: [@Sendable () -> Void] = []
+        func post(_ peer: Peer, _ action: LoopAction) {
+            guard loops.indices.contains(peer.loop) else { return }
+            perLoop[peer.loop].append(action)
+        }
         for output in outputs {
             switch output {
-            case .publish(let ticket, let payload, let durable, let mask):
-                // Encoded into a WebSocket frame once, shared by every loop.
-                let frame = SharedChunk(ByteChunk.textFrame(payload))
-                for i in loops.indices where mask.contains(i) {
-                    perLoop[i].append(.publish(ticket: ticket, frame: frame, payload: payload, durable: durable))
-                }
+            case .publish(let ticket, let seq, let delta):
+                for i in perLoop.indices { perLoop[i].append(.publish(ticket: ticket, delta: delta, durable: seq != nil)) }
             case .send(let peer, let bytes), .result(let peer, _, let bytes), .agentSend(let peer, let bytes):
-                guard loops.indices.contains(peer.loop) else { continue }
-                perLoop[peer.loop].append(.send(peer.id, bytes))
+                post(peer, .send(peer.id, bytes))
             case .welcome(let peer, let bytes, let signIn):
-                guard loops.indices.contains(peer.loop) else { continue }
-                perLoop[peer.loop].append(.welcome(peer.id, bytes, signIn))
+                post(peer, .welcome(peer.id, bytes, signIn))
             case .subscribe(let peer, _, let ticket, let frames):
-                guard loops.indices.contains(peer.loop) else { continue }
-                perLoop[peer.loop].append(.subscribe(peer.id, ticket: ticket, frames: frames))
+                post(peer, .subscribe(peer.id, ticket: ticket, frames: frames))
             case .unsubscribe(let peer, let ticket):
-                guard loops.indices.contains(peer.loop) else { continue }
-                perLoop[peer.loop].append(.unsubscribe(peer.id, ticket: ticket))
+                post(peer, .unsubscribe(peer.id, ticket: ticket))
             case .close(let peer, let code, let reason):
-                guard loops.indices.contains(peer.loop) else { continue }
-                perLoop[peer.loop].append(.close(peer.id, code: code, reason: reason))
-            case .http(let reply, let response):
-                replies.append((reply, response))
+                post(peer, .close(peer.id, code: code, reason: reason))
+            case .http(let id, let response):
+                answers.append((id, response))
             case .afterDurable(let work, _):
                 afterDurable.append(work)
             }
@@ -53,13 +58,26 @@ final class InProcessBus: DeltaBus {
                 for action in actions { action.run(on: hub) }
             }
         }
-        for (reply, response) in replies { reply(response) }
+        for (id, response) in answers { replies.answer(id, response) }
         for work in afterDurable { work() }
     }
 }
 
+extension Peer {
+    /// A connection of this process: its loop in the top 16 bits, its id
+    /// on that loop below. Only the server reads these; the engine sees
+    /// one opaque number.
+    init(loop: Int, id: UInt64) {
+        precondition(loop >= 0 && loop < 1 << 16 && id < 1 << 48, "a loop index or connection id out of range")
+        self.init(raw: UInt64(loop) << 48 | id)
+    }
+
+    var loop: Int { Int(raw >> 48) }
+    var id: UInt64 { raw & (1 << 48 - 1) }
+}
+
 enum LoopAction: Sendable {
-    case publish(ticket: String, frame: SharedChunk, payload: [UInt8], durable: Bool)
+    case publish(ticket: String, delta: [UInt8], durable: Bool)
     case send(UInt64, [UInt8])
     case welcome(UInt64, [UInt8], SignIn)
     case subscribe(UInt64, ticket: String, frames: [[UInt8]])
@@ -68,8 +86,8 @@ enum LoopAction: Sendable {
 
     func run(on hub: LoopHub) {
         switch self {
-        case .publish(let ticket, let frame, let payload, let durable):
-            hub.publish(ticket: ticket, frame: frame.chunk, payload: payload, durable: durable)
+        case .publish(let ticket, let delta, let durable):
+            hub.publish(ticket: ticket, delta: delta, durable: durable)
         case .send(let id, let bytes):
             hub.sessions[id]?.sendText(bytes)
         case .welcome(let id, let bytes, let signIn):

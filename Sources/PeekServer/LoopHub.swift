@@ -87,12 +87,15 @@ final class LoopHub {
         if list.sessions.isEmpty { subscriptions[ticket] = nil }
     }
 
-    /// Fans one delta out to this loop's viewers of `ticket`. The frame was
-    /// encoded once for every loop; a compressed copy is made at most once
-    /// per loop, and only if some viewer negotiated deflate.
-    func publish(ticket: String, frame: ByteChunk, payload: [UInt8], durable: Bool) {
+    /// Fans one delta out to this loop's viewers of `ticket`, if it has
+    /// any. The WebSocket frame is built here, once per loop that has
+    /// viewers (not on the engine's or the sync thread); a compressed copy
+    /// is made at most once per loop, and only if some viewer negotiated
+    /// deflate.
+    func publish(ticket: String, delta payload: [UInt8], durable: Bool) {
         loop.assertInLoop()
         guard let viewers = subscriptions[ticket]?.sessions else { return }
+        let frame = ByteChunk.textFrame(payload)
         var compressed: [Int: ByteChunk] = [:]
         let compressible = payload.count >= deflate.minimumCompressedBytes
         for session in viewers {

@@ -52,7 +52,6 @@ final class PostgresBus: DeltaBus, @unchecked Sendable {
     /// Tells this node's notifications from the others' (each node also
     /// hears its own).
     let nodeID: String
-    private let everyLoop: LoopMask
     private let logger: ServerLog
     private let resyncMillis: Int64
 
@@ -91,9 +90,6 @@ final class PostgresBus: DeltaBus, @unchecked Sendable {
         self.logger = logger
         self.resyncMillis = resyncMillis
         nodeID = String(UInt64.random(in: 1...UInt64.max), radix: 36)
-        var mask = LoopMask()
-        for i in 0..<loopCount { mask.insert(i) }
-        everyLoop = mask
         follower = try PostgresTicketStore(url: url)
         try follower.connection.execute("LISTEN \(Self.channel)")
         let notifyConnection = try PostgresConnection(url: url)
@@ -132,8 +128,7 @@ final class PostgresBus: DeltaBus, @unchecked Sendable {
         out.reserveCapacity(outputs.count)
         for output in outputs {
             switch output {
-            case .publish(let ticket, let frame, true, _):
-                guard let seq = Self.seq(in: frame) else { out.append(output); continue }
+            case .publish(let ticket, let seq?, let frame):
                 if let cursor = cursors[ticket] {
                     // Already handed on from the log (a later seq of another
                     // node's came first and the gap was read).
@@ -230,7 +225,7 @@ final class PostgresBus: DeltaBus, @unchecked Sendable {
                 if seq <= cursor { continue }
                 if seq == cursor + 1, let frame {
                     cursors[ticket] = seq
-                    out.append(.publish(ticket: ticket, frame: frame, durable: true, loops: everyLoop))
+                    out.append(.publish(ticket: ticket, seq: seq, delta: frame))
                     counters.deltasFromNotifications.add(1, ordering: .relaxed)
                 } else {
                     catchUp(ticket, after: cursor, through: seq, into: &out)
@@ -261,7 +256,7 @@ final class PostgresBus: DeltaBus, @unchecked Sendable {
     /// and moves the cursor past what was read. Under `lock`.
     private func catchUp(_ ticket: String, after cursor: Int, through seq: Int, into out: inout [EngineOutput]) {
         for (s, frame) in logFrames(ticket, after: cursor, through: seq) {
-            out.append(.publish(ticket: ticket, frame: frame, durable: true, loops: everyLoop))
+            out.append(.publish(ticket: ticket, seq: s, delta: frame))
             cursors[ticket] = s
         }
     }

@@ -103,7 +103,7 @@ public final class Server: @unchecked Sendable {
                 }
             }
         }
-        let inProcess = InProcessBus(loops: group.loops)
+        let inProcess = InProcessBus(loops: group.loops, replies: shared.replies)
         if let url = config.databaseURL, !echoMode {
             // Several nodes may share the database: their deltas reach this
             // node's viewers, and this node's reach theirs.

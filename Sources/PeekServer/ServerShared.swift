@@ -20,6 +20,8 @@ final class ServerShared: Sendable {
     let mailWorkers: WorkerPool
     /// Hash and write uploads, read downloads (`AttachmentFiles`).
     let fileWorkers: WorkerPool
+    /// API requests queued to the engine, by the id their answer comes back under.
+    let replies = PendingReplies()
     /// Request bodies over 1 MiB being read or worked on, process-wide.
     private let largeBodies = Atomic<Int>(0)
 
@@ -134,4 +136,30 @@ final class LargeBodySlot: Sendable {
     }
 
     deinit { release() }
+}
+
+/// The way back to each API caller the engine has not answered yet. The
+/// engine sees only the id (`APIReplyID`); the bus hands the answer here,
+/// which runs the caller's callback (it hops to the caller's loop itself).
+final class PendingReplies: Sendable {
+    private struct Table {
+        var next: UInt64 = 1
+        var waiting: [UInt64: @Sendable (APIResponse) -> Void] = [:]
+    }
+    private let table = Mutex(Table())
+
+    func register(_ reply: @escaping @Sendable (APIResponse) -> Void) -> APIReplyID {
+        table.withLock { t in
+            let id = t.next
+            t.next += 1
+            t.waiting[id] = reply
+            return APIReplyID(raw: id)
+        }
+    }
+
+    /// Runs the callback registered under `id`, once.
+    func answer(_ id: APIReplyID, _ response: APIResponse) {
+        let reply = table.withLock { $0.waiting.removeValue(forKey: id.raw) }
+        reply?(response)
+    }
 }
