@@ -48,10 +48,10 @@ extension Engine {
         let at = now
         let (rows, total) = tq.index.window(query, technician: tech.id)
         var topic = tq.topics[key] ?? QueueTopic(query: query, technician: tech.id)
-        topic.connections.add(peer.loop, 1)
+        topic.connections += 1
         topic.total = total
         tq.topics[key] = topic
-        tq.tilesConnections.add(peer.loop, 1)
+        tq.tilesConnections += 1
         tq.viewers += 1
         queue.views[peer] = QueueViewer(tenant: tech.tenant, technician: tech.id, key: key)
         queue.subscribedThisBatch.append(peer)
@@ -89,10 +89,10 @@ extension Engine {
     func dropQueueView(_ peer: Peer) {
         guard let v = queue.views.removeValue(forKey: peer), let tq = queue.tenants[v.tenant] else { return }
         if var topic = tq.topics[v.key] {
-            topic.connections.add(peer.loop, -1)
-            tq.topics[v.key] = topic.connections.total == 0 ? nil : topic
+            topic.connections -= 1
+            tq.topics[v.key] = topic.connections == 0 ? nil : topic
         }
-        tq.tilesConnections.add(peer.loop, -1)
+        tq.tilesConnections -= 1
         tq.viewers -= 1
         if tq.viewers == 0 {
             // Nobody watches: the index costs a read per change, so it goes.
@@ -325,8 +325,7 @@ extension Engine {
             data.append(contentsOf: #","total":"#.utf8)
             data.append(contentsOf: String(topic.total).utf8)
             data.append(UInt8(ascii: "}"))
-            outputs.append(.publish(ticket: key, frame: Self.queueDelta(kind: "queue.row", at: at, data: data), durable: true,
-                                    loops: topic.connections.mask))
+            outputs.append(.publishTopic(topic: key, delta: Self.queueDelta(kind: "queue.row", at: at, data: data)))
         }
     }
 
@@ -335,8 +334,7 @@ extension Engine {
         tq.sentTiles = tq.index.tiles
         var w = JSONWriter()
         Self.queueTiles(tq.index.tiles, into: &w)
-        outputs.append(.publish(ticket: tq.tilesKey, frame: Self.queueDelta(kind: "queue.tiles", at: now, data: w.bytes),
-                                durable: true, loops: tq.tilesConnections.mask))
+        outputs.append(.publishTopic(topic: tq.tilesKey, delta: Self.queueDelta(kind: "queue.tiles", at: now, data: w.bytes)))
     }
 
     /// A queue delta: ephemeral (no `seq`) and of no one ticket (`ticket` null).
@@ -419,11 +417,11 @@ final class QueueHub {
 final class TenantQueue {
     let tenant: String
     var index: QueueIndex
-    /// Viewers by what they see: topic key -> the view and where its viewers are.
+    /// Viewers by what they see: topic key -> the view and how many connections see it.
     var topics: [String: QueueTopic] = [:]
     /// Every viewer of the tenant's queue gets the tiles.
     let tilesKey: String
-    var tilesConnections = LoopCounts()
+    var tilesConnections = 0
     var viewers = 0
     var sentTiles: QueueIndex.Tiles
 
@@ -440,7 +438,7 @@ final class TenantQueue {
 struct QueueTopic {
     var query: QueueQuery
     var technician: String
-    var connections = LoopCounts()
+    var connections = 0
     /// Rows in the view, kept by each change's before/after test.
     var total = 0
 
@@ -463,20 +461,3 @@ struct QueueViewer {
     var key: String
 }
 
-/// Connections per loop, so a publish finds its loops in O(loops).
-struct LoopCounts {
-    private var perLoop: [Int] = []
-    private(set) var total = 0
-
-    mutating func add(_ loop: Int, _ delta: Int) {
-        if loop >= perLoop.count { perLoop += Array(repeating: 0, count: loop - perLoop.count + 1) }
-        perLoop[loop] += delta
-        total += delta
-    }
-
-    var mask: LoopMask {
-        var m = LoopMask()
-        for (loop, n) in perLoop.enumerated() where n > 0 { m.insert(loop) }
-        return m
-    }
-}

@@ -449,6 +449,11 @@ package enum EngineOutput {
     /// viewer may be spared). `delta` is the encoded `delta` message; the
     /// WebSocket frame around it is built by whoever sends it.
     case publish(ticket: String, seq: Int?, delta: [UInt8])
+    /// A delta for every subscriber of a topic that is not a ticket (the
+    /// live queue's views and tiles, protocol.md §3.13): no `seq`, yet never
+    /// shed for a slow subscriber, whose view would otherwise stay wrong
+    /// (such a subscriber is closed at the output bound instead).
+    case publishTopic(topic: String, delta: [UInt8])
     case send(Peer, [UInt8])
     /// A command's answer: sent, or replaced by an `internal` error if the commit failed.
     case result(Peer, id: String, frame: [UInt8])
@@ -470,7 +475,7 @@ package enum EngineOutput {
     package func failedCommit() -> EngineOutput? {
         switch self {
         case .afterDurable(_, let lost): return .afterDurable(lost, ifLost: {})
-        case .publish, .agentSend: return nil
+        case .publish, .publishTopic, .agentSend: return nil
         case .subscribe(let peer, let id, let ticket, _):
             // The snapshot was read inside the failed transaction: say so.
             return .send(peer, Wire.errorFrame(id: id, PeekError(.internal, "Subscribing to \(ticket) failed; subscribe again.")))

@@ -187,7 +187,7 @@ package enum APIRoute: Sendable {
     package var takesJSONBody: Bool {
         switch self {
         case .createTenant, .createTechnician, .createAsset, .createTicket, .putEmailAccount, .putSLAPolicy,
-             .patchTicket, .postSummary, .demoSignIn: true
+             .patchTicket, .postSummary, .demoSignIn, .putAssistant, .putSummariser, .putAsset: true
         default: false
         }
     }

@@ -36,6 +36,8 @@ final class InProcessBus: DeltaBus {
             switch output {
             case .publish(let ticket, let seq, let delta):
                 for i in perLoop.indices { perLoop[i].append(.publish(ticket: ticket, delta: delta, durable: seq != nil)) }
+            case .publishTopic(let topic, let delta):
+                for i in perLoop.indices { perLoop[i].append(.publish(ticket: topic, delta: delta, durable: true)) }
             case .send(let peer, let bytes), .result(let peer, _, let bytes), .agentSend(let peer, let bytes):
                 post(peer, .send(peer.id, bytes))
             case .welcome(let peer, let bytes, let signIn):
