@@ -55,8 +55,12 @@ def tid(name):
 class Peekd:
     """The server under test: started with --demo on ephemeral ports."""
 
-    def __init__(self, path, extra_args):
+    def __init__(self, path, extra_args, demo_agent=False):
         self.path = path
+        # peekd --demo runs the demo asset's agent (protocol.md §2.5); the
+        # tests that drive agent-demo-1 themselves (DemoAgent below) need it
+        # off, the remote-console tests start a second peekd with it on.
+        self.demo_agent = demo_agent
         self.extra_args = extra_args
         self.data_dir = tempfile.mkdtemp(prefix="peek-browser-")
         self.proc = None
@@ -74,7 +78,7 @@ class Peekd:
         cmd += ["--demo", "--port", "0", "--tls-port", "0", "--agent-port", "0", "--data", self.data_dir]
         cmd += self.extra_args
         print(f"starting: {' '.join(cmd)}", flush=True)
-        env = dict(os.environ, PEEK_SERVICE_TOKEN=self.service_token)
+        env = dict(os.environ, PEEK_SERVICE_TOKEN=self.service_token, PEEK_DEMO_AGENT="on" if self.demo_agent else "off")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      bufsize=1, start_new_session=True, env=env)
         ready = queue.Queue()
