@@ -71,6 +71,8 @@ final class DemoShellSession: @unchecked Sendable {
     // @unchecked: every field below is guarded by `lock`.
     let id: String
     private let timeLimit: Double
+    /// Where allowed programs are looked up (tests put stand-ins first).
+    private let searchPath: [String]
     private let emit: @Sendable (String) -> Void
     private let lock = NSLock()
     private var pendingInput = ""
@@ -81,9 +83,10 @@ final class DemoShellSession: @unchecked Sendable {
 
     static let prompt = "\u{1b}[32m$\u{1b}[0m "
 
-    init(id: String, timeLimit: Double, emit: @escaping @Sendable (String) -> Void) {
+    init(id: String, timeLimit: Double, searchPath: [String] = ["/usr/bin", "/bin"], emit: @escaping @Sendable (String) -> Void) {
         self.id = id
         self.timeLimit = timeLimit
+        self.searchPath = searchPath
         self.emit = emit
     }
 
@@ -129,7 +132,7 @@ final class DemoShellSession: @unchecked Sendable {
     }
 
     private func run(_ line: String) {
-        let command = DemoShellCommand.parse(line)
+        let command = DemoShellCommand.parse(line, searchPath: searchPath)
         emit(line + "\n")
         switch command {
         case .nothing:

@@ -1,7 +1,7 @@
 import XCTest
 import Foundation
 import PeekCore
-import PeekDemoAgent
+@testable import PeekDemoAgent
 import PeekServer
 import PeekTestSupport
 
@@ -141,5 +141,53 @@ final class DemoAgentTests: XCTestCase {
         let session = try XCTUnwrap(join["session"]?.stringValue)
         XCTAssertEqual(join["url"]?.stringValue, "https://rmm.example/join?session=\(session)")
         XCTAssertEqual(join["ticket"]?.stringValue, f.linkedTicket)
+    }
+}
+
+/// The demo shell's time limit and Ctrl-C, on a real process: a stand-in
+/// `echo` that sleeps (first on the search path) takes the place of a slow command.
+final class DemoShellSessionTests: XCTestCase {
+    private final class Output: @unchecked Sendable {
+        private let lock = NSLock()
+        private var text = ""
+        func append(_ s: String) { lock.lock(); text += s; lock.unlock() }
+        var value: String { lock.lock(); defer { lock.unlock() }; return text }
+        func wait(for marker: String, timeout: Double = 10) throws -> Double {
+            let start = Date()
+            while !value.contains(marker) {
+                guard Date().timeIntervalSince(start) < timeout else { throw TestWebSocketClient.Failure("no \(marker.debugDescription) in \(value.debugDescription)") }
+                Thread.sleep(forTimeInterval: 0.01)
+            }
+            return Date().timeIntervalSince(start)
+        }
+    }
+
+    private func slowEcho() throws -> String {
+        let dir = NSTemporaryDirectory() + "demo-shell-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let path = dir + "/echo"
+        try "#!/bin/sh\nprintf 'started\\n'\nexec sleep 30\n".write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o755)
+        return dir
+    }
+
+    func testACommandOverTheTimeLimitIsKilled_andCtrlCStopsOne() throws {
+        let dir = try slowEcho()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let out = Output()
+        let shell = DemoShellSession(id: "S-1", timeLimit: 2, searchPath: [dir]) { out.append($0) }
+        defer { shell.end() }
+
+        shell.input("echo slow\n")
+        _ = try out.wait(for: "started\n")
+        let waited = try out.wait(for: "[stopped: the demo agent gives a command 2 s]")
+        XCTAssertLessThan(waited, 8, "killed at the limit, not after the 30 s sleep")
+        _ = try out.wait(for: "[0m\n\u{1b}[32m$")   // and a new prompt
+
+        shell.input("echo again\n")
+        _ = try out.wait(for: "echo again\nstarted\n")
+        shell.input("\u{3}")
+        let stopped = try out.wait(for: "^C\n\u{1b}[32m$")
+        XCTAssertLessThan(stopped, 1.9, "Ctrl-C ended it before the time limit (no [stopped] line in between)")
     }
 }
