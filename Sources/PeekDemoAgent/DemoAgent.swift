@@ -162,7 +162,7 @@ public final class DemoAgent: @unchecked Sendable {
                 defer { outbox.removeAll() }
                 return outbox
             }
-            for frame in pending { try connection.send(frame) }
+            for frame in Self.coalesced(pending) { try connection.send(frame) }
         }
     }
 
@@ -225,6 +225,23 @@ public final class DemoAgent: @unchecked Sendable {
             rest = rest[end...]
         }
         lock.withLock { outbox += frames }
+    }
+
+    /// Adjacent output chunks of one session in one frame (up to the 16 KiB
+    /// bound): a command's echo, output and prompt cost one frame of the
+    /// agent's frame rate (§5), not three.
+    static func coalesced(_ frames: [JSONValue]) -> [JSONValue] {
+        var out: [JSONValue] = []
+        for frame in frames {
+            if frame["type"]?.stringValue == "session_output", let last = out.last, last["type"]?.stringValue == "session_output",
+               last["session"] == frame["session"], let a = last["data"]?.stringValue, let b = frame["data"]?.stringValue,
+               a.utf8.count + b.utf8.count <= 16 * 1024 {
+                out[out.count - 1] = ["type": "session_output", "session": frame["session"]!, "data": .string(a + b)]
+            } else {
+                out.append(frame)
+            }
+        }
+        return out
     }
 
     private func endShells() {

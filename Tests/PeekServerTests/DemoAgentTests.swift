@@ -191,3 +191,14 @@ final class DemoShellSessionTests: XCTestCase {
         XCTAssertLessThan(stopped, 1.9, "Ctrl-C ended it before the time limit (no [stopped] line in between)")
     }
 }
+
+final class DemoAgentOutputTests: XCTestCase {
+    func testAdjacentOutputOfOneSessionGoesInOneFrame_upTo16KiB() {
+        let chunk = { (s: String, d: String) -> JSONValue in ["type": "session_output", "session": .string(s), "data": .string(d)] }
+        let big = String(repeating: "x", count: 16 * 1024 - 1)
+        let frames = DemoAgent.coalesced([chunk("S-1", "$ echo hi\n"), chunk("S-1", "hi\n"), chunk("S-2", "a"), chunk("S-1", big), chunk("S-1", "yz"),
+                                          ["type": "telemetry", "cpu": 1, "ram": 2, "disk": 3], chunk("S-1", "z")])
+        XCTAssertEqual(frames.map { $0["data"]?.stringValue?.count ?? -1 }, [13, 1, 16 * 1024 - 1, 2, -1, 1])
+        XCTAssertEqual(frames[0]["data"]?.stringValue, "$ echo hi\nhi\n")
+    }
+}
