@@ -366,6 +366,11 @@ export class RemoteActions {
     const hasAsset = Boolean(m.asset || m.ticket?.asset);
     const online = m.asset?.agent_online;
     if (kind === 'shell' && running) this.adoptConsole(session.id);
+    if (kind === 'desktop' && (status === 'denied' || status === 'expired' || status === 'ended') && this.joinWindow) {
+      // No link is coming: the placeholder tab goes.
+      if (!this.joinWindow.closed) this.joinWindow.close();
+      this.joinWindow = null;
+    }
     replaceChildren(aside);
 
     // Why the buttons are off, in one phrase, or null when they are on.

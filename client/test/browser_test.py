@@ -729,6 +729,12 @@ def test_remote_console_with_the_demo_agent(ctx):
     if ctx.server.path.endswith(".py"):
         print("    skipped: the mock has no demo agent")
         return
+    started = time.monotonic()
+
+    def step(what):
+        # Where the time goes, in the log: this test starts a server and two browsers.
+        print(f"    {time.monotonic() - started:6.1f}s {what}", flush=True)
+
     server = Peekd(ctx.server.path, ctx.server.extra_args, demo_agent=True)
     browsers = []
     try:
@@ -737,16 +743,19 @@ def test_remote_console_with_the_demo_agent(ctx):
         browsers.append(a)
         b = Browser("ben-agent", server.url, "tech-ben")
         browsers.append(b)
+        step("browsers started")
         for x in (a, b):
             x.sign_in()
             x.goto("T-1001")
         for x in (a, b):
             x.wait(lambda: x.text(tid("asset-online")).strip() == "Agent online", 20, "the demo agent online")
+        step("signed in, agent online")
         cpu = lambda: a.attr(tid("telemetry-cpu"), "data-value")
         a.wait(lambda: cpu() not in (None, ""), 20, "the first telemetry")
         first = (cpu(), a.attr(tid("telemetry-ram"), "data-value"))
         a.wait(lambda: (cpu(), a.attr(tid("telemetry-ram"), "data-value")) != first, 20, "the tiles to move")
 
+        step("tiles moved")
         a.wait(lambda: a.js("const e = document.querySelector(arguments[0]); return !!e && !e.disabled", tid("remote-shell")), 10, "Shell enabled")
         a.click(tid("remote-shell"))
         for x in (a, b):
@@ -757,6 +766,7 @@ def test_remote_console_with_the_demo_agent(ctx):
         assert b.js("return document.querySelector(arguments[0]).disabled", tid("shell-input")), "Ben does not hold the keyboard"
         assert "Ana Ruiz has the keyboard" in b.text(tid("shell-keyboard")), b.text(tid("shell-keyboard"))
 
+        step("shell active in both")
         box = a.find(tid("shell-input"))
         box.send_keys("echo hello")
         box.send_keys(Keys.ENTER)
@@ -773,6 +783,7 @@ def test_remote_console_with_the_demo_agent(ctx):
         a.shot("remote-shell-ana")
         b.shot("remote-shell-ben")
 
+        step("hello seen twice, refusal shown")
         # The keyboard goes to Ben only by an explicit hand-over.
         a.wait(lambda: a.exists(tid("shell-handover")), 10, "the hand-over control")
         a.click(tid("shell-handover"))
@@ -784,6 +795,7 @@ def test_remote_console_with_the_demo_agent(ctx):
         box.send_keys(Keys.ENTER)
         a.wait(lambda: "echo from ben\nfrom ben\n" in _shell_output(a), 15, "Ben's command in Ana's console")
 
+        step("hand-over done")
         a.click(tid("end-session"))
         for x in (a, b):
             x.wait(lambda: x.attr(tid("session-status"), "data-status") == "ended", 15, "the shell ended")
@@ -795,6 +807,7 @@ def test_remote_console_with_the_demo_agent(ctx):
         assert b.exists(tid("transcript-download"))
         b.shot("remote-shell-transcript")
 
+        step("transcript opened")
         before = set(a.driver.window_handles)
         a.wait(lambda: a.js("const e = document.querySelector(arguments[0]); return !!e && !e.disabled", tid("remote-desktop")), 10, "Remote desktop enabled")
         a.click(tid("remote-desktop"))
@@ -813,6 +826,7 @@ def test_remote_console_with_the_demo_agent(ctx):
         a.driver.close()
         a.driver.switch_to.window(main_tab)
         a.wait(lambda: a.text(tid("session-clock")).strip().startswith("Elapsed "), 10, "the elapsed clock")
+        step("desktop tab at the join link")
         a.shot("remote-desktop-ana")
         a.click(tid("end-session"))
         a.wait(lambda: a.attr(tid("session-status"), "data-status") == "ended", 15, "the desktop session ended")
