@@ -716,6 +716,14 @@ def test_session_clock_runs_once_the_end_user_accepts(ctx):
         agent.close()
 
 
+def _on_other_server(browser, name, base):
+    """The same Chromium (no third and fourth browser on a loaded machine),
+    pointed at another server: another origin, so its own sign-in."""
+    other = Browser.__new__(Browser)
+    other.name, other.base, other.tech, other.driver = name, base, browser.tech, browser.driver
+    return other
+
+
 def _shell_output(browser):
     return browser.text(tid("shell-output"))
 
@@ -736,14 +744,12 @@ def test_remote_console_with_the_demo_agent(ctx):
         print(f"    {time.monotonic() - started:6.1f}s {what}", flush=True)
 
     server = Peekd(ctx.server.path, ctx.server.extra_args, demo_agent=True)
-    browsers = []
+    browsers = []  # the suite's two browsers, on this server
     try:
         server.start()
-        a = Browser("ana-agent", server.url, "tech-ana")
-        browsers.append(a)
-        b = Browser("ben-agent", server.url, "tech-ben")
-        browsers.append(b)
-        step("browsers started")
+        a = _on_other_server(ctx.a, "ana-agent", server.url)
+        b = _on_other_server(ctx.b, "ben-agent", server.url)
+        browsers += [a, b]
         for x in (a, b):
             x.sign_in()
             x.goto("T-1001")
@@ -832,7 +838,16 @@ def test_remote_console_with_the_demo_agent(ctx):
         a.wait(lambda: a.attr(tid("session-status"), "data-status") == "ended", 15, "the desktop session ended")
     finally:
         for x in browsers:
-            x.quit()
+            try:
+                # Back to one tab (a failure may leave the desktop tab open).
+                handles = x.driver.window_handles
+                for extra in handles[1:]:
+                    x.driver.switch_to.window(extra)
+                    x.driver.close()
+                x.driver.switch_to.window(handles[0])
+                x.driver.get("about:blank")
+            except WebDriverException:
+                pass
         server.stop()
 
 
