@@ -41,9 +41,12 @@ let package = Package(
         // sockets, no SQLite, no TLS, so the compiler keeps those seams.
         .target(name: "PeekEngine", dependencies: ["CSystem", "PeekCore", "PeekCrypto", "PeekMail"], swiftSettings: swift6),
 
+        // The demo RMM agent (`peekd --demo`, and tests): a mutual-TLS client of the agent socket.
+        .target(name: "PeekDemoAgent", dependencies: ["PeekCore", "PeekCrypto", "PeekTLS", "PeekWebSocket"], swiftSettings: swift6),
+
         // Glue and the command line.
         .target(name: "PeekServer", dependencies: [
-            "PeekCore", "PeekEngine", "PeekHTTP", "PeekWebSocket", "PeekMail", "PeekTLS", "PeekNet", "PeekStore", "PeekPostgres",
+            "PeekCore", "PeekEngine", "PeekHTTP", "PeekWebSocket", "PeekMail", "PeekTLS", "PeekNet", "PeekStore", "PeekPostgres", "PeekDemoAgent",
         ], swiftSettings: swift6),
         .executableTarget(name: "peekd", dependencies: ["PeekServer", "PeekEngine", "PeekTLS", "PeekStore", "PeekPostgres"], swiftSettings: swift6),
         .executableTarget(name: "peek-bench", dependencies: ["PeekCore", "PeekWebSocket", "PeekTLS", "PeekNet", "CSystem"], swiftSettings: swift6),
@@ -61,7 +64,7 @@ let package = Package(
         .testTarget(name: "PeekStoreTests", dependencies: ["PeekStore", "PeekPostgres", "PeekTestSupport"], swiftSettings: swift6),
         .testTarget(name: "PeekNetTests", dependencies: ["PeekNet"], swiftSettings: swift6),
         .testTarget(name: "PeekServerTests", dependencies: [
-            "PeekServer", "PeekEngine", "PeekTestSupport", "PeekMail", "PeekCrypto", "PeekPostgres",
+            "PeekServer", "PeekEngine", "PeekTestSupport", "PeekMail", "PeekCrypto", "PeekPostgres", "PeekDemoAgent",
         ], swiftSettings: swift6),
     ]
 )

@@ -58,6 +58,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * snapshot. Handlers (all optional) are called with the view first:
  *   onSnapshot(view)                 a snapshot replaced the model
  *   onDelta(view, delta, outcome)    a delta was applied / dropped
+ *   onSessionJoin(view, frame)       the agent's desktop join link (`session_join`), for the requester only
  *   onChange(view, reason)           the model changed in any way
  *   onStatus(view, status)           subscribing | live | resyncing | offline | error | closed
  *   onError(view, error)             the server refused the subscription (e.g. not_found)
@@ -333,6 +334,16 @@ export class PeekClient {
       this._pending.set(frame.id, { frame, resolve, reject });
       if (this._isReady()) this._sendExpectingAnswer(frame);
     });
+  }
+
+  /**
+   * Input to the active shell this technician holds the keyboard of
+   * (protocol.md §6.1): not answered, not resent. Answers whether it went out
+   * (false while offline).
+   */
+  sessionInput(ticketId, session, data) {
+    if (!this._isReady()) return false;
+    return this._send({ type: 'session_input', ticket: ticketId, session, data });
   }
 
   /** Presence: `mode` is 'reply', 'note' or null. Dropped while offline. */
@@ -708,6 +719,11 @@ export class PeekClient {
         return this._onResult(frame);
       case 'error':
         return this._onError(frame);
+      case 'session_join': {
+        // A desktop session's join link, sent only to the technician who asked.
+        const view = this._views.get(frame.ticket);
+        return view ? view._emit('onSessionJoin', frame) : undefined;
+      }
       default:
         return undefined; // unknown frames are ignored, as the contract says
     }

@@ -23,6 +23,7 @@ export const EPHEMERAL_KINDS = Object.freeze([
   'agent.status',
   'asset.posture',
   'summary.pending',
+  'session.output',
 ]);
 
 /** Message kinds that count as conversation (not system events). */

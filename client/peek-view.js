@@ -7,25 +7,12 @@ import { acceptDroppedFiles, attachmentList, AttachmentLinks, AttachmentTray, DE
 import { DraftStore } from './drafts.js';
 import { deliveryTag, Outbox, refreshDeliveryTags, SendLog, sendLogView } from './send-state.js';
 import { renderTimeCard } from './time-card.js';
+import { RemoteActions } from './remote-console.js';
 import { avatar, formatTimestamp, h, icon, priorityTag, PRIORITY_LABELS, relativeTime, replaceChildren, STATUS_LABELS, statusPill } from './dom.js';
-import {
-  formatClock,
-  formatDuration,
-  newMessagesSinceSummary,
-  slaReading,
-  timerElapsedSeconds,
-} from './peek-model.js';
+import { newMessagesSinceSummary, slaReading } from './peek-model.js';
 
 /** Idle time after the last keystroke before presence says "not composing". */
 const COMPOSING_IDLE_MS = 5000;
-
-const SESSION_TEXT = {
-  awaiting_consent: 'Waiting for the end user to accept',
-  active: 'Recording',
-  denied: 'The end user declined the session',
-  expired: 'The consent request expired',
-  ended: 'Session ended',
-};
 
 const FOCUSABLE = 'a[href], button:not([disabled]), textarea:not([disabled]), input:not([disabled]), select:not([disabled]), [tabindex]:not([tabindex="-1"])';
 
@@ -65,8 +52,7 @@ export class PeekPanel {
     this.liveUpdaters = new Map();
     this.popover = null;
     this.busyControls = new Set();
-    this.sessionBusy = false;
-    this.sessionError = null;
+    this.remote = new RemoteActions(this, { getToken: options.getToken });
     this.timerBusy = false;
     this.lastMissed = [];
   }
@@ -94,6 +80,8 @@ export class PeekPanel {
     this.listen(document, 'pointerdown', (e) => this.onDocumentPointer(e), true);
     this.view = this.client.subscribe(this.ticketId, {
       onChange: (_view, reason) => this.render(reason),
+      onDelta: (_view, delta) => this.remote.onDelta(delta),
+      onSessionJoin: (_view, frame) => this.remote.onSessionJoin(frame),
       onStatus: (_view, status) => this.renderConnection(status),
       onError: (_view, err) => this.renderError(err),
     });
@@ -133,6 +121,7 @@ export class PeekPanel {
     this.tickTimer = null;
     clearTimeout(this.flashTimer);
     this.liveUpdaters.clear();
+    this.remote.dispose();
     if (this.view) this.view.unsubscribe();
     this.view = null;
     for (const dispose of this.disposers.splice(0)) dispose();
@@ -941,7 +930,7 @@ export class PeekPanel {
       sla: [m.sla, m.ticket?.first_response_at, m.ticket?.status],
       asset: [m.asset, m.ticket?.asset],
       posture: [m.asset?.posture, m.asset],
-      remote: [m.session, m.asset, this.sessionBusy, this.sessionError],
+      remote: this.remote.deps(),
       summary: [m.summary, m.messages.length, m.summaryPending],
       time: [m.time, m.contract, this.timerBusy, this.timeUi],
       related: [m.related],
@@ -1064,74 +1053,8 @@ export class PeekPanel {
     );
   }
 
-  renderRemoteCard({ body, aside }) {
-    const m = this.model;
-    const session = m.session;
-    const status = session?.status || null;
-    const running = status === 'awaiting_consent' || status === 'active';
-    const hasAsset = Boolean(m.asset || m.ticket?.asset);
-    replaceChildren(aside);
-    const action = (iconName, label, sub, opts) =>
-      h('button', { type: 'button', class: 'action', ...opts }, icon(iconName), h('span', { class: 'action-text' }, h('span', { class: 'action-label' }, label), h('span', { class: 'action-sub' }, sub)));
-    const start = action('record', 'Start session', hasAsset ? 'Recorded, needs end-user consent' : 'Link an asset first', {
-      'data-testid': 'start-session',
-      class: 'action action-primary',
-      disabled: running || this.sessionBusy || !hasAsset,
-      onclick: () => this.sessionCommand('start_session'),
-    });
-    const statusLine = h('div', { class: `session-status session-${status || 'none'}`, 'data-testid': 'session-status', 'data-status': status || 'none', role: 'status' });
-    const expiry = h('span', { class: 'session-expiry muted', 'data-testid': 'session-clock' });
-    if (status) {
-      replaceChildren(
-        statusLine,
-        status === 'awaiting_consent' ? h('span', { class: 'spinner' }) : h('span', { class: 'status-dot' }),
-        h('span', { class: 'session-text' }, SESSION_TEXT[status] || status),
-        expiry,
-      );
-    } else {
-      replaceChildren(statusLine, h('span', { class: 'muted' }, 'No session yet'));
-    }
-    replaceChildren(
-      body,
-      h(
-        'div',
-        { class: 'actions' },
-        action('monitor', 'Remote desktop', 'Not available', { disabled: true, 'data-testid': 'remote-desktop', title: 'Not available in Peek Live' }),
-        action('terminal', 'Shell', 'Not available', { disabled: true, 'data-testid': 'remote-shell', title: 'Not available in Peek Live' }),
-        start,
-      ),
-      statusLine,
-      status === 'active'
-        ? h('button', { type: 'button', class: 'btn btn-danger btn-sm', 'data-testid': 'end-session', disabled: this.sessionBusy, onclick: () => this.sessionCommand('end_session') }, icon('stop'), 'End session')
-        : null,
-      this.sessionError ? h('p', { class: 'inline-error', 'data-testid': 'session-error', role: 'alert' }, this.sessionError) : null,
-    );
-    if (status === 'awaiting_consent' && session.expires_at) {
-      // Local countdown to the consent deadline; removed with the card or the Peek.
-      this.live('remote', (now) => {
-        const left = Math.round((Date.parse(session.expires_at) - now - (m.clockOffsetMs || 0)) / 1000);
-        expiry.textContent = Number.isFinite(left) ? (left > 0 ? `Consent request expires in ${formatDuration(left)}` : 'Consent request expiring…') : '';
-      });
-    } else if (status === 'active' && session.started_at) {
-      this.live('remote', (now) => {
-        expiry.textContent = `Elapsed ${formatClock(timerElapsedSeconds(session, now, m.clockOffsetMs))}`;
-      });
-    }
-  }
-
-  async sessionCommand(op) {
-    if (!this.view || this.sessionBusy) return;
-    this.sessionBusy = true;
-    this.sessionError = null;
-    this.renderCards();
-    try {
-      await this.view.command(op, {});
-    } catch (err) {
-      if (err.code !== 'closed') this.sessionError = err.message || 'The request failed';
-    } finally {
-      this.sessionBusy = false;
-      if (!this.closed) this.renderCards();
-    }
+  renderRemoteCard(card) {
+    this.remote.render(card);
   }
 
   renderSummaryCard({ body, aside }) {

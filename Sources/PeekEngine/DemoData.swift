@@ -6,6 +6,16 @@ import PeekCore
 /// No email account is configured, so a reply shows the honest failure.
 package enum DemoData {
     package static let tenant = "demo"
+    /// The asset whose agent (`agent-demo-1`) `peekd --demo` runs.
+    package static let agentAsset = "asset-1"
+
+    /// The tickets linked to the demo agent's asset, which it chats on.
+    /// Read before the engine starts (like the seed).
+    package static func agentTickets(_ engine: Engine) -> [String] {
+        var tickets: [String] = []
+        engine.runBatch { tickets = (try? engine.store.ticketsLinked(tenant: tenant, asset: agentAsset)) ?? [] }
+        return tickets
+    }
 
     package static func seed(_ engine: Engine) {
         engine.runBatch {
@@ -20,7 +30,7 @@ package enum DemoData {
                     try store.createTechnician(Technician(tenant: tenant, id: id, name: name, email: "\(id.dropFirst(5))@northwind.example"))
                 }
                 let posture = #"{"antivirus":"healthy","firewall":"on","disk_encryption":"on","pending_patches":3,"last_scan":"2026-11-29T06:00:00Z"}"#
-                try store.createAsset(Asset(tenant: tenant, id: "asset-1", name: "ANA-LAPTOP", agent: "agent-demo-1", posture: Array(posture.utf8)))
+                try store.createAsset(Asset(tenant: tenant, id: agentAsset, name: "ANA-LAPTOP", agent: "agent-demo-1", posture: Array(posture.utf8)))
                 try store.createAsset(Asset(tenant: tenant, id: "asset-2", name: "FRONTDESK-PC", agent: "agent-demo-2"))
                 for (priority, response, resolution) in [(Priority.low, 8 * 3600, 5 * 86400), (.normal, 4 * 3600, 2 * 86400),
                                                         (.high, 3600, 8 * 3600), (.urgent, 900, 4 * 3600)] {
@@ -28,7 +38,7 @@ package enum DemoData {
                 }
                 let tickets: [[String: JSONValue]] = [
                     ["subject": "Laptop fan is loud and the machine is slow", "contact": .object(["name": "Maya Chen", "email": "maya.chen@contoso.example"]),
-                     "client": "Contoso Ltd", "priority": "high", "asset": "asset-1", "status": "open", "contract": "Managed Services Gold — 12 h/month",
+                     "client": "Contoso Ltd", "priority": "high", "asset": .string(agentAsset), "status": "open", "contract": "Managed Services Gold — 12 h/month",
                      "body": "Hi, since this morning my laptop fan is running constantly and everything is slow. Can you take a look?"],
                     ["subject": "VPN drops every few minutes", "contact": .object(["name": "Maya Chen", "email": "maya.chen@contoso.example"]),
                      "client": "Contoso Ltd", "priority": "normal", "status": "in_progress",

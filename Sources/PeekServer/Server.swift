@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import PeekCore
+import PeekDemoAgent
 import PeekEngine
 import PeekNet
 import PeekPostgres
@@ -27,6 +28,8 @@ public final class Server: @unchecked Sendable {
     /// `config` with the development certificate paths filled in, for reloads.
     private var tlsConfig: ServerConfig?
     private(set) var engine: Engine?
+    /// The demo asset's agent (`--demo`, unless `demoAgent` is off).
+    public private(set) var demoAgent: DemoAgent?
     let echoMode: Bool
     /// The log on stderr, in `config.logFormat`.
     public let logger: ServerLog
@@ -50,8 +53,10 @@ public final class Server: @unchecked Sendable {
         // Development certificates when TLS listeners are asked for without files.
         let needsServerCert = (config.tlsPort != nil || config.agentPort != nil) && (config.tlsCert == nil || config.tlsKey == nil)
             && (config.tlsPort != nil || config.agentCert == nil || config.agentKey == nil)
+        var devPKI: DevCertificatePaths?
         if needsServerCert || (config.agentPort != nil && config.agentCA == nil) {
             let dev = try DevCertificates.ensure(in: config.dataDirectory + "/certs")
+            devPKI = dev
             if config.tlsCert == nil || config.tlsKey == nil { config.tlsCert = dev.serverCert; config.tlsKey = dev.serverKey }
             if config.agentCA == nil { config.agentCA = dev.agentCAFile }
         }
@@ -116,6 +121,7 @@ public final class Server: @unchecked Sendable {
             bus.target = inProcess
         }
         if config.demo && !echoMode { DemoData.seed(engine) }
+        let demoTickets = config.demo && config.demoAgent && !echoMode ? DemoData.agentTickets(engine) : []
         engine.start()
         self.engine = engine
         self.loops = group
@@ -130,6 +136,27 @@ public final class Server: @unchecked Sendable {
             agentPort = try group.listen(host: config.host, port: port, kind: .mutualTLS, tls: agentSlot, maxConnectionsPerLoop: perLoop,
                                          maxOwnConnectionsPerLoop: max(1, config.maxAgentConnections / threads), makeHandler: factory)
         }
+        if config.demo && config.demoAgent && !echoMode { startDemoAgent(devPKI, tickets: demoTickets) }
+    }
+
+    /// `--demo`'s agent for the demo asset, over real mutual TLS with the
+    /// certificate the development agent CA issued (`agent-demo-1`). Only
+    /// on the development PKI: with your own `--agent-ca` or agent listener
+    /// certificate it has no certificate that would do, and says so.
+    private func startDemoAgent(_ dev: DevCertificatePaths?, tickets: [String]) {
+        guard let agentPort else { return }
+        guard let dev, self.config.agentCA == nil, self.config.agentCert == nil, self.config.tlsCert == nil else {
+            logger.log(.info, "demo_agent_off", "the demo agent runs only on the generated development certificates; not started")
+            return
+        }
+        let host = ["0.0.0.0", "::", "localhost", ""].contains(config.host) ? "127.0.0.1" : config.host
+        let joinPort = tlsPort ?? plainPort
+        var c = DemoAgent.Configuration(host: host, port: agentPort, serverCA: dev.caFile, certificateFile: dev.demoAgentCert,
+                                        keyFile: dev.demoAgentKey, joinURL: "https://localhost:\(joinPort)/demo-desktop.html")
+        c.chatTickets = tickets
+        let agent = DemoAgent(c) { [logger] in logger.log(.info, "demo_agent", $0) }
+        agent.start()
+        demoAgent = agent
     }
 
     /// Re-reads `--agent-crl` now (peekd calls this on SIGHUP): new agent
@@ -203,6 +230,8 @@ public final class Server: @unchecked Sendable {
     /// Graceful stop: no new connections, every WebSocket closed with 1001,
     /// output flushed, then the engine finishes its last batch.
     public func stop(drainSeconds: Double = 5) {
+        demoAgent?.stop()
+        demoAgent = nil
         clusterRescan?.stop()
         clusterRescan = nil
         loops?.shutdown(drainSeconds: drainSeconds)

@@ -60,6 +60,9 @@ public struct ServerConfig: Sendable {
     /// is called (each new customer message of the ticket starts it again).
     public var summaryDebounceMillis: Int64 = 10_000
     public var demo = false
+    /// With `demo`: run the demo asset's RMM agent (`PeekDemoAgent`) against
+    /// the agent listener, on the generated development PKI (`--demo-agent off` turns it off).
+    public var demoAgent = true
     /// How stderr lines look: `text` for people, `json` for log collectors.
     public var logFormat: ServerLog.Format = .text
     /// Where the log is written: stderr (tests point it at a pipe).

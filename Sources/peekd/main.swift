@@ -89,6 +89,8 @@ flags (each also PEEK_<FLAG>, e.g. PEEK_JWT_SECRET; repeatable flags take a comm
   --log-format F         stderr log: text (readable) or json (one object per line) (text)
   --demo                 seed a demo tenant on first start, allow demo sign-in, and open
                          --tls-port 8443 and --agent-port 8444 unless given
+  --demo-agent on|off    with --demo: run the demo asset's RMM agent (telemetry, chat, consent, a shell of
+                         harmless commands) over mutual TLS on the generated certificates (on)
 """
 
 /// Flags from argv, then PEEK_* variables for those not given.
@@ -161,7 +163,7 @@ let known: Set<String> = ["host", "port", "tls-port", "tls-cert", "tls-key", "ag
                           "max-message", "consent-timeout", "sla-tick", "retain", "smtp-ca", "smtp-timeout", "assist-timeout", "summary-debounce", "threads",
                           "max-connections", "max-tenant-connections", "max-agent-connections", "frames-per-second", "agent-frames-per-second", "max-subscriptions",
                           "max-replies", "max-replies-per-technician", "max-reply-attachments", "max-engine-backlog", "tls-record-layer", "client", "log-format", "to", "from",
-                          "tenant", "user", "name", "role", "ttl"]
+                          "tenant", "user", "name", "role", "ttl", "demo-agent"]
 for name in args.values.keys where !known.contains(name) && argv.contains(where: { $0.hasPrefix("--" + name) }) {
     fail("unknown flag --\(name)\n\(usage)")
 }
@@ -219,6 +221,10 @@ if let format = args.string("log-format") {
     config.logFormat = choice
 }
 config.demo = args.switches.contains("demo")
+if let choice = args.string("demo-agent") {
+    guard choice == "on" || choice == "off" else { fail("--demo-agent must be on or off, not \(choice)") }
+    config.demoAgent = choice == "on"
+}
 if config.demo && mode == "serve" {
     // The newcomer's one command shows every listener: wss and the agent
     // socket on development certificates generated into --data.

@@ -55,14 +55,18 @@ def tid(name):
 class Peekd:
     """The server under test: started with --demo on ephemeral ports."""
 
-    def __init__(self, path, extra_args):
+    def __init__(self, path, extra_args, demo_agent=False):
         self.path = path
+        # peekd --demo runs the demo asset's agent (protocol.md §2.5); the
+        # tests that drive agent-demo-1 themselves (DemoAgent below) need it
+        # off, the remote-console tests start a second peekd with it on.
+        self.demo_agent = demo_agent
         self.extra_args = extra_args
         self.data_dir = tempfile.mkdtemp(prefix="peek-browser-")
         self.proc = None
         self.url = None
         self.lines = []
-        self.log_path = os.path.join(ARTIFACTS, "peekd.log")
+        self.log_path = os.path.join(ARTIFACTS, "peekd-demo-agent.log" if demo_agent else "peekd.log")
         # Passed as PEEK_SERVICE_TOKEN (every flag has its variable), so the
         # command line stays exactly the documented one.
         self.service_token = "browser-test-" + uuid.uuid4().hex
@@ -74,7 +78,7 @@ class Peekd:
         cmd += ["--demo", "--port", "0", "--tls-port", "0", "--agent-port", "0", "--data", self.data_dir]
         cmd += self.extra_args
         print(f"starting: {' '.join(cmd)}", flush=True)
-        env = dict(os.environ, PEEK_SERVICE_TOKEN=self.service_token)
+        env = dict(os.environ, PEEK_SERVICE_TOKEN=self.service_token, PEEK_DEMO_AGENT="on" if self.demo_agent else "off")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      bufsize=1, start_new_session=True, env=env)
         ready = queue.Queue()
@@ -712,6 +716,141 @@ def test_session_clock_runs_once_the_end_user_accepts(ctx):
         agent.close()
 
 
+def _on_other_server(browser, name, base):
+    """The same Chromium (no third and fourth browser on a loaded machine),
+    pointed at another server: another origin, so its own sign-in."""
+    other = Browser.__new__(Browser)
+    other.name, other.base, other.tech, other.driver = name, base, browser.tech, browser.driver
+    return other
+
+
+def _shell_output(browser):
+    return browser.text(tid("shell-output"))
+
+
+def test_remote_console_with_the_demo_agent(ctx):
+    """A second peekd with its demo agent on (protocol.md §2.5), Ana and Ben
+    on T-1001: the tiles move; Ana's Shell runs `echo hello` as a real
+    process and both Peeks show `hello`; Ben cannot type; a command off the
+    allow-list is refused; the ended shell's transcript opens; a remote
+    desktop opens its join link in a new tab for Ana only."""
+    if ctx.server.path.endswith(".py"):
+        print("    skipped: the mock has no demo agent")
+        return
+    started = time.monotonic()
+
+    def step(what):
+        # Where the time goes, in the log: this test starts a server and two browsers.
+        print(f"    {time.monotonic() - started:6.1f}s {what}", flush=True)
+
+    server = Peekd(ctx.server.path, ctx.server.extra_args, demo_agent=True)
+    browsers = []  # the suite's two browsers, on this server
+    try:
+        server.start()
+        a = _on_other_server(ctx.a, "ana-agent", server.url)
+        b = _on_other_server(ctx.b, "ben-agent", server.url)
+        browsers += [a, b]
+        for x in (a, b):
+            x.sign_in()
+            x.goto("T-1001")
+        for x in (a, b):
+            x.wait(lambda: x.text(tid("asset-online")).strip() == "Agent online", 20, "the demo agent online")
+        step("signed in, agent online")
+        cpu = lambda: a.attr(tid("telemetry-cpu"), "data-value")
+        a.wait(lambda: cpu() not in (None, ""), 20, "the first telemetry")
+        first = (cpu(), a.attr(tid("telemetry-ram"), "data-value"))
+        a.wait(lambda: (cpu(), a.attr(tid("telemetry-ram"), "data-value")) != first, 20, "the tiles to move")
+
+        step("tiles moved")
+        a.wait(lambda: a.js("const e = document.querySelector(arguments[0]); return !!e && !e.disabled", tid("remote-shell")), 10, "Shell enabled")
+        a.click(tid("remote-shell"))
+        for x in (a, b):
+            x.wait(lambda: x.attr(tid("session-status"), "data-status") == "active"
+                   and x.attr(tid("session-status"), "data-kind") == "shell", 20, "the shell active")
+            x.wait(lambda: "Allowed: echo" in _shell_output(x), 15, "the agent's banner in the console")
+        a.wait(lambda: a.js("return !document.querySelector(arguments[0]).disabled", tid("shell-input")), 10, "Ana's keyboard")
+        assert b.js("return document.querySelector(arguments[0]).disabled", tid("shell-input")), "Ben does not hold the keyboard"
+        assert "Ana Ruiz has the keyboard" in b.text(tid("shell-keyboard")), b.text(tid("shell-keyboard"))
+
+        step("shell active in both")
+        box = a.find(tid("shell-input"))
+        box.send_keys("echo hello")
+        box.send_keys(Keys.ENTER)
+        for x in (a, b):
+            x.wait(lambda: "echo hello\nhello\n" in _shell_output(x), 15, "hello in the console")
+        box = a.find(tid("shell-input"))
+        box.send_keys("cat /etc/passwd")
+        box.send_keys(Keys.ENTER)
+        b.wait(lambda: "refused: the demo agent runs only" in _shell_output(b), 15, "the refusal line")
+        assert "root:" not in _shell_output(b)
+        # The refusal is red: ANSI colours are rendered, not shown as escapes.
+        assert b.js("return !!document.querySelector('[data-testid=shell-output] .ansi-fg-red')"), "the refusal in red"
+        assert "\u001b" not in _shell_output(b) and "[31m" not in _shell_output(b)
+        a.shot("remote-shell-ana")
+        b.shot("remote-shell-ben")
+
+        step("hello seen twice, refusal shown")
+        # The keyboard goes to Ben only by an explicit hand-over.
+        a.wait(lambda: a.exists(tid("shell-handover")), 10, "the hand-over control")
+        a.click(tid("shell-handover"))
+        b.wait(lambda: b.js("return !document.querySelector(arguments[0]).disabled", tid("shell-input")), 15, "Ben's keyboard")
+        a.wait(lambda: a.js("return document.querySelector(arguments[0]).disabled", tid("shell-input")), 15, "Ana's keyboard gone")
+        assert "Ben Okafor has the keyboard" in a.text(tid("shell-keyboard")), a.text(tid("shell-keyboard"))
+        box = b.find(tid("shell-input"))
+        box.send_keys("echo from ben")
+        box.send_keys(Keys.ENTER)
+        a.wait(lambda: "echo from ben\nfrom ben\n" in _shell_output(a), 15, "Ben's command in Ana's console")
+
+        step("hand-over done")
+        a.click(tid("end-session"))
+        for x in (a, b):
+            x.wait(lambda: x.attr(tid("session-status"), "data-status") == "ended", 15, "the shell ended")
+        b.wait(lambda: b.exists(tid("shell-transcript")), 20, "the transcript link")
+        b.click(tid("shell-transcript"))
+        b.wait(lambda: "hello" in b.text(tid("transcript-text")), 15, "the transcript's text")
+        assert "refused: the demo agent runs only" in b.text(tid("transcript-text"))
+        assert "from ben" in b.text(tid("transcript-text"))
+        assert b.exists(tid("transcript-download"))
+        b.shot("remote-shell-transcript")
+
+        step("transcript opened")
+        before = set(a.driver.window_handles)
+        a.wait(lambda: a.js("const e = document.querySelector(arguments[0]); return !!e && !e.disabled", tid("remote-desktop")), 10, "Remote desktop enabled")
+        a.click(tid("remote-desktop"))
+        a.wait(lambda: len(set(a.driver.window_handles) - before) == 1, 10, "a new tab")
+        a.wait(lambda: a.exists(tid("desktop-link")), 20, "the join link on Ana's card")
+        href = a.attr(tid("desktop-link"), "href")
+        assert "/demo-desktop.html?session=S-" in href, href
+        b.wait(lambda: b.attr(tid("session-status"), "data-kind") == "desktop"
+               and b.attr(tid("session-status"), "data-status") == "active", 15, "Ben sees the desktop session")
+        assert not b.exists(tid("desktop-link")), "the link is Ana's only"
+        assert "is connected to the end user" in b.text(tid("desktop-join"))
+        tab = (set(a.driver.window_handles) - before).pop()
+        main_tab = a.driver.current_window_handle
+        a.driver.switch_to.window(tab)
+        a.wait(lambda: "/demo-desktop.html?session=S-" in a.driver.current_url, 15, "the tab at the join link")
+        a.driver.close()
+        a.driver.switch_to.window(main_tab)
+        a.wait(lambda: a.text(tid("session-clock")).strip().startswith("Elapsed "), 10, "the elapsed clock")
+        step("desktop tab at the join link")
+        a.shot("remote-desktop-ana")
+        a.click(tid("end-session"))
+        a.wait(lambda: a.attr(tid("session-status"), "data-status") == "ended", 15, "the desktop session ended")
+    finally:
+        for x in browsers:
+            try:
+                # Back to one tab (a failure may leave the desktop tab open).
+                handles = x.driver.window_handles
+                for extra in handles[1:]:
+                    x.driver.switch_to.window(extra)
+                    x.driver.close()
+                x.driver.switch_to.window(handles[0])
+                x.driver.get("about:blank")
+            except WebDriverException:
+                pass
+        server.stop()
+
+
 def test_narrow_680_single_column(ctx):
     a = ctx.a
     a.driver.set_window_size(680, 1000)
@@ -1248,6 +1387,7 @@ TESTS = [
     test_start_session_shows_server_answer,
     test_agent_badge_follows_the_agent_live,
     test_session_clock_runs_once_the_end_user_accepts,
+    test_remote_console_with_the_demo_agent,
     test_narrow_680_single_column,
     test_each_theme_paints,
     test_dropped_connection_recovers_missed_note,

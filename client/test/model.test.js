@@ -22,6 +22,7 @@ import {
 import { PeekClient, PeekError } from '../peek-client.js';
 import { DraftStore } from '../drafts.js';
 import { compareRows, dueKey, slaCell } from '../queue-view.js';
+import { ansiRuns, stripAnsi } from '../remote-console.js';
 
 const tests = [];
 function test(name, fn) {
@@ -828,6 +829,23 @@ test('queue: the SLA cell counts down from due_at and reads breached past it', (
   eq(late.state, 'breached');
   eq(late.text, '1m 00s over (response)');
   eq(slaCell(queueRow(2), now).state, 'none');
+});
+
+test('console: ANSI colours become runs, other escapes and CRs go, a split sequence waits', () => {
+  const state = {};
+  const runs = ansiRuns('\u001b[32m$\u001b[0m echo hi\r\n\u001b[2Kdone\u001b[1;3', state);
+  eq(runs.map((r) => [r.text, r.fg, r.bold]), [['$', 'green', false], [' echo hi\ndone', null, false]]);
+  eq(state.carry, '\u001b[1;3');
+  const next = ansiRuns('1mred\u001b[mplain', state);
+  eq(next.map((r) => [r.text, r.fg, r.bold]), [['red', 'red', true], ['plain', null, false]]);
+  eq(stripAnsi('\u001b[31mrefused\u001b[0m: x\u0007'), 'refused: x');
+});
+
+test('session.output is ephemeral: no seq needed, the model unchanged', () => {
+  const model = modelFromSnapshot(snapshot(), T0);
+  const before = model.seq;
+  eq(applyDelta(model, { kind: 'session.output', data: { session: 'S-1', data: 'hi' } }, T0).outcome, 'ephemeral');
+  eq(model.seq, before);
 });
 
 async function run() {
