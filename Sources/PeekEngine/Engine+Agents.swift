@@ -233,7 +233,7 @@ extension Engine {
     /// when the second is up, so the screen never shows a stale reading.
     func receiveTelemetry(_ asset: Asset, _ value: Telemetry) {
         let key = TenantScopedID(tenant: asset.tenant, id: asset.id)
-        let mono = monotonicMillis()
+        let mono = clock.monotonicMillis()
         if var state = telemetry[key] {
             state.latest = value
             if mono - state.lastSentMonotonic >= 1000 {
@@ -257,7 +257,7 @@ extension Engine {
     func flushTelemetry(_ asset: TenantScopedID) {
         guard var state = telemetry[asset], state.pending else { return }
         state.pending = false
-        state.lastSentMonotonic = monotonicMillis()
+        state.lastSentMonotonic = clock.monotonicMillis()
         telemetry[asset] = state
         pushTelemetry(state.asset, state.latest)
     }

@@ -87,7 +87,7 @@ extension Engine {
         let rate = config.shellOutputBytesPerSecond
         shells[s.id] = ShellRelay(session: s.id, ticket: s.ticket, tenant: tenant, agent: asset.agent, assetName: asset.name,
                                   starter: s.technician.name, startedAt: at, holder: s.technician, lastActivity: at,
-                                  viewerBudget: TokenBucket(ratePerSecond: rate, capacity: 2 * rate, nowMillis: monotonicMillis()))
+                                  viewerBudget: TokenBucket(ratePerSecond: rate, capacity: 2 * rate, nowMillis: clock.monotonicMillis()))
         timers.schedule(.shellCheck(session: s.id), at: at + Int64(config.shellIdleSeconds) * 1000)
     }
 
@@ -119,7 +119,7 @@ extension Engine {
         }
         relay.lastActivity = now
         relay.record(data)
-        let forViewers = relay.viewerBudget.take(data.utf8.count, nowMillis: monotonicMillis())
+        let forViewers = relay.viewerBudget.take(data.utf8.count, nowMillis: clock.monotonicMillis())
         shells[session] = relay
         // Over the rate the viewers miss this chunk (it is ephemeral); a
         // viewer too slow for what is sent loses it at its own connection's
