@@ -114,7 +114,7 @@ extension Engine {
 
     func relayOutput(_ peer: Peer, _ agent: AgentState, session: String, data: String) {
         guard var relay = shells[session], relay.agent == agent.commonName else {
-            outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.notFound, "No shell session \(session) is active on this device."))))
+            refuseAgent(peer, PeekError(.notFound, "No shell session \(session) is active on this device."))
             return
         }
         relay.lastActivity = now
@@ -321,16 +321,16 @@ extension Engine {
         do {
             found = try mustRead("session \(session)", tenant: agent.asset.tenant) { () throws(StoreError) in try sessionAndTicket(session) }
         } catch {
-            outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, error)))
+            refuseAgent(peer, error)
             return
         }
         guard let (s, ticket) = found, s.asset == agent.asset.id, s.kind == SessionKind.desktop.rawValue,
               let t = ticket, t.tenant == agent.asset.tenant else {
-            outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.notFound, "No remote desktop session \(session) is on this device."))))
+            refuseAgent(peer, PeekError(.notFound, "No remote desktop session \(session) is on this device."))
             return
         }
         guard s.status == .active else {
-            outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.conflict, "Session \(session) is \(s.status.rawValue), not active; no join link is sent."))))
+            refuseAgent(peer, PeekError(.conflict, "Session \(session) is \(s.status.rawValue), not active; no join link is sent."))
             return
         }
         var w = JSONWriter()

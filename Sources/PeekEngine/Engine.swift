@@ -92,6 +92,11 @@ public final class Engine: @unchecked Sendable {
     var pendingAgentMessages: [(Peer, [UInt8])] = []
     /// The live queues (Engine+Queue).
     let queue = QueueHub()
+    /// What each agent frame of this batch is told if the batch does not
+    /// commit (`refuseAgent`, `agentWrote`). An agent hears nothing when its
+    /// write succeeds, and its refusals are agent frames, which a failed
+    /// batch drops with the rest: silence would then mean "saved".
+    var agentAnswersIfUncommitted: [(peer: Peer, refusal: PeekError)] = []
 
     /// Replies whose first answer is repeated for this long (CONTRACT: 10 minutes).
     static let idempotencyWindowMillis: Int64 = 10 * 60 * 1000
@@ -304,6 +309,7 @@ public final class Engine: @unchecked Sendable {
     func runBatch(ifUncommitted: UncommittedOutputs = .answerFailure, _ body: () -> Void) -> Bool {
         outputs.removeAll(keepingCapacity: true)
         subscribedThisBatch.removeAll(keepingCapacity: true)
+        agentAnswersIfUncommitted.removeAll(keepingCapacity: true)
         commandsThisBatch = 0
         var refused = false
         do {
@@ -350,6 +356,9 @@ public final class Engine: @unchecked Sendable {
             for s in subscribedThisBatch {
                 sessions[s.peer]?.tickets.remove(s.ticket)
                 leave(s.peer, techID: s.technician, ticketID: s.ticket)
+            }
+            if case .answerFailure = ifUncommitted {
+                for a in agentAnswersIfUncommitted { outputs.append(.agentSend(a.peer, Wire.errorFrame(id: nil, a.refusal))) }
             }
         }
         queueAfterBatch(committed: committed)
