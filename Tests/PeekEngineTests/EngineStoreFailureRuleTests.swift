@@ -31,11 +31,16 @@ final class EngineStoreFailureRuleTests: XCTestCase {
         var run = Run()
         func problem(_ text: String) { run.problems.append("call \(n) (\(store.failed ?? "none")): \(text)") }
 
+        /// First answers by command id: a repeat must get the same, unless
+        /// the first was `internal` (nothing changed, not remembered).
+        var firstAnswers: [String: JSONValue] = [:]
+
         /// Sends a frame with an id; an error answer must carry a code, and
         /// if it is one, nothing durable may have changed.
         func command(_ frame: JSONValue, id: String, expect ok: String) -> JSONValue {
             let before = try? h.durable(ticket)
             let answer = h.answer(h.send(a, frame), to: a, id: id)
+            firstAnswers[id] = answer
             if answer["type"]?.stringValue != ok {
                 if answer["type"]?.stringValue != "error" || answer["code"]?.stringValue == nil { problem("\(id) answered \(answer)") }
                 if (try? h.durable(ticket)) != before { problem("\(id) failed (\(answer)) but changed the ticket") }
@@ -52,6 +57,8 @@ final class EngineStoreFailureRuleTests: XCTestCase {
         _ = command(EngineHarness.command("c1", ticket, "set_status", ["status": "in_progress"]), id: "c1", expect: "result")
         _ = command(EngineHarness.command("c2", ticket, "start_session", ["kind": "desktop"]), id: "c2", expect: "result")
         _ = command(EngineHarness.command("c3", second, "start_session", ["kind": "desktop"]), id: "c3", expect: "result")
+        // Refused (no timer runs): a refusal is the first answer too.
+        _ = command(EngineHarness.command("c4", ticket, "timer_stop"), id: "c4", expect: "error")
         // The device accepts the first session: silence is success, an
         // error frame says to answer again.
         var sessionID = try h.memory.latestSession(ticket: ticket)?.id
@@ -77,12 +84,19 @@ final class EngineStoreFailureRuleTests: XCTestCase {
         // The store answers again: every command id repeated lands once.
         // (A note that failed runs afresh: it has seen what arrived since.)
         let seenNow = try XCTUnwrap(try h.memory.ticket(ticket)).seq
+        h.send(a, EngineHarness.command("c5", ticket, "timer_start"))
         for (frame, id) in [(EngineHarness.subscribe(ticket, id: "s2"), "s2"),
                             (EngineHarness.note("n1", ticket, "Exactly once.", seen: seenNow), "n1"),
                             (EngineHarness.command("c1", ticket, "set_status", ["status": "in_progress"]), "c1"),
-                            (EngineHarness.command("c2", ticket, "start_session", ["kind": "desktop"]), "c2")] {
+                            (EngineHarness.command("c2", ticket, "start_session", ["kind": "desktop"]), "c2"),
+                            (EngineHarness.command("c4", ticket, "timer_stop"), "c4")] {
             let answer = h.answer(h.send(a, frame), to: a, id: id)
-            if answer["type"]?.stringValue == "error", answer["code"]?.stringValue != "conflict" { problem("repeat of \(id): \(answer)") }
+            let first = firstAnswers[id]
+            if let first, first["code"]?.stringValue != "internal", first["type"]?.stringValue != "snapshot" {
+                if answer != first { problem("\(id) was first answered \(first), its repeat \(answer)") }
+            } else if answer["type"]?.stringValue == "error", answer["code"]?.stringValue != "conflict" {
+                problem("repeat of \(id): \(answer)")
+            }
         }
         if sessionID == nil, let s = try h.memory.latestSession(ticket: ticket)?.id {
             sessionID = s
