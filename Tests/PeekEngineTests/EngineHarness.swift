@@ -64,7 +64,7 @@ final class EngineHarness {
 
     func newPeer() -> Peer {
         nextPeer += 1
-        return Peer(loop: 0, id: nextPeer)
+        return Peer(raw: nextPeer)
     }
 
     // MARK: The back-end API
@@ -77,9 +77,12 @@ final class EngineHarness {
             XCTFail("no route \(method) \(path)", file: file, line: line)
             return Response(status: 0, json: .null)
         }
+        // The loop parses a JSON route's body before the engine sees it.
         let request = APIRequest(route: route, params: params.byName, method: method, path: path, query: [], contentType: "application/json",
-                                 body: body.map { JSONWriter.encode($0) } ?? [], caller: .service)
-        let outs = run(.api(request, reply: { _ in }))
+                                 body: body.map { JSONWriter.encode($0) } ?? [], caller: .service,
+                                 prepared: route.takesJSONBody ? .json(body) : nil)
+        nextPeer += 1
+        let outs = run(.api(request, reply: APIReplyID(raw: nextPeer)))
         guard let response = outs.compactMap(\.http).first else {
             XCTFail("no answer to \(method) \(path): \(outs)", file: file, line: line)
             return Response(status: 0, json: .null)
@@ -213,8 +216,10 @@ struct Out: CustomStringConvertible, Sendable {
     init(_ o: EngineOutput) {
         func parse(_ b: [UInt8]) -> JSONValue { (try? JSONParser.parse(b)) ?? .string(String(decoding: b, as: UTF8.self)) }
         switch o {
-        case .publish(let ticket, let frame, let durable, _):
-            kind = .publish; self.ticket = ticket; self.durable = durable; frames = [parse(frame)]
+        case .publish(let ticket, let seq, let delta):
+            kind = .publish; self.ticket = ticket; durable = seq != nil; frames = [parse(delta)]
+        case .publishTopic(let topic, let delta):
+            kind = .publish; ticket = topic; durable = true; frames = [parse(delta)]
         case .send(let p, let b): kind = .send; peer = p; frames = [parse(b)]
         case .result(let p, _, let b): kind = .result; peer = p; frames = [parse(b)]
         case .subscribe(let p, _, let ticket, let fs): kind = .subscribe; peer = p; self.ticket = ticket; frames = fs.map(parse)
