@@ -63,6 +63,9 @@ let package = Package(
         .testTarget(name: "PeekMailTests", dependencies: ["PeekMail"], swiftSettings: swift6),
         .testTarget(name: "PeekStoreTests", dependencies: ["PeekStore", "PeekPostgres", "PeekTestSupport"], swiftSettings: swift6),
         .testTarget(name: "PeekNetTests", dependencies: ["PeekNet"], swiftSettings: swift6),
+        // The engine's rules without sockets or a database file: the
+        // in-memory store, a recording bus and a manual clock.
+        .testTarget(name: "PeekEngineTests", dependencies: ["PeekEngine", "PeekServer", "PeekCore", "PeekHTTP", "PeekTestSupport"], swiftSettings: swift6),
         .testTarget(name: "PeekServerTests", dependencies: [
             "PeekServer", "PeekEngine", "PeekTestSupport", "PeekMail", "PeekCrypto", "PeekPostgres", "PeekDemoAgent",
         ], swiftSettings: swift6),

@@ -32,14 +32,14 @@ package final class CommitPipeline: Sendable {
     package static let maxBatchesAwaitingSync = 64
 
     package init(durability: any Durability, bus: any DeltaBus, metrics: EngineMetrics = EngineMetrics(),
-         logger: ServerLog = ServerLog(format: .text)) {
+         logger: ServerLog = ServerLog(format: .text), clock: any TimeSource = SystemTimeSource()) {
         // Every batch waiting when the thread wakes is covered by one sync.
         worker = SerialWorker(name: "peekd-sync", capacity: Self.maxBatchesAwaitingSync, whenFull: .wait) { taken in
             do {
-                let started = monotonicMicros()
+                let started = clock.monotonicMicros()
                 try durability.sync()
                 metrics.add(metrics.walSyncs)
-                metrics.add(metrics.walSyncMicros, monotonicMicros() - started)
+                metrics.add(metrics.walSyncMicros, clock.monotonicMicros() - started)
             } catch {
                 logger.log(.error, "wal_sync_failed", "the write-ahead log could not be synced; stopping without acknowledging unsynced changes",
                            error: "\(error)")

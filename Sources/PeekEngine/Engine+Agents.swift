@@ -8,12 +8,12 @@ extension Engine {
         do { found = try store.asset(agent: commonName) } catch {
             // Not "unknown agent", which tells it to give up: try again later.
             log(.error, "read_failed", "the asset of agent \(commonName) could not be read", connection: peer, error: "\(error)")
-            outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, Self.readFailed)))
+            refuseAgent(peer, Self.readFailed)
             outputs.append(.close(peer, code: 1013, reason: "could not be checked; try again"))
             return
         }
         guard let asset = found else {
-            outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.forbidden, "No asset is linked to agent \(commonName); register it through the back-end API."))))
+            refuseAgent(peer, PeekError(.forbidden, "No asset is linked to agent \(commonName); register it through the back-end API."))
             outputs.append(.close(peer, code: 4403, reason: "unknown agent"))
             return
         }
@@ -73,11 +73,11 @@ extension Engine {
         case .chat(let ticketID, let body):
             let found: Ticket?
             do { found = try mustRead("the ticket", tenant: agent.asset.tenant, ticket: ticketID) { () throws(StoreError) in try store.ticket(ticketID) } } catch {
-                outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, error)))
+                refuseAgent(peer, error)
                 return
             }
             guard var t = found, t.tenant == agent.asset.tenant, t.asset?.id == agent.asset.id else {
-                outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.notFound, "Ticket \(ticketID) is not linked to this device."))))
+                refuseAgent(peer, PeekError(.notFound, "Ticket \(ticketID) is not linked to this device."))
                 return
             }
             let mark = outputs.count
@@ -90,9 +90,10 @@ extension Engine {
                 try appendMessage(&t, m)
                 try store.updateTicket(t)
                 try store.releaseSavepoint()
+                agentWrote(peer, refusalIfUncommitted: Self.chatNotSaved)
             } catch {
                 rollbackCommandOutputs(to: mark)
-                outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.internal, "The message could not be saved; send it again."))))
+                refuseAgent(peer, Self.chatNotSaved)
             }
         case .telemetry(let cpu, let ram, let disk):
             receiveTelemetry(agent.asset, Telemetry(cpu: cpu, ram: ram, disk: disk, at: at))
@@ -101,26 +102,34 @@ extension Engine {
             do {
                 found = try mustRead("session \(sessionID)", tenant: agent.asset.tenant) { () throws(StoreError) in try sessionAndTicket(sessionID) }
             } catch {
-                outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, error)))
+                refuseAgent(peer, error)
                 return
             }
             guard let (s, ticket) = found, s.asset == agent.asset.id, var t = ticket,
                   t.tenant == agent.asset.tenant else {
-                outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.notFound, "No session \(sessionID) is waiting on this device."))))
+                refuseAgent(peer, PeekError(.notFound, "No session \(sessionID) is waiting on this device."))
                 return
             }
             guard s.status == .awaitingConsent else {
-                outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.conflict, "Session \(sessionID) is already \(s.status.rawValue)."))))
+                refuseAgent(peer, PeekError(.conflict, "Session \(sessionID) is already \(s.status.rawValue)."))
                 return
             }
             if at >= s.expiresAt {
                 // Past the deadline, its timer just has not run yet (timers
                 // run after the batch): the answer is late, the session expired.
                 resolveSession(s, ticket: &t, to: .expired, at: at)
-                outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.conflict, "Session \(sessionID) expired before the answer arrived."))))
+                refuseAgent(peer, PeekError(.conflict, "Session \(sessionID) expired before the answer arrived."))
                 return
             }
-            resolveSession(s, ticket: &t, to: accept ? .active : .denied, at: at)
+            // The agent hears nothing when its answer is saved; when it is
+            // not, it is told to answer again, else the session would wait
+            // for an answer already given and then expire.
+            let notSaved = PeekError(.internal, "Your answer to session \(sessionID) could not be saved; send it again.")
+            if resolveSession(s, ticket: &t, to: accept ? .active : .denied, at: at) {
+                agentWrote(peer, refusalIfUncommitted: notSaved)
+            } else {
+                refuseAgent(peer, notSaved)
+            }
         case .sessionOutput(let session, let data):
             relayOutput(peer, agent, session: session, data: data)
         case .sessionJoin(let session, let url, let expiresAt):
@@ -130,9 +139,27 @@ extension Engine {
         }
     }
 
+    static let chatNotSaved = PeekError(.internal, "The message could not be saved; send it again.")
+
+    /// An `error` frame to an agent: sent whether or not the batch commits,
+    /// since it promises no change.
+    func refuseAgent(_ peer: Peer, _ error: PeekError) {
+        outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, error)))
+        agentAnswersIfUncommitted.append((peer, error))
+    }
+
+    /// An agent's frame wrote, and the agent is told nothing: if the batch
+    /// does not commit it is sent `refusal` instead.
+    func agentWrote(_ peer: Peer, refusalIfUncommitted refusal: PeekError) {
+        agentAnswersIfUncommitted.append((peer, refusal))
+    }
+
     /// Moves a pending session to its outcome, pushed once: a session
     /// resolves at most once because only `awaiting_consent` may move here.
-    func resolveSession(_ s: RemoteSession, ticket t: inout Ticket, to status: SessionStatus, at: Int64) {
+    /// False if it could not be saved (nothing changed): the caller tells
+    /// the agent, or tries the expiry again.
+    @discardableResult
+    func resolveSession(_ s: RemoteSession, ticket t: inout Ticket, to status: SessionStatus, at: Int64) -> Bool {
         let mark = outputs.count
         do {
             try store.savepoint()
@@ -144,14 +171,16 @@ extension Engine {
             try appendDelta(&t, kind: .sessionStatus, data: sessionData(updated), at: at)
             try appendSystemMessage(&t, Self.resolutionText(status, kind: s.kind), at: at)
             try store.updateTicket(t)
+            // Read before the release, so that its failure undoes the rest.
+            let shellAsset = status == .active && s.kind == SessionKind.shell.rawValue ? try store.asset(tenant: t.tenant, id: s.asset) : nil
             try store.releaseSavepoint()
-            if status == .active, s.kind == SessionKind.shell.rawValue, let asset = try store.asset(tenant: t.tenant, id: s.asset) {
-                openShell(updated, tenant: t.tenant, asset: asset, at: at)
-            }
+            if let shellAsset { openShell(updated, tenant: t.tenant, asset: shellAsset, at: at) }
         } catch {
             rollbackCommandOutputs(to: mark)
             log(.error, "session_update_failed", "remote session \(s.id) could not move to \(status.rawValue)", ticket: s.ticket, error: "\(error)")
+            return false
         }
+        return true
     }
 
     func sessionData(_ s: RemoteSession) -> [UInt8] {
@@ -223,7 +252,8 @@ extension Engine {
             return
         }
         guard let (s, ticket) = found, s.status == .awaitingConsent, var t = ticket else { return }
-        resolveSession(s, ticket: &t, to: .expired, at: now)
+        // Not saved: left waiting for good unless its timer comes back.
+        if !resolveSession(s, ticket: &t, to: .expired, at: now) { timers.schedule(.consentExpiry(session: id), at: now + 1000) }
     }
 
     // MARK: Telemetry
@@ -233,7 +263,7 @@ extension Engine {
     /// when the second is up, so the screen never shows a stale reading.
     func receiveTelemetry(_ asset: Asset, _ value: Telemetry) {
         let key = TenantScopedID(tenant: asset.tenant, id: asset.id)
-        let mono = monotonicMillis()
+        let mono = clock.monotonicMillis()
         if var state = telemetry[key] {
             state.latest = value
             if mono - state.lastSentMonotonic >= 1000 {
@@ -257,7 +287,7 @@ extension Engine {
     func flushTelemetry(_ asset: TenantScopedID) {
         guard var state = telemetry[asset], state.pending else { return }
         state.pending = false
-        state.lastSentMonotonic = monotonicMillis()
+        state.lastSentMonotonic = clock.monotonicMillis()
         telemetry[asset] = state
         pushTelemetry(state.asset, state.latest)
     }

@@ -118,15 +118,26 @@ extension Engine {
     /// Sends an error answer and remembers it for resends of the same id,
     /// unless it is `internal`: that one changed nothing and a repeat runs again.
     func answer(_ peer: Peer, _ tech: Technician, _ c: CommandRequest, error: PeekError, at: Int64) {
-        let frame = Wire.errorFrame(id: c.id, error)
+        guard error.code != .internal else {
+            outputs.append(.send(peer, Wire.errorFrame(id: c.id, error)))
+            return
+        }
         // `stale` and `conflict` depend on what the client had seen; a retry
         // with a fresh id is how a client moves on, so they are remembered too.
-        // Best effort: if remembering fails, a repeat is refused afresh,
-        // which is the same answer unless the ticket moved on meanwhile.
-        if error.code != .internal {
-            _ = store.bestEffort { () throws(StoreError) in try store.saveCommandAnswer(CommandKey(c, from: tech), at: at, answer: frame) }
+        // A refusal is an answer the id keeps: one that could not be
+        // remembered is not given (a repeat, judged afresh, could succeed),
+        // and it goes out as a `.result`, so that if the batch does not
+        // commit, taking the memory with it, the client hears `internal`.
+        // The write is best effort only in that its failure must not doom
+        // the batch (PostgreSQL): it is undone alone, and answered.
+        let frame = Wire.errorFrame(id: c.id, error)
+        let remembered: Void? = store.bestEffort { () throws(StoreError) in try store.saveCommandAnswer(CommandKey(c, from: tech), at: at, answer: frame) }
+        guard remembered != nil else {
+            log(.error, "write_failed", "the refusal of command \(c.op.rawValue) could not be remembered", tenant: tech.tenant, ticket: c.ticket)
+            outputs.append(.send(peer, Wire.errorFrame(id: c.id, PeekError(.internal, "The answer could not be saved; nothing changed. Try again."))))
+            return
         }
-        outputs.append(.send(peer, frame))
+        outputs.append(.result(peer, id: c.id, frame: frame))
     }
 
     /// "No reply over an unseen message": customer or technician messages

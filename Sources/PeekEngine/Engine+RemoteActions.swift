@@ -87,7 +87,7 @@ extension Engine {
         let rate = config.shellOutputBytesPerSecond
         shells[s.id] = ShellRelay(session: s.id, ticket: s.ticket, tenant: tenant, agent: asset.agent, assetName: asset.name,
                                   starter: s.technician.name, startedAt: at, holder: s.technician, lastActivity: at,
-                                  viewerBudget: TokenBucket(ratePerSecond: rate, capacity: 2 * rate, nowMillis: monotonicMillis()))
+                                  viewerBudget: TokenBucket(ratePerSecond: rate, capacity: 2 * rate, nowMillis: clock.monotonicMillis()))
         timers.schedule(.shellCheck(session: s.id), at: at + Int64(config.shellIdleSeconds) * 1000)
     }
 
@@ -114,12 +114,12 @@ extension Engine {
 
     func relayOutput(_ peer: Peer, _ agent: AgentState, session: String, data: String) {
         guard var relay = shells[session], relay.agent == agent.commonName else {
-            outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.notFound, "No shell session \(session) is active on this device."))))
+            refuseAgent(peer, PeekError(.notFound, "No shell session \(session) is active on this device."))
             return
         }
         relay.lastActivity = now
         relay.record(data)
-        let forViewers = relay.viewerBudget.take(data.utf8.count, nowMillis: monotonicMillis())
+        let forViewers = relay.viewerBudget.take(data.utf8.count, nowMillis: clock.monotonicMillis())
         shells[session] = relay
         // Over the rate the viewers miss this chunk (it is ephemeral); a
         // viewer too slow for what is sent loses it at its own connection's
@@ -321,16 +321,16 @@ extension Engine {
         do {
             found = try mustRead("session \(session)", tenant: agent.asset.tenant) { () throws(StoreError) in try sessionAndTicket(session) }
         } catch {
-            outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, error)))
+            refuseAgent(peer, error)
             return
         }
         guard let (s, ticket) = found, s.asset == agent.asset.id, s.kind == SessionKind.desktop.rawValue,
               let t = ticket, t.tenant == agent.asset.tenant else {
-            outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.notFound, "No remote desktop session \(session) is on this device."))))
+            refuseAgent(peer, PeekError(.notFound, "No remote desktop session \(session) is on this device."))
             return
         }
         guard s.status == .active else {
-            outputs.append(.agentSend(peer, Wire.errorFrame(id: nil, PeekError(.conflict, "Session \(session) is \(s.status.rawValue), not active; no join link is sent."))))
+            refuseAgent(peer, PeekError(.conflict, "Session \(session) is \(s.status.rawValue), not active; no join link is sent."))
             return
         }
         var w = JSONWriter()

@@ -31,7 +31,7 @@ extension Engine {
         let at = now
         var due: [TimerHeap.Entry] = []
         while let e = timers.popDue(now: at) { due.append(e) }
-        let tick = monotonicMillis() >= nextSLATickMillis
+        let tick = clock.monotonicMillis() >= nextSLATickMillis
         guard !due.isEmpty || tick else { return }
         let committed = runBatch {
             for e in due {
@@ -46,7 +46,7 @@ extension Engine {
                 }
             }
             if tick {
-                nextSLATickMillis = monotonicMillis() + Int64(config.slaTickSeconds) * 1000
+                nextSLATickMillis = clock.monotonicMillis() + Int64(config.slaTickSeconds) * 1000
                 publishSLATicks(at: at)
                 pruneIdempotency(at: at)
             }

@@ -92,6 +92,11 @@ public final class Engine: @unchecked Sendable {
     var pendingAgentMessages: [(Peer, [UInt8])] = []
     /// The live queues (Engine+Queue).
     let queue = QueueHub()
+    /// What each agent frame of this batch is told if the batch does not
+    /// commit (`refuseAgent`, `agentWrote`). An agent hears nothing when its
+    /// write succeeds, and its refusals are agent frames, which a failed
+    /// batch drops with the rest: silence would then mean "saved".
+    var agentAnswersIfUncommitted: [(peer: Peer, refusal: PeekError)] = []
 
     /// Replies whose first answer is repeated for this long (CONTRACT: 10 minutes).
     static let idempotencyWindowMillis: Int64 = 10 * 60 * 1000
@@ -118,7 +123,9 @@ public final class Engine: @unchecked Sendable {
         self.bus = bus
         self.mailer = mailer
         self.assistant = assistant
-        pipeline = store.durability.map { [metrics, logger] in CommitPipeline(durability: $0, bus: bus, metrics: metrics, logger: logger) }
+        pipeline = store.durability.map { [metrics, logger] in
+            CommitPipeline(durability: $0, bus: bus, metrics: metrics, logger: logger, clock: config.clock)
+        }
     }
 
     // MARK: Thread
@@ -183,9 +190,14 @@ public final class Engine: @unchecked Sendable {
     /// Waits on `stopCondition`, which the engine thread signals, not by polling.
     package func stop() {
         stopping.store(true, ordering: .relaxed)
-        let deadline = Date().addingTimeInterval(Double(config.smtpTimeoutSeconds + 5))
+        let deadline = clock.monotonicMillis() + Int64(config.smtpTimeoutSeconds + 5) * 1000
         stopCondition.lock()
-        while repliesInFlight.load(ordering: .relaxed) > 0 && stopCondition.wait(until: deadline) {}
+        while repliesInFlight.load(ordering: .relaxed) > 0 {
+            let left = deadline - clock.monotonicMillis()
+            if left <= 0 { break }
+            // Foundation's wait takes a date; it is only the slice's length.
+            _ = stopCondition.wait(until: Date(timeIntervalSinceNow: Double(min(left, 1000)) / 1000))
+        }
         stopCondition.unlock()
         stopped.store(true, ordering: .relaxed)
         doorbell.ring()
@@ -208,60 +220,74 @@ public final class Engine: @unchecked Sendable {
     }
 
     private func run() {
-        recoverTimers()
-        endShellsCutByRestart()
-        settleRepliesCutByRestart()
-        nextSLATickMillis = monotonicMillis() + Int64(config.slaTickSeconds) * 1000
+        prepareToRun()
         while !stopped.load(ordering: .relaxed) {
-            var wait = nextSLATickMillis - monotonicMillis()
+            var wait = nextSLATickMillis - clock.monotonicMillis()
             if let next = timers.nextDue { wait = min(wait, next - now) }
             doorbell.wait(timeoutMillis: wait)
-            while true {
-                let jobs = inbox.withLock { inbox -> [(job: EngineJob, tenant: String?)] in
-                    let taken: [(job: EngineJob, tenant: String?)]
-                    if inbox.jobs.count <= Self.maxBatch {
-                        taken = inbox.jobs
-                        inbox.jobs.removeAll(keepingCapacity: true)
-                    } else {
-                        taken = Array(inbox.jobs.prefix(Self.maxBatch))
-                        inbox.jobs.removeFirst(Self.maxBatch)
-                    }
-                    for case let (_, tenant?) in taken {
-                        let left = inbox.waitingByTenant[tenant, default: 1] - 1
-                        inbox.waitingByTenant[tenant] = left > 0 ? left : nil
-                    }
-                    return taken
-                }
-                backlog.subtract(jobs.count, ordering: .relaxed)
-                if jobs.isEmpty { break }
-                // A write that fails where only the batch can undo it ends
-                // the batch there (rolled back, its commands told); the jobs
-                // behind it get a transaction of their own rather than run
-                // against a doomed one. A reply's outcome is never part of
-                // a batch (see `finishReply`).
-                var next = 0
-                while next < jobs.count {
-                    if case .mailFinished(let job, let outcome) = jobs[next].job {
-                        finishReply(job, outcome)
-                        next += 1
-                        continue
-                    }
-                    let first = next
-                    runBatch {
-                        while next < jobs.count && !batchEnded && !jobs[next].job.isMailOutcome {
-                            handle(jobs[next].job)
-                            next += 1
-                        }
-                    }
-                    metrics.add(metrics.batches)
-                    metrics.add(metrics.batchJobs, next - first)
-                }
-            }
-            runDueTimers()
+            runPass()
         }
         pipeline?.stop()
         finished.store(true, ordering: .relaxed)
         signalStop()
+    }
+
+    /// Before the first pass: the deadlines kept in the store are armed
+    /// again, what a restart cut off is settled, and the first SLA tick is
+    /// one interval away.
+    func prepareToRun() {
+        recoverTimers()
+        endShellsCutByRestart()
+        settleRepliesCutByRestart()
+        nextSLATickMillis = clock.monotonicMillis() + Int64(config.slaTickSeconds) * 1000
+    }
+
+    /// One pass of the engine thread: every job queued, in batches, then the
+    /// timers due by `clock`. The engine's rule tests call it on their own
+    /// thread, the engine not started, after each step and `advance`.
+    func runPass() {
+        while true {
+            let jobs = inbox.withLock { inbox -> [(job: EngineJob, tenant: String?)] in
+                let taken: [(job: EngineJob, tenant: String?)]
+                if inbox.jobs.count <= Self.maxBatch {
+                    taken = inbox.jobs
+                    inbox.jobs.removeAll(keepingCapacity: true)
+                } else {
+                    taken = Array(inbox.jobs.prefix(Self.maxBatch))
+                    inbox.jobs.removeFirst(Self.maxBatch)
+                }
+                for case let (_, tenant?) in taken {
+                    let left = inbox.waitingByTenant[tenant, default: 1] - 1
+                    inbox.waitingByTenant[tenant] = left > 0 ? left : nil
+                }
+                return taken
+            }
+            backlog.subtract(jobs.count, ordering: .relaxed)
+            if jobs.isEmpty { break }
+            // A write that fails where only the batch can undo it ends
+            // the batch there (rolled back, its commands told); the jobs
+            // behind it get a transaction of their own rather than run
+            // against a doomed one. A reply's outcome is never part of
+            // a batch (see `finishReply`).
+            var next = 0
+            while next < jobs.count {
+                if case .mailFinished(let job, let outcome) = jobs[next].job {
+                    finishReply(job, outcome)
+                    next += 1
+                    continue
+                }
+                let first = next
+                runBatch {
+                    while next < jobs.count && !batchEnded && !jobs[next].job.isMailOutcome {
+                        handle(jobs[next].job)
+                        next += 1
+                    }
+                }
+                metrics.add(metrics.batches)
+                metrics.add(metrics.batchJobs, next - first)
+            }
+        }
+        runDueTimers()
     }
 
     /// True once nothing more may join the batch: a write failed that only
@@ -283,6 +309,7 @@ public final class Engine: @unchecked Sendable {
     func runBatch(ifUncommitted: UncommittedOutputs = .answerFailure, _ body: () -> Void) -> Bool {
         outputs.removeAll(keepingCapacity: true)
         subscribedThisBatch.removeAll(keepingCapacity: true)
+        agentAnswersIfUncommitted.removeAll(keepingCapacity: true)
         commandsThisBatch = 0
         var refused = false
         do {
@@ -308,11 +335,11 @@ public final class Engine: @unchecked Sendable {
             log(.error, "batch_rolled_back", "a write failed that only the whole batch can undo; rolling the batch back")
         } else {
             do {
-                let started = monotonicMicros()
+                let started = clock.monotonicMicros()
                 try store.commit()
                 committed = true
                 metrics.add(metrics.commits)
-                metrics.add(metrics.commitMicros, monotonicMicros() - started)
+                metrics.add(metrics.commitMicros, clock.monotonicMicros() - started)
                 metrics.add(metrics.commandsAcknowledged, commandsThisBatch)
             } catch {
                 log(.error, "commit_failed", "committing the batch failed", error: "\(error)")
@@ -329,6 +356,9 @@ public final class Engine: @unchecked Sendable {
             for s in subscribedThisBatch {
                 sessions[s.peer]?.tickets.remove(s.ticket)
                 leave(s.peer, techID: s.technician, ticketID: s.ticket)
+            }
+            if case .answerFailure = ifUncommitted {
+                for a in agentAnswersIfUncommitted { outputs.append(.agentSend(a.peer, Wire.errorFrame(id: nil, a.refusal))) }
             }
         }
         queueAfterBatch(committed: committed)
@@ -361,8 +391,11 @@ public final class Engine: @unchecked Sendable {
 
     // MARK: Clock
 
+    /// Where the engine reads time: never this machine's clock directly.
+    var clock: any TimeSource { config.clock }
+
     /// Wall-clock time for timestamps on the wire and due times in the store.
-    var now: Int64 { config.wallClock() }
+    var now: Int64 { clock.wallMillis() }
 
     /// The server's log (ServerLog): ids and sentences only, never a
     /// token, a password or a message body.

@@ -26,7 +26,8 @@ package struct EngineConfig: Sendable {
     package var maxRepliesInFlight = 256
     package var replyRecordAttempts = 10
     package var maxEngineBacklog = 10_000
-    package var wallClock: @Sendable () -> Int64 = { wallClockMillis() }
+    /// Where the engine reads time (`ServerConfig.clock`).
+    package var clock: any TimeSource = SystemTimeSource()
     package var attachmentsDirectory = "./peek-data/attachments"
 
     package init() {}

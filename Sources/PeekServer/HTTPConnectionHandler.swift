@@ -144,7 +144,7 @@ final class HTTPConnectionHandler: ConnectionHandler {
         let config = hub.server.config
         switch APIRoute.router.match(method: h.method, path: h.path) {
         case .matched(let route, let params):
-            let caller = APICaller.from(h, route: route, config: config, nowSeconds: config.wallClock() / 1000)
+            let caller = APICaller.from(h, route: route, config: config, nowSeconds: config.clock.wallMillis() / 1000)
             if let refusal = caller.refusal(for: route) {
                 return .error(401, code: refusal.code.rawValue, message: refusal.message)
             }

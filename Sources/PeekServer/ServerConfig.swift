@@ -141,9 +141,9 @@ public struct ServerConfig: Sendable {
     /// machine's kind, far above what closed-loop clients keep in flight,
     /// and at most about 650 MiB even if every job were a 64 KiB note.
     public var maxEngineBacklog = 10_000
-    /// The wall clock, in Unix milliseconds: timestamps, SLA due times and
-    /// token expiry all read it here, so a test can move time.
-    public var wallClock: @Sendable () -> Int64 = { wallClockMillis() }
+    /// The clocks: timestamps, SLA due times, token expiry and the engine's
+    /// timers all read time here, so a test can move it (`ManualTimeSource`).
+    public var clock: any TimeSource = SystemTimeSource()
     /// Tests only (no flag): wraps the store the server opens, e.g. in one
     /// that fails a chosen call, to show what the engine answers then.
     public var wrapStore: (@Sendable (any TicketStore) -> any TicketStore)?
@@ -210,7 +210,7 @@ extension ServerConfig {
         e.maxRepliesInFlight = maxRepliesInFlight
         e.replyRecordAttempts = replyRecordAttempts
         e.maxEngineBacklog = maxEngineBacklog
-        e.wallClock = wallClock
+        e.clock = clock
         e.attachmentsDirectory = attachmentsDirectory
         return e
     }

@@ -179,7 +179,7 @@ final class TechnicianSession: WebSocketSession {
         self.signIn = signIn
         // Saturating: a token may carry any `exp` its signer chose.
         let expMillis = signIn.expiresAt.multipliedReportingOverflow(by: 1000)
-        let left = expMillis.overflow ? Int64.max : max(0, expMillis.partialValue - hub.server.config.wallClock())
+        let left = expMillis.overflow ? Int64.max : max(0, expMillis.partialValue - hub.server.config.clock.wallMillis())
         let deadline = monotonicMillis().addingReportingOverflow(left)
         signInDeadlineMillis = deadline.overflow ? .max : deadline.partialValue
     }
@@ -195,7 +195,7 @@ final class TechnicianSession: WebSocketSession {
         }
         let claims: TechnicianClaims
         do {
-            claims = try JWT.verify(token, secret: Array(hub.server.config.jwtSecret.utf8), nowSeconds: hub.server.config.wallClock() / 1000)
+            claims = try JWT.verify(token, secret: Array(hub.server.config.jwtSecret.utf8), nowSeconds: hub.server.config.clock.wallMillis() / 1000)
         } catch {
             sendText(Wire.errorFrame(id: id, PeekError(.unauthorized, error.message)))
             return

@@ -9,10 +9,13 @@ import PeekTestSupport
 /// to a technician of the ticket's tenant, followed by `GET /v1/files/{a}`
 /// with no credential but the link's own signature.
 final class AttachmentLinkTests: XCTestCase {
-    /// A wall clock the test can move forward.
-    private final class Clock: Sendable {
+    /// A wall clock the test can move forward (the monotonic one runs as usual).
+    private final class Clock: TimeSource {
         let offset = Mutex<Int64>(0)
-        func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) + offset.withLock { $0 } }
+        func now() -> Int64 { wallMillis() }
+        func wallMillis() -> Int64 { wallClockMillis() + offset.withLock { $0 } }
+        func monotonicMillis() -> Int64 { PeekCore.monotonicMillis() }
+        func monotonicMicros() -> Int { PeekCore.monotonicMicros() }
         func advance(seconds: Int64) { offset.withLock { $0 += seconds * 1000 } }
     }
 
@@ -27,7 +30,7 @@ final class AttachmentLinkTests: XCTestCase {
 
     private func fixture() throws -> Fixture {
         let clock = Clock()
-        let server = try TestServer { $0.wallClock = { clock.now() } }
+        let server = try TestServer { $0.clock = clock }
         let tickets = try server.seed(tickets: 2)
         let bytes = Array("%PDF-1.4\n% a small report\n%%EOF\n".utf8)
         let up = try server.request("POST", "/v1/tickets/\(tickets[0])/attachments?filename=report.pdf", body: bytes,
