@@ -61,7 +61,7 @@ extension Engine {
         // Best effort: an ephemeral push, like one shed to a slow consumer;
         // a snapshot (any resubscribe) reads the agent and telemetry afresh.
         let linked = store.bestEffort { () throws(StoreError) in try store.ticketsLinked(tenant: asset.tenant, asset: asset.id) }
-        for ticketID in linked ?? [] where viewers[ticketID] != nil {
+        for ticketID in linked ?? [] where hasViewers(ticketID) {
             publishEphemeral(ticket: ticketID, kind: kind, data: data)
         }
     }

@@ -249,15 +249,27 @@ extension Engine {
         }
     }
 
+    /// Tells this ticket's viewers who views it (every node's), and, in a
+    /// cluster, tells the other nodes who views it here.
     func publishPresence(_ ticketID: String, onlyTo peer: Peer? = nil) {
         if peer == nil { queuePresenceChanged(ticketID) }
-        let list = viewers[ticketID]?.list ?? []
+        if peer == nil && clustered {
+            var w = JSONWriter()
+            Wire.viewers(viewers[ticketID]?.list ?? [], into: &w)
+            outputs.append(.clusterPresence(ticket: ticketID, viewers: w.bytes))
+        }
+        publishLocalPresence(ticketID, onlyTo: peer)
+    }
+
+    /// The union list to this node's viewers of the ticket (or one of them).
+    func publishLocalPresence(_ ticketID: String, onlyTo peer: Peer? = nil) {
+        let list = presenceList(ticketID)
         var w = JSONWriter()
         w.beginObject(); w.key("viewers"); Wire.viewers(list, into: &w); w.endObject()
         if let peer {
             send(peer, Wire.deltaFrame(ticket: ticketID, seq: nil, at: now, kind: .presenceUpdated, data: w.bytes))
         } else {
-            // No viewers means nobody to tell.
+            // No viewers here means nobody here to tell.
             guard viewers[ticketID] != nil else { return }
             let delta = Wire.deltaFrame(ticket: ticketID, seq: nil, at: now, kind: .presenceUpdated, data: w.bytes)
             outputs.append(.publish(ticket: ticketID, seq: nil, delta: delta))
@@ -315,7 +327,7 @@ extension Engine {
             w.field("status", r.status.rawValue); w.endObject()
         }
         w.endArray()
-        w.key("viewers"); Wire.viewers(viewers[t.id]?.list ?? [], into: &w)
+        w.key("viewers"); Wire.viewers(presenceList(t.id), into: &w)
         w.endObject()
     }
 }

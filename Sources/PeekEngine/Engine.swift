@@ -60,6 +60,12 @@ public final class Engine: @unchecked Sendable {
     var sessions: [Peer: TechnicianState] = [:]
     var tenantConnections: [String: Int] = [:]
     var viewers: [String: TicketViewers] = [:]
+    /// Viewers on other nodes (PostgreSQL cluster), per ticket and node, as
+    /// their node last announced them (Engine+ClusterPresence.swift).
+    var remoteViewers: [String: [String: RemotePresence]] = [:]
+    /// Set before `start` when other nodes share the database: presence
+    /// changes are then also handed to the bus for them (`.clusterPresence`).
+    package var clustered = false
     var agents: [String: Peer] = [:]          // agent CN -> its connection
     var agentPeers: [Peer: AgentState] = [:]
     var timers = TimerHeap()
@@ -450,7 +456,8 @@ public final class Engine: @unchecked Sendable {
 
     /// Queues an ephemeral delta (no seq, not stored) for the ticket's viewers.
     func publishEphemeral(ticket: String, kind: DeltaKind, data: [UInt8]) {
-        guard let v = viewers[ticket], !v.isEmpty else { return }
+        // Viewers on other nodes get it through the bus.
+        guard hasViewers(ticket) else { return }
         outputs.append(.publish(ticket: ticket, seq: nil, delta: Wire.deltaFrame(ticket: ticket, seq: nil, at: now, kind: kind, data: data)))
     }
 
@@ -500,6 +507,10 @@ package enum EngineOutput {
     /// The answer to an API request.
     case http(APIReplyID, APIResponse)
     case agentSend(Peer, [UInt8])
+    /// This node's own viewers of `ticket` (a JSON array, as in
+    /// `presence.updated`) for the other nodes of a cluster; a bus with no
+    /// other nodes drops it.
+    case clusterPresence(ticket: String, viewers: [UInt8])
     /// Work that may start only once the batch is durable (a reply's email,
     /// after its "about to send" row), run by the bus after the batch's
     /// other outputs; if the batch does not commit, `ifLost` runs instead.

@@ -112,9 +112,15 @@ enum PostgresSchema {
             tenant TEXT NOT NULL REFERENCES tenants(id), kind TEXT NOT NULL, url TEXT NOT NULL,
             PRIMARY KEY (tenant, kind));
         """,
+        // 6: PostgreSQL only. One lease per running node (PostgresBus):
+        // renewed every third of a heartbeat; a node whose lease lapsed is
+        // taken for dead and its viewers leave the others' presence.
+        """
+        CREATE TABLE peek_nodes (id TEXT PRIMARY KEY, expires_at TIMESTAMPTZ NOT NULL);
+        """,
     ]
 
     /// Tables only the PostgreSQL store has (cluster bookkeeping): `peekd
     /// migrate` neither expects them in SQLite nor copies into them.
-    static let postgresOnlyTables: Set<String> = ["peek_schema", "ticket_numbers"]
+    static let postgresOnlyTables: Set<String> = ["peek_schema", "ticket_numbers", "peek_nodes"]
 }

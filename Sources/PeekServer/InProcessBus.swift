@@ -52,6 +52,8 @@ final class InProcessBus: DeltaBus {
                 answers.append((id, response))
             case .afterDurable(let work, _):
                 afterDurable.append(work)
+            case .clusterPresence:
+                continue
             }
         }
         for (i, actions) in perLoop.enumerated() where !actions.isEmpty {

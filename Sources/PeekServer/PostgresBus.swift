@@ -43,10 +43,28 @@ import PeekStore
 /// viewer and the old ones continue from the same point. All of this runs
 /// under one lock, and the loops are handed their jobs under it, so the
 /// order the loops see is the order the cursors describe.
+///
+/// Ephemeral deltas (protocol.md §3.7) travel on a second channel,
+/// `peek_ephemeral`, best effort: a line `E ticket frame` per delta
+/// (telemetry, session output, agent status; not `sla.tick`, which every
+/// node sends its own viewers, and not `presence.updated`, which is a
+/// union), handed to this node's loops as it comes; a line `P ticket
+/// viewers` per presence change, this node's own viewers of the ticket,
+/// which the engine keeps per node and merges (`applyRemotePresence`).
+/// One lost is not made up: the next one replaces it, and presence is
+/// re-announced every third of a heartbeat.
+///
+/// Node leases. Each node keeps a row in `peek_nodes` whose `expires_at`
+/// it pushes one heartbeat ahead every third of a heartbeat; it reads the
+/// nodes whose lease holds at the same time, and the engine drops the
+/// presence of every other node. A node killed with SIGKILL stops renewing
+/// and is gone from the others' lists within a heartbeat and a third; one
+/// that stops cleanly deletes its row.
 final class PostgresBus: DeltaBus, @unchecked Sendable {
     // @unchecked: the cursors and the follower connection are touched only
     // under `lock`; the notifier's connection only by its worker thread.
     static let channel = "peek_deltas"
+    static let ephemeralChannel = "peek_ephemeral"
 
     let inner: InProcessBus
     /// Tells this node's notifications from the others' (each node also
@@ -62,7 +80,12 @@ final class PostgresBus: DeltaBus, @unchecked Sendable {
     private var followerBroken = false
     private var nextResyncMillis: Int64 = 0
 
-    private let notifier: SerialWorker<[PendingDelta]>
+    private let engine: Engine
+    /// How long a lease lasts (one heartbeat) and how often it is renewed.
+    private let leaseMillis: Int64
+    private var nextLeaseMillis: Int64 = 0
+
+    private let notifier: SerialWorker<Outgoing>
     private let stopping = Atomic<Bool>(false)
     private let followerDone = DispatchSemaphore(value: 0)
     private let started = Atomic<Bool>(false)
@@ -84,24 +107,39 @@ final class PostgresBus: DeltaBus, @unchecked Sendable {
         var frame: [UInt8]
     }
 
-    init(url: String, inner: InProcessBus, loopCount: Int, logger: ServerLog,
+    /// One batch's share of what goes to the other nodes.
+    struct Outgoing: Sendable {
+        var deltas: [PendingDelta] = []
+        /// `E ticket frame` and `P ticket viewers` lines.
+        var ephemeral: [String] = []
+    }
+
+    init(url: String, inner: InProcessBus, loopCount: Int, logger: ServerLog, engine: Engine, heartbeatSeconds: Int,
          resyncMillis: Int64 = 1000) throws(StoreError) {
         self.inner = inner
+        self.engine = engine
+        leaseMillis = Int64(max(1, heartbeatSeconds)) * 1000
         self.logger = logger
         self.resyncMillis = resyncMillis
         nodeID = String(UInt64.random(in: 1...UInt64.max), radix: 36)
         follower = try PostgresTicketStore(url: url)
         try follower.connection.execute("LISTEN \(Self.channel)")
+        try follower.connection.execute("LISTEN \(Self.ephemeralChannel)")
         let notifyConnection = try PostgresConnection(url: url)
         let node = nodeID
         let counters = counters
         nonisolated(unsafe) let connection = notifyConnection
         notifier = SerialWorker(name: "peekd-notify", capacity: 4096, whenFull: .wait) { taken in
-            for payload in Self.payloads(node: node, taken.joined()) {
-                Self.send(payload, on: connection, logger: logger)
+            for payload in Self.payloads(node: node, taken.lazy.flatMap(\.deltas)) {
+                Self.send(payload, channel: Self.channel, on: connection, logger: logger)
                 counters.notificationsSent.add(1, ordering: .relaxed)
             }
+            for payload in Self.ephemeralPayloads(node: node, taken.lazy.flatMap(\.ephemeral)) {
+                Self.send(payload, channel: Self.ephemeralChannel, on: connection, logger: logger)
+            }
         }
+        // The lease is taken before any presence of this node is announced.
+        renewLease()
     }
 
     func start() {
@@ -116,13 +154,17 @@ final class PostgresBus: DeltaBus, @unchecked Sendable {
         guard started.load(ordering: .relaxed), !stopping.exchange(true, ordering: .relaxed) else { return }
         followerDone.wait()
         notifier.stop()
+        // Stopped cleanly: the others drop this node's presence at once.
+        lock.withLock {
+            _ = try? follower.connection.query("DELETE FROM peek_nodes WHERE id = $1", .text(nodeID))
+        }
     }
 
     // MARK: This node's batches
 
     func deliver(_ outputs: [EngineOutput]) {
         guard !outputs.isEmpty else { return }
-        var sent: [PendingDelta] = []
+        var sent = Outgoing()
         lock.lock()
         var out: [EngineOutput] = []
         out.reserveCapacity(outputs.count)
@@ -137,7 +179,12 @@ final class PostgresBus: DeltaBus, @unchecked Sendable {
                 }
                 cursors[ticket] = seq
                 out.append(output)
-                sent.append(PendingDelta(ticket: ticket, seq: seq, frame: frame))
+                sent.deltas.append(PendingDelta(ticket: ticket, seq: seq, frame: frame))
+            case .publish(let ticket, nil, let frame):
+                if Self.crossesNodes(frame) { sent.ephemeral.append("E \(ticket) " + String(decoding: frame, as: UTF8.self)) }
+                out.append(output)
+            case .clusterPresence(let ticket, let viewers):
+                sent.ephemeral.append("P \(ticket) " + String(decoding: viewers, as: UTF8.self))
             case .subscribe(let peer, let id, let ticket, var frames):
                 guard let last = frames.last, let seq = Self.seq(in: last) else { out.append(output); continue }
                 if let cursor = cursors[ticket] {
@@ -158,7 +205,7 @@ final class PostgresBus: DeltaBus, @unchecked Sendable {
         receive(follower.connection.notifications(), into: &out)
         inner.deliver(out)
         lock.unlock()
-        if !sent.isEmpty { notifier.submit(sent) }
+        if !sent.deltas.isEmpty || !sent.ephemeral.isEmpty { notifier.submit(sent) }
     }
 
     // MARK: Other nodes' batches
@@ -183,6 +230,7 @@ final class PostgresBus: DeltaBus, @unchecked Sendable {
             do throws(StoreError) {
                 try connection.reconnect()
                 try connection.execute("LISTEN \(Self.channel)")
+                try connection.execute("LISTEN \(Self.ephemeralChannel)")
                 followerBroken = false
                 logger.log(.info, "cluster_follow_reconnected", "listening for other nodes' deltas again; catching up from the log")
             } catch {
@@ -203,10 +251,57 @@ final class PostgresBus: DeltaBus, @unchecked Sendable {
             nextResyncMillis = now + resyncMillis
             resync(into: &out)
         }
+        if now >= nextLeaseMillis {
+            nextLeaseMillis = now + max(100, leaseMillis / 3)
+            renewLease()
+        }
+    }
+
+    /// Pushes this node's lease one heartbeat ahead, reads which nodes
+    /// still hold one, and has the engine drop the others' presence and
+    /// announce its own again. A failed renewal is tried again at the next
+    /// turn (the others drop this node's viewers meanwhile, and take them
+    /// back at its next announcement). Under `lock`, or before `start`.
+    private func renewLease() {
+        let connection = follower.connection
+        let live = try? { () throws(StoreError) -> [[SQLValue]] in
+            _ = try follower.connection.query(
+                "INSERT INTO peek_nodes(id, expires_at) VALUES ($1, now() + $2 * interval '1 millisecond') "
+                    + "ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at",
+                .text(nodeID), .int(leaseMillis))
+            _ = try follower.connection.query("DELETE FROM peek_nodes WHERE expires_at < now() - interval '1 hour'")
+            return try follower.connection.query("SELECT id FROM peek_nodes WHERE expires_at > now()")
+        }()
+        guard let live else {
+            if connection.isBroken { followerBroken = true }
+            return
+        }
+        let nodes = Set(live.compactMap { $0.first?.text })
+        let within = leaseMillis
+        engine.submit(.run { engine in
+            engine.keepRemotePresence(liveNodes: nodes, heardWithinMillis: within)
+            engine.announcePresence()
+        })
     }
 
     /// Under `lock`.
     private func receive(_ notifications: [PostgresConnection.Notification], into out: inout [EngineOutput]) {
+        for n in notifications where n.channel == Self.ephemeralChannel {
+            var lines = n.payload.split(separator: "\n", omittingEmptySubsequences: true)[...]
+            guard let node = lines.popFirst(), node != nodeID else { continue }
+            let from = String(node)
+            for line in lines {
+                let parts = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+                guard parts.count == 3 else { continue }
+                let ticket = String(parts[1])
+                let body = Array(parts[2].utf8)
+                switch parts[0] {
+                case "E": out.append(.publish(ticket: ticket, seq: nil, delta: body))
+                case "P": engine.submit(.run { $0.applyRemotePresence(node: from, ticket: ticket, viewers: body) })
+                default: continue
+                }
+            }
+        }
         for n in notifications where n.channel == Self.channel {
             var lines = n.payload.split(separator: "\n", omittingEmptySubsequences: true)[...]
             guard let node = lines.popFirst(), node != nodeID else { continue }
@@ -309,9 +404,44 @@ final class PostgresBus: DeltaBus, @unchecked Sendable {
         return payloads
     }
 
+    /// The ephemeral lines queued, in as few payloads under the limit as
+    /// they fit, `node` first; a line too long for a payload of its own is
+    /// dropped (ephemeral: the other nodes' viewers miss it).
+    static func ephemeralPayloads(node: String, _ lines: some Sequence<String>) -> [String] {
+        let header = node + "\n"
+        let limit = PostgresConnection.maxNotifyPayloadBytes
+        var payloads: [String] = []
+        var current = header
+        for line in lines {
+            let size = line.utf8.count + 1
+            if header.utf8.count + size > limit { continue }
+            if current.utf8.count + size > limit {
+                payloads.append(current)
+                current = header
+            }
+            current += line + "\n"
+        }
+        if current.utf8.count > header.utf8.count { payloads.append(current) }
+        return payloads
+    }
+
+    /// Whether an ephemeral frame goes to the other nodes: not
+    /// `presence.updated` (each node sends its own union), not `sla.tick`
+    /// (each node ticks for its own viewers), not `queue.*` (each node's
+    /// queue index is its own). The first
+    /// `"kind":"` of a frame peekd encoded is the delta's own (the ticket
+    /// before it is a JSON string, whose quotes are escaped).
+    static func crossesNodes(_ frame: [UInt8]) -> Bool {
+        let key = Array("\"kind\":\"".utf8)
+        guard let start = frame.firstRange(of: key)?.upperBound else { return true }
+        let rest = frame[start...]
+        return !rest.starts(with: "presence.updated\"".utf8) && !rest.starts(with: "sla.tick\"".utf8)
+            && !rest.starts(with: "queue.".utf8)
+    }
+
     /// One NOTIFY; after a broken connection, one reconnect and retry. A
     /// notification that still fails is left to the receivers' resync.
-    private static func send(_ payload: String, on connection: PostgresConnection, logger: ServerLog) {
+    private static func send(_ payload: String, channel: String, on connection: PostgresConnection, logger: ServerLog) {
         for attempt in 0..<2 {
             do throws(StoreError) {
                 if connection.isBroken { try connection.reconnect() }

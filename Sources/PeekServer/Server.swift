@@ -112,7 +112,9 @@ public final class Server: @unchecked Sendable {
         if let url = config.databaseURL, !echoMode {
             // Several nodes may share the database: their deltas reach this
             // node's viewers, and this node's reach theirs.
-            let cluster = try PostgresBus(url: url, inner: inProcess, loopCount: threads, logger: logger)
+            let cluster = try PostgresBus(url: url, inner: inProcess, loopCount: threads, logger: logger, engine: engine,
+                                          heartbeatSeconds: config.heartbeatSeconds)
+            engine.clustered = true
             cluster.start()
             clusterBus = cluster
             clusterRescan = ClusterTimerRescan(engine: engine, seconds: config.clusterRescanSeconds)
