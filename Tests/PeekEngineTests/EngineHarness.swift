@@ -204,7 +204,7 @@ final class RecordingBus: DeltaBus {
 /// One output as the tests read it: which kind, to whom, and its frames
 /// parsed. The one place that knows the engine's output type.
 struct Out: CustomStringConvertible, Sendable {
-    enum Kind: Sendable { case publish, send, result, subscribe, unsubscribe, close, welcome, http, agent, afterDurable }
+    enum Kind: Sendable { case publish, send, result, subscribe, unsubscribe, close, welcome, http, agent, afterDurable, clusterPresence }
     var kind: Kind
     var peer: Peer?
     var ticket: String?
@@ -228,6 +228,8 @@ struct Out: CustomStringConvertible, Sendable {
         case .welcome(let p, let b, _): kind = .welcome; peer = p; frames = [parse(b)]
         case .http(_, let r): kind = .http; http = r
         case .agentSend(let p, let b): kind = .agent; peer = p; frames = [parse(b)]
+        case .clusterPresence(let ticket, let viewers):
+            kind = .clusterPresence; self.ticket = ticket; frames = [parse(viewers)]
         case .afterDurable(let run, _):
             // The in-memory store's commit is durable at once: run it as the bus would.
             kind = .afterDurable
