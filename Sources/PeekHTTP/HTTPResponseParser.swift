@@ -163,22 +163,16 @@ public struct HTTPResponseParser: Sendable {
                 }
                 return .head(HTTPResponseHead(status: head.status, reason: head.reason, headers: head.headers))
             case .fixed(let remaining):
-                guard start < buffer.count else {
-                    if closed { throw .truncated }
-                    return nil
-                }
-                let n = min(remaining, buffer.count - start)
-                let piece = Array(buffer[start..<start + n])
-                start += n
-                bodyBytes += n
-                if n == remaining { state = .ending } else { state = .fixed(remaining: remaining - n) }
+                guard let piece = try takeBody(upTo: remaining) else { return nil }
+                state = piece.count == remaining ? .ending : .fixed(remaining: remaining - piece.count)
                 return .body(piece)
             case .untilClose:
                 if start < buffer.count {
-                    let piece = Array(buffer[start...])
-                    start = buffer.count
-                    bodyBytes += piece.count
-                    guard bodyBytes <= limits.maxBodyBytes else { throw .bodyTooLarge }
+                    // Up to the bound and no further, then the error: the
+                    // same bytes come out however the input was split.
+                    let room = limits.maxBodyBytes - bodyBytes
+                    guard room > 0 else { throw .bodyTooLarge }
+                    guard let piece = try takeBody(upTo: room) else { return nil }
                     return .body(piece)
                 }
                 if closed { state = .done; return .end }
@@ -197,15 +191,8 @@ public struct HTTPResponseParser: Sendable {
                 guard size <= limits.maxBodyBytes - bodyBytes else { throw .bodyTooLarge }
                 state = .chunkData(remaining: size)
             case .chunkData(let remaining):
-                guard start < buffer.count else {
-                    if closed { throw .truncated }
-                    return nil
-                }
-                let n = min(remaining, buffer.count - start)
-                let piece = Array(buffer[start..<start + n])
-                start += n
-                bodyBytes += n
-                state = n == remaining ? .chunkEnd : .chunkData(remaining: remaining - n)
+                guard let piece = try takeBody(upTo: remaining) else { return nil }
+                state = piece.count == remaining ? .chunkEnd : .chunkData(remaining: remaining - piece.count)
                 return .body(piece)
             case .chunkEnd:
                 var lineBytes = 0
@@ -232,6 +219,20 @@ public struct HTTPResponseParser: Sendable {
     /// The next line without its LF (and a CR before it), or nil when no
     /// whole line is buffered yet. `count` adds the line's bytes; past
     /// `limit` it throws `tooLarge`, also for a line still incomplete.
+    /// Up to `remaining` body bytes of what has arrived; nil while none
+    /// has, and a truncation once the peer closed before they came.
+    private mutating func takeBody(upTo remaining: Int) throws(Error) -> [UInt8]? {
+        guard start < buffer.count else {
+            if closed { throw .truncated }
+            return nil
+        }
+        let n = min(remaining, buffer.count - start)
+        let piece = Array(buffer[start..<start + n])
+        start += n
+        bodyBytes += n
+        return piece
+    }
+
     private mutating func readLine(counting count: inout Int, limit: Int, tooLarge: Error) throws(Error) -> ArraySlice<UInt8>? {
         var i = start
         while i < buffer.count && buffer[i] != ASCII.lf { i += 1 }

@@ -46,6 +46,22 @@ final class HTTPResponseParserTests: XCTestCase {
         return whole
     }
 
+    /// A close-delimited body over the bound gives the same bytes, then the
+    /// same error, however it is cut (found by the http_response fuzz
+    /// target: whole, nothing came out; cut, the first piece did).
+    func testUntilClose_overTheBound_sameBytesThenErrorAtEveryCut() {
+        let limits = HTTPResponseParser.Limits(maxBodyBytes: 8)
+        let text = "HTTP/1.1 200 OK\r\n\r\n0123456789abcdef"
+        let whole = parse([text], limits: limits)
+        XCTAssertEqual(String(decoding: whole.body, as: UTF8.self), "01234567")
+        XCTAssertEqual(whole.error, .bodyTooLarge)
+        let bytes = Array(text.utf8)
+        for cut in 1..<bytes.count {
+            let a = String(decoding: bytes[..<cut], as: UTF8.self), b = String(decoding: bytes[cut...], as: UTF8.self)
+            XCTAssertEqual(parse([a, b], limits: limits), whole, "cut at \(cut)")
+        }
+    }
+
     func testContentLength() {
         let p = parseEverySplit("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"text\":1}\n")
         XCTAssertEqual(p.head?.status, 200)
