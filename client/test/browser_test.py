@@ -1211,6 +1211,54 @@ def test_posture_pills_update_live(ctx):
     finally:
         body = '{"posture": %s}' % (original if original and original != "null" else "null")
         ctx.server.service("PUT", "/v1/tenants/demo/assets/asset-1", body.encode())
+
+def test_screenshots_every_card_filled_each_theme_1280_and_680(ctx):
+    """The Peek with its cards filled, as test artifacts (issue 18): live
+    telemetry from the demo asset's agent over mutual TLS, posture pills,
+    a summary, the SLA clocks, time and related tickets; at 1280 and 680 px
+    in each theme, the window tall enough to hold the whole context stack."""
+    import json
+    a = ctx.a
+    agent = DemoAgent(ctx.server)
+    a.goto("T-1001")
+    original = a.js("return JSON.stringify(window.__peek.panel.model.asset.posture)")
+    try:
+        agent.connect()
+        posture = {"antivirus": "healthy", "firewall": "on", "disk_encryption": "on", "pending_patches": 3}
+        status, answer = ctx.server.service("PUT", "/v1/tenants/demo/assets/asset-1", json.dumps({"posture": posture}).encode())
+        assert status == 200, f"PUT asset refused: {status} {answer}"
+        seq = a.js("return window.__peek.panel.view.seq")
+        summary = "Nexie: VPN drops hourly since the client update; rollback planned tonight."
+        status, answer = ctx.server.service("POST", "/v1/tickets/T-1001/summary",
+                                            json.dumps({"text": summary, "model": "nexie-test", "covers": seq}).encode())
+        assert 200 <= status < 300, f"summary refused: {status} {answer}"
+        shots = []
+        for theme in ("dark", "tinted", "parchment"):
+            for width in (1280, 680):
+                a.driver.set_window_size(width, 2400)
+                inner = a.js("return window.innerWidth")
+                if inner != width:
+                    a.driver.set_window_size(width + (width - inner), 2400)
+                a.goto("T-1001", theme=theme)
+                a.wait(lambda: a.js("return document.documentElement.dataset.theme") == theme, 5, f"theme {theme}")
+                # Telemetry is live only: send a reading for this page to show.
+                agent.send({"type": "telemetry", "cpu": 42.0, "ram": 61.0, "disk": 72.0})
+                a.wait(lambda: a.attr(tid("telemetry-cpu"), "data-value") == "42", 15, "the CPU tile filled")
+                a.wait(lambda: a.text(tid("asset-online")).strip() == "Agent online", 15, "the agent online")
+                a.wait(lambda: summary in a.text(tid("summary-text")), 5, "the summary")
+                a.wait(lambda: a.exists('[data-testid="asset-compliance"] [data-check="Firewall"]'), 5, "the posture pills")
+                shots.append(a.shot(f"peek-filled-{theme}-{width}"))
+        print(f"    {len(shots)} screenshots in {ARTIFACTS}")
+        assert len(shots) == 6 and all(os.path.getsize(p) > 10_000 for p in shots), "six non-trivial screenshots"
+    finally:
+        agent.close()
+        a.driver.set_window_size(1360, 1000)
+        body = '{"posture": %s}' % (original if original and original != "null" else "null")
+        ctx.server.service("PUT", "/v1/tenants/demo/assets/asset-1", body.encode())
+        a.goto(theme="dark")
+        a.click(tid("theme-dark"))
+
+
 # ---------------------------------------------------------------------------
 # The live queue (protocol.md §3.13, client/queue-view.js)
 
@@ -1403,6 +1451,7 @@ TESTS = [
     test_queue_keyboard_arrows_and_enter_open_the_peek,
     test_queue_narrow_680,
     test_queue_breach_tile_counts_up,
+    test_screenshots_every_card_filled_each_theme_1280_and_680,
 ]
 
 # Attachments, a reply's sending state, Time + contract (issue 18): last,
