@@ -1191,6 +1191,83 @@ def test_assist_streams_into_the_composer_and_is_discarded(ctx):
         set_assistant(ctx, None)
 
 
+class TestSummariser:
+    """A tenant's summariser for the browser tests (protocol.md §11.3): a
+    real HTTP server on loopback that answers each call once the test
+    releases it, so the page is seen waiting and then receiving."""
+
+    def __init__(self, text):
+        import http.server
+        owner = self
+        self.text = text
+        self.gate = threading.Semaphore(0)
+        self.requests = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                owner.requests.append(json.loads(self.rfile.read(length) or b"{}"))
+                if not owner.gate.acquire(timeout=30):
+                    return
+                body = json.dumps({"text": owner.text, "model": "nexie-test"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/summarise"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.gate.release(50)
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_summary_arrives_after_a_customer_message(ctx):
+    """Summaries on demand (issue 18): a customer's mail, the debounce
+    (--summary-debounce, 10 s by default), "Nexie is writing…" while the
+    tenant's summariser works, then its summary in the card, no reload."""
+    a = ctx.a
+    text = f"Nexie: customer's VPN drops again after the update {uuid.uuid4().hex[:6]}"
+    summariser = TestSummariser(text)
+    try:
+        status, answer = ctx.server.service("PUT", "/v1/tenants/demo/summariser", json.dumps({"url": summariser.url}).encode())
+        assert status == 200, f"PUT summariser refused: {status} {answer}"
+        a.goto("T-1002")
+        email = a.js("return window.__peek.panel.model.ticket.contact.email")
+        assert email, "T-1002's contact has an email"
+        customer_text = f"It dropped again just now {uuid.uuid4().hex[:6]}"
+        mail = (f"From: Customer <{email}>\r\nTo: support@demo.example\r\n"
+                f"Subject: Re: [#1002] VPN drops\r\nMessage-ID: <{uuid.uuid4().hex}@example>\r\n"
+                f"Date: Sun, 29 Nov 2026 07:30:00 +0000\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+                f"{customer_text}\r\n")
+        status, answer = ctx.server.service("POST", "/v1/tenants/demo/inbound-email", mail.encode(), "message/rfc822")
+        assert 200 <= status < 300, f"inbound email refused: {status} {answer}"
+        a.wait(lambda: a.count_in_thread(customer_text) == 1, 10, "the customer's mail in the thread")
+        # Other tickets' opening messages may call it too (the demo's own,
+        # when the server started less than a debounce ago): look for ours.
+        asked = lambda: any(r.get("ticket", {}).get("id") == "T-1002" for r in list(summariser.requests))
+        a.wait(asked, 30, "the summariser called for T-1002 after the debounce")
+        a.wait(lambda: a.exists(tid("summary-pending")), 5, "Nexie is writing… while the summariser works")
+        summariser.gate.release(50)
+        a.wait(lambda: text in a.text(tid("summary-text")), 10, "the new summary in the card")
+        a.wait(lambda: not a.exists(tid("summary-pending")), 5, "the writing mark gone")
+        a.shot("summary-arrived")
+    finally:
+        ctx.server.service("PUT", "/v1/tenants/demo/summariser", b'{"url": null}')
+        summariser.stop()
+
+
 def test_posture_pills_update_live(ctx):
     import json
     a = ctx.a
@@ -1445,6 +1522,7 @@ TESTS = [
     test_older_messages_load_on_scroll_and_live_note_stays_once,
     test_assist_without_an_assistant_says_so,
     test_assist_streams_into_the_composer_and_is_discarded,
+    test_summary_arrives_after_a_customer_message,
     test_posture_pills_update_live,
     test_queue_rows_and_tiles_follow_another_session_live,
     test_queue_writing_mark_and_viewers,
